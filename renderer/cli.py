@@ -1,0 +1,129 @@
+"""The command line: parses arguments, calls plain functions, turns user errors into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from renderer import __version__
+from renderer.errors import PlotboardError
+
+log = logging.getLogger("plotboard")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from renderer.status import iso
+
+        entry = {"time": iso(record.created), "level": record.levelname.lower(), "message": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry)
+
+
+def setup_logging(fmt: str = "text", verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plotboard", description="Render matplotlib charts into a static status board.")
+    p.add_argument("--version", action="version", version=f"plotboard {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def board_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", default="plotboard.toml", metavar="FILE", help="board file (default: ./plotboard.toml)")
+        sp.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format on stderr")
+        sp.add_argument("-v", "--verbose", action="store_true", help="also log tracebacks of failed renders")
+
+    run = sub.add_parser("run", help="the daemon: keep every chart current (foreground)")
+    board_args(run)
+    run.add_argument("--serve", type=int, metavar="PORT", help="also serve the output folder on 127.0.0.1:PORT")
+
+    build = sub.add_parser("build", help="one pass: render what is out of date, write the pages, exit")
+    board_args(build)
+    build.add_argument("--force", action="store_true", help="render every chart, out of date or not")
+    build.add_argument("--only", nargs="+", metavar="NAME", help="consider only these charts")
+
+    status = sub.add_parser("status", help="check status.json; monitoring-plugin exit codes")
+    status.add_argument("-c", "--config", default="plotboard.toml", metavar="FILE")
+    status.add_argument("--json", action="store_true", help="print the manifest with states judged now")
+
+    init = sub.add_parser("init", help="write a small working board to start from")
+    init.add_argument("dir", type=Path)
+
+    demo = sub.add_parser("demo", help="a live demo board with synthetic data on http://127.0.0.1:8000")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--dir", type=Path, help="where to keep the demo board (default: a temporary folder)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(getattr(args, "log_format", "text"), getattr(args, "verbose", False))
+    try:
+        return COMMANDS[args.command](args)
+    except PlotboardError as exc:
+        print(f"plotboard: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from renderer.build import build
+    from renderer.config import load_board
+
+    board = load_board(args.config)
+    result = build(board, force=args.force, only=args.only)
+    log.info("build: %d rendered, %d failed, %d up to date", len(result.rendered), len(result.failed), len(result.up_to_date))
+    return 1 if result.failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from renderer import status
+    from renderer.config import load_board
+
+    try:
+        board = load_board(args.config)
+        manifest = status.rejudge(status.read_manifest(board.output), time.time())
+    except (PlotboardError, OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"PLOTBOARD UNKNOWN - {exc}")
+        return status.UNKNOWN
+    code = status.exit_code(manifest)
+    print(json.dumps(manifest, indent=1) if args.json else status.summary(manifest, code))
+    return code
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from renderer.scaffold import write_board
+
+    board_file = write_board(args.dir)
+    print(f"wrote {board_file}; next: cd {args.dir} && plotboard build")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from renderer.daemon import run
+
+    return run(args.config, serve=args.serve)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from renderer.demo import demo
+
+    return demo(port=args.port, folder=args.dir)
+
+
+COMMANDS = {"build": cmd_build, "status": cmd_status, "init": cmd_init, "run": cmd_run, "demo": cmd_demo}

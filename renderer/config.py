@@ -1,0 +1,416 @@
+"""The board file: one validating loader that turns plotboard.toml into frozen dataclasses.
+
+Every problem is collected and named by its path (``charts[1] (cpu).every``) so a user fixes
+them all in one go; unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from renderer.errors import ConfigError
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+PLOT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
+DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+FORMATS = ("png", "svg")
+THEMES = ("light", "dark")
+EXECUTORS = ("local", "dask")
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of the board, with defaults applied and paths made absolute."""
+
+    name: str
+    title: str
+    description: str
+    plot: str  # "module:function"
+    plot_file: Path | None  # the module's source file, when it has one
+    inputs: tuple[str, ...]  # absolute paths or glob patterns
+    every: float | None
+    cron: str | None
+    stale_after: float | None
+    params: dict[str, Any] = field(hash=False)
+    size: tuple[float, float] = (8.0, 4.0)
+    dpi: int = 100
+    hidpi: bool = True
+    formats: tuple[str, ...] = ("png",)
+    png_compression: int = 6
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        """Width and height of the 1x PNG in pixels."""
+        return round(self.size[0] * self.dpi), round(self.size[1] * self.dpi)
+
+    def files(self) -> list[str]:
+        """The output files this chart publishes."""
+        names = [f"{self.name}.png"]
+        if self.hidpi:
+            names.append(f"{self.name}@2x.png")
+        if "svg" in self.formats:
+            names.append(f"{self.name}.svg")
+        return names
+
+    def render_settings(self) -> dict[str, Any]:
+        """The settings that change the image's bytes (title and schedule do not)."""
+        return {
+            "plot": self.plot,
+            "inputs": list(self.inputs),
+            "params": self.params,
+            "size": list(self.size),
+            "dpi": self.dpi,
+            "hidpi": self.hidpi,
+            "formats": list(self.formats),
+            "png_compression": self.png_compression,
+        }
+
+
+@dataclass(frozen=True)
+class Board:
+    """A whole board file."""
+
+    path: Path  # the board file
+    root: Path  # its folder: relative paths and plot modules are found here
+    title: str
+    output: Path
+    refresh: float
+    workers: int
+    render_timeout: float
+    theme: str
+    templates: Path | None
+    executor: str
+    scheduler: str | None
+    charts: tuple[Chart, ...]
+
+    @property
+    def state_dir(self) -> Path:
+        """plotboard's bookkeeping folder, next to the board file, never in the output."""
+        return self.root / ".plotboard"
+
+    def chart(self, name: str) -> Chart:
+        for chart in self.charts:
+            if chart.name == name:
+                return chart
+        raise KeyError(name)
+
+
+BOARD_KEYS = {
+    "title", "output", "refresh", "workers", "render_timeout", "theme", "templates",
+    "executor", "scheduler",
+}
+CHART_ONLY_KEYS = {"name"}
+CHART_KEYS = {
+    "name", "title", "description", "plot", "inputs", "every", "cron", "stale_after", "params",
+    "size", "dpi", "hidpi", "formats", "png_compression",
+}
+DEFAULTS = {
+    "description": "",
+    "inputs": [],
+    "params": {},
+    "size": [8, 4],
+    "dpi": 100,
+    "hidpi": True,
+    "formats": ["png"],
+    "png_compression": 6,
+}
+
+
+def parse_duration(value: object) -> float:
+    """'500ms', '30s', '5m', '1h' (or a number of seconds) to seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '30s', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration like '500ms', '30s', '5m' or '1h', got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
+def cron_period(expr: str) -> float:
+    """Seconds between two consecutive firings of a cron expression (raises ValueError if bad)."""
+    from cronsim import CronSim, CronSimError
+
+    try:
+        it = CronSim(expr, datetime.now(timezone.utc))
+        first, second = next(it), next(it)
+    except (CronSimError, StopIteration) as exc:
+        raise ValueError(f"not a valid cron expression: {expr!r} ({exc})") from None
+    return (second - first).total_seconds()
+
+
+def find_plot_file(plot: str, root: Path) -> Path | None:
+    """The source file of a plot's module, looked up next to the board file first.
+
+    Raises ValueError when the module cannot be found, cannot be parsed, or (for a source
+    module) defines no such function. The module is not imported: that happens in a worker.
+    """
+    module, _, function = plot.partition(":")
+    spec = None
+    search: list[str] | None = [str(root)]
+    for i, part in enumerate(module.split(".")):
+        spec = importlib.machinery.PathFinder.find_spec(part, search)
+        if spec is None:
+            break
+        search = spec.submodule_search_locations
+        if search is None and i < len(module.split(".")) - 1:
+            spec = None
+            break
+    if spec is None:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+    if spec is None:
+        raise ValueError(f"cannot import module {module!r} (looked in {root} and sys.path)")
+    origin = spec.origin
+    if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
+        return None
+    source = Path(origin).read_bytes()
+    try:
+        tree = ast.parse(source, filename=origin)
+    except SyntaxError as exc:
+        raise ValueError(f"cannot import module {module!r}: {exc.msg} ({origin}, line {exc.lineno})") from None
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    if function not in names:
+        raise ValueError(f"module {module!r} ({origin}) has no function {function!r}")
+    return Path(origin)
+
+
+class _Collector:
+    """Collects problems; each check returns a value or None and records what was wrong."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def unknown(self, where: str, table: dict, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = f" (allowed: {', '.join(sorted(allowed))})"
+                self.add(f"{where}.{key}" if where else key, f"unknown key{hint}")
+
+    def typed(self, where: str, value: Any, kind: type | tuple, what: str) -> Any:
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            self.add(where, f"expected {what}, got {value!r}")
+            return None
+        if not isinstance(value, kind):
+            self.add(where, f"expected {what}, got {value!r}")
+            return None
+        return value
+
+    def duration(self, where: str, value: Any) -> float | None:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.add(where, str(exc))
+            return None
+
+
+def _as_tuple(kind: type | tuple) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _str_list(c: _Collector, where: str, value: Any) -> list[str] | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        c.add(where, f"expected a list of strings, got {value!r}")
+        return None
+    return value
+
+
+def load_board(path: str | os.PathLike) -> Board:
+    """Read and validate a board file; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the board file: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+    root = path.resolve().parent
+    c = _Collector()
+    c.unknown("", data, {"board", "defaults", "charts"})
+
+    board_table = data.get("board", {})
+    if not isinstance(board_table, dict):
+        c.add("board", f"expected a table, got {board_table!r}")
+        board_table = {}
+    c.unknown("board", board_table, BOARD_KEYS)
+    b = board_table
+    title = c.typed("board.title", b.get("title", "plotboard"), str, "a string")
+    output_s = c.typed("board.output", b.get("output", "public"), str, "a path string")
+    refresh = c.duration("board.refresh", b.get("refresh", "10s"))
+    workers = c.typed("board.workers", b.get("workers", os.cpu_count() or 1), int, "a whole number")
+    if workers is not None and workers < 1:
+        c.add("board.workers", f"expected at least 1, got {workers}")
+    render_timeout = c.duration("board.render_timeout", b.get("render_timeout", "30s"))
+    theme = c.typed("board.theme", b.get("theme", "light"), str, "a string")
+    if theme is not None and theme not in THEMES:
+        c.add("board.theme", f"expected one of {', '.join(THEMES)}, got {theme!r}")
+    templates = None
+    if "templates" in b:
+        t = c.typed("board.templates", b["templates"], str, "a path string")
+        if t is not None:
+            templates = (root / t).resolve()
+            if not templates.is_dir():
+                c.add("board.templates", f"no such folder: {templates}")
+    executor = c.typed("board.executor", b.get("executor", "local"), str, "a string")
+    if executor is not None and executor not in EXECUTORS:
+        c.add("board.executor", f"expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    scheduler = None
+    if "scheduler" in b:
+        scheduler = c.typed("board.scheduler", b["scheduler"], str, "an address like 'tcp://host:8786'")
+
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        c.add("defaults", f"expected a table, got {defaults!r}")
+        defaults = {}
+    c.unknown("defaults", defaults, CHART_KEYS - CHART_ONLY_KEYS)
+
+    charts_raw = data.get("charts", [])
+    if not isinstance(charts_raw, list):
+        c.add("charts", "expected an array of tables ([[charts]])")
+        charts_raw = []
+    charts: list[Chart] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(charts_raw):
+        where = f"charts[{i}]"
+        if not isinstance(table, dict):
+            c.add(where, f"expected a table, got {table!r}")
+            continue
+        name = table.get("name")
+        if isinstance(name, str):
+            where = f"charts[{i}] ({name})"
+        chart = _load_chart(c, where, {**DEFAULTS, **defaults, **table}, table, root)
+        if chart is None:
+            continue
+        if chart.name in seen:
+            c.add(f"{where}.name", f"duplicate name {chart.name!r} (also charts[{seen[chart.name]}])")
+            continue
+        seen[chart.name] = i
+        charts.append(chart)
+
+    output = (root / output_s).resolve() if output_s is not None else root / "public"
+    # Cross-field rules, checked last.
+    if output_s is not None:
+        if output == root or output in root.parents:
+            c.add("board.output", f"must be a folder of its own below the board file's folder, got {output}")
+        for chart in charts:
+            for pattern in chart.inputs:
+                if Path(pattern).is_relative_to(output):
+                    c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
+    if executor == "dask" and not scheduler:
+        c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
+
+    if c.problems:
+        raise ConfigError(path, c.problems)
+    return Board(
+        path=path.resolve(), root=root, title=title, output=output, refresh=refresh,
+        workers=workers, render_timeout=render_timeout, theme=theme, templates=templates,
+        executor=executor, scheduler=scheduler, charts=tuple(charts),
+    )
+
+
+def _load_chart(c: _Collector, where: str, t: dict, own: dict, root: Path) -> Chart | None:
+    before = len(c.problems)
+    c.unknown(where, own, CHART_KEYS)
+    name = t.get("name")
+    if name is None:
+        c.add(f"{where}.name", "missing (every chart needs a name)")
+    elif not isinstance(name, str) or not NAME_RE.match(name):
+        c.add(f"{where}.name", f"expected a name matching [a-z0-9][a-z0-9_-]*, got {name!r}")
+    title = c.typed(f"{where}.title", t.get("title", name if isinstance(name, str) else ""), str, "a string")
+    description = c.typed(f"{where}.description", t["description"], str, "a string")
+    plot = t.get("plot")
+    plot_file = None
+    if plot is None:
+        c.add(f"{where}.plot", "missing (expected 'module:function')")
+    elif not isinstance(plot, str) or not PLOT_RE.match(plot):
+        c.add(f"{where}.plot", f"expected 'module:function', got {plot!r}")
+    else:
+        try:
+            plot_file = find_plot_file(plot, root)
+        except ValueError as exc:
+            c.add(f"{where}.plot", str(exc))
+    inputs = _str_list(c, f"{where}.inputs", t["inputs"])
+    every = c.duration(f"{where}.every", t["every"]) if "every" in t else None
+    cron = None
+    if "cron" in t:
+        cron = c.typed(f"{where}.cron", t["cron"], str, "a cron expression string")
+        if cron is not None:
+            try:
+                cron_period(cron)
+            except ValueError as exc:
+                c.add(f"{where}.cron", str(exc))
+    if "every" in t and "cron" in t:
+        c.add(f"{where}.cron", "set either every or cron, not both")
+    stale_after = c.duration(f"{where}.stale_after", t["stale_after"]) if "stale_after" in t else None
+    params = c.typed(f"{where}.params", t["params"], dict, "a table")
+    size = t["size"]
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in size)):
+        c.add(f"{where}.size", f"expected [width, height] in inches, got {size!r}")
+        size = None
+    dpi = c.typed(f"{where}.dpi", t["dpi"], int, "a whole number")
+    if dpi is not None and not 10 <= dpi <= 1000:
+        c.add(f"{where}.dpi", f"expected 10 to 1000, got {dpi}")
+    hidpi = c.typed(f"{where}.hidpi", t["hidpi"], bool, "true or false")
+    formats = _str_list(c, f"{where}.formats", t["formats"])
+    if formats is not None and ("png" not in formats or not set(formats) <= set(FORMATS)):
+        c.add(f"{where}.formats", f"expected a list with 'png' and optionally 'svg', got {formats!r}")
+    level = c.typed(f"{where}.png_compression", t["png_compression"], int, "a whole number 0-9")
+    if level is not None and not 0 <= level <= 9:
+        c.add(f"{where}.png_compression", f"expected 0 to 9, got {level}")
+    if len(c.problems) > before:
+        return None
+    if stale_after is None:
+        if every is not None:
+            stale_after = 3 * every
+        elif cron is not None:
+            stale_after = 3 * cron_period(cron)
+    return Chart(
+        name=name, title=title, description=description, plot=plot, plot_file=plot_file,
+        inputs=tuple(str((root / p).resolve()) if not _has_magic(p) else str(root / p) for p in inputs),
+        every=every, cron=cron, stale_after=stale_after, params=params,
+        size=(float(size[0]), float(size[1])), dpi=dpi, hidpi=hidpi, formats=tuple(formats),
+        png_compression=level,
+    )
+
+
+def _has_magic(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def settings_digest(chart: Chart) -> str:
+    """A stable digest of the settings that change a chart's image."""
+    blob = json.dumps(chart.render_settings(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

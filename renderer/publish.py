@@ -1,0 +1,133 @@
+"""Atomic publishing into the output folder.
+
+Every file goes to a hidden temporary file in the same folder, is flushed and fsynced, and
+moved into place with os.replace, so a reader sees the old file or the new one, never part
+of one. Files whose bytes did not change are not touched, so their mtime and ETag stay put.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from renderer.errors import PublishError
+
+TEMP_RE = re.compile(r"\..+\.tmp\Z")
+
+
+def safe_path(folder: Path, name: str) -> Path:
+    """folder/name, refusing any name that would leave the folder."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise PublishError(f"refusing to write {name!r}: not a plain file name")
+    return folder / name
+
+
+def write_atomic(folder: Path, name: str, data: bytes) -> bool:
+    """Publish data as folder/name; returns False (and writes nothing) when unchanged."""
+    return bool(write_many(folder, {name: data}))
+
+
+def write_many(folder: Path, files: dict[str, bytes]) -> list[str]:
+    """Publish several files together; returns the names whose bytes changed.
+
+    All temporary files are written first, so a full disk fails before any file is
+    replaced and the previous set stays whole.
+    """
+    staged: list[tuple[Path, Path]] = []
+    target = folder
+    try:
+        for name, data in files.items():
+            target = safe_path(folder, name)
+            if not _same_bytes(target, data):
+                staged.append((_write_temp(folder, name, data), target))
+        for temp, target in staged:
+            os.replace(temp, target)  # replaces a symlink itself, never what it points to
+    except OSError as exc:
+        for temp, _ in staged:
+            _unlink_quietly(temp)
+        raise PublishError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if staged:
+        _fsync_dir(folder)
+    return [target.name for _, target in staged]
+
+
+def _write_temp(folder: Path, name: str, data: bytes) -> Path:
+    temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+    # os.open with 0o666 lets the umask decide, giving 0644 under the usual umask
+    # (tempfile.mkstemp would create 0600, which a web server running as another user cannot read).
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        _unlink_quietly(temp)
+        raise
+    os.close(fd)
+    return temp
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _same_bytes(target: Path, data: bytes) -> bool:
+    try:
+        st = os.lstat(target)
+    except OSError:
+        return False
+    if not (st.st_mode & 0o170000 == 0o100000) or st.st_size != len(data):
+        return False
+    try:
+        with open(target, "rb") as f:
+            return f.read() == data
+    except OSError:
+        return False
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(folder: Path) -> list[str]:
+    """Delete hidden temporary files a killed writer left behind; returns their names."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if TEMP_RE.match(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def remove_files(folder: Path, names: list[str]) -> None:
+    """Delete files plotboard published (callers pass only names it wrote)."""
+    for name in names:
+        try:
+            os.unlink(safe_path(folder, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise PublishError(f"cannot delete {folder / name}: {exc.strerror}") from None

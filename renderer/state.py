@@ -1,0 +1,127 @@
+"""Per-chart records kept in .plotboard/state.json, and the fingerprints that decide
+whether a chart is out of date. Shared by `build` and `run`, so either one picks up
+where the other stopped."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+
+from renderer import __version__
+from renderer.config import Board, Chart, settings_digest
+from renderer.publish import write_atomic
+from renderer.schedule import next_due
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class ChartRecord:
+    """What plotboard remembers about one chart between renders and between runs."""
+
+    fingerprint: str | None = None  # of the inputs, settings and code of the last good render
+    hash: str | None = None  # of the published PNG
+    rendered_at: float | None = None  # epoch seconds, end of the last successful render
+    changed_at: float | None = None  # last time the image's bytes changed
+    duration_ms: float | None = None
+    renders: int = 0  # successful renders since the chart first appeared
+    failures: int = 0  # failed renders since the chart first appeared
+    error: str | None = None  # 'Type: message' of the last render, if it failed
+    failed_at: float | None = None
+    failed_fingerprint: str | None = None  # what the failed render saw
+    consecutive_failures: int = 0
+    files: list[str] = field(default_factory=list)  # output files this chart published
+
+
+def load_state(board: Board) -> dict[str, ChartRecord]:
+    """The records of every chart seen before; an unreadable state file starts afresh."""
+    try:
+        data = json.loads((board.state_dir / STATE_FILE).read_text())
+        known = {f.name for f in fields(ChartRecord)}
+        return {
+            name: ChartRecord(**{k: v for k, v in rec.items() if k in known})
+            for name, rec in data["charts"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
+    board.state_dir.mkdir(parents=True, exist_ok=True)
+    data = {"version": 1, "charts": {name: asdict(rec) for name, rec in records.items()}}
+    write_atomic(board.state_dir, STATE_FILE, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+def expand_inputs(chart: Chart) -> list[str]:
+    """The chart's input files that exist, globs expanded, sorted."""
+    found: set[str] = set()
+    for pattern in chart.inputs:
+        if any(ch in pattern for ch in "*?["):
+            found.update(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        elif os.path.isfile(pattern):
+            found.add(pattern)
+    return sorted(found)
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions that change the output's bytes, read without importing matplotlib."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"plotboard": __version__}
+    for dist in ("matplotlib", "numpy", "pillow"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = "none"
+    return versions
+
+
+def file_digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
+    """Changes whenever anything that could change the chart's image changes."""
+    stats = []
+    for p in inputs:
+        try:
+            st = os.stat(p)
+            stats.append([p, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([p, None, None])
+    blob = json.dumps(
+        {
+            "settings": settings_digest(chart),
+            "theme": board.theme,
+            "module": file_digest(chart.plot_file),
+            "inputs": stats,
+            "versions": library_versions(),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float) -> str | None:
+    """Why the chart must be rendered ('new', 'failed', 'changed', 'schedule'), or None."""
+    if record is None or record.rendered_at is None:
+        return "new"
+    if record.error is not None:
+        return "failed"
+    if record.fingerprint != current:
+        return "changed"
+    due = next_due(chart, record.rendered_at)
+    if due is not None and due <= now:
+        return "schedule"
+    return None

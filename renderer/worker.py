@@ -1,0 +1,22 @@
+"""The entry point that runs in a worker process; importable without matplotlib."""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
+
+
+def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
+    """Render one job, turning any exception (MemoryError, SystemExit too) into a RenderFailure."""
+    started = time.perf_counter()
+    try:
+        from renderer.render import render
+
+        return render(job)
+    except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        tb = traceback.format_exc(limit=-8)
+        return RenderFailure(job.name, describe(exc), tb, (time.perf_counter() - started) * 1000)
