@@ -215,6 +215,18 @@ class _Collector:
                 hint = f" (allowed: {', '.join(sorted(allowed))})"
                 self.add(f"{where}.{key}" if where else key, f"unknown key{hint}")
 
+    def blame_defaults(self, since: int, where: str, own: dict, defaults: dict) -> None:
+        """Name `defaults.KEY` (once) for problems with a value the chart took from [defaults]."""
+        kept = self.problems[:since]
+        for problem in self.problems[since:]:
+            for key in defaults:
+                if key not in own and problem.startswith(f"{where}.{key}: "):
+                    problem = "defaults." + problem[len(where) + 1:]
+                    break
+            if problem not in kept:
+                kept.append(problem)
+        self.problems[:] = kept
+
     def typed(self, where: str, value: Any, kind: type | tuple, what: str) -> Any:
         if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
             self.add(where, f"expected {what}, got {value!r}")
@@ -310,7 +322,9 @@ def load_board(path: str | os.PathLike) -> Board:
         name = table.get("name")
         if isinstance(name, str):
             where = f"charts[{i}] ({name})"
+        before = len(c.problems)
         chart = _load_chart(c, where, {**DEFAULTS, **defaults, **table}, table, root)
+        c.blame_defaults(before, where, table, defaults)
         if chart is None:
             continue
         if chart.name in seen:

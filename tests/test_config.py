@@ -1,0 +1,144 @@
+"""The board file loader's error paths, through the real CLI: every mistake exits 2 with one
+line naming the file, the chart and the key, before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import PLOTS, TWO_CHARTS, Board
+
+
+@pytest.fixture
+def bad(tmp_path):
+    """A board folder with data files, whose board file each test writes itself."""
+    b = Board(tmp_path / "board")
+    b.root.mkdir()
+    b.data("data/a.txt", "1 2 3\n")
+    b.data("data/b.txt", "3 2 1\n")
+    return b
+
+
+def rejected(board: Board, toml: str, *parts: str, plots: str = PLOTS) -> str:
+    """Build with this board file; assert exit 2, nothing written, and one line naming
+    the file and all `parts`. Returns that line."""
+    board.write(toml, plots)
+    result = board.cli("build")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert not board.output.exists(), "the output folder was created"
+    assert not (board.root / ".plotboard").exists(), "bookkeeping was written"
+    lines = [line for line in result.stderr.splitlines() if str(board.file) in line and all(p in line for p in parts)]
+    assert lines, f"no line naming {board.file} and {parts}:\n{result.stderr}"
+    return lines[0]
+
+
+def with_b(extra: str) -> str:
+    """TWO_CHARTS with lines added to chart b."""
+    return TWO_CHARTS.replace('name = "b"\n', 'name = "b"\n' + extra.strip() + "\n")
+
+
+def test_valid_board_is_accepted(bad):
+    bad.write(TWO_CHARTS)
+    assert bad.cli("build").returncode == 0
+
+
+def test_unknown_top_level_key_is_named(bad):
+    rejected(bad, TWO_CHARTS + '\n[chart]\nname = "c"\n', "chart", "unknown key")
+
+
+def test_unknown_board_key_is_named(bad):
+    rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board.colour", "unknown key")
+
+
+def test_unknown_defaults_key_is_named(bad):
+    rejected(bad, TWO_CHARTS.replace("[defaults]\n", "[defaults]\nsizes = [1, 2]\n"), "defaults.sizes", "unknown key")
+
+
+def test_unknown_chart_key_is_named_with_its_chart(bad):
+    rejected(bad, with_b('inptus = ["data/b.txt"]'), "(b)", ".inptus", "unknown key")
+
+
+def test_wrong_type_in_board_is_named(bad):
+    rejected(bad, TWO_CHARTS.replace("workers = 2", 'workers = "two"'), "board.workers", "'two'")
+
+
+def test_wrong_type_in_chart_is_named_with_its_chart(bad):
+    rejected(bad, TWO_CHARTS.replace('inputs = ["data/b.txt"]', 'inputs = "data/b.txt"'), "(b)", ".inputs", "list of strings")
+
+
+def test_wrong_size_is_named(bad):
+    rejected(bad, with_b("size = [4]"), "(b)", ".size")
+
+
+def test_wrong_type_in_defaults_is_named_as_defaults(bad):
+    line = rejected(bad, TWO_CHARTS.replace("dpi = 50", 'dpi = "high"'), "defaults.dpi", "'high'")
+    assert "charts" not in line
+
+
+def test_bad_name_is_rejected(bad):
+    rejected(bad, TWO_CHARTS.replace('name = "b"', 'name = "Chart B"'), "charts[1]", ".name", "'Chart B'")
+
+
+def test_duplicate_name_is_rejected(bad):
+    rejected(bad, TWO_CHARTS.replace('name = "b"', 'name = "a"'), "charts[1] (a).name", "duplicate")
+
+
+def test_missing_plot_is_rejected(bad):
+    rejected(bad, TWO_CHARTS.replace('plot = "plots:line"\ninputs = ["data/b.txt"]', 'inputs = ["data/b.txt"]'),
+             "(b)", ".plot", "missing")
+
+
+def test_unimportable_plot_module_is_rejected(bad):
+    rejected(bad, TWO_CHARTS.replace('plot = "plots:line"\ninputs = ["data/b.txt"]',
+                                     'plot = "no_such_module:line"\ninputs = ["data/b.txt"]'),
+             "(b)", ".plot", "no_such_module")
+
+
+def test_missing_plot_function_is_rejected(bad):
+    rejected(bad, TWO_CHARTS.replace('plot = "plots:line"\ninputs = ["data/b.txt"]',
+                                     'plot = "plots:nothing"\ninputs = ["data/b.txt"]'),
+             "(b)", ".plot", "'nothing'")
+
+
+def test_syntax_error_in_plot_module_is_rejected_with_its_line(bad):
+    plots = PLOTS + "\ndef broken(fig, inputs:\n    pass\n"
+    line = PLOTS.count("\n") + 2
+    rejected(bad, TWO_CHARTS, "(a)", ".plot", "plots.py", f"line {line}", plots=plots)
+
+
+def test_every_and_cron_together_are_rejected(bad):
+    rejected(bad, with_b('every = "1m"\ncron = "*/5 * * * *"'), "(b)", "cron", "not both")
+
+
+def test_bad_duration_is_rejected(bad):
+    rejected(bad, with_b('every = "5 minutes"'), "(b)", ".every", "'5 minutes'")
+
+
+def test_bad_duration_in_board_is_rejected(bad):
+    rejected(bad, TWO_CHARTS.replace('render_timeout = "20s"', 'render_timeout = "20x"'), "board.render_timeout", "'20x'")
+
+
+def test_bad_cron_is_rejected(bad):
+    rejected(bad, with_b('cron = "61 * * * *"'), "(b)", ".cron", "61 * * * *")
+
+
+def test_toml_syntax_error_names_its_line(bad):
+    toml = TWO_CHARTS.replace('title = "Chart B"', 'title = "Chart B')
+    line = toml.splitlines().index('title = "Chart B') + 1
+    rejected(bad, toml, "TOML", f"line {line}")
+
+
+def test_every_problem_is_reported_in_one_go(bad):
+    bad.write(with_b('every = "soon"').replace("workers = 2", "workers = 0"))
+    result = bad.cli("build")
+    assert result.returncode == 2
+    assert "board.workers" in result.stderr and "(b).every" in result.stderr
+
+
+def test_durations_accept_every_unit():
+    from renderer.config import parse_duration
+
+    assert [parse_duration(d) for d in ("500ms", "30s", "5m", "1h")] == [0.5, 30.0, 300.0, 3600.0]
+    for wrong in ("0s", "-1s", "5", "1d", "", True):
+        with pytest.raises(ValueError):
+            parse_duration(wrong)
