@@ -1,0 +1,379 @@
+"""`plotboard build`: out-of-date tracking, failures, the pages it writes, and its lock."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from conftest import PLOTS, Board, cli_env, start_cli, wait_for
+
+FOUR = """
+[board]
+title = "Build board"
+workers = 2
+render_timeout = "20s"
+
+[defaults]
+size = [4, 2]
+dpi = 50
+hidpi = false
+
+[[charts]]
+name = "a"
+title = "Chart A"
+description = "reads a.txt"
+plot = "plots:line"
+inputs = ["data/a.txt"]
+
+[[charts]]
+name = "b"
+title = "Chart B"
+plot = "plots:line"
+inputs = ["data/b.txt"]
+params = { label = "bee" }
+
+[[charts]]
+name = "c"
+title = "Chart C"
+plot = "other:line"
+inputs = ["data/a.txt"]
+
+[[charts]]
+name = "g"
+title = "Chart G"
+plot = "plots:line"
+inputs = ["data/g/*.txt"]
+"""
+
+OTHER = PLOTS  # a second plot module, so editing plots.py leaves chart c alone
+
+RECORDING = '''
+import os
+import time
+
+def record(fig, inputs, **params):
+    """Log when this render ran and in which build (PB_RUN), holding for PB_HOLD seconds."""
+    with open(params["log"], "a") as f:
+        f.write(f"{os.environ.get('PB_RUN', '?')} start {time.time()!r}\\n")
+    time.sleep(float(os.environ.get("PB_HOLD", "0")))
+    fig.add_subplot().plot([1, 2, 3])
+    with open(params["log"], "a") as f:
+        f.write(f"{os.environ.get('PB_RUN', '?')} end {time.time()!r}\\n")
+'''
+
+LINE = re.compile(r" (rendered|failed) ([a-z0-9_-]+) trigger=")
+
+
+def rendered(result: subprocess.CompletedProcess) -> list[str]:
+    """Names of the charts a build rendered successfully, from its log lines, sorted."""
+    return sorted(m.group(2) for m in LINE.finditer(result.stderr) if m.group(1) == "rendered")
+
+
+def failed(result: subprocess.CompletedProcess) -> list[str]:
+    return sorted(m.group(2) for m in LINE.finditer(result.stderr) if m.group(1) == "failed")
+
+
+def bump(path) -> None:
+    """Give a file a new mtime without sleeping (as `touch` a second later would)."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+@pytest.fixture(scope="module")
+def four_built(tmp_path_factory) -> tuple[Board, object]:
+    """Built once per module: charts a and c read data/a.txt (c through other.py), b reads
+    data/b.txt, g a glob. Returns the board and a snapshot of its folder."""
+    top = tmp_path_factory.mktemp("four")
+    b = Board(top / "board").write(FOUR)
+    (b.root / "other.py").write_text(textwrap.dedent(OTHER))
+    b.data("data/a.txt", "1 2 3 2 1\n")
+    b.data("data/b.txt", "3 1 4 1 5\n")
+    b.data("data/g/1.txt", "2 7 1 8\n")
+    first = b.cli("build")
+    assert first.returncode == 0, first.stderr
+    assert rendered(first) == ["a", "b", "c", "g"]
+    snapshot = top / "snapshot"
+    shutil.copytree(b.root, snapshot, symlinks=True)
+    return b, snapshot
+
+
+@pytest.fixture
+def four(four_built) -> Board:
+    """The built four-chart board, restored in place (same paths, same mtimes) for each test,
+    so its bookkeeping still matches its inputs."""
+    b, snapshot = four_built
+    shutil.rmtree(b.root)
+    shutil.copytree(snapshot, b.root, symlinks=True)
+    return b
+
+
+def renders(board: Board) -> dict[str, int]:
+    return {c["name"]: c["renders"] for c in board.status()["charts"]}
+
+
+def test_unchanged_second_build_renders_nothing(four):
+    before = four.status()
+    result = four.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert rendered(result) == []
+    assert "0 rendered" in result.stderr
+    after = four.status()
+    assert renders(four) == {"a": 1, "b": 1, "c": 1, "g": 1}
+    assert [c["rendered_at"] for c in after["charts"]] == [c["rendered_at"] for c in before["charts"]]
+
+
+def test_touching_one_input_rerenders_exactly_its_charts(four):
+    bump(four.root / "data/a.txt")
+    result = four.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert rendered(result) == ["a", "c"]
+    assert renders(four) == {"a": 2, "b": 1, "c": 2, "g": 1}
+
+
+def test_new_file_matching_a_glob_rerenders_its_chart(four):
+    four.data("data/g/2.txt", "3 1 4\n")
+    result = four.cli("build")
+    assert rendered(result) == ["g"]
+
+
+def test_editing_params_rerenders_that_chart(four):
+    four.file.write_text(four.file.read_text().replace('label = "bee"', 'label = "wasp"'))
+    result = four.cli("build")
+    assert rendered(result) == ["b"]
+
+
+def test_editing_plot_module_rerenders_its_charts(four):
+    plots = four.root / "plots.py"
+    plots.write_text(plots.read_text() + "\n# tuned\n")
+    result = four.cli("build")
+    assert rendered(result) == ["a", "b", "g"]
+
+
+def test_editing_title_rerenders_nothing_but_updates_the_page(four):
+    four.file.write_text(four.file.read_text().replace('title = "Chart B"', 'title = "Renamed B"'))
+    result = four.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert rendered(result) == []
+    assert "Renamed B" in (four.output / "index.html").read_text()
+    assert four.chart("b")["title"] == "Renamed B"
+
+
+def test_force_renders_every_chart(four):
+    result = four.cli("build", "--force")
+    assert rendered(result) == ["a", "b", "c", "g"]
+    assert renders(four) == {"a": 2, "b": 2, "c": 2, "g": 2}
+
+
+def test_only_limits_the_build_to_the_named_charts(four):
+    bump(four.root / "data/a.txt")
+    bump(four.root / "data/b.txt")
+    result = four.cli("build", "--only", "a", "b")
+    assert rendered(result) == ["a", "b"]
+    assert rendered(four.cli("build")) == ["c"]  # c was left out of date, not forgotten
+
+
+def test_only_with_an_unknown_name_fails_naming_it(four):
+    result = four.cli("build", "--only", "nope")
+    assert result.returncode != 0
+    assert "nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_raising_plot_fails_only_its_chart_and_keeps_its_image(board):
+    assert board.cli("build").returncode == 0
+    old_png = (board.output / "a.png").read_bytes()
+    b_before = board.chart("b")
+    board.data("data/a.txt", "1 2 oops\n")
+    board.data("data/b.txt", "9 9 1\n")
+    result = board.cli("build")
+    assert result.returncode == 1, result.stderr
+    assert failed(result) == ["a"] and rendered(result) == ["b"]
+    assert (board.output / "a.png").read_bytes() == old_png
+    a = board.chart("a")
+    assert a["state"] == "error"
+    assert a["error"] == "ValueError: could not convert string to float: 'oops'"
+    assert (a["renders"], a["failures"]) == (1, 1)
+    b = board.chart("b")
+    assert b["state"] == "ok" and b["renders"] == 2 and b["rendered_at"] > b_before["rendered_at"]
+    assert a["error"] in html.unescape((board.output / "index.html").read_text())
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if "failed a" in line and "ValueError" in line]
+
+
+def test_failed_chart_is_retried_with_unchanged_inputs(board):
+    flaky = PLOTS + '''
+import os
+def flaky(fig, inputs, **params):
+    if os.path.exists(params["flag"]):
+        raise RuntimeError("flag is set")
+    fig.add_subplot().plot([1, 2])
+'''
+    flag = board.root / "flag"
+    flag.write_text("")
+    board.write(board.file.read_text().replace('plot = "plots:line"\ninputs = ["data/a.txt"]',
+                                               f'plot = "plots:flaky"\nparams = {{ flag = "{flag}" }}'), flaky)
+    assert board.cli("build").returncode == 1
+    flag.unlink()
+    result = board.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert rendered(result) == ["a"]
+    a = board.chart("a")
+    assert (a["state"], a["error"], a["renders"], a["failures"]) == ("ok", None, 1, 1)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_images_have_exact_pixel_sizes_hidpi_and_svg(board):
+    board.write(board.file.read_text().replace("hidpi = false", 'hidpi = true\nformats = ["png", "svg"]'))
+    assert board.cli("build").returncode == 0
+    assert png_size((board.output / "a.png").read_bytes()) == (200, 100)
+    assert png_size((board.output / "a@2x.png").read_bytes()) == (400, 200)
+    assert (board.output / "a.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    page = (board.output / "index.html").read_text()
+    assert 'srcset="a.png?v=' in page and "a@2x.png?v=" in page and "a.svg?v=" in page
+
+
+def test_status_json_has_the_documented_shape(four):
+    man = four.status()
+    assert set(man) == {"board", "charts"}
+    assert set(man["board"]) == {"title", "generated_at", "refresh_s"}
+    assert man["board"]["title"] == "Build board" and man["board"]["refresh_s"] == 10
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+    assert iso.match(man["board"]["generated_at"])
+    assert [entry["name"] for entry in man["charts"]] == ["a", "b", "c", "g"]
+    for entry in man["charts"]:
+        name = entry["name"]
+        assert set(entry) == {"name", "title", "image", "hash", "state", "rendered_at", "changed_at",
+                              "duration_ms", "renders", "failures", "error", "stale_after_s"}
+        assert entry["image"] == f"{name}.png" and (four.output / entry["image"]).is_file()
+        assert entry["state"] == "ok" and entry["error"] is None and entry["stale_after_s"] is None
+        assert iso.match(entry["rendered_at"]) and iso.match(entry["changed_at"])
+        assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] > 0
+        assert re.fullmatch(r"[0-9a-f]+", entry["hash"])
+
+
+def test_page_shows_every_chart_with_relative_links(four):
+    page = (four.output / "index.html").read_text()
+    assert "<title>Build board</title>" in page
+    for name, title in [("a", "Chart A"), ("b", "Chart B"), ("c", "Chart C"), ("g", "Chart G")]:
+        card = page[page.index(f'id="chart-{name}"'):]
+        card = card[:card.index("</article>")]
+        assert f"<h2>{title}</h2>" in card
+        img = re.search(r"<img [^>]*>", card).group(0)
+        assert f'src="{name}.png?v={four.chart(name)["hash"]}"' in img
+        assert 'width="200"' in img and 'height="100"' in img and f'alt="{title}"' in img
+        assert "ok" in card and "rendered " in card
+    assert "reads a.txt" in page
+    for link in re.findall(r'(?:href|src)="([^"]*)"', page):
+        assert not link.startswith(("/", "http:", "https:", "//")), link
+    assert (four.output / "static").is_dir() and any((four.output / "static").iterdir())
+
+
+def test_board_templates_override_the_built_in_ones(board):
+    (board.root / "tpl").mkdir()
+    (board.root / "tpl/index.html").write_text(
+        "<p>custom {{ board.title }}</p>{% for c in charts %}<i>{{ c.name }}</i>{% endfor %}")
+    board.write(board.file.read_text().replace("[board]\n", '[board]\ntemplates = "tpl"\n'))
+    assert board.cli("build").returncode == 0
+    assert (board.output / "index.html").read_text() == "<p>custom Test board</p><i>a</i><i>b</i>"
+
+
+def recording_board(root, log) -> Board:
+    b = Board(root).write(f"""
+        [board]
+        workers = 2
+        [defaults]
+        size = [2, 1]
+        dpi = 40
+        hidpi = false
+        plot = "plots:record"
+        params = {{ log = "{log}" }}
+        [[charts]]
+        name = "r1"
+        [[charts]]
+        name = "r2"
+        """, RECORDING)
+    return b
+
+
+def runs(log) -> dict[str, tuple[float, float]]:
+    """Each build's span: its first render's start to its last render's end."""
+    spans: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        run, _, t = line.split()
+        spans.setdefault(run, []).append(float(t))
+    return {run: (min(ts), max(ts)) for run, ts in spans.items()}
+
+
+def test_overlapping_builds_never_interleave(tmp_path):
+    log = tmp_path / "renders.log"
+    b = recording_board(tmp_path / "board", log)
+    procs = [start_cli("build", "--force", "-c", str(b.file), PB_RUN=str(i), PB_HOLD="0.4") for i in (1, 2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    spans = runs(log)
+    assert len(log.read_text().splitlines()) == 8  # 2 builds x 2 charts x start/end
+    (s1, e1), (s2, e2) = spans["1"], spans["2"]
+    assert e1 <= s2 or e2 <= s1, f"builds overlapped: {spans}"
+    assert [c["renders"] for c in b.status()["charts"]] == [2, 2]
+
+
+def test_second_build_waits_for_the_first(tmp_path):
+    log = tmp_path / "renders.log"
+    b = recording_board(tmp_path / "board", log)
+    first = start_cli("build", "--force", "-c", str(b.file), PB_RUN="1", PB_HOLD="1")
+    try:
+        wait_for(lambda: log.exists() and "1 start" in log.read_text(), timeout=30, what="the first build's render")
+        second = start_cli("build", "--force", "-c", str(b.file), PB_RUN="2")
+        _, err2 = second.communicate(timeout=60)
+    finally:
+        _, err1 = first.communicate(timeout=60)
+    assert first.returncode == 0, err1
+    assert second.returncode == 0, err2
+    assert "waiting for" in err2 and f"pid {first.pid}" in err2
+    spans = runs(log)
+    assert spans["1"][1] <= spans["2"][0], spans
+
+
+def test_lock_is_released_when_its_holder_is_killed(tmp_path):
+    log = tmp_path / "renders.log"
+    b = recording_board(tmp_path / "board", log)
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "renderer", "build", "-c", str(b.file)],
+        env=cli_env(PB_RUN="1", PB_HOLD="60"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: log.exists() and "1 start" in log.read_text(), timeout=30, what="the holder's render")
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        wait_for(lambda: not _in_group(holder.pid), timeout=10, what="the holder's workers to die")
+    result = b.cli("build", timeout=30, PB_RUN="2")
+    assert result.returncode == 0, result.stderr
+    assert rendered(result) == ["r1", "r2"]
+
+
+def _in_group(pgid: int) -> list[int]:
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return found
