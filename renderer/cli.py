@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the daemon: keep every chart current (foreground)")
     board_args(run)
     run.add_argument("--serve", type=int, metavar="PORT", help="also serve the output folder on 127.0.0.1:PORT")
+    run.add_argument("--poll", action="store_true",
+                     help="watch input files by polling (network file systems, or when inotify limits are reached)")
 
     build = sub.add_parser("build", help="one pass: render what is out of date, write the pages, exit")
     board_args(build)
@@ -117,7 +119,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from renderer.daemon import run
 
-    return run(args.config, serve=args.serve)
+    return run(args.config, serve=args.serve, poll=args.poll)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -9,7 +9,11 @@ they are recycled after `max_tasks` renders so memory stays flat.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
 import signal
+import threading
+import time
 from concurrent.futures import Future, TimeoutError
 from typing import Protocol
 
@@ -40,7 +44,8 @@ class RenderPool:
         from pebble import ProcessPool
 
         self.timeout = timeout
-        self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=_context())
+        self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=_context(),
+                                 initializer=die_with_owner, initargs=(os.getpid(),))
 
     def submit(self, job: RenderJob) -> "Future[RenderOutput | RenderFailure]":
         from renderer.worker import run_job
@@ -57,6 +62,36 @@ class RenderPool:
         else:
             self._pool.stop()
         self._pool.join()
+
+
+def die_with_owner(owner: int) -> None:
+    """Worker initializer: kill this worker as soon as the process that owns the pool is gone.
+
+    Workers are children of the forkserver, not of their owner, and the forkserver lives on
+    while any worker does, so neither a parent-death signal nor the pool's pipes end a busy
+    worker whose owner was killed with SIGKILL: the worker watches its owner itself.
+    """
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(owner)  # readable once the owner has exited
+            select.select([fd], [], [])
+        except OSError:
+            while _alive(owner):
+                time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="plotboard-owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _outcome(job: RenderJob, future: Future, timeout: float) -> RenderOutput | RenderFailure:

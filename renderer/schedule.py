@@ -1,10 +1,38 @@
-"""When a chart's `every` interval or `cron` expression next comes due."""
+"""When charts render: `every`/`cron` due times, and the per-chart render state machine.
+
+Each chart of a running daemon has one ChartTimer, an explicit state machine driven by times
+passed in (the daemon passes its clock's readings; tests pass made-up ones):
+
+    IDLE ──change / request / schedule or retry time reached──► QUEUED ──start()──► RENDERING
+      ▲                                                            ▲                   │
+      └──────────────── finish(), nothing more wanted ─────────────┼───────────────────┘
+                                                                   └── finish(), a change came
+                                                                       in during the render
+
+At most one render is in flight and one queued per chart: changes during a render only mark
+the one queued render. A burst of changes is debounced: the render starts once the inputs
+have been quiet for `quiet` seconds, but no later than `ceiling` seconds after the first
+change, so a file written continuously still renders about once a second. A file moved into
+place (how careful producers and editors save) is complete at once, so it skips the quiet
+window. A chart that keeps failing retries with capped exponential backoff; its schedule
+waits until it succeeds again, while a change still retries it at once.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 from renderer.config import Chart
+
+QUIET = 0.2  # seconds without changes before a render starts
+CEILING = 1.0  # longest a render waits for changes to stop
+BACKOFF_BASE = 1.0  # first retry of a failing chart, doubled at every further failure
+BACKOFF_CAP = 300.0  # longest wait between retries
+
+IDLE, QUEUED, RENDERING = "idle", "queued", "rendering"
 
 
 def next_due(chart: Chart, last: float) -> float | None:
@@ -17,3 +45,151 @@ def next_due(chart: Chart, last: float) -> float | None:
         after = datetime.fromtimestamp(last, timezone.utc).astimezone()  # cron speaks local time
         return next(iter(CronSim(chart.cron, after))).timestamp()
     return None
+
+
+def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds to wait before retrying a chart after `failures` failures in a row."""
+    if failures <= 0:
+        return 0.0
+    return min(cap, base * 2 ** min(failures - 1, 60))
+
+
+@dataclass
+class ChartTimer:
+    """The render state machine of one chart; every method takes the current time."""
+
+    name: str
+    quiet: float = QUIET
+    ceiling: float = CEILING
+    state: str = IDLE
+    reason: str | None = None  # trigger of the queued render
+    first_change: float | None = None  # debounce window of the queued render
+    last_change: float | None = None
+    asap_at: float | None = None  # a move into place or an explicit request: no quiet window
+    scheduled_at: float | None = None  # next every/cron time
+    retry_at: float | None = None  # next retry while failing
+    failures: int = 0  # failures in a row
+
+    def change(self, now: float, moved: bool = False) -> None:
+        """An input (or the plot module) changed; `moved` when a file was moved into place."""
+        if self.first_change is None:
+            self.first_change = now
+        self.last_change = now
+        if moved:
+            self.asap_at = now if self.asap_at is None else min(self.asap_at, now)
+        self._want("move" if moved else "change", upgrade=moved)
+
+    def request(self, now: float, reason: str) -> None:
+        """Render as soon as possible (at start, after a reload)."""
+        self.asap_at = now if self.asap_at is None else min(self.asap_at, now)
+        self._want(reason)
+
+    def _want(self, reason: str, upgrade: bool = False) -> None:
+        if self.reason is None or upgrade:
+            self.reason = reason
+        if self.state == IDLE:
+            self.state = QUEUED
+
+    def timed_at(self) -> float | None:
+        """When the schedule (or, while failing, the next retry) comes due."""
+        return self.retry_at if self.failures else self.scheduled_at
+
+    def tick(self, now: float) -> None:
+        """IDLE to QUEUED when the schedule or a retry has come due."""
+        at = self.timed_at()
+        if self.state == IDLE and at is not None and at <= now:
+            self.reason = "retry" if self.failures else "schedule"
+            self.asap_at = at
+            self.state = QUEUED
+
+    def due(self, now: float) -> float | None:
+        """When the queued render may start (IDLE: when the next timed render comes due)."""
+        if self.state == RENDERING:
+            return None
+        if self.state == IDLE:
+            return self.timed_at()
+        times = []
+        if self.asap_at is not None:
+            times.append(self.asap_at)
+        if self.first_change is not None:
+            if now < self.first_change or now < self.last_change:
+                return now  # the clock went back: don't wait for a window that may never end
+            times.append(min(self.last_change + self.quiet, self.first_change + self.ceiling))
+        return min(times) if times else now
+
+    def ready(self, now: float) -> bool:
+        """QUEUED and its time has come."""
+        if self.state != QUEUED:
+            return False
+        due = self.due(now)
+        return due is not None and due <= now
+
+    def start(self, now: float) -> str:
+        """QUEUED to RENDERING; returns the trigger. Changes from now on queue another render."""
+        if self.state != QUEUED:
+            raise RuntimeError(f"{self.name}: start() in state {self.state}")
+        reason = self.reason or "change"
+        self.state = RENDERING
+        self._clear()
+        return reason
+
+    def skip(self, now: float) -> None:
+        """QUEUED to IDLE: the daemon found nothing new to render."""
+        if self.state == QUEUED:
+            self.state = IDLE
+            self._clear()
+
+    def finish(self, now: float, ok: bool, failures: int, scheduled_at: float | None) -> None:
+        """RENDERING to QUEUED (a change came in meanwhile) or IDLE; `failures` in a row so far."""
+        if self.state != RENDERING:
+            raise RuntimeError(f"{self.name}: finish() in state {self.state}")
+        self.failures = 0 if ok else max(failures, 1)
+        self.retry_at = None if ok else now + backoff(self.failures)
+        self.scheduled_at = scheduled_at
+        self.state = QUEUED if self.reason is not None else IDLE
+
+    def _clear(self) -> None:
+        self.reason = None
+        self.first_change = self.last_change = self.asap_at = None
+
+
+class Scheduler:
+    """The timers of every chart, read against one clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.timers: dict[str, ChartTimer] = {}
+
+    def add(self, name: str) -> ChartTimer:
+        timer = self.timers[name] = ChartTimer(name)
+        return timer
+
+    def remove(self, name: str) -> None:
+        self.timers.pop(name, None)
+
+    def __getitem__(self, name: str) -> ChartTimer:
+        return self.timers[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.timers
+
+    def change(self, name: str, moved: bool = False) -> None:
+        self.timers[name].change(self.clock(), moved)
+
+    def request(self, name: str, reason: str) -> None:
+        self.timers[name].request(self.clock(), reason)
+
+    def ready(self) -> list[str]:
+        """Charts whose render may start now, longest waiting first."""
+        now = self.clock()
+        for timer in self.timers.values():
+            timer.tick(now)
+        ready = [t for t in self.timers.values() if t.ready(now)]
+        ready.sort(key=lambda t: t.due(now) or 0.0)
+        return [t.name for t in ready]
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time some chart's state can change without a new event."""
+        now = self.clock()
+        times = [d for t in self.timers.values() if (d := t.due(now)) is not None]
+        return min(times) if times else None

@@ -1,0 +1,475 @@
+"""`plotboard run`: the daemon that keeps every chart current for as long as it runs.
+
+One thread (the caller's) runs the loop; everything else only wakes it. The watcher's
+callback records changed paths, finished renders arrive through a queue, and signals are
+turned into flags plus a byte on a wake-up pipe, so no handler ever takes a lock the loop
+might hold. Each turn of the loop publishes finished renders, feeds changes to the
+per-chart timers (renderer.schedule), starts the renders whose time has come (never more
+than the pool has workers, so a change to one chart does not wait behind a queue of others)
+and, batched, rewrites state.json, status.json and index.html.
+
+Locking: the daemon holds the board lock (`.plotboard/lock`, "plotboard run") for its whole
+life. It is the only writer of the output folder and of `.plotboard/` meanwhile: a `build`
+started while it runs waits until it exits, then finds the state the daemon saved, so it
+renders only what is really out of date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import select
+import signal
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from renderer.build import board_lock, forget_removed, make_job, publish_outcome
+from renderer.config import Board, Chart, load_board
+from renderer.errors import PlotboardError
+from renderer.jobs import RenderFailure, RenderOutput
+from renderer.pages import write_pages
+from renderer.publish import remove_temp_files
+from renderer.schedule import RENDERING, Scheduler, next_due
+from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
+from renderer.watch import Matcher, Watcher, plan
+
+log = logging.getLogger("plotboard")
+
+PAGES_EVERY = 0.25  # at most this often are state.json and the pages rewritten
+REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exists
+DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
+STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
+POOL_KEYS = ("workers", "render_timeout", "executor", "scheduler")
+
+
+def run(
+    config_path: str | os.PathLike, serve: int | None = None, stop: threading.Event | None = None,
+    poll: bool = False,
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit status.
+
+    `serve` also serves the output folder on 127.0.0.1:PORT; `poll` watches inputs by
+    polling instead of inotify. Signals are handled only when called from the main thread.
+    """
+    board = load_board(config_path)
+    return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
+
+
+@dataclass(eq=False)
+class Flight:
+    """A render in flight."""
+
+    chart: Chart
+    current: str  # the fingerprint of what it renders
+    trigger: str
+    started: float
+    executor: object
+    discard: bool = False  # its chart was removed meanwhile
+
+
+@dataclass
+class _Wake:
+    """A self-pipe: other threads and signal handlers wake the loop by writing a byte."""
+
+    r: int = -1
+    w: int = -1
+    flags: dict = field(default_factory=dict)
+
+    def open(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+
+    def __call__(self) -> None:
+        try:
+            os.write(self.w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full (a wake-up is pending anyway) or closed (shutting down)
+
+    def wait(self, timeout: float | None) -> None:
+        if timeout is None or timeout > 0:
+            select.select([self.r], [], [], timeout)
+        try:
+            while os.read(self.r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        for fd in (self.r, self.w):
+            if fd >= 0:
+                os.close(fd)
+        self.r = self.w = -1
+
+
+class Daemon:
+    """The state of one `plotboard run`."""
+
+    def __init__(self, board: Board, config_path: Path, stop: threading.Event | None = None,
+                 poll: bool = False) -> None:
+        self.board = board
+        self.config_path = config_path
+        self.external_stop = stop
+        self.poll = poll
+        self.clock = time.time
+        self.scheduler = Scheduler(self.clock)
+        self.records: dict[str, ChartRecord] = {}
+        self.inflight: dict[str, Flight] = {}
+        self.results: "queue.SimpleQueue[tuple[str, Flight, Future]]" = queue.SimpleQueue()
+        self.wake = _Wake()
+        self.stopping = False
+        self.hard_stop = False
+        self.reload_wanted = False
+        self.replan_wanted = False
+        self.pages_due: float | None = None
+        self.pages_at = 0.0
+        self.next_replan = 0.0
+        self.executor = None
+        self.retired: list = []
+        self.watcher: Watcher | None = None
+        self.matcher = Matcher(board)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def run(self, serve: int | None = None) -> int:
+        with board_lock(self.board, who="plotboard run"):
+            self.wake.open()
+            old_handlers = self._install_signals()
+            server = None
+            try:
+                self._start()
+                if serve is not None:
+                    from renderer.serve import start_server
+
+                    server = start_server(self.board.output, serve)
+                    log.info("serving %s on http://127.0.0.1:%d/", self.board.output, serve)
+                self._loop()
+                self._drain()
+            finally:
+                self._shutdown()
+                if server is not None:
+                    server.shutdown()
+                self._restore_signals(old_handlers)
+                self.wake.close()
+        log.info("stopped")
+        return 0
+
+    def _start(self) -> None:
+        board = self.board
+        board.output.mkdir(parents=True, exist_ok=True)
+        for folder in (board.output, board.output / "static", board.state_dir):
+            for name in remove_temp_files(folder):
+                log.info("removed leftover temporary file %s", folder / name)
+        self.records = load_state(board)
+        forget_removed(board, self.records)
+        self.watcher = Watcher(self.wake, poll=self.poll)
+        self.watcher.watch(plan(board))
+        self.next_replan = self.clock() + REPLAN_EVERY
+        self.executor = self._make_executor(board)
+        now = self.clock()
+        for chart in board.charts:
+            self._add_chart(chart, now)
+        self._write_pages(now)
+        log.info("run: %d charts, watching %d folders (%s), pid %d",
+                 len(board.charts), len(self.watcher.folders()), self.watcher.mode, os.getpid())
+
+    def _make_executor(self, board: Board):
+        from renderer.pool import make_executor
+
+        return make_executor(board)
+
+    def _install_signals(self) -> dict | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        handlers = {}
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            handlers[sig] = signal.signal(sig, self._on_signal)
+        handlers["wakeup_fd"] = signal.set_wakeup_fd(self.wake.w, warn_on_full_buffer=False)
+        return handlers
+
+    def _restore_signals(self, handlers: dict | None) -> None:
+        if handlers is None:
+            return
+        signal.set_wakeup_fd(handlers.pop("wakeup_fd"))
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Flags only: the wake-up fd (set_wakeup_fd) wakes the loop.
+        if signum == signal.SIGHUP:
+            self.reload_wanted = True
+        elif self.stopping:
+            self.hard_stop = True
+        else:
+            self.stopping = True
+
+    def _stop_requested(self) -> bool:
+        if self.external_stop is not None and self.external_stop.is_set() and not self.stopping:
+            self.stopping = True
+        return self.stopping
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop_requested():
+            self._take_results()
+            self._take_changes()
+            if self.reload_wanted:
+                self.reload_wanted = False
+                self._reload()
+            now = self.clock()
+            if self.replan_wanted or now >= self.next_replan:
+                self._replan(rescan=self.replan_wanted)
+            self._dispatch()
+            self._maybe_write_pages()
+            self.wake.wait(self._timeout())
+
+    def _timeout(self) -> float:
+        now = self.clock()
+        times = [t for t in (self.scheduler.next_wakeup(), self.pages_due, self._next_stale(), self.next_replan)
+                 if t is not None]
+        timeout = max(0.0, min(times) - now) if times else 60.0
+        if self.external_stop is not None:
+            timeout = min(timeout, STOP_POLL)
+        return min(timeout, 60.0)
+
+    def _take_changes(self) -> None:
+        for change in self.watcher.take():
+            if change.is_dir:
+                self.replan_wanted = True
+                continue
+            for name in self.matcher.charts(change.path):
+                if name in self.scheduler:
+                    self.scheduler.change(name, moved=change.moved)
+
+    def _replan(self, rescan: bool) -> None:
+        """Move watches to folders that appeared or vanished; with rescan, render charts whose
+        inputs changed while no watch could see them."""
+        self.replan_wanted = False
+        self.next_replan = self.clock() + REPLAN_EVERY
+        folders = plan(self.board)
+        if folders != self.watcher.folders():
+            self.watcher.watch(folders)
+            rescan = True
+        if not rescan:
+            return
+        for chart in self.board.charts:
+            timer = self.scheduler[chart.name]
+            rec = self.records.get(chart.name)
+            if timer.state == RENDERING or rec is None:
+                continue
+            current = fingerprint(self.board, chart, expand_inputs(chart))
+            if current not in (rec.fingerprint, rec.failed_fingerprint):
+                self.scheduler.change(chart.name)
+
+    def _dispatch(self) -> None:
+        if self.stopping:
+            return
+        capacity = self.board.workers - len(self.inflight)
+        for name in self.scheduler.ready():
+            if capacity <= 0:
+                break
+            if name in self.inflight:
+                continue  # a removed chart of that name is still rendering
+            chart = self.board.chart(name)
+            timer = self.scheduler[name]
+            inputs = expand_inputs(chart)
+            current = fingerprint(self.board, chart, inputs)
+            rec = self.records.get(name)
+            if (timer.failures and timer.reason in ("change", "move") and rec is not None
+                    and rec.failed_fingerprint == current):
+                timer.skip(self.clock())  # nothing new for a failing chart: wait for its retry
+                continue
+            now = self.clock()
+            trigger = timer.start(now)
+            flight = Flight(chart, current, trigger, now, self.executor)
+            try:
+                future = self.executor.submit(make_job(self.board, chart, inputs))
+            except Exception as exc:  # noqa: BLE001 - e.g. a remote cluster that went away
+                future = Future()
+                future.set_result(RenderFailure(name, f"{type(exc).__name__}: {exc}"))
+            self.inflight[name] = flight
+            future.add_done_callback(lambda f, n=name, fl=flight: self._finished(n, fl, f))
+            capacity -= 1
+            log.debug("started %s trigger=%s", name, trigger)
+
+    def _finished(self, name: str, flight: Flight, future: Future) -> None:
+        self.results.put((name, flight, future))
+        self.wake()
+
+    def _take_results(self) -> None:
+        while True:
+            try:
+                name, flight, future = self.results.get_nowait()
+            except queue.Empty:
+                break
+            if self.inflight.get(name) is flight:
+                del self.inflight[name]
+            self._publish(name, flight, future.result())
+        self._close_retired()
+
+    def _publish(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
+        now = self.clock()
+        if flight.discard or name not in self.scheduler:
+            log.info("discarded the render of %s: the chart was removed", name)
+            return
+        if isinstance(outcome, RenderFailure):
+            if self.stopping and outcome.error.startswith("WorkerDied"):
+                # Stopping with the whole process group (supervisord's stopasgroup): the render
+                # was interrupted, not broken; the chart stays out of date for the next start.
+                log.info("render of %s interrupted by the shutdown", name)
+                return
+            if not outcome.duration_ms:
+                outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
+        record = self.records.setdefault(name, ChartRecord())
+        try:
+            ok = publish_outcome(self.board, record, flight.current, outcome, flight.trigger, now)
+        except PlotboardError as exc:
+            log.error("cannot publish %s: %s", name, exc)
+            ok = False
+        chart = self.board.chart(name)
+        scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
+        self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
+        self._pages_dirty(now)
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _pages_dirty(self, now: float) -> None:
+        if self.pages_due is None:
+            self.pages_due = max(now, self.pages_at + PAGES_EVERY)
+
+    def _next_stale(self) -> float | None:
+        """When the next chart turns stale after the pages were last written."""
+        times = []
+        for chart in self.board.charts:
+            rec = self.records.get(chart.name)
+            if chart.stale_after is None or rec is None or rec.rendered_at is None or rec.error:
+                continue
+            at = rec.rendered_at + chart.stale_after + 0.01
+            if at > self.pages_at:
+                times.append(at)
+        return min(times) if times else None
+
+    def _maybe_write_pages(self) -> None:
+        now = self.clock()
+        stale = self._next_stale()
+        if stale is not None and stale <= now:
+            self._pages_dirty(now)
+        if self.pages_due is not None and self.pages_due <= now:
+            self._write_pages(now)
+
+    def _write_pages(self, now: float) -> None:
+        self.pages_due = None
+        self.pages_at = now
+        try:
+            save_state(self.board, self.records)
+            write_pages(self.board, self.records, now)
+        except (PlotboardError, OSError) as exc:
+            log.error("cannot write the pages: %s", exc)
+            self.pages_due = now + 1.0
+
+    # -- charts and reload -------------------------------------------------------------------
+
+    def _add_chart(self, chart: Chart, now: float, reason: str | None = None) -> None:
+        timer = self.scheduler.add(chart.name)
+        rec = self.records.get(chart.name)
+        current = fingerprint(self.board, chart, expand_inputs(chart))
+        why = out_of_date(chart, rec, current, now)
+        if why:
+            timer.request(now, reason or why)
+        if rec is not None:
+            timer.failures = rec.consecutive_failures if rec.error else 0
+            if rec.rendered_at is not None:
+                timer.scheduled_at = next_due(chart, rec.rendered_at)
+
+    def _reload(self) -> None:
+        try:
+            new = load_board(self.config_path)
+        except PlotboardError as exc:
+            log.error("reload failed, keeping the board as it was:\n%s", exc)
+            return
+        old = self.board
+        if new.output != old.output:
+            log.warning("reload: a new output folder (%s) takes effect at the next start", new.output)
+            new = dataclasses.replace(new, output=old.output)
+        now = self.clock()
+        self.board = new
+        self.matcher = Matcher(new)
+        if any(getattr(new, k) != getattr(old, k) for k in POOL_KEYS):
+            self.retired.append(self.executor)
+            self.executor = self._make_executor(new)
+        old_charts = {c.name: c for c in old.charts}
+        added, changed = [], []
+        removed = [name for name in old_charts if name not in {c.name for c in new.charts}]
+        for name in removed:
+            self.scheduler.remove(name)
+            if name in self.inflight:
+                self.inflight[name].discard = True
+        try:
+            forget_removed(new, self.records)
+        except PlotboardError as exc:
+            log.error("reload: %s", exc)
+        for chart in new.charts:
+            before = old_charts.get(chart.name)
+            if before is None:
+                added.append(chart.name)
+                self._add_chart(chart, now, reason="reload")
+            elif before != chart:
+                changed.append(chart.name)
+                self._update_chart(chart, now)
+        self._replan(rescan=False)
+        self._pages_dirty(now)
+        self.pages_due = now
+        log.info("reloaded %s: %d added, %d removed, %d changed%s", self.config_path, len(added), len(removed),
+                 len(changed), "".join(f"\n  {sign}{n}" for sign, names in (("+", added), ("-", removed), ("~", changed))
+                                       for n in names))
+
+    def _update_chart(self, chart: Chart, now: float) -> None:
+        timer = self.scheduler[chart.name]
+        rec = self.records.get(chart.name)
+        current = fingerprint(self.board, chart, expand_inputs(chart))
+        if out_of_date(chart, rec, current, now):
+            timer.request(now, "reload")
+        if rec is not None and rec.rendered_at is not None:
+            timer.scheduled_at = next_due(chart, rec.rendered_at)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Let the renders in flight finish (each bounded by render_timeout) and publish them."""
+        if self.inflight:
+            log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
+        deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE
+        while self.inflight and not self.hard_stop and self.clock() < deadline:
+            self._take_results()
+            if self.inflight:
+                self.wake.wait(min(STOP_POLL, max(0.0, deadline - self.clock())))
+        self._take_results()
+        if self.inflight:
+            log.warning("stopping: abandoning %d render(s): %s", len(self.inflight), ", ".join(self.inflight))
+
+    def _close_retired(self) -> None:
+        busy = {id(f.executor) for f in self.inflight.values()}
+        for executor in list(self.retired):
+            if id(executor) not in busy:
+                self.retired.remove(executor)
+                executor.close(wait=True)
+
+    def _shutdown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        abandon = bool(self.inflight)
+        for executor in [self.executor, *self.retired]:
+            if executor is not None:
+                try:
+                    executor.close(wait=not abandon)
+                except Exception as exc:  # noqa: BLE001 - shutting down must go on
+                    log.error("stopping the render pool: %s", exc)
+        self.inflight.clear()
+        if self.executor is not None:
+            self._write_pages(self.clock())

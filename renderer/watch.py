@@ -1,0 +1,265 @@
+"""Watching input files: a watchdog observer on the folders that hold them.
+
+Folders are watched, never single files (editors and careful producers replace files by
+renaming, which a watch on the file itself would lose), and events are filtered here: the
+observer's callback only records which paths changed and wakes the daemon, whose loop decides
+what they mean. A file moved into place shows up only as a `moved` event whose `dest_path` is
+the input, so both ends of a move are recorded. When the kernel's inotify limits are reached
+the watcher says so plainly and falls back to polling, which `--poll` also asks for (network
+file systems need it).
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import logging
+import os
+import threading
+from typing import Callable, NamedTuple
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+from renderer.config import Board
+
+log = logging.getLogger("plotboard")
+
+POLL_INTERVAL = 0.5  # seconds between scans when polling
+IGNORED_EVENTS = {"opened", "closed_no_write"}
+LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE}
+
+
+class Change(NamedTuple):
+    """One changed path, as recorded by the observer's thread."""
+
+    path: str
+    moved: bool  # the path is the destination of a move: the file is complete now
+    is_dir: bool
+
+
+def _has_magic(part: str) -> bool:
+    return any(ch in part for ch in "*?[")
+
+
+def pattern_base(pattern: str) -> tuple[str, bool]:
+    """The folder to watch for an input path or glob pattern, and whether recursively."""
+    parts = pattern.split(os.sep)
+    for i, part in enumerate(parts):
+        if _has_magic(part):
+            return os.sep.join(parts[:i]) or os.sep, i < len(parts) - 1
+    return os.path.dirname(pattern) or os.sep, False
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Whether `path` is one `glob.glob(pattern, recursive=True)` could return."""
+    return _match(pattern.split(os.sep), path.split(os.sep))
+
+
+def _match(pp: list[str], sp: list[str]) -> bool:
+    if not pp:
+        return not sp
+    head = pp[0]
+    if head == "**":
+        for i in range(len(sp) + 1):
+            if i > 0 and sp[i - 1].startswith("."):
+                break  # like glob, ** does not descend into hidden folders
+            if _match(pp[1:], sp[i:]):
+                return True
+        return False
+    if not sp:
+        return False
+    if _has_magic(head):
+        if sp[0].startswith(".") and not head.startswith("."):
+            return False  # like glob, wildcards do not match hidden names
+        if not fnmatch.fnmatchcase(sp[0], head):
+            return False
+    elif head != sp[0]:
+        return False
+    return _match(pp[1:], sp[1:])
+
+
+class Matcher:
+    """Which charts a changed path concerns: an input, a file a glob pattern matches, or a
+    chart's plot module. Paths in the output folder and the bookkeeping folder never count."""
+
+    def __init__(self, board: Board) -> None:
+        self.exact: dict[str, set[str]] = {}
+        self.patterns: list[tuple[str, str]] = []
+        self.ignore = (str(board.output) + os.sep, str(board.state_dir) + os.sep)
+        for chart in board.charts:
+            for pattern in chart.inputs:
+                if _has_magic(pattern):
+                    self.patterns.append((pattern, chart.name))
+                else:
+                    self.exact.setdefault(pattern, set()).add(chart.name)
+            if chart.plot_file is not None:
+                self.exact.setdefault(str(chart.plot_file), set()).add(chart.name)
+
+    def charts(self, path: str) -> set[str]:
+        if path.startswith(self.ignore):
+            return set()
+        names = set(self.exact.get(path, ()))
+        for pattern, name in self.patterns:
+            if name not in names and glob_match(pattern, path):
+                names.add(name)
+        return names
+
+
+def plan(board: Board) -> dict[str, bool]:
+    """The folders to watch (folder -> recursive) for every chart's inputs and plot module.
+
+    A folder that does not exist yet is watched through its nearest existing ancestor; the
+    daemon plans again on every folder event, so the watch moves down as folders appear.
+    """
+    wanted: dict[str, bool] = {}
+    for chart in board.charts:
+        bases = [pattern_base(p) for p in chart.inputs]
+        if chart.plot_file is not None:
+            bases.append((str(chart.plot_file.parent), False))
+        for folder, recursive in bases:
+            while not os.path.isdir(folder):
+                parent = os.path.dirname(folder)
+                if parent == folder:
+                    break
+                folder, recursive = parent, False
+            wanted[folder] = wanted.get(folder, False) or recursive
+    # A recursive watch on an ancestor already covers a folder.
+    recursive_roots = [f for f, r in wanted.items() if r]
+    return {
+        f: r for f, r in wanted.items()
+        if not any(f != root and f.startswith(root.rstrip(os.sep) + os.sep) for root in recursive_roots)
+    }
+
+
+class _Handler(FileSystemEventHandler):
+    """The observer's callback: records paths and wakes the daemon, never raises."""
+
+    def __init__(self, record: Callable[[list[Change]], None]) -> None:
+        super().__init__()
+        self.record = record
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        try:
+            if event.event_type in IGNORED_EVENTS:
+                return
+            if event.is_directory and event.event_type == "modified":
+                return  # a file inside changed: its own event follows
+            changes = [Change(os.fsdecode(event.src_path), False, event.is_directory)]
+            if event.event_type == "moved":
+                changes.append(Change(os.fsdecode(event.dest_path), True, event.is_directory))
+            self.record(changes)
+        except Exception:  # noqa: BLE001 - an exception here would end the observer's thread
+            log.exception("watcher: cannot handle %r", event)
+
+
+class Watcher:
+    """A watchdog observer over a changing set of folders."""
+
+    def __init__(self, notify: Callable[[], None], poll: bool = False, poll_interval: float = POLL_INTERVAL) -> None:
+        self.notify = notify
+        self.poll_interval = poll_interval
+        self.polling = poll
+        self._lock = threading.Lock()
+        self._changes: list[Change] = []
+        self._handler = _Handler(self._record)
+        self._watches: dict[str, tuple[bool, int, object]] = {}  # folder -> (recursive, inode, watch)
+        self._observer = self._new_observer()
+
+    def _new_observer(self):
+        if self.polling:
+            from watchdog.observers.polling import PollingObserver
+
+            observer = PollingObserver(timeout=self.poll_interval)
+        else:
+            from watchdog.observers import Observer
+
+            observer = Observer()
+        observer.name = "plotboard-watcher"
+        observer.daemon = True
+        observer.start()
+        return observer
+
+    @property
+    def mode(self) -> str:
+        return "polling" if self.polling else "inotify"
+
+    def _record(self, changes: list[Change]) -> None:
+        with self._lock:
+            self._changes.extend(changes)
+        self.notify()
+
+    def take(self) -> list[Change]:
+        """The changes recorded since the last call."""
+        with self._lock:
+            changes, self._changes = self._changes, []
+        return changes
+
+    def folders(self) -> dict[str, bool]:
+        return {folder: recursive for folder, (recursive, _, _) in self._watches.items()}
+
+    def watch(self, folders: dict[str, bool]) -> None:
+        """Watch exactly these folders (folder -> recursive); a folder that was deleted and
+        created again is watched afresh."""
+        for folder, (recursive, inode, handle) in list(self._watches.items()):
+            if folders.get(folder) != recursive or _inode(folder) != inode:
+                self._unschedule(folder)
+        for folder, recursive in folders.items():
+            if folder not in self._watches:
+                self._schedule(folder, recursive)
+
+    def _schedule(self, folder: str, recursive: bool) -> None:
+        inode = _inode(folder)
+        if inode is None:
+            return
+        try:
+            handle = self._observer.schedule(self._handler, folder, recursive=recursive)
+        except OSError as exc:
+            if exc.errno in LIMIT_ERRNOS and not self.polling:
+                self._fall_back_to_polling(folder, exc)
+                self._schedule(folder, recursive)
+            else:
+                log.warning("watcher: cannot watch %s: %s", folder, exc.strerror or exc)
+            return
+        self._watches[folder] = (recursive, inode, handle)
+
+    def _unschedule(self, folder: str) -> None:
+        _, _, handle = self._watches.pop(folder)
+        try:
+            self._observer.unschedule(handle)
+        except (KeyError, OSError):
+            pass
+
+    def _fall_back_to_polling(self, folder: str, exc: OSError) -> None:
+        limit = "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances"
+        log.error(
+            "watcher: cannot watch %s with inotify: %s (%s). The kernel's inotify limit is reached: "
+            "raise it (e.g. sysctl fs.inotify.%s=...), or run with --poll. Polling every %gs from now on.",
+            folder, exc.strerror or exc, errno.errorcode.get(exc.errno, exc.errno), limit, self.poll_interval,
+        )
+        watched = self.folders()
+        self._stop_observer()
+        self.polling = True
+        self._watches.clear()
+        self._observer = self._new_observer()
+        for other, recursive in watched.items():
+            self._schedule(other, recursive)
+
+    def _stop_observer(self) -> None:
+        try:
+            self._observer.unschedule_all()
+        except Exception:  # noqa: BLE001 - stopping must not fail
+            pass
+        self._observer.stop()
+        self._observer.join(timeout=5)
+
+    def stop(self) -> None:
+        self._stop_observer()
+        self._watches.clear()
+
+
+def _inode(folder: str) -> int | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_ino if os.path.isdir(folder) else None
