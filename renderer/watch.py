@@ -166,14 +166,20 @@ class Watcher:
         self._observer = self._new_observer()
 
     def _new_observer(self):
-        if self.polling:
+        observer = None
+        if not self.polling:
+            from watchdog.observers import Observer
+
+            try:
+                observer = Observer()  # one inotify instance, shared by every watch
+            except OSError as exc:
+                if exc.errno not in LIMIT_ERRNOS:
+                    raise
+                self._limit_reached(None, exc)
+        if observer is None:
             from watchdog.observers.polling import PollingObserver
 
             observer = PollingObserver(timeout=self.poll_interval)
-        else:
-            from watchdog.observers import Observer
-
-            observer = Observer()
         observer.name = "plotboard-watcher"
         observer.daemon = True
         observer.start()
@@ -229,16 +235,24 @@ class Watcher:
         except (KeyError, OSError):
             pass
 
-    def _fall_back_to_polling(self, folder: str, exc: OSError) -> None:
-        limit = "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances"
+    def _limit_reached(self, folder: str | None, exc: OSError) -> None:
+        if exc.errno == errno.ENOSPC:
+            what = "the inotify watch limit is reached: raise fs.inotify.max_user_watches (sysctl)"
+        else:
+            what = ("no inotify instance can be opened: raise fs.inotify.max_user_instances (sysctl) "
+                    "or the open files limit (ulimit -n)")
         log.error(
-            "watcher: cannot watch %s with inotify: %s (%s). The kernel's inotify limit is reached: "
-            "raise it (e.g. sysctl fs.inotify.%s=...), or run with --poll. Polling every %gs from now on.",
-            folder, exc.strerror or exc, errno.errorcode.get(exc.errno, exc.errno), limit, self.poll_interval,
+            "watcher: cannot watch %s with inotify (%s: %s); %s, or run with --poll. "
+            "Falling back to polling every %gs.",
+            folder or "input folders", errno.errorcode.get(exc.errno, exc.errno), exc.strerror or exc, what,
+            self.poll_interval,
         )
+        self.polling = True
+
+    def _fall_back_to_polling(self, folder: str, exc: OSError) -> None:
+        self._limit_reached(folder, exc)
         watched = self.folders()
         self._stop_observer()
-        self.polling = True
         self._watches.clear()
         self._observer = self._new_observer()
         for other, recursive in watched.items():

@@ -1,0 +1,189 @@
+"""The input watcher: which folders, which paths count, and a real observer's events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import REPO, cli_env, wait_for
+
+from renderer.config import load_board
+from renderer.watch import Matcher, Watcher, glob_match, pattern_base, plan
+
+
+@pytest.mark.parametrize("pattern, path, expected", [
+    ("/d/data/*.csv", "/d/data/cpu.csv", True),
+    ("/d/data/*.csv", "/d/data/.cpu.csv", False),  # glob skips hidden names
+    ("/d/data/*.csv", "/d/data/sub/cpu.csv", False),
+    ("/d/data/*.csv", "/d/data/cpu.csv.tmp", False),
+    ("/d/data/**/*.csv", "/d/data/cpu.csv", True),
+    ("/d/data/**/*.csv", "/d/data/a/b/cpu.csv", True),
+    ("/d/data/**/*.csv", "/d/data/.hidden/cpu.csv", False),
+    ("/d/data/host-?/load.txt", "/d/data/host-1/load.txt", True),
+    ("/d/data/host-?/load.txt", "/d/data/host-12/load.txt", False),
+    ("/d/data/[ab].txt", "/d/data/a.txt", True),
+    ("/d/data/[ab].txt", "/d/data/c.txt", False),
+])
+def test_glob_match_agrees_with_glob(pattern, path, expected):
+    assert glob_match(pattern, path) is expected
+
+
+def test_pattern_base():
+    assert pattern_base("/d/data/cpu.csv") == ("/d/data", False)
+    assert pattern_base("/d/data/*.csv") == ("/d/data", False)
+    assert pattern_base("/d/data/*/x.csv") == ("/d/data", True)
+    assert pattern_base("/d/**/x.csv") == ("/d", True)
+
+
+BOARD = """
+[board]
+output = "public"
+
+[[charts]]
+name = "a"
+plot = "plots:line"
+inputs = ["data/a.txt", "later/deep/x.txt"]
+
+[[charts]]
+name = "b"
+plot = "plots:line"
+inputs = ["data/**/*.csv", "public2/*.png"]
+"""
+
+
+def test_plan_and_matcher(tmp_path: Path):
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "plots.py").write_text("def line(fig, inputs):\n    pass\n")
+    (tmp_path / "plotboard.toml").write_text(BOARD)
+    board = load_board(tmp_path / "plotboard.toml")
+    root = str(board.root)
+    # data/sub is covered by the recursive watch on data; later/deep does not exist yet, so its
+    # nearest existing ancestor (the board's folder, which holds the plot module too) stands in.
+    assert plan(board) == {f"{root}/data": True, root: False}
+    m = Matcher(board)
+    assert m.charts(f"{root}/data/a.txt") == {"a"}
+    assert m.charts(f"{root}/data/sub/x.csv") == {"b"}
+    assert m.charts(f"{root}/plots.py") == {"a", "b"}
+    assert m.charts(f"{root}/data/b.txt") == set()
+    assert m.charts(f"{root}/public2/x.png") == {"b"}
+    (tmp_path / "public").mkdir()
+    (tmp_path / ".plotboard").mkdir()
+    assert m.charts(f"{root}/public/a.png") == set()  # never our own output
+    assert m.charts(f"{root}/.plotboard/state.json") == set()
+    (tmp_path / "later" / "deep").mkdir(parents=True)
+    assert plan(board) == {f"{root}/data": True, root: False, f"{root}/later/deep": False}
+
+
+class Recorder:
+    """A watcher plus everything it reported."""
+
+    def __init__(self, poll: bool = False) -> None:
+        self.wakes = threading.Semaphore(0)
+        self.watcher = Watcher(self.wakes.release, poll=poll, poll_interval=0.1)
+        self.changes = []
+
+    def seen(self, path: Path, moved: bool | None = None) -> bool:
+        self.changes.extend(self.watcher.take())
+        return any(c.path == str(path) and (moved is None or c.moved == moved) for c in self.changes)
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.watcher.stop()
+
+
+def test_observer_reports_writes_deletes_and_moves_into_place(tmp_path: Path, recorder: Recorder):
+    data = tmp_path / "data"
+    data.mkdir()
+    recorder.watcher.watch({str(data): False})
+    target = data / "cpu.csv"
+    target.write_text("1\n")
+    wait_for(lambda: recorder.seen(target), 5, "the write")
+    assert recorder.wakes.acquire(timeout=1)
+    # A careful producer: temp file, then rename onto the input. Only the move names the input.
+    recorder.changes.clear()
+    temp = data / ".cpu.csv.tmp"
+    temp.write_text("2\n")
+    os.replace(temp, target)
+    wait_for(lambda: recorder.seen(target, moved=True), 5, "the move into place")
+    recorder.changes.clear()
+    target.unlink()
+    wait_for(lambda: recorder.seen(target), 5, "the delete")
+    # Folders are watched, not files below them: a sibling folder is not.
+    other = tmp_path / "other.csv"
+    other.write_text("x")
+    target.write_text("3\n")
+    wait_for(lambda: recorder.seen(target), 5, "the new file")
+    assert not recorder.seen(other)
+
+
+def test_a_folder_deleted_and_created_again_is_watched_afresh(tmp_path: Path, recorder: Recorder):
+    data = tmp_path / "data"
+    data.mkdir()
+    recorder.watcher.watch({str(data): False, str(tmp_path): False})
+    os.rename(data, tmp_path / "old")
+    (tmp_path / "old").rename(tmp_path / "gone")
+    data.mkdir()
+    wait_for(lambda: recorder.seen(data), 5, "the folder's creation")
+    recorder.watcher.watch({str(data): False, str(tmp_path): False})  # what the daemon does on folder events
+    (data / "x.txt").write_text("new")
+    wait_for(lambda: recorder.seen(data / "x.txt"), 5, "a write in the new folder")
+
+
+def test_polling_mode_sees_changes(tmp_path: Path):
+    r = Recorder(poll=True)
+    try:
+        assert r.watcher.mode == "polling"
+        r.watcher.watch({str(tmp_path): False})
+        (tmp_path / "a.txt").write_text("1")
+        wait_for(lambda: r.seen(tmp_path / "a.txt"), 5, "a polled change")
+    finally:
+        r.watcher.stop()
+
+
+LIMIT_SCRIPT = """
+import logging, os, resource, sys, time
+from pathlib import Path
+import watchdog.observers, watchdog.observers.polling  # imported before the descriptors run out
+from renderer.watch import Watcher
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+folder = Path(sys.argv[1])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+fillers = []
+try:
+    while True:  # use up every file descriptor: inotify_init() now fails with EMFILE
+        fillers.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+watcher = Watcher(lambda: None, poll_interval=0.1)
+for fd in fillers:
+    os.close(fd)
+watcher.watch({str(folder): False})
+print(watcher.mode, flush=True)
+(folder / "a.txt").write_text("changed")
+deadline = time.monotonic() + 10
+seen = []
+while time.monotonic() < deadline and not any(c.path.endswith("a.txt") for c in seen):
+    seen += watcher.take()
+    time.sleep(0.05)
+print("seen" if seen else "missed", flush=True)
+watcher.stop()
+"""
+
+
+def test_inotify_limit_gives_a_clear_message_and_falls_back_to_polling(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(LIMIT_SCRIPT), str(tmp_path)],
+                            env=cli_env(), cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["polling", "seen"], result.stdout + result.stderr
+    assert "EMFILE" in result.stderr
+    assert "max_user_instances" in result.stderr and "--poll" in result.stderr
