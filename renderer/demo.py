@@ -1,0 +1,117 @@
+"""`plotboard demo`: the built-in demo board, fed live by a synthetic data generator.
+
+The board (renderer/demo/plotboard.toml and charts.py) ships inside the package, so an
+installed wheel has it. It is copied into a folder (a temporary one by default, removed
+afterwards), a feeder thread rewrites its data files every second, and the daemon renders
+and serves the board until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from renderer.errors import PlotboardError
+
+log = logging.getLogger("plotboard")
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+BOARD_FILES = ("plotboard.toml", "charts.py")
+DATA_DIR = "data"
+
+
+def install(folder: Path) -> Path:
+    """Copy the demo board into folder; returns the board file.
+
+    Files left by an earlier demo are overwritten; anything else is refused, so pointing
+    --dir at a real board cannot clobber it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in BOARD_FILES:
+        dest = folder / name
+        if dest.exists() and _first_line(dest) != _first_line(DEMO_DIR / name):
+            raise PlotboardError(f"{dest} exists and is not plotboard's demo board; choose another --dir")
+    for name in BOARD_FILES:
+        shutil.copyfile(DEMO_DIR / name, folder / name)
+    return folder / "plotboard.toml"
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.readline()
+
+
+def load_feeder():
+    """The feeder module, loaded from its file (renderer/demo/ is data, not a package)."""
+    spec = importlib.util.spec_from_file_location("renderer._demo_feeder", DEMO_DIR / "feeder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_port(port: int) -> None:
+    """Fail early, with advice, when the port is taken."""
+    if port == 0:
+        return
+    with socket.socket() as s:
+        # As the server itself will: connections in TIME_WAIT from an earlier run do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PlotboardError(f"cannot serve on 127.0.0.1:{port} ({exc.strerror}); try --port {port + 1}") from None
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set stop instead of raising KeyboardInterrupt mid-work."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def demo(port: int = 8000, folder: Path | None = None) -> int:
+    """Run the live demo board on 127.0.0.1:port until SIGINT/SIGTERM; returns the exit status."""
+    from renderer.daemon import run
+
+    check_port(port)
+    temporary = folder is None
+    root = Path(tempfile.mkdtemp(prefix="plotboard-demo-")) if temporary else Path(folder).resolve()
+    stop = threading.Event()
+    feeder_thread = None
+    try:
+        board_file = install(root)
+        feeder = load_feeder().Feeder(root / DATA_DIR)
+        feeder.backfill(time.time())
+        feeder.write()
+        feeder_thread = threading.Thread(target=feeder.run, args=(stop,), name="plotboard-demo-feeder")
+        feeder_thread.start()
+        print(f"plotboard demo: http://127.0.0.1:{port}/  (board in {root}; Ctrl-C stops)", flush=True)
+        with _stop_on_signals(stop):
+            code = run(board_file, serve=port, stop=stop)
+        return code
+    finally:
+        stop.set()
+        if feeder_thread is not None:
+            feeder_thread.join()
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+        sys.stdout.flush()

@@ -1,0 +1,241 @@
+"""`plotboard demo`: the embedded board, its synthetic feeder, and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+
+from conftest import REPO, cli, cli_env, wait_for
+
+sys.path.insert(0, str(REPO))
+from renderer.demo import BOARD_FILES, DEMO_DIR, load_feeder  # noqa: E402
+
+CHARTS = ("cpu", "latency", "requests", "queue")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def served(port: int, path: str) -> bytes | None:
+    """The body of a 200 answer, or None while the server is not up yet."""
+    try:
+        status, body = http_get(port, path)
+    except ConnectionRefusedError:
+        return None
+    return body if status == 200 else None
+
+
+def start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """Start `python -m renderer demo ARGS` with its output in a file (a pipe could fill up)."""
+    out = tmp_path / "demo.out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "renderer", "demo", *args],
+                                env=cli_env(), stdout=f, stderr=subprocess.STDOUT)
+    return proc, out
+
+
+def descendants(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> None:
+    try:
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            seen.setdefault(p.pid, p)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def alive(procs: dict[int, psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in procs.values():
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def stop_demo(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> int:
+    """Ctrl-C the demo; returns its exit status, failing if anything it started lives on."""
+    descendants(proc, seen)
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    wait_for(lambda: not alive(seen), timeout=10, what="the demo's worker processes to exit")
+    return code
+
+
+def temp_files(folder: Path) -> list[str]:
+    return [p.name for p in folder.rglob(".*.tmp")]
+
+
+def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port, folder = free_port(), tmp_path / "demo"
+    proc, out = start_demo(tmp_path, "--port", str(port), "--dir", str(folder))
+    seen: dict[int, psutil.Process] = {}
+    try:
+        public = folder / "public"
+        wait_for(lambda: (public / "index.html").exists() and all((public / f"{c}.png").exists() for c in CHARTS),
+                 timeout=45, what="the demo's page and four images")
+        descendants(proc, seen)
+        assert f"http://127.0.0.1:{port}/" in out.read_text()
+
+        page = wait_for(lambda: served(port, "/"), timeout=10, what="the server to answer")
+        for title in (b"CPU by host", b"Response time", b"Request rate by endpoint", b"Job queue depth"):
+            assert title in page
+
+        def hashes() -> dict[str, str]:
+            status, body = http_get(port, "/status.json")
+            assert status == 200
+            return {c["name"]: c["hash"] for c in json.loads(body)["charts"]}
+
+        first = wait_for(lambda: (h := hashes()) and all(h.values()) and h, timeout=30, what="every chart rendered")
+        assert set(first) == set(CHARTS)
+        status, png = http_get(port, f"/cpu.png?v={first['cpu']}")
+        assert status == 200 and png.startswith(PNG_SIGNATURE)
+        # The feeder keeps writing, so the images keep changing.
+        wait_for(lambda: sum(h != first[name] for name, h in hashes().items()) >= 2, timeout=20,
+                 what="two charts' images to change")
+        descendants(proc, seen)
+        assert seen, "the daemon runs its renders in worker processes"
+    finally:
+        code = stop_demo(proc, seen)
+    log = out.read_text()
+    assert code == 0, log
+    assert "Traceback" not in log, log
+    assert temp_files(folder) == []
+    assert sorted(p.name for p in (folder / "data").iterdir()) == ["cpu.csv", "latency.csv", "queue.csv", "requests.csv"]
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))  # the server let go of its port
+        s.listen()
+
+
+def test_demo_without_dir_uses_a_temporary_folder_and_removes_it(tmp_path):
+    port = free_port()
+    proc, out = start_demo(tmp_path, "--port", str(port))
+    seen: dict[int, psutil.Process] = {}
+    try:
+        found = wait_for(lambda: re.search(r"board in (\S+);", out.read_text()), timeout=20, what="the demo's banner")
+        folder = Path(found.group(1))
+        assert folder != REPO and not folder.is_relative_to(REPO)
+        wait_for(lambda: served(port, "/status.json"), timeout=45, what="the server to answer")
+        assert (folder / "public" / "index.html").exists()
+    finally:
+        code = stop_demo(proc, seen)
+    assert code == 0, out.read_text()
+    assert not folder.exists()
+
+
+def test_demo_refuses_to_overwrite_another_board(tmp_path):
+    board = tmp_path / "plotboard.toml"
+    board.write_text('[board]\ntitle = "mine"\n')
+    result = cli("demo", "--port", str(free_port()), "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "is not plotboard's demo board" in result.stderr
+    assert board.read_text() == '[board]\ntitle = "mine"\n'
+    assert not (tmp_path / "charts.py").exists()
+
+
+def test_demo_names_a_busy_port(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = cli("demo", "--port", str(port), "--dir", str(tmp_path / "demo"))
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" in result.stderr and f"--port {port + 1}" in result.stderr
+
+
+def test_demo_board_ships_inside_the_package():
+    assert DEMO_DIR.parent == REPO / "renderer"
+    for name in BOARD_FILES + ("feeder.py",):
+        assert (DEMO_DIR / name).is_file()
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[float]]]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], [[float(v) for v in row] for row in rows[1:]]
+
+
+def test_feeder_writes_believable_complete_files(tmp_path):
+    feeder = load_feeder().Feeder(tmp_path, window=300, seed=7)
+    feeder.backfill(1_800_000_000)
+    feeder.write()
+    assert temp_files(tmp_path) == []
+
+    header, cpu = read_csv(tmp_path / "cpu.csv")
+    assert header == ["time", "web-1", "web-2", "db-1", "worker-1"] and len(cpu) == 300
+    assert [r[0] for r in cpu] == list(range(1_800_000_000 - 299, 1_800_000_001))
+    assert all(0 <= v <= 100 for r in cpu for v in r[1:])
+    assert len({round(r[1]) for r in cpu}) > 10  # it moves
+
+    header, latency = read_csv(tmp_path / "latency.csv")
+    assert header == ["time", "p50", "p95", "p99"]
+    assert all(0 < p50 < p95 < p99 < 5000 for _, p50, p95, p99 in latency)
+
+    header, requests = read_csv(tmp_path / "requests.csv")
+    assert header[0] == "time" and len(header) == 5
+    assert all(v >= 0 for r in requests for v in r[1:])
+    assert 20 < sum(sum(r[1:]) for r in requests) / len(requests) < 500
+
+    header, queue = read_csv(tmp_path / "queue.csv")
+    assert header == ["time", "depth"] and all(r[1] >= 0 and r[1] == int(r[1]) for r in queue)
+
+
+def test_feeder_run_replaces_files_atomically_every_second(tmp_path):
+    feeder = load_feeder().Feeder(tmp_path, window=120)
+    import time
+
+    feeder.backfill(time.time())
+    feeder.write()
+    start = read_csv(tmp_path / "latency.csv")[1][-1][0]
+    stop = threading.Event()
+    thread = threading.Thread(target=feeder.run, args=(stop,))
+    thread.start()
+    torn = reads = 0
+    try:
+        def advanced() -> bool:
+            nonlocal torn, reads
+            text = (tmp_path / "latency.csv").read_text()
+            lines = text.split("\n")
+            reads += 1
+            # A complete file: header, exactly `window` rows of four fields, a final newline.
+            if not (lines[0] == "time,p50,p95,p99" and len(lines) == 122 and lines[-1] == ""
+                    and all(line.count(",") == 3 for line in lines[1:-1])):
+                torn += 1
+            return float(lines[-2].split(",")[0]) >= start + 2
+
+        wait_for(advanced, timeout=10, what="two new rows", interval=0.001)
+    finally:
+        stop.set()
+        thread.join()
+    assert torn == 0 and reads > 100
+    assert temp_files(tmp_path) == []
