@@ -1,0 +1,322 @@
+"""Renders on a real Dask cluster: a distributed.LocalCluster (2 worker processes, 1 thread each,
+on 127.0.0.1) runs in a helper process, and the real CLI renders through it."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Board, cli_env, wait_for
+
+if not os.environ.get("CI") == "true":
+    pytest.importorskip("distributed")
+
+CLUSTER = """
+import signal, sys, threading
+from distributed import LocalCluster
+
+def main():
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           scheduler_port=int(sys.argv[1]), dashboard_address=None)
+    cluster.wait_for_workers(2, timeout=60)
+    print(cluster.scheduler_address, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    cluster.close(timeout=20)
+
+if __name__ == "__main__":
+    main()
+"""
+
+PLOTS = '''
+import json, os, signal, time
+from pathlib import Path
+
+def line(fig, inputs, **params):
+    ax = fig.add_subplot()
+    for path in inputs:
+        ax.plot([float(v) for v in path.read_text().split()])
+        # The mtime shows in the image: shipped inputs must keep it.
+        ax.set_title(f"{path.name} {path.stat().st_mtime_ns}")
+
+def probe(fig, inputs, report, **params):
+    Path(report).write_text(json.dumps({
+        "inputs": [str(p) for p in inputs],
+        "text": [p.read_text() for p in inputs],
+        "module": __file__,
+    }))
+    line(fig, inputs)
+
+def killer(fig, inputs, **params):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def sleepy(fig, inputs, **params):
+    if inputs[0].read_text().strip() == "hang":
+        time.sleep(60)
+    line(fig, inputs)
+
+def held(fig, inputs, pidfile, release, **params):
+    try:
+        fd = os.open(pidfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.write(fd, str(os.getppid()).encode())  # the Dask worker that started this render
+        os.close(fd)
+    except FileExistsError:
+        pass
+    deadline = time.monotonic() + 30
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line(fig, inputs)
+'''
+
+BOARD = """
+[board]
+title = "Dask board"
+render_timeout = "{timeout}"
+{executor}
+
+[defaults]
+size = [4, 2]
+dpi = 50
+hidpi = false
+"""
+
+CHART = """
+[[charts]]
+name = "{name}"
+title = "{name}"
+plot = "plots:{plot}"
+inputs = [{inputs}]
+params = {params}
+"""
+
+
+class Cluster:
+    """A LocalCluster in a helper process; stop() closes it and waits for every process."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen([sys.executable, "-c", CLUSTER, str(port)], env=cli_env(),
+                                     stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 90)
+        self.address = self.proc.stdout.readline().strip() if ready else ""
+        if not self.address.startswith("tcp://"):
+            self.stop()
+            pytest.fail("the LocalCluster did not start")
+
+    def kill(self) -> None:
+        """Lose the scheduler abruptly (its worker processes follow their parent)."""
+        self.proc.kill()
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def cluster():
+    """Start a cluster (again on the same port with restart()); all stopped at the end."""
+    started: list[Cluster] = []
+
+    class Handle:
+        def __init__(self) -> None:
+            self.port = _free_port()
+            self.current = self.restart()
+
+        def restart(self) -> Cluster:
+            self.current = Cluster(self.port)
+            started.append(self.current)
+            return self.current
+
+        @property
+        def address(self) -> str:
+            return f"tcp://127.0.0.1:{self.port}"
+
+    yield Handle()
+    for c in started:
+        c.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_board(root: Path, charts: list[tuple[str, str, list[str], dict]], address: str | None,
+               timeout: str = "20s") -> Board:
+    executor = f'executor = "dask"\nscheduler = "{address}"' if address else ""
+    toml = BOARD.format(timeout=timeout, executor=executor)
+    for name, plot, inputs, params in charts:
+        toml += CHART.format(name=name, plot=plot, inputs=", ".join(json.dumps(i) for i in inputs),
+                             params="{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in params.items()) + " }")
+    board = Board(root).write(toml, PLOTS)
+    return board
+
+
+def images(output: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(output.iterdir()) if p.suffix in (".png", ".svg")}
+
+
+def test_build_through_dask_ships_files_and_matches_local_bytes(tmp_path, cluster):
+    boards = {}
+    for kind, address in (("local", None), ("dask", cluster.address)):
+        root = tmp_path / kind
+        charts = [
+            ("a", "line", ["data/a.txt"], {}),
+            ("b", "line", ["data/b.txt"], {}),
+            ("many", "line", ["data/series/*.txt"], {}),
+            ("probe", "probe", ["data/a.txt"], {"report": str(tmp_path / f"{kind}-report.json")}),
+        ]
+        board = make_board(root, charts, address)
+        # Same bytes and mtimes in both boards: the images show the inputs' names and mtimes.
+        for name, text in [("a.txt", "1 2 3 2 1"), ("b.txt", "3 1 4 1 5"),
+                           ("series/x.txt", "1 1 2"), ("series/y.txt", "2 3 1")]:
+            path = board.data(f"data/{name}", text)
+            os.utime(path, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+        boards[kind] = board
+    for board in boards.values():
+        result = board.cli("build")
+        assert result.returncode == 0, result.stderr
+        assert [c["state"] for c in board.status()["charts"]] == ["ok"] * 4
+
+    local, dask = images(boards["local"].output), images(boards["dask"].output)
+    assert sorted(dask) == ["a.png", "b.png", "many.png", "probe.png"]
+    assert dask == local
+
+    # The worker read shipped copies, not the board's files: same names, same text, other folders.
+    report = json.loads((tmp_path / "dask-report.json").read_text())
+    board_root = str(boards["dask"].root)
+    assert [Path(p).name for p in report["inputs"]] == ["a.txt"]
+    assert not report["inputs"][0].startswith(board_root)
+    assert report["text"] == ["1 2 3 2 1"]
+    assert not report["module"].startswith(board_root)
+    assert Path(report["module"]).name == "plots.py"
+
+
+def test_a_render_that_kills_its_process_fails_alone_and_the_board_keeps_updating(tmp_path, cluster):
+    board = make_board(tmp_path / "board", [
+        ("a", "line", ["data/a.txt"], {}),
+        ("killer", "killer", ["data/a.txt"], {}),
+        ("b", "line", ["data/b.txt"], {}),
+    ], cluster.address)
+    board.data("data/a.txt", "1 2 3")
+    board.data("data/b.txt", "3 2 1")
+    result = board.cli("build")
+    assert result.returncode == 1, result.stderr
+    states = {c["name"]: c for c in board.status()["charts"]}
+    assert states["a"]["state"] == states["b"]["state"] == "ok"
+    assert states["killer"]["state"] == "error"
+    assert states["killer"]["error"].startswith("WorkerDied: the render process was killed by SIGKILL")
+
+    before = (board.output / "a.png").read_bytes()
+    board.data("data/a.txt", "5 5 1 1")
+    result = board.cli("build")
+    assert result.returncode == 1, result.stderr  # the killer is retried and fails again
+    assert board.chart("a")["renders"] == 2 and board.chart("a")["state"] == "ok"
+    assert (board.output / "a.png").read_bytes() != before
+    assert board.chart("killer")["failures"] == 2
+
+
+def test_a_lost_dask_worker_fails_only_its_render(tmp_path, cluster):
+    pidfile, release = tmp_path / "worker.pid", tmp_path / "release"
+    board = make_board(tmp_path / "board", [
+        ("a", "line", ["data/a.txt"], {}),
+        ("b", "line", ["data/b.txt"], {}),
+        ("held", "held", ["data/a.txt"], {"pidfile": str(pidfile), "release": str(release)}),
+    ], cluster.address)
+    board.data("data/a.txt", "1 2 3")
+    board.data("data/b.txt", "3 2 1")
+    build = subprocess.Popen([sys.executable, "-m", "renderer", "build", "-c", str(board.file)],
+                             env=cli_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        worker = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "the held render to start"))
+        os.kill(worker, signal.SIGKILL)
+        _, err = build.communicate(timeout=60)
+    finally:
+        release.touch()  # a retry of the held render elsewhere ends at once
+        if build.poll() is None:
+            build.kill()
+            build.communicate()
+    assert build.returncode == 1, err
+    states = {c["name"]: c for c in board.status()["charts"]}
+    assert states["a"]["state"] == states["b"]["state"] == "ok"
+    assert states["held"]["state"] == "error"
+    assert states["held"]["error"].startswith("WorkerDied: the Dask worker tcp://127.0.0.1:")
+
+    board.data("data/b.txt", "9 9 9")
+    result = board.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert board.chart("held")["state"] == "ok" and board.chart("b")["renders"] == 2
+
+
+def test_a_render_past_the_timeout_is_killed_and_the_previous_image_stays(tmp_path, cluster):
+    board = make_board(tmp_path / "board", [("slow", "sleepy", ["data/s.txt"], {})], cluster.address, timeout="2s")
+    board.data("data/s.txt", "1 2 3")
+    assert board.cli("build").returncode == 0
+    image = (board.output / "slow.png").read_bytes()
+
+    board.data("data/s.txt", "hang")
+    started = time.monotonic()
+    result = board.cli("build")
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - started < 30  # the 60 s sleep was cut short
+    assert board.chart("slow")["error"] == "RenderTimeout: render took longer than 2s and was killed"
+    assert (board.output / "slow.png").read_bytes() == image
+
+    board.data("data/s.txt", "3 2 1")
+    assert board.cli("build").returncode == 0
+    assert board.chart("slow")["state"] == "ok"
+
+
+def test_a_lost_scheduler_fails_renders_in_flight_and_a_new_one_is_used(tmp_path, cluster):
+    pidfile, release = tmp_path / "worker.pid", tmp_path / "release"
+    board = make_board(tmp_path / "board", [
+        ("held", "held", ["data/a.txt"], {"pidfile": str(pidfile), "release": str(release)}),
+    ], cluster.address)
+    board.data("data/a.txt", "1 2 3")
+    build = subprocess.Popen([sys.executable, "-m", "renderer", "build", "-c", str(board.file)],
+                             env=cli_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(pidfile.exists, 60, "the held render to start")
+        cluster.current.kill()
+        _, err = build.communicate(timeout=60)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.communicate()
+    assert build.returncode == 1, err
+    assert board.chart("held")["error"] == f"SchedulerLost: lost the connection to the Dask scheduler at {cluster.address}"
+
+    release.touch()
+    cluster.restart()
+    result = board.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert board.chart("held")["state"] == "ok"
+
+
+def test_a_missing_distributed_names_the_extra(tmp_path):
+    board = make_board(tmp_path / "board", [("a", "line", ["data/a.txt"], {})], "tcp://127.0.0.1:8786")
+    board.data("data/a.txt", "1 2 3")
+    no_dask = "import sys; sys.modules['distributed'] = None; from renderer.cli import main; sys.exit(main())"
+    result = subprocess.run([sys.executable, "-c", no_dask, "build", "-c", str(board.file)],
+                            env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'plotboard[dask]'" in result.stderr
+    assert "distributed" in result.stderr
+    assert not (board.output / "a.png").exists()
