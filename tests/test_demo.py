@@ -11,14 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
 
 from conftest import REPO, cli, cli_env, wait_for
-
-sys.path.insert(0, str(REPO))
-from renderer.demo import BOARD_FILES, DEMO_DIR, load_feeder  # noqa: E402
+from renderer.demo import BOARD_FILES, DEMO_DIR, load_feeder
 
 CHARTS = ("cpu", "latency", "requests", "queue")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -212,8 +211,6 @@ def test_feeder_writes_believable_complete_files(tmp_path):
 
 def test_feeder_run_replaces_files_atomically_every_second(tmp_path):
     feeder = load_feeder().Feeder(tmp_path, window=120)
-    import time
-
     feeder.backfill(time.time())
     feeder.write()
     start = read_csv(tmp_path / "latency.csv")[1][-1][0]
