@@ -85,15 +85,19 @@ def publish_outcome(
             record.error = None
             record.failed_fingerprint = None
             record.consecutive_failures = 0
-            log.info("rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms,
-                     "changed" if changed else "unchanged")
+            result = "changed" if changed else "unchanged"
+            log.info("rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, result,
+                     extra={"fields": {"chart": outcome.name, "trigger": trigger,
+                                       "duration_ms": round(outcome.duration_ms, 1), "result": result}})
             return True
     record.error = outcome.error
     record.failed_at = now
     record.failed_fingerprint = current
     record.failures += 1
     record.consecutive_failures += 1
-    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error)
+    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error,
+              extra={"fields": {"chart": outcome.name, "trigger": trigger, "duration_ms": round(outcome.duration_ms, 1),
+                                "result": "failed", "error": outcome.error}})
     if outcome.traceback:
         log.debug("%s", outcome.traceback.rstrip())
     return False
@@ -118,7 +122,8 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
     result = BuildResult()
     with board_lock(board):
         board.output.mkdir(parents=True, exist_ok=True)
-        remove_temp_files(board.output)
+        for folder in (board.output, board.output / "static", board.state_dir):
+            remove_temp_files(folder)
         records = load_state(board)
         forget_removed(board, records)
         now = time.time()

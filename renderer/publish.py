@@ -14,7 +14,8 @@ from pathlib import Path
 
 from renderer.errors import PublishError
 
-TEMP_RE = re.compile(r"\..+\.tmp\Z")
+# Exactly the names _write_temp makes, so a user's own hidden .tmp file is never deleted.
+TEMP_RE = re.compile(r"\..+\.[0-9a-f]{8}\.tmp\Z")
 
 
 def safe_path(folder: Path, name: str) -> Path:

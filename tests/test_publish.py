@@ -1,0 +1,211 @@
+"""Publishing into the output folder: atomic replacement under a concurrent reader, modes,
+unchanged files left alone, leftover temporary files, and deleting only plotboard's own files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TWO_CHARTS, Board
+
+# Reads PATH as fast as it can until STOP exists; reports every distinct content's digest, how
+# many reads were not a whole PNG, and the modes seen. Runs as its own process, so it is truly
+# concurrent with the writer.
+READER = r'''
+import hashlib, json, os, sys
+path, stop = sys.argv[1], sys.argv[2]
+reads = broken = missing = 0
+digests, modes = set(), set()
+print("ready", flush=True)
+while not os.path.exists(stop):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        missing += 1
+        continue
+    try:
+        modes.add(os.fstat(fd).st_mode & 0o7777)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    reads += 1
+    if not (data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")):
+        broken += 1
+    digests.add(hashlib.sha256(data).hexdigest())
+print(json.dumps({"reads": reads, "broken": broken, "missing": missing,
+                  "digests": sorted(digests), "modes": sorted(modes)}), flush=True)
+'''
+
+
+class Reader:
+    """The reader process, started on a file that already exists."""
+
+    def __init__(self, path, stop) -> None:
+        self.stop = stop
+        self.proc = subprocess.Popen([sys.executable, "-c", READER, str(path), str(stop)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def finish(self) -> dict:
+        self.stop.write_text("")
+        out, _ = self.proc.communicate(timeout=30)
+        return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def built_snapshot(tmp_path_factory) -> tuple[Board, object]:
+    """conftest's two-chart board, built once per module, and a snapshot of its folder."""
+    top = tmp_path_factory.mktemp("built")
+    b = Board(top / "board").write(TWO_CHARTS)
+    b.data("data/a.txt", "1 2 3 2 1\n")
+    b.data("data/b.txt", "3 1 4 1 5\n")
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    shutil.copytree(b.root, top / "snapshot", symlinks=True)
+    return b, top / "snapshot"
+
+
+@pytest.fixture
+def built(built_snapshot) -> Board:
+    """The built two-chart board, restored in place (same paths and mtimes) for each test."""
+    b, snapshot = built_snapshot
+    shutil.rmtree(b.root)
+    shutil.copytree(snapshot, b.root, symlinks=True)
+    return b
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def umask022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_reader_never_sees_a_torn_png_during_300_replacements(built, tmp_path, umask022):
+    from renderer.publish import write_atomic
+
+    out = tmp_path / "public"
+    out.mkdir()
+    pngs = [(built.output / name).read_bytes() for name in ("a.png", "b.png")]  # real renders
+    assert len(pngs[0]) != len(pngs[1])
+    assert write_atomic(out, "a.png", pngs[1])
+    reader = Reader(out / "a.png", tmp_path / "stop")
+    try:
+        changed = [write_atomic(out, "a.png", pngs[i % 2]) for i in range(300)]
+    finally:
+        seen = reader.finish()
+    assert all(changed), "every alternate version must be a real replacement"
+    assert seen["broken"] == 0 and seen["missing"] == 0, seen
+    assert set(seen["digests"]) <= {digest(p) for p in pngs}, "a read matched neither version"
+    assert len(seen["digests"]) == 2, f"the reader never saw both versions: {seen}"
+    assert seen["reads"] > 0 and seen["modes"] == [0o644]
+    assert not [p for p in out.iterdir() if p.name != "a.png"], "temporary files left behind"
+
+
+def test_reader_never_sees_a_torn_png_during_cli_builds(built, umask022):
+    board = built
+    versions = []
+    versions.append((board.output / "a.png").read_bytes())
+    reader = Reader(board.output / "a.png", board.root / "stop")
+    try:
+        for i in range(1):
+            board.data("data/a.txt", " ".join(str((i * 7 + j) % 11) for j in range(5 + 10 * i)) + "\n")
+            result = board.cli("build", "--only", "a")
+            assert result.returncode == 0, result.stderr
+            versions.append((board.output / "a.png").read_bytes())
+    finally:
+        seen = reader.finish()
+    assert len({digest(v) for v in versions}) == 2
+    assert seen["broken"] == 0 and seen["missing"] == 0, seen
+    assert set(seen["digests"]) <= {digest(v) for v in versions}, "a read matched no published version"
+    assert seen["modes"] == [0o644]
+
+
+def test_every_published_file_is_world_readable(board, umask022):
+    assert board.cli("build").returncode == 0
+    files = [p for p in board.output.rglob("*") if p.is_file()]
+    assert {p.relative_to(board.output).as_posix() for p in files} >= {"a.png", "b.png", "index.html", "status.json"}
+    assert any(p.parent.name == "static" for p in files)
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+
+
+def test_unchanged_image_is_not_rewritten(built):
+    board = built
+    before = {name: os.stat(board.output / name) for name in ("a.png", "static/board.css")}
+    first = board.chart("a")
+    assert board.cli("build", "--force").returncode == 0
+    for name, st in before.items():
+        now = os.stat(board.output / name)
+        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), f"{name} was rewritten"
+    again = board.chart("a")
+    assert again["renders"] == 2 and again["rendered_at"] > first["rendered_at"]
+    assert again["changed_at"] == first["changed_at"] and again["hash"] == first["hash"]
+
+
+def test_changed_image_updates_changed_at_and_hash(built):
+    board = built
+    first = board.chart("a")
+    board.data("data/a.txt", "5 4 3 2 1 0\n")
+    assert board.cli("build").returncode == 0
+    again = board.chart("a")
+    assert again["changed_at"] > first["changed_at"] and again["hash"] != first["hash"]
+
+
+def test_leftover_temporary_files_are_removed_at_start(built):
+    board = built
+    leftovers = [board.output / ".a.png.0badf00d.tmp", board.output / "static/.board.css.12345678.tmp",
+                 board.root / ".plotboard/.state.json.abcdef01.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"half a file")
+    assert board.cli("build").returncode == 0
+    assert [p for p in leftovers if p.exists()] == []
+
+
+def test_files_plotboard_did_not_write_are_kept(built):
+    board = built
+    mine = {"notes.txt": "keep me", ".keep.tmp": "a user's hidden file", "zz.png": "not a chart"}
+    for name, text in mine.items():
+        (board.output / name).write_text(text)
+    # chart b leaves the board: its image goes, nothing else
+    board.write(board.file.read_text().split("[[charts]]\nname = \"b\"")[0])
+    assert board.cli("build").returncode == 0
+    assert not (board.output / "b.png").exists()
+    assert (board.output / "a.png").exists()
+    for name, text in mine.items():
+        assert (board.output / name).read_text() == text, name
+    assert [c["name"] for c in board.status()["charts"]] == ["a"]
+    assert 'id="chart-b"' not in (board.output / "index.html").read_text()
+
+
+def test_files_a_chart_no_longer_makes_are_deleted(board):
+    board.write(board.file.read_text().replace("hidpi = false", "hidpi = true"))
+    assert board.cli("build").returncode == 0
+    assert (board.output / "a@2x.png").exists()
+    board.write(board.file.read_text().replace("hidpi = true", "hidpi = false"))
+    assert board.cli("build").returncode == 0
+    assert not (board.output / "a@2x.png").exists() and not (board.output / "b@2x.png").exists()
+    assert (board.output / "a.png").exists()
+
+
+def test_nothing_but_plotboard_files_is_written_to_the_output(built):
+    board = built
+    names = {p.relative_to(board.output).as_posix() for p in board.output.rglob("*")}
+    static = {n for n in names if n.startswith("static/")}
+    assert names - static == {"a.png", "b.png", "index.html", "status.json", "static"}
+    assert not [n for n in static if n.rsplit("/", 1)[-1].startswith(".")]
+    assert (board.root / ".plotboard/state.json").is_file()
