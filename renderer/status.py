@@ -57,6 +57,9 @@ def read_manifest(output: Path) -> dict[str, Any]:
     manifest = json.loads((output / STATUS_FILE).read_text())
     if not isinstance(manifest, dict) or not isinstance(manifest.get("charts"), list):
         raise ValueError("not a plotboard manifest")
+    for entry in manifest["charts"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValueError("not a plotboard manifest: a chart entry without a name")
     return manifest
 
 

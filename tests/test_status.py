@@ -1,0 +1,83 @@
+"""`plotboard status`: each state brought about for real, with its monitoring-plugin exit code."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import TWO_CHARTS, Board, wait_for
+from renderer.status import parse_iso
+
+
+def judged(board: Board) -> tuple[int, dict]:
+    """Exit code and manifest of `status --json`."""
+    result = board.cli("status", "--json")
+    return result.returncode, json.loads(result.stdout)
+
+
+def states(manifest: dict) -> dict[str, str]:
+    return {c["name"]: c["state"] for c in manifest["charts"]}
+
+
+def test_fresh_build_is_ok_exit_0(board):
+    assert board.cli("build").returncode == 0
+    result = board.cli("status")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("PLOTBOARD OK")
+    code, manifest = judged(board)
+    assert code == 0 and states(manifest) == {"a": "ok", "b": "ok"}
+    assert manifest["board"]["title"] == "Test board"
+
+
+def test_chart_older_than_stale_after_is_stale_exit_1(board):
+    board.write(TWO_CHARTS.replace('name = "b"\n', 'name = "b"\nstale_after = "1s"\n'))
+    assert board.cli("build").returncode == 0
+    rendered_at = parse_iso(board.chart("b")["rendered_at"])
+    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=5, what="chart b to pass its stale_after")
+    result = board.cli("status")
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.startswith("PLOTBOARD WARNING") and "b stale" in result.stdout
+    code, manifest = judged(board)
+    assert code == 1 and states(manifest) == {"a": "ok", "b": "stale"}
+    assert board.chart("b")["state"] == "ok", "status must judge now, not rewrite status.json"
+
+
+def test_failed_chart_is_error_exit_2(board):
+    board.write(TWO_CHARTS.replace('plot = "plots:line"\ninputs = ["data/b.txt"]', 'plot = "plots:boom"'))
+    assert board.cli("build").returncode == 1
+    result = board.cli("status")
+    assert result.returncode == 2, result.stdout
+    assert result.stdout.startswith("PLOTBOARD CRITICAL")
+    assert "b error (ValueError: plot exploded)" in result.stdout
+    code, manifest = judged(board)
+    assert code == 2 and states(manifest) == {"a": "ok", "b": "error"}
+    assert manifest["charts"][1]["error"] == "ValueError: plot exploded"
+
+
+def test_never_rendered_chart_is_pending_exit_1(board):
+    assert board.cli("build", "--only", "a").returncode == 0
+    code, manifest = judged(board)
+    assert code == 1 and states(manifest) == {"a": "ok", "b": "pending"}
+
+
+def test_missing_status_json_is_unknown_exit_3(board):
+    result = board.cli("status")
+    assert result.returncode == 3
+    assert result.stdout.startswith("PLOTBOARD UNKNOWN") and "status.json" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_garbage_status_json_is_unknown_exit_3(board):
+    board.output.mkdir()
+    for garbage in ("{not json", '{"charts": 3}', "[]", "", '{"charts": [1]}', '{"charts": [{"state": "ok"}]}',
+                    '{"charts": [{"name": "a", "rendered_at": "yesterday"}]}'):
+        (board.output / "status.json").write_text(garbage)
+        result = board.cli("status")
+        assert result.returncode == 3, (garbage, result.stdout, result.stderr)
+        assert result.stdout.startswith("PLOTBOARD UNKNOWN") and "Traceback" not in result.stderr
+
+
+def test_bad_board_file_is_unknown_exit_3(board):
+    board.file.write_text("[board\n")
+    result = board.cli("status")
+    assert result.returncode == 3 and result.stdout.startswith("PLOTBOARD UNKNOWN")
