@@ -40,7 +40,8 @@ from renderer.watch import Matcher, Watcher, plan
 
 log = logging.getLogger("plotboard")
 
-PAGES_EVERY = 0.25  # at most this often are state.json and the pages rewritten
+PAGES_DELAY = 1.0  # longest a publish waits for state.json and the pages while renders go on
+PAGES_REST = 0.05  # a render starting sooner than this is part of the same burst
 REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exists
 DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
 STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
@@ -146,7 +147,10 @@ class Daemon:
                 if serve is not None:
                     from renderer.serve import start_server
 
-                    server = start_server(self.board.output, serve)
+                    try:
+                        server = start_server(self.board.output, serve)
+                    except OSError as exc:
+                        raise PlotboardError(f"cannot serve on 127.0.0.1:{serve}: {exc.strerror or exc}") from None
                     log.info("serving %s on http://127.0.0.1:%d/", self.board.output, serve)
                 self._loop()
                 self._drain()
@@ -341,7 +345,7 @@ class Daemon:
 
     def _pages_dirty(self, now: float) -> None:
         if self.pages_due is None:
-            self.pages_due = max(now, self.pages_at + PAGES_EVERY)
+            self.pages_due = now + PAGES_DELAY
 
     def _next_stale(self) -> float | None:
         """When the next chart turns stale after the pages were last written."""
@@ -360,8 +364,17 @@ class Daemon:
         stale = self._next_stale()
         if stale is not None and stale <= now:
             self._pages_dirty(now)
-        if self.pages_due is not None and self.pages_due <= now:
+        # Batched: written once the renders have come to rest, or during a long burst at most
+        # PAGES_DELAY after the first publish not on the pages yet.
+        if self.pages_due is not None and (self.pages_due <= now or self._at_rest(now)):
             self._write_pages(now)
+
+    def _at_rest(self, now: float) -> bool:
+        """No render in flight and none about to start."""
+        if self.inflight:
+            return False
+        wakeup = self.scheduler.next_wakeup()
+        return wakeup is None or wakeup > now + PAGES_REST
 
     def _write_pages(self, now: float) -> None:
         self.pages_due = None

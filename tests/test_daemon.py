@@ -1,0 +1,382 @@
+"""`plotboard run`: the real daemon in a subprocess, a real observer, real worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import Board, cli, cli_env, wait_for
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+FAST = """
+[board]
+title = "Daemon board"
+workers = 2
+render_timeout = "{timeout}"
+
+[defaults]
+size = [2, 1]
+dpi = 40
+hidpi = false
+"""
+
+
+def chart(name: str, plot: str = "plots:line", inputs: str = "", extra: str = "") -> str:
+    text = f'\n[[charts]]\nname = "{name}"\nplot = "{plot}"\n'
+    if inputs:
+        text += f'inputs = ["{inputs}"]\n'
+    return text + extra + "\n"
+
+
+def complete_png(path: Path) -> bytes | None:
+    """The file's bytes when it is a whole PNG, else None."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return data if data.startswith(PNG_SIGNATURE) and data.endswith(PNG_END) else None
+
+
+def temp_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
+
+
+class Daemon:
+    """`python -m renderer run` on a board, its stderr in a file so it can never block."""
+
+    def __init__(self, board: Board, *args: str) -> None:
+        self.board = board
+        self.log_path = board.root / f"run-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "renderer", "run", "-c", str(board.file), *args],
+            cwd=board.root, env=cli_env(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self.wait_log("run: ", what="the daemon to start")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_log(self, text: str, timeout: float = 30, what: str | None = None, count: int = 1) -> str:
+        def seen():
+            if self.proc.poll() is not None:
+                pytest.fail(f"the daemon exited ({self.proc.returncode}):\n{self.log}")
+            return self.log.count(text) >= count
+        wait_for(seen, timeout, what or repr(text))
+        return self.log
+
+    def count(self, text: str) -> int:
+        return self.log.count(text)
+
+    def state(self, name: str) -> dict:
+        try:
+            return self.board.chart(name)
+        except (FileNotFoundError, ValueError, StopIteration):
+            return {}
+
+    def wait_state(self, name: str, timeout: float = 30, **expected: object) -> dict:
+        def match():
+            st = self.state(name)
+            return st if st and all(st.get(k) == v for k, v in expected.items()) else None
+        return wait_for(match, timeout, f"{name} to be {expected} (log:\n{self.log})")
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def daemons():
+    """Start daemons with daemons(board, *args); any still running at the end are killed."""
+    started: list[Daemon] = []
+
+    def start(board: Board, *args: str) -> Daemon:
+        d = Daemon(board, *args)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.close()
+
+
+def write_data(path: Path, values: list[float]) -> None:
+    path.write_text(" ".join(map(str, values)) + "\n")
+
+
+def test_changed_input_gives_a_new_complete_image_well_under_two_seconds(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt"))
+    data = board.data("data/a.txt", "1 2 3\n")
+    d = daemons(board, "--log-format", "json")
+    d.wait_state("a", state="ok")
+    image = board.output / "a.png"
+    for i, save in enumerate(["write", "move"] * 2):
+        before = complete_png(image)
+        started = time.monotonic()
+        if save == "write":
+            write_data(data, [i, 5, 1, 7])
+        else:  # how editors and careful producers save: a temp file renamed onto the input
+            temp = data.parent / ".a.txt.partial"
+            write_data(temp, [9, i, 2])
+            os.replace(temp, data)
+        after = wait_for(lambda: (b := complete_png(image)) and b != before and b, 2.0, f"a new image after a {save}")
+        elapsed = time.monotonic() - started
+        assert after.startswith(PNG_SIGNATURE) and elapsed < 2.0
+    d.wait_log('"chart": "a"', count=5, what="the last render's log line")  # logged just after publishing
+    entries = [json.loads(line) for line in d.log.splitlines() if line.startswith("{")]
+    renders = [e for e in entries if e.get("chart") == "a"]
+    assert [e["trigger"] for e in renders] == ["new", "change", "move", "change", "move"]
+    assert all(e["result"] == "changed" and e["duration_ms"] > 0 for e in renders)
+    assert d.stop() == 0
+
+
+def test_interval_chart_rerenders_on_schedule(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="20s") + chart("tick", inputs="data/t.txt", extra='every = "1s"'))
+    board.data("data/t.txt", "1 2\n")
+    d = daemons(board)
+    times = []
+
+    def two_more():
+        st = d.state("tick")
+        if st.get("rendered_at") and st["rendered_at"] not in times:
+            times.append(st["rendered_at"])
+        return len(times) >= 3
+    wait_for(two_more, 15, "three renders, two of them scheduled")
+    assert d.stop() == 0
+    from renderer.status import parse_iso
+    gaps = [parse_iso(b) - parse_iso(a) for a, b in zip(times, times[1:])]
+    assert all(0.99 <= g < 3.0 for g in gaps), gaps  # on schedule: never early, not badly late
+    assert "trigger=schedule" in d.log
+
+
+def test_a_hundred_writes_in_a_second_give_at_most_three_renders_and_the_last_write_wins(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt"))
+    data = board.data("data/a.txt", "0 0\n")
+    d = daemons(board)
+    d.wait_state("a", state="ok", renders=1)
+    started = time.monotonic()
+    for i in range(100):
+        write_data(data, [i, 100 - i, i % 7])
+        pause = started + (i + 1) * 0.0099 - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)  # pacing the writer, not waiting for the daemon
+    assert time.monotonic() - started < 1.1
+    wait_for(lambda: d.count("rendered a trigger=change") >= 1, 10, "a render")
+    # Settled: no render in flight or queued for a while (a second is five quiet windows).
+    last = None
+
+    def settled():
+        nonlocal last
+        now = (d.count("rendered a"), d.count("failed a"))
+        stable, last = now == last, now
+        return stable
+    wait_for(settled, 20, "the renders to settle", interval=1.0)
+    renders = d.count("rendered a trigger=change")
+    assert d.count("failed a") == 0
+    assert 1 <= renders <= 3, d.log
+    final = complete_png(board.output / "a.png")
+    assert d.stop() == 0
+    # The image is the one a fresh build of the last write draws.
+    copy = Board(tmp_path / "copy").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt"))
+    shutil.copy(data, copy.data("data/a.txt", ""))
+    assert copy.cli("build").returncode == 0
+    assert (copy.output / "a.png").read_bytes() == final
+
+
+SLOW_PLOTS = '''
+import time
+from pathlib import Path
+
+def slow(fig, inputs, **params):
+    marks = Path(params["marks"])
+    marks.mkdir(exist_ok=True)
+    (marks / str(time.time_ns())).write_text("")
+    time.sleep(1.5)
+    ax = fig.add_subplot()
+    ax.plot([float(v) for v in inputs[0].read_text().split()])
+
+def line(fig, inputs, **params):
+    ax = fig.add_subplot()
+    for path in inputs:
+        ax.plot([float(v) for v in path.read_text().split()])
+'''
+
+
+def test_sigterm_during_renders_finishes_them_exits_0_and_a_build_finds_nothing_to_do(tmp_path, daemons):
+    marks = tmp_path / "marks"
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="20s")
+        + chart("s", plot="plots:slow", inputs="data/s.txt", extra=f'params = {{ marks = "{marks}" }}')
+        + chart("a", inputs="data/a.txt", extra='every = "1h"'),
+        plots=SLOW_PLOTS)
+    data = board.data("data/s.txt", "1 2 3\n")
+    board.data("data/a.txt", "3 2 1\n")
+    d = daemons(board)
+    d.wait_state("s", state="ok", renders=1)
+    d.wait_state("a", state="ok")
+    before = complete_png(board.output / "s.png")
+    write_data(data, [5, 4, 6])
+    wait_for(lambda: marks.exists() and len(list(marks.iterdir())) == 2, 10, "the second render to start")
+    d.send(signal.SIGTERM)
+    assert d.proc.wait(30) == 0
+    d.close()
+    assert "rendered s trigger=change" in d.log  # the render in flight was finished and published
+    assert complete_png(board.output / "s.png") != before
+    assert temp_files(board.output) == [] and temp_files(board.root / ".plotboard") == []
+    assert board.chart("s")["renders"] == 2
+    result = board.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert "build: 0 rendered, 0 failed, 2 up to date" in result.stderr
+
+
+def test_sigint_stops_an_idle_daemon_cleanly(board, daemons):
+    d = daemons(board)
+    d.wait_state("b", state="ok")
+    assert d.stop(signal.SIGINT) == 0
+    assert "stopped" in d.log and temp_files(board.output) == []
+
+
+def test_sighup_adds_removes_and_changes_charts_and_a_broken_file_keeps_the_old_board(board, daemons):
+    from conftest import TWO_CHARTS
+
+    d = daemons(board)
+    d.wait_state("a", state="ok")
+    d.wait_state("b", state="ok")
+    assert (board.output / "b.png").exists()
+    board.data("data/c.txt", "2 7 1 8\n")
+    new = TWO_CHARTS.replace('name = "b"\ntitle = "Chart B"\nplot = "plots:line"\ninputs = ["data/b.txt"]',
+                             'name = "c"\ntitle = "Chart C"\nplot = "plots:line"\ninputs = ["data/c.txt"]')
+    new = new.replace('title = "Chart A"', 'title = "Chart A2"\nparams = { label = "relabelled" }')
+    board.file.write_text(new)
+    d.send(signal.SIGHUP)
+    d.wait_log("reloaded", timeout=1.0, what="the reload, within a second")
+    d.wait_state("c", state="ok")
+    d.wait_state("a", title="Chart A2", renders=2)
+    wait_for(lambda: [c["name"] for c in board.status()["charts"]] == ["a", "c"], 5, "b to leave status.json")
+    assert not (board.output / "b.png").exists()
+    page = (board.output / "index.html").read_text()
+    assert "Chart C" in page and "Chart B" not in page
+    assert "rendered a trigger=reload" in d.log
+    # A broken board file: the error is logged and the old board keeps running.
+    board.file.write_text(new + "\n[[charts]]\nname = 'Bad Name'\n")
+    d.send(signal.SIGHUP)
+    d.wait_log("reload failed", timeout=5)
+    assert "Bad Name" in d.log
+    before = complete_png(board.output / "c.png")
+    board.data("data/c.txt", "9 9 1\n")
+    wait_for(lambda: (b := complete_png(board.output / "c.png")) and b != before, 5, "c to keep updating")
+    assert [c["name"] for c in board.status()["charts"]] == ["a", "c"]
+    assert d.stop() == 0
+
+
+def test_a_chart_turns_stale_on_the_page_without_any_render(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="20s") + chart("a", inputs="data/a.txt", extra='stale_after = "1s"'))
+    board.data("data/a.txt", "1 2\n")
+    d = daemons(board)
+    d.wait_state("a", state="ok")
+    d.wait_state("a", timeout=5, state="stale")
+    assert board.chart("a")["renders"] == 1 and d.count("rendered a") == 1
+    assert d.stop() == 0
+
+
+def test_pages_are_written_in_batches(tmp_path, daemons):
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    n = 30
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="20s") + "".join(chart(f"c{i}", inputs="data/shared.txt") for i in range(n)))
+    shared = board.data("data/shared.txt", "1 2 3\n")
+    d = daemons(board)
+    wait_for(lambda: d.count("rendered c") == n, 60, "the first renders")
+
+    class Counter(FileSystemEventHandler):
+        writes = 0
+
+        def on_moved(self, event):
+            if event.dest_path.endswith("/status.json"):
+                Counter.writes += 1
+
+    observer = Observer()
+    observer.schedule(Counter(), str(board.output))
+    observer.start()
+    try:
+        write_data(shared, [3, 1, 2])
+        wait_for(lambda: d.count("rendered c") == 2 * n, 60, "a burst of renders")
+        wait_for(lambda: all(c["renders"] == 2 for c in board.status()["charts"]), 5, "the last page write")
+    finally:
+        observer.stop()
+        observer.join()
+    print("status.json writes:", Counter.writes)
+    assert 1 <= Counter.writes <= n // 4, Counter.writes
+    assert d.stop() == 0
+
+
+def test_serve_serves_the_output_folder_while_running(board, daemons):
+    import urllib.request
+
+    port = _free_port()
+    d = daemons(board, "--serve", str(port))
+    d.wait_state("a", state="ok")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/a.png", timeout=5) as response:
+        assert response.read() == (board.output / "a.png").read_bytes()
+    assert d.stop() == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/a.png", timeout=2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_board_file_exits_2_before_writing(tmp_path):
+    board = Board(tmp_path / "b").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt", extra="every = 'soon'"))
+    result = board.cli("run", timeout=60)
+    assert result.returncode == 2
+    assert "every" in result.stderr and not board.output.exists()
+
+
+def test_poll_option_follows_changes(board, daemons):
+    d = daemons(board, "--poll")
+    assert "(polling)" in d.log
+    d.wait_state("a", state="ok")
+    before = complete_png(board.output / "a.png")
+    board.data("data/a.txt", "4 4 0 4\n")
+    wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a polled change to render")
+    assert d.stop() == 0

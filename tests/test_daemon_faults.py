@@ -1,0 +1,235 @@
+"""`plotboard run` against plots that hang, crash or eat memory, and a daemon killed with SIGKILL."""
+
+from __future__ import annotations
+
+import random
+import signal
+import textwrap
+import time
+
+import psutil
+from conftest import Board, wait_for
+from test_daemon import FAST, chart, complete_png, daemons, temp_files, write_data  # noqa: F401 - daemons is a fixture
+
+PLOTS = '''
+import time
+
+def line(fig, inputs, **params):
+    ax = fig.add_subplot()
+    for path in inputs:
+        ax.plot([float(v) for v in path.read_text().split()])
+
+def hang(fig, inputs, **params):
+    time.sleep(10_000)
+'''
+
+CRASHY_GOOD = '''
+def plot(fig, inputs, **params):
+    fig.add_subplot().bar([1, 2, 3], [{a}, 2, 1])
+'''
+CRASHY_SEGV = '''
+import os, signal
+
+def plot(fig, inputs, **params):
+    os.kill(os.getpid(), signal.SIGSEGV)
+'''
+CRASHY_OOM = '''
+def plot(fig, inputs, **params):
+    raise MemoryError("cannot allocate the whole history")
+'''
+
+
+def test_a_hanging_plot_is_killed_after_render_timeout_while_another_chart_keeps_updating(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="3s") + chart("stuck", plot="plots:hang") + chart("a", inputs="data/a.txt"),
+        plots=PLOTS)
+    data = board.data("data/a.txt", "1 2 3\n")
+    d = daemons(board)
+    d.wait_state("a", state="ok")
+    assert d.state("stuck").get("state") == "pending"  # still hanging
+    for i in range(3):  # meanwhile the other chart keeps updating
+        before = complete_png(board.output / "a.png")
+        write_data(data, [i, 3, 1, 4])
+        wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a to update")
+    st = d.wait_state("stuck", timeout=15, state="error")
+    assert st["error"].startswith("RenderTimeout: render took longer than 3s")
+    assert "failed stuck trigger=new" in d.log and "RenderTimeout" in d.log
+    # The hung worker was killed and replaced: the pool is no bigger than its workers allow.
+    workers = [p for p in d.tree() if "forkserver" in " ".join(p.cmdline()) and p.ppid() != d.proc.pid]
+    assert len(workers) <= 2
+    before = complete_png(board.output / "a.png")
+    write_data(data, [8, 8, 1])
+    wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a to update after the kill")
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
+def test_segfault_and_memoryerror_leave_the_daemon_running_and_a_fixed_module_recovers(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="20s") + chart("crash", plot="crashy:plot") + chart("a", inputs="data/a.txt"),
+        plots=PLOTS)
+    crashy = board.root / "crashy.py"
+    crashy.write_text(CRASHY_GOOD.format(a=3))
+    data = board.data("data/a.txt", "1 2 3\n")
+    d = daemons(board)
+    d.wait_state("crash", state="ok")
+    good = complete_png(board.output / "crash.png")
+    assert good
+
+    crashy.write_text(CRASHY_SEGV)
+    st = d.wait_state("crash", timeout=10, state="error")
+    assert st["error"] == "WorkerDied: the render process was killed by SIGSEGV"
+    assert complete_png(board.output / "crash.png") == good  # the previous image is still served
+
+    crashy.write_text(CRASHY_OOM)
+    wait_for(lambda: d.state("crash").get("error", "").startswith("MemoryError"), 10, "the MemoryError")
+    assert d.state("crash")["failures"] >= 2
+    assert complete_png(board.output / "crash.png") == good
+
+    before = complete_png(board.output / "a.png")
+    write_data(data, [3, 3, 9])  # other charts render all along
+    wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a to update")
+
+    crashy.write_text(CRASHY_GOOD.format(a=7))  # fixed: recovers at once, no restart, no backoff wait
+    st = d.wait_state("crash", timeout=5, state="ok")
+    assert st["error"] is None
+    fixed = complete_png(board.output / "crash.png")
+    assert fixed and fixed != good
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
+BUSY = """
+[board]
+workers = 2
+render_timeout = "20s"
+
+[defaults]
+size = [6, 3]
+dpi = 100
+hidpi = true
+
+[[charts]]
+name = "fast"
+plot = "plots:line"
+inputs = ["data/a.txt"]
+every = "50ms"
+params = { n = 1 }
+
+[[charts]]
+name = "slow"
+plot = "plots:slow"
+inputs = ["data/a.txt"]
+every = "50ms"
+"""
+
+BUSY_PLOTS = '''
+import random, time
+
+def line(fig, inputs, **params):
+    ax = fig.add_subplot()
+    ax.plot([random.random() for _ in range(2000)])  # new bytes every time: every render publishes
+
+def slow(fig, inputs, **params):
+    time.sleep(0.3)
+    line(fig, inputs)
+'''
+
+
+def test_kill_9_at_random_moments_never_leaves_a_broken_image_or_a_live_worker(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(BUSY, plots=BUSY_PLOTS)
+    board.data("data/a.txt", "1\n")
+    rng = random.Random(1234)
+    for round_ in range(5):
+        board.output.mkdir(exist_ok=True)
+        leftover = board.output / ".fast.png.0badc0de.tmp"
+        leftover.write_bytes(b"\x89PNG half a file")
+        d = daemons(board)
+        assert not leftover.exists(), "a leftover temporary file survived the start"
+        wait_for(lambda: d.count("rendered fast") >= 1, 30, "renders to run")
+        time.sleep(rng.uniform(0.0, 0.7))  # a random moment in the middle of renders and publishes
+        family = d.tree()
+        assert any("forkserver" in " ".join(p.cmdline()) for p in family)
+        d.proc.kill()
+        d.proc.wait()
+        d.close()
+        for image in board.output.glob("*.png"):
+            assert complete_png(image), f"round {round_}: {image.name} is not a complete PNG"
+
+        def all_gone() -> bool:
+            for p in family:
+                try:
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        return False
+                except psutil.NoSuchProcess:
+                    pass
+            return True
+        wait_for(all_gone, 5, f"round {round_}: the daemon's processes to die with it")
+    d = daemons(board)  # the last kill's leftovers, if any, go at the next start
+    assert temp_files(board.output) == []
+    assert d.stop() == 0
+
+
+MEMORY = """
+[board]
+workers = 2
+render_timeout = "20s"
+
+[defaults]
+size = [1, 1]
+dpi = 20
+hidpi = false
+every = "1ms"
+
+[[charts]]
+name = "m1"
+plot = "plots:tiny"
+
+[[charts]]
+name = "m2"
+plot = "plots:tiny"
+
+[[charts]]
+name = "m3"
+plot = "plots:tiny"
+"""
+
+TINY = '''
+from matplotlib.lines import Line2D
+
+def tiny(fig, inputs, **params):
+    fig.add_artist(Line2D([0.1, 0.9], [0.2, 0.8]))  # no axes: the cheapest real render
+'''
+
+
+def test_memory_stays_flat_over_thousands_of_renders(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(MEMORY, plots=TINY)
+    d = daemons(board)
+
+    def renders() -> int:
+        try:
+            return sum(c["renders"] for c in board.status()["charts"])
+        except (OSError, ValueError):
+            return 0
+
+    def total_rss() -> int:
+        """RSS of the daemon and every process below it, the median of a few samples."""
+        samples = []
+        for _ in range(5):
+            total = 0
+            for p in [psutil.Process(d.proc.pid), *d.tree()]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            samples.append(total)
+            time.sleep(0.1)
+        return sorted(samples)[2]
+
+    wait_for(lambda: renders() >= 200, 60, "200 renders")
+    early = total_rss()
+    wait_for(lambda: renders() >= 2000, 120, "2000 renders", interval=0.5)
+    late = total_rss()
+    assert d.stop() == 0
+    print(f"RSS after 200 renders {early / 2**20:.1f} MiB, after 2000 {late / 2**20:.1f} MiB")
+    assert late <= early * 1.10
