@@ -435,10 +435,12 @@ class DaskExecutor:
         try:
             client = self._distributed.Client(self.address, timeout=timeout, set_as_default=False)
         except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a bad address
+            problem = f"cannot reach the Dask scheduler at {self.address} ({describe(exc)})"
             with self._lock:
-                self._problem = f"cannot reach the Dask scheduler at {self.address} ({describe(exc)})"
+                repeated, self._problem = problem == self._problem, problem
                 self._retry_at = time.monotonic() + RETRY_EVERY
-            log.warning("%s", self._problem)
+            if not repeated:
+                log.warning("%s; retrying every %gs", problem, RETRY_EVERY)
             return
         client.subscribe_topic("all", self._event)
         with self._lock:

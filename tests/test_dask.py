@@ -209,28 +209,34 @@ def test_build_through_dask_ships_files_and_matches_local_bytes(tmp_path, cluste
     assert Path(report["module"]).name == "plots.py"
 
 
-def test_a_render_that_kills_its_process_fails_alone_and_the_board_keeps_updating(tmp_path, cluster):
+def test_killed_and_hung_renders_fail_alone_and_the_board_keeps_updating(tmp_path, cluster):
     board = make_board(tmp_path / "board", [
         ("a", "line", ["data/a.txt"], {}),
         ("killer", "killer", ["data/a.txt"], {}),
-        ("b", "line", ["data/b.txt"], {}),
-    ], cluster.address)
+        ("slow", "sleepy", ["data/s.txt"], {}),
+    ], cluster.address, timeout="2s")
     board.data("data/a.txt", "1 2 3")
-    board.data("data/b.txt", "3 2 1")
+    board.data("data/s.txt", "3 2 1")
     result = board.cli("build")
     assert result.returncode == 1, result.stderr
     states = {c["name"]: c for c in board.status()["charts"]}
-    assert states["a"]["state"] == states["b"]["state"] == "ok"
+    assert states["a"]["state"] == states["slow"]["state"] == "ok"
     assert states["killer"]["state"] == "error"
     assert states["killer"]["error"].startswith("WorkerDied: the render process was killed by SIGKILL")
 
-    before = (board.output / "a.png").read_bytes()
+    a, slow = (board.output / "a.png").read_bytes(), (board.output / "slow.png").read_bytes()
     board.data("data/a.txt", "5 5 1 1")
+    board.data("data/s.txt", "hang")
+    started = time.monotonic()
     result = board.cli("build")
-    assert result.returncode == 1, result.stderr  # the killer is retried and fails again
-    assert board.chart("a")["renders"] == 2 and board.chart("a")["state"] == "ok"
-    assert (board.output / "a.png").read_bytes() != before
-    assert board.chart("killer")["failures"] == 2
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - started < 40  # the 60 s sleep was cut short
+    states = {c["name"]: c for c in board.status()["charts"]}
+    assert states["slow"]["error"] == "RenderTimeout: render took longer than 2s and was killed"
+    assert (board.output / "slow.png").read_bytes() == slow  # the previous image stays
+    assert states["a"]["state"] == "ok" and states["a"]["renders"] == 2
+    assert (board.output / "a.png").read_bytes() != a
+    assert states["killer"]["failures"] == 2
 
 
 def test_a_lost_dask_worker_fails_only_its_render(tmp_path, cluster):
@@ -265,49 +271,53 @@ def test_a_lost_dask_worker_fails_only_its_render(tmp_path, cluster):
     assert board.chart("held")["state"] == "ok" and board.chart("b")["renders"] == 2
 
 
-def test_a_render_past_the_timeout_is_killed_and_the_previous_image_stays(tmp_path, cluster):
-    board = make_board(tmp_path / "board", [("slow", "sleepy", ["data/s.txt"], {})], cluster.address, timeout="2s")
-    board.data("data/s.txt", "1 2 3")
-    assert board.cli("build").returncode == 0
-    image = (board.output / "slow.png").read_bytes()
 
-    board.data("data/s.txt", "hang")
-    started = time.monotonic()
-    result = board.cli("build")
-    assert result.returncode == 1, result.stderr
-    assert time.monotonic() - started < 30  # the 60 s sleep was cut short
-    assert board.chart("slow")["error"] == "RenderTimeout: render took longer than 2s and was killed"
-    assert (board.output / "slow.png").read_bytes() == image
-
-    board.data("data/s.txt", "3 2 1")
-    assert board.cli("build").returncode == 0
-    assert board.chart("slow")["state"] == "ok"
-
-
-def test_a_lost_scheduler_fails_renders_in_flight_and_a_new_one_is_used(tmp_path, cluster):
+def test_run_renders_through_dask_fails_renders_with_the_scheduler_and_reconnects(tmp_path, cluster):
     pidfile, release = tmp_path / "worker.pid", tmp_path / "release"
     board = make_board(tmp_path / "board", [
-        ("held", "held", ["data/a.txt"], {"pidfile": str(pidfile), "release": str(release)}),
+        ("a", "line", ["data/a.txt"], {}),
+        ("held", "held", ["data/h.txt"], {"pidfile": str(pidfile), "release": str(release)}),
     ], cluster.address)
     board.data("data/a.txt", "1 2 3")
-    build = subprocess.Popen([sys.executable, "-m", "renderer", "build", "-c", str(board.file)],
-                             env=cli_env(), stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(pidfile.exists, 60, "the held render to start")
-        cluster.current.kill()
-        _, err = build.communicate(timeout=60)
-    finally:
-        if build.poll() is None:
-            build.kill()
-            build.communicate()
-    assert build.returncode == 1, err
-    assert board.chart("held")["error"] == f"SchedulerLost: lost the connection to the Dask scheduler at {cluster.address}"
+    board.data("data/h.txt", "3 2 1")
+    log = open(tmp_path / "run.log", "w")
+    run = subprocess.Popen([sys.executable, "-m", "renderer", "run", "-c", str(board.file)], env=cli_env(),
+                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
-    release.touch()
-    cluster.restart()
-    result = board.cli("build")
-    assert result.returncode == 0, result.stderr
-    assert board.chart("held")["state"] == "ok"
+    def chart(name: str) -> dict:
+        assert run.poll() is None, (tmp_path / "run.log").read_text()
+        try:
+            return board.chart(name)
+        except (OSError, ValueError, StopIteration):
+            return {}
+
+    try:
+        wait_for(lambda: chart("a").get("state") == "ok" and pidfile.exists(), 60, "a render, and held's to start")
+        cluster.current.kill()
+        wait_for(lambda: chart("held").get("state") == "error", 30, "the render in flight to fail")
+        assert chart("held")["error"] == f"SchedulerLost: lost the connection to the Dask scheduler at {cluster.address}"
+
+        release.touch()
+        cluster.restart()
+        values = iter(range(10_000))
+
+        def rendered_again() -> bool:
+            if chart("a").get("renders", 0) >= 2:
+                return True
+            board.data("data/a.txt", f"1 {next(values)} 1")  # until one lands on the new scheduler
+            return False
+        wait_for(rendered_again, 60, "a render after the scheduler came back", interval=0.5)
+        assert chart("a")["state"] == "ok"
+    finally:
+        run.send_signal(signal.SIGTERM)
+        try:
+            code = run.wait(timeout=30)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+            log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()
 
 
 def test_a_missing_distributed_names_the_extra(tmp_path):
@@ -320,3 +330,5 @@ def test_a_missing_distributed_names_the_extra(tmp_path):
     assert "pip install 'plotboard[dask]'" in result.stderr
     assert "distributed" in result.stderr
     assert not (board.output / "a.png").exists()
+
+
