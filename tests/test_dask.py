@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import Board, cli_env, wait_for
 
-if not os.environ.get("CI") == "true":
+if os.environ.get("CI") != "true":
     pytest.importorskip("distributed")
 
 CLUSTER = """
@@ -324,11 +324,41 @@ def test_a_missing_distributed_names_the_extra(tmp_path):
     board = make_board(tmp_path / "board", [("a", "line", ["data/a.txt"], {})], "tcp://127.0.0.1:8786")
     board.data("data/a.txt", "1 2 3")
     no_dask = "import sys; sys.modules['distributed'] = None; from renderer.cli import main; sys.exit(main())"
-    result = subprocess.run([sys.executable, "-c", no_dask, "build", "-c", str(board.file)],
-                            env=cli_env(), capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2, result.stderr
-    assert "pip install 'plotboard[dask]'" in result.stderr
-    assert "distributed" in result.stderr
+    for command in ("build", "run"):
+        result = subprocess.run([sys.executable, "-c", no_dask, command, "-c", str(board.file)],
+                                env=cli_env(), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "pip install 'plotboard[dask]'" in result.stderr
+        assert "distributed" in result.stderr
     assert not (board.output / "a.png").exists()
+
+
+def test_parcels_carry_small_inputs_and_leave_big_ones_in_place(tmp_path):
+    from renderer.dask_executor import InputNotShipped, pack, unpack
+    from renderer.jobs import RenderJob
+
+    small, big, module = tmp_path / "d" / "small.csv", tmp_path / "big.csv", tmp_path / "plots.py"
+    small.parent.mkdir()
+    small.write_text("1,2\n")
+    big.write_bytes(b"x" * 100)
+    module.write_text("def line(fig, inputs): pass\n")
+    os.utime(small, ns=(1_600_000_000_000_000_001, 1_600_000_000_000_000_001))
+    job = RenderJob(name="c", plot="plots:line", plot_file=str(module), root=str(tmp_path),
+                    inputs=(str(small), str(big)), size=(4, 2), dpi=50, hidpi=False, formats=("png",),
+                    png_compression=6, theme="light")
+    parcel = pack(job, limit=50)
+    assert set(parcel.files) == {str(small)} and set(parcel.in_place) == {str(big)}
+
+    work = tmp_path / "worker"
+    shipped = unpack(parcel, work)
+    copy = Path(shipped.inputs[0])
+    assert copy.is_relative_to(work) and copy.name == "small.csv" and copy.read_text() == "1,2\n"
+    assert copy.stat().st_mtime_ns == 1_600_000_000_000_000_001
+    assert shipped.inputs[1] == str(big)  # read in place, as on a shared filesystem
+    assert Path(shipped.plot_file).is_relative_to(work) and Path(shipped.plot_file).read_bytes() == module.read_bytes()
+
+    big.write_bytes(b"x" * 10)  # not the file the daemon saw
+    with pytest.raises(InputNotShipped, match="big.csv .* shipped to Dask workers"):
+        unpack(parcel, work)
 
 
