@@ -130,6 +130,7 @@ class Daemon:
         self.pages_due: float | None = None
         self.pages_at = 0.0
         self.next_replan = 0.0
+        self.dispatched_at = 0.0
         self.executor = None
         self.retired: list = []
         self.watcher: Watcher | None = None
@@ -235,8 +236,10 @@ class Daemon:
 
     def _timeout(self) -> float:
         now = self.clock()
-        times = [t for t in (self.scheduler.next_wakeup(), self.pages_due, self._next_stale(), self.next_replan)
-                 if t is not None]
+        wakeup = self.scheduler.next_wakeup()
+        if wakeup is not None and wakeup <= self.dispatched_at:
+            wakeup = None  # ready but no worker free: a finished render wakes the loop
+        times = [t for t in (wakeup, self.pages_due, self._next_stale(), self.next_replan) if t is not None]
         timeout = max(0.0, min(times) - now) if times else 60.0
         if self.external_stop is not None:
             timeout = min(timeout, STOP_POLL)
@@ -274,6 +277,7 @@ class Daemon:
     def _dispatch(self) -> None:
         if self.stopping:
             return
+        self.dispatched_at = self.clock()
         capacity = self.board.workers - len(self.inflight)
         for name in self.scheduler.ready():
             if capacity <= 0:
