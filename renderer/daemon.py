@@ -167,8 +167,9 @@ class Daemon:
     def _start(self) -> None:
         board = self.board
         board.output.mkdir(parents=True, exist_ok=True)
-        for folder in (board.output, board.output / "static", board.state_dir):
-            for name in remove_temp_files(folder):
+        static = board.output / "static"
+        for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
+            for name in remove_temp_files(folder):  # never through a planted static/ link
                 log.info("removed leftover temporary file %s", folder / name)
         self.records = load_state(board)
         forget_removed(board, self.records)

@@ -380,3 +380,19 @@ def test_poll_option_follows_changes(board, daemons):
     board.data("data/a.txt", "4 4 0 4\n")
     wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a polled change to render")
     assert d.stop() == 0
+
+
+def test_inputs_in_folders_created_later_and_new_glob_matches_render(tmp_path, daemons):
+    board = Board(tmp_path / "b").write(
+        FAST.format(timeout="20s") + chart("g", inputs="data/*.txt") + chart("late", inputs="later/deep/x.txt"))
+    board.data("data/1.txt", "1 2\n")
+    d = daemons(board)
+    d.wait_state("g", state="ok")
+    d.wait_state("late", state="ok")  # rendered with no inputs at all
+    before = complete_png(board.output / "g.png")
+    board.data("data/2.txt", "5 1 5\n")  # a new file matching the pattern
+    wait_for(lambda: (b := complete_png(board.output / "g.png")) and b != before, 5, "g to render the new file")
+    before = complete_png(board.output / "late.png")
+    board.data("later/deep/x.txt", "3 1 2\n")  # its folders did not exist when the daemon started
+    wait_for(lambda: (b := complete_png(board.output / "late.png")) and b != before, 10, "late to render")
+    assert d.stop() == 0
