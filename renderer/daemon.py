@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from renderer.build import board_lock, forget_removed, make_job, publish_outcome
@@ -79,7 +79,6 @@ class _Wake:
 
     r: int = -1
     w: int = -1
-    flags: dict = field(default_factory=dict)
 
     def open(self) -> None:
         self.r, self.w = os.pipe()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import signal
-import textwrap
 import time
 
 import psutil
