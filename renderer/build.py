@@ -122,8 +122,9 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
     result = BuildResult()
     with board_lock(board):
         board.output.mkdir(parents=True, exist_ok=True)
-        for folder in (board.output, board.output / "static", board.state_dir):
-            remove_temp_files(folder)
+        static = board.output / "static"
+        for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
+            remove_temp_files(folder)  # never through a planted static/ link (pages replace it)
         records = load_state(board)
         forget_removed(board, records)
         now = time.time()

@@ -98,6 +98,8 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     man = manifest(board, records, now)
     static = static_files()
     if static:
+        if (board.output / "static").is_symlink():
+            (board.output / "static").unlink()  # a planted link is replaced, never written through
         (board.output / "static").mkdir(exist_ok=True)
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
