@@ -16,7 +16,7 @@ import textwrap
 import psutil
 import pytest
 
-from conftest import PLOTS, Board, cli_env, start_cli, wait_for
+from conftest import PLOTS, REPO, Board, cli_env, start_cli, wait_for
 
 FOUR = """
 [board]
@@ -131,6 +131,15 @@ def test_unchanged_second_build_renders_nothing(four):
     after = four.status()
     assert renders(four) == {"a": 1, "b": 1, "c": 1, "g": 1}
     assert [c["rendered_at"] for c in after["charts"]] == [c["rendered_at"] for c in before["charts"]]
+
+
+def test_unchanged_build_never_imports_matplotlib(four, tmp_path):
+    poisoned = tmp_path / "poisoned"
+    (poisoned / "matplotlib").mkdir(parents=True)
+    (poisoned / "matplotlib/__init__.py").write_text("raise ImportError('matplotlib was imported')\n")
+    result = four.cli("build", PYTHONPATH=f"{poisoned}{os.pathsep}{REPO}")
+    assert result.returncode == 0, result.stderr
+    assert "0 rendered" in result.stderr
 
 
 def test_touching_one_input_rerenders_exactly_its_charts(four):
