@@ -228,6 +228,7 @@ class _RenderProcess:
             deadline = time.monotonic() + timeout
             head = self._read(_FRAME.size, deadline)
             if head is None:
+                self.proc.kill()
                 self.close()
                 return pickle.dumps(RenderFailure(
                     name, f"RenderTimeout: render took longer than {timeout:g}s and was killed")), False
@@ -266,7 +267,7 @@ class _RenderProcess:
         return pickle.dumps(RenderFailure(name, f"WorkerDied: the render process {how}"))
 
     def close(self) -> None:
-        """Stop the process (at once if busy) and remove its folder."""
+        """Stop the process (killed if it has not exited 2 s after its input closed); remove its folder."""
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()
@@ -295,7 +296,7 @@ def child_main() -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     parent = os.getppid()
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent, workdir), daemon=True).start()
 
     from renderer import render  # noqa: F401 - warm: matplotlib imported before the first job
     from renderer.worker import run_job
@@ -322,10 +323,11 @@ def child_main() -> None:
         out.flush()
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(parent: int, workdir: Path) -> None:
     """A render stuck in a plot function must not outlive the Dask worker that started it."""
     while os.getppid() == parent:
         time.sleep(1.0)
+    shutil.rmtree(workdir, ignore_errors=True)
     os._exit(1)
 
 
@@ -392,7 +394,7 @@ class DaskExecutor:
             with self._lock:
                 keys = list(self._pending)
             for key in keys:
-                self._fail(key, "Cancelled: plotboard stopped before this render ran", cancel=True)
+                self._fail(key, "Cancelled: plotboard stopped before this render finished", cancel=True)
         self._stop.set()
         self._monitor.join()
         with self._lock:
