@@ -303,24 +303,27 @@ def child_main() -> None:
 
     out.write(b"R")
     out.flush()
-    while True:
-        head = inp.read(_FRAME.size)
-        if len(head) < _FRAME.size:
-            return
-        (size,) = _FRAME.unpack(head)
-        data = inp.read(size)
-        if len(data) < size:
-            return
-        parcel: Parcel = pickle.loads(data)
-        try:
-            job = unpack(parcel, workdir)
-        except Exception as exc:  # noqa: BLE001 - e.g. no space left; the render fails, not the process
-            outcome: RenderOutput | RenderFailure = RenderFailure(parcel.job.name, describe(exc))
-        else:
-            outcome = run_job(job)
-        body = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-        out.write(_FRAME.pack(len(body)) + body)
-        out.flush()
+    try:
+        while True:
+            head = inp.read(_FRAME.size)
+            if len(head) < _FRAME.size:
+                return  # the Dask worker closed us or is gone
+            (size,) = _FRAME.unpack(head)
+            data = inp.read(size)
+            if len(data) < size:
+                return
+            parcel: Parcel = pickle.loads(data)
+            try:
+                job = unpack(parcel, workdir)
+            except Exception as exc:  # noqa: BLE001 - e.g. no space left; the render fails, not the process
+                outcome: RenderOutput | RenderFailure = RenderFailure(parcel.job.name, describe(exc))
+            else:
+                outcome = run_job(job)
+            body = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+            out.write(_FRAME.pack(len(body)) + body)
+            out.flush()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _exit_with_parent(parent: int, workdir: Path) -> None:

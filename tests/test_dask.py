@@ -102,9 +102,9 @@ params = {params}
 class Cluster:
     """A LocalCluster in a helper process; stop() closes it and waits for every process."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tmp: Path) -> None:
         self.port = port
-        self.proc = subprocess.Popen([sys.executable, "-c", CLUSTER, str(port)], env=cli_env(),
+        self.proc = subprocess.Popen([sys.executable, "-c", CLUSTER, str(port)], env=cli_env(TMPDIR=str(tmp)),
                                      stdout=subprocess.PIPE, text=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], 90)
         self.address = self.proc.stdout.readline().strip() if ready else ""
@@ -129,9 +129,12 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster():
-    """Start a cluster (again on the same port with restart()); all stopped at the end."""
+def cluster(tmp_path):
+    """Start a cluster (again on the same port with restart()); all stopped at the end, and
+    the render processes' folders must be gone with them."""
     started: list[Cluster] = []
+    tmp = tmp_path / "cluster-tmp"
+    tmp.mkdir()
 
     class Handle:
         def __init__(self) -> None:
@@ -139,7 +142,7 @@ def cluster():
             self.current = self.restart()
 
         def restart(self) -> Cluster:
-            self.current = Cluster(self.port)
+            self.current = Cluster(self.port, tmp)
             started.append(self.current)
             return self.current
 
@@ -150,6 +153,7 @@ def cluster():
     yield Handle()
     for c in started:
         c.stop()
+    wait_for(lambda: not list(tmp.glob("plotboard-render-*")), 10, "render processes to remove their folders")
 
 
 def _free_port() -> int:
