@@ -142,3 +142,10 @@ def test_durations_accept_every_unit():
     for wrong in ("0s", "-1s", "5", "1d", "", True):
         with pytest.raises(ValueError):
             parse_duration(wrong)
+
+
+def test_missing_board_file_is_named(bad):
+    result = bad.cli("build")  # nothing written yet: no plotboard.toml
+    assert result.returncode == 2
+    assert str(bad.file) in result.stderr and "No such file" in result.stderr
+    assert not bad.output.exists() and not (bad.root / ".plotboard").exists()
