@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from renderer.config import Board, Chart
-from renderer.errors import PlotboardError, PublishError
+from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
 from renderer.pages import write_pages
 from renderer.publish import remove_files, remove_temp_files, write_many
@@ -27,6 +27,11 @@ class BuildResult:
     rendered: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
+    pages_error: str | None = None  # why index.html/status.json could not be written
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.pages_error is None
 
 
 @contextmanager
@@ -118,7 +123,7 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
     if only:
         unknown = sorted(set(only) - {c.name for c in board.charts})
         if unknown:
-            raise PlotboardError(f"{board.path}: no chart named {', '.join(unknown)}")
+            raise ConfigError(board.path, [f"--only: no chart named {', '.join(unknown)}"])
     result = BuildResult()
     with board_lock(board):
         board.output.mkdir(parents=True, exist_ok=True)
@@ -146,7 +151,7 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
             write_pages(board, records)
         except PublishError as exc:
             log.error("%s", exc)
-            result.failed.append("(pages)")
+            result.pages_error = str(exc)
     return result
 
 

@@ -90,7 +90,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     board = load_board(args.config)
     result = build(board, force=args.force, only=args.only)
     log.info("build: %d rendered, %d failed, %d up to date", len(result.rendered), len(result.failed), len(result.up_to_date))
-    return 1 if result.failed else 0
+    return 0 if result.ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
