@@ -194,7 +194,7 @@ def test_only_limits_the_build_to_the_named_charts(four):
 
 def test_only_with_an_unknown_name_fails_naming_it(four):
     result = four.cli("build", "--only", "nope")
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "nope" in result.stderr and "Traceback" not in result.stderr
 
 
