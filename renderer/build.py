@@ -15,6 +15,7 @@ from renderer.config import Board, Chart
 from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
 from renderer.pages import write_pages
+from renderer.pool import require_executor
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
 
@@ -124,6 +125,7 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
         unknown = sorted(set(only) - {c.name for c in board.charts})
         if unknown:
             raise ConfigError(board.path, [f"--only: no chart named {', '.join(unknown)}"])
+    require_executor(board)
     result = BuildResult()
     with board_lock(board):
         board.output.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from renderer.config import Board, Chart, load_board
 from renderer.errors import PlotboardError
 from renderer.jobs import RenderFailure, RenderOutput
 from renderer.pages import write_pages
+from renderer.pool import require_executor
 from renderer.publish import remove_temp_files
 from renderer.schedule import RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
@@ -58,6 +59,7 @@ def run(
     polling instead of inotify. Signals are handled only when called from the main thread.
     """
     board = load_board(config_path)
+    require_executor(board)
     return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
 
 
@@ -414,12 +416,17 @@ class Daemon:
         if new.output != old.output:
             log.warning("reload: a new output folder (%s) takes effect at the next start", new.output)
             new = dataclasses.replace(new, output=old.output)
+        if any(getattr(new, k) != getattr(old, k) for k in POOL_KEYS):
+            try:
+                executor = self._make_executor(new)
+            except PlotboardError as exc:
+                log.error("reload failed, keeping the board as it was:\n%s", exc)
+                return
+            self.retired.append(self.executor)
+            self.executor = executor
         now = self.clock()
         self.board = new
         self.matcher = Matcher(new)
-        if any(getattr(new, k) != getattr(old, k) for k in POOL_KEYS):
-            self.retired.append(self.executor)
-            self.executor = self._make_executor(new)
         old_charts = {c.name: c for c in old.charts}
         added, changed = [], []
         removed = [name for name in old_charts if name not in {c.name for c in new.charts}]

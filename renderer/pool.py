@@ -116,6 +116,14 @@ def _death(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
+def require_executor(board) -> None:
+    """Fail early, before anything is written, when the board's executor cannot be used."""
+    if board.executor == "dask":
+        from renderer.dask_executor import require_distributed
+
+        require_distributed()
+
+
 def make_executor(board, workers: int | None = None) -> Executor:
     """The executor the board asks for: local worker processes, or a Dask cluster."""
     if board.executor == "dask":
