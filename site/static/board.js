@@ -6,6 +6,8 @@
   const refresh = Math.max(1, parseFloat(root.dataset.refresh) || 10) * 1000;
   const banner = document.getElementById("offline");
   const generated = document.getElementById("generated");
+  // Opened from disk there is no server to ask (browsers refuse fetch of file: URLs): a snapshot, not an outage.
+  const live = location.protocol !== "file:";
   const cards = new Map();
   for (const c of root.querySelectorAll(".card[data-name]")) cards.set(c.dataset.name, c);
   let skew = 0, offlineSince = 0, timer = 0, busy = false, genAt = root.dataset.generated;
@@ -115,26 +117,27 @@
 
   async function poll() {
     clearTimeout(timer);
-    if (document.hidden || busy) return;
+    if (!live || document.hidden || busy) return;
     busy = true;
     const ac = new AbortController(), t = setTimeout(() => ac.abort(), Math.max(5000, refresh));
+    let st = null;
     try {
       const r = await fetch("status.json", { cache: "no-store", signal: ac.signal });
       if (!r.ok) throw new Error("HTTP " + r.status);
-      const st = await r.json();
+      st = await r.json();
       // Ages use the server's clock when the two disagree by more than a few seconds.
       const d = Date.parse(r.headers.get("Date")) - Date.now();
       skew = Math.abs(d) > 3000 ? d : 0;
-      offline(false);
-      apply(st);
     } catch (e) {
-      offline(true);
+      st = null;
     } finally {
       clearTimeout(t);
       busy = false;
-      tick();
       if (!document.hidden) timer = setTimeout(poll, refresh);
     }
+    offline(!st);
+    if (st) apply(st); // outside the try: a fault in this script must surface, not pass for an outage
+    tick();
   }
 
   // Kiosk: pick the column count that shows every chart largest on this screen.
