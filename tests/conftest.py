@@ -1,9 +1,12 @@
-"""Shared fixtures: a real CLI in a subprocess, boards in tmp_path, waiting with deadlines,
-and a guard that fails any test leaving threads or child processes behind."""
+"""Shared fixtures: a real CLI in a subprocess, boards in tmp_path (fresh or built once and
+restored), waiting with deadlines, and a guard that fails any test leaving threads or child
+processes behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -95,8 +98,6 @@ class Board:
         return cli(*args, "-c", str(self.file), **kw) if args and args[0] in ("build", "status", "run") else cli(*args, **kw)
 
     def status(self) -> dict:
-        import json
-
         return json.loads((self.output / "status.json").read_text())
 
     def chart(self, name: str) -> dict:
@@ -128,13 +129,64 @@ inputs = ["data/b.txt"]
 """
 
 
+TWO_CHARTS_DATA = {"data/a.txt": "1 2 3 2 1\n", "data/b.txt": "3 1 4 1 5\n"}
+
+
 @pytest.fixture
 def board(tmp_path: Path) -> Board:
     """A two-chart board (a reads data/a.txt, b reads data/b.txt), not yet built."""
     b = Board(tmp_path / "board").write(TWO_CHARTS)
-    b.data("data/a.txt", "1 2 3 2 1\n")
-    b.data("data/b.txt", "3 1 4 1 5\n")
+    for name, text in TWO_CHARTS_DATA.items():
+        b.data(name, text)
     return b
+
+
+class Snapshot:
+    """A board built once and copied aside. restore() puts the built folder back where it was
+    built (same paths, same mtimes), so its bookkeeping still matches its inputs: a test gets
+    a built board without paying for a cold build (a matplotlib import in the workers)."""
+
+    def __init__(self, board: Board, copy: Path, result: subprocess.CompletedProcess) -> None:
+        shutil.copytree(board.root, copy, symlinks=True)
+        self.board, self.copy, self.result = board, copy, result
+
+    def restore(self) -> Board:
+        shutil.rmtree(self.board.root)
+        shutil.copytree(self.copy, self.board.root, symlinks=True)
+        return self.board
+
+
+def build_once(top: Path, toml: str, files: dict[str, str], plots: str = PLOTS) -> Snapshot:
+    """Write a board (board file, plots.py, `files` relative to it) under top, build it with
+    the real CLI, and snapshot the result."""
+    b = Board(top / "board").write(toml, plots)
+    for name, text in files.items():
+        b.data(name, text)
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    return Snapshot(b, top / "snapshot", result)
+
+
+@pytest.fixture(scope="session")
+def built_snapshot(tmp_path_factory) -> Snapshot:
+    """The `board` fixture's two-chart board, built once per session."""
+    return build_once(tmp_path_factory.mktemp("built"), TWO_CHARTS, TWO_CHARTS_DATA)
+
+
+@pytest.fixture
+def built(built_snapshot: Snapshot) -> Board:
+    """The two-chart board just as one `build` left it (every chart ok, rendered once)."""
+    return built_snapshot.restore()
+
+
+# -- images and output folders -------------------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def temp_files(folder: Path) -> list[str]:
+    """Hidden temporary files (`.*.tmp`) anywhere below folder, as sorted relative paths."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
 
 
 @pytest.fixture(autouse=True)

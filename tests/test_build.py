@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import textwrap
 
 import psutil
 import pytest
 
-from conftest import PLOTS, REPO, Board, cli_env, start_cli, wait_for
+from conftest import PLOTS, PNG_SIGNATURE, REPO, Board, Snapshot, build_once, cli_env, start_cli, wait_for
 
 FOUR = """
 [board]
@@ -91,31 +88,20 @@ def bump(path) -> None:
 
 
 @pytest.fixture(scope="module")
-def four_built(tmp_path_factory) -> tuple[Board, object]:
+def four_built(tmp_path_factory) -> Snapshot:
     """Built once per module: charts a and c read data/a.txt (c through other.py), b reads
-    data/b.txt, g a glob. Returns the board and a snapshot of its folder."""
-    top = tmp_path_factory.mktemp("four")
-    b = Board(top / "board").write(FOUR)
-    (b.root / "other.py").write_text(textwrap.dedent(OTHER))
-    b.data("data/a.txt", "1 2 3 2 1\n")
-    b.data("data/b.txt", "3 1 4 1 5\n")
-    b.data("data/g/1.txt", "2 7 1 8\n")
-    first = b.cli("build")
-    assert first.returncode == 0, first.stderr
-    assert rendered(first) == ["a", "b", "c", "g"]
-    snapshot = top / "snapshot"
-    shutil.copytree(b.root, snapshot, symlinks=True)
-    return b, snapshot
+    data/b.txt, g a glob."""
+    snapshot = build_once(tmp_path_factory.mktemp("four"), FOUR, {
+        "other.py": OTHER, "data/a.txt": "1 2 3 2 1\n", "data/b.txt": "3 1 4 1 5\n", "data/g/1.txt": "2 7 1 8\n",
+    })
+    assert rendered(snapshot.result) == ["a", "b", "c", "g"]
+    return snapshot
 
 
 @pytest.fixture
-def four(four_built) -> Board:
-    """The built four-chart board, restored in place (same paths, same mtimes) for each test,
-    so its bookkeeping still matches its inputs."""
-    b, snapshot = four_built
-    shutil.rmtree(b.root)
-    shutil.copytree(snapshot, b.root, symlinks=True)
-    return b
+def four(four_built: Snapshot) -> Board:
+    """The four-chart board just as its first build left it, restored for each test."""
+    return four_built.restore()
 
 
 def renders(board: Board) -> dict[str, int]:
@@ -198,8 +184,8 @@ def test_only_with_an_unknown_name_fails_naming_it(four):
     assert "nope" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_raising_plot_fails_only_its_chart_and_keeps_its_image(board):
-    assert board.cli("build").returncode == 0
+def test_raising_plot_fails_only_its_chart_and_keeps_its_image(built):
+    board = built
     old_png = (board.output / "a.png").read_bytes()
     b_before = board.chart("b")
     board.data("data/a.txt", "1 2 oops\n")
@@ -241,7 +227,7 @@ def flaky(fig, inputs, **params):
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
 
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import IN_CI, TWO_CHARTS, Board
+from conftest import IN_CI, temp_files
 
 
 def need_mount() -> None:
@@ -20,26 +20,11 @@ def need_mount() -> None:
         pytest.skip("needs root to mount a tmpfs")
 
 
-@pytest.fixture(scope="module")
-def built_snapshot(tmp_path_factory) -> tuple[Board, object]:
-    """conftest's two-chart board, built once per module, and a snapshot of its folder."""
-    top = tmp_path_factory.mktemp("built")
-    b = Board(top / "board").write(TWO_CHARTS)
-    b.data("data/a.txt", "1 2 3 2 1\n")
-    b.data("data/b.txt", "3 1 4 1 5\n")
-    result = b.cli("build")
-    assert result.returncode == 0, result.stderr
-    shutil.copytree(b.root, top / "snapshot", symlinks=True)
-    return b, top / "snapshot"
-
-
 @pytest.fixture
 def on_tmpfs(built_snapshot):
     """The built board with its output folder on a fresh 2 MiB tmpfs (contents copied over)."""
     need_mount()
-    b, snapshot = built_snapshot
-    shutil.rmtree(b.root)
-    shutil.copytree(snapshot, b.root, symlinks=True)
+    b = built_snapshot.restore()
     shutil.rmtree(b.output)
     b.output.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(b.output)],
@@ -48,7 +33,7 @@ def on_tmpfs(built_snapshot):
         message = f"cannot mount a tmpfs: {mounted.stderr.strip()}"
         pytest.fail(message) if IN_CI else pytest.skip(message)
     try:
-        shutil.copytree(snapshot / "public", b.output, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(built_snapshot.copy / "public", b.output, symlinks=True, dirs_exist_ok=True)
         yield b
     finally:
         subprocess.run(["umount", str(b.output)], check=True)
@@ -67,10 +52,6 @@ def fill(folder) -> os.PathLike:
     return filler
 
 
-def leftovers(folder) -> list[str]:
-    return [p.name for p in folder.rglob(".*.tmp")]
-
-
 def test_full_disk_fails_cleanly_and_next_build_succeeds(on_tmpfs):
     board = on_tmpfs
     old = (board.output / "a.png").read_bytes()
@@ -83,14 +64,14 @@ def test_full_disk_fails_cleanly_and_next_build_succeeds(on_tmpfs):
     lines = [line for line in result.stderr.splitlines() if "a.png" in line and "No space left on device" in line]
     assert len(lines) == 1, result.stderr
     assert (board.output / "a.png").read_bytes() == old
-    assert leftovers(board.output) == []
+    assert temp_files(board.output) == []
 
     filler.unlink()
     result = board.cli("build")
     assert result.returncode == 0, result.stderr
     assert (board.output / "a.png").read_bytes() != old
     assert board.chart("a")["state"] == "ok" and board.chart("a")["failures"] == 1
-    assert leftovers(board.output) == []
+    assert temp_files(board.output) == []
 
 
 def test_read_only_output_fails_cleanly_and_next_build_succeeds(on_tmpfs):
@@ -110,4 +91,4 @@ def test_read_only_output_fails_cleanly_and_next_build_succeeds(on_tmpfs):
     result = board.cli("build")
     assert result.returncode == 0, result.stderr
     assert (board.output / "a.png").read_bytes() != old
-    assert leftovers(board.output) == []
+    assert temp_files(board.output) == []

@@ -6,35 +6,12 @@ import os
 import re
 import shutil
 
-import pytest
 from markupsafe import escape
 
-from conftest import TWO_CHARTS, Board
+from conftest import TWO_CHARTS
 
 SCRIPT = "<script>alert(1)</script>"
 ATTR = '"><img src=x onerror=alert(2)>'
-
-
-@pytest.fixture(scope="module")
-def built_snapshot(tmp_path_factory) -> tuple[Board, object]:
-    """conftest's two-chart board, built once per module, and a snapshot of its folder."""
-    top = tmp_path_factory.mktemp("built")
-    b = Board(top / "board").write(TWO_CHARTS)
-    b.data("data/a.txt", "1 2 3 2 1\n")
-    b.data("data/b.txt", "3 1 4 1 5\n")
-    result = b.cli("build")
-    assert result.returncode == 0, result.stderr
-    shutil.copytree(b.root, top / "snapshot", symlinks=True)
-    return b, top / "snapshot"
-
-
-@pytest.fixture
-def built(built_snapshot) -> Board:
-    """The built two-chart board, restored in place (same paths and mtimes) for each test."""
-    b, snapshot = built_snapshot
-    shutil.rmtree(b.root)
-    shutil.copytree(snapshot, b.root, symlinks=True)
-    return b
 
 
 def test_dot_dot_chart_name_is_rejected_before_writing(board):

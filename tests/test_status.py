@@ -19,8 +19,8 @@ def states(manifest: dict) -> dict[str, str]:
     return {c["name"]: c["state"] for c in manifest["charts"]}
 
 
-def test_fresh_build_is_ok_exit_0(board):
-    assert board.cli("build").returncode == 0
+def test_fresh_build_is_ok_exit_0(built):
+    board = built
     result = board.cli("status")
     assert result.returncode == 0, result.stdout
     assert result.stdout.startswith("PLOTBOARD OK")
