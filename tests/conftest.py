@@ -1,19 +1,23 @@
 """Shared fixtures: a real CLI in a subprocess, boards in tmp_path (fresh or built once and
-restored), waiting with deadlines, and a guard that fails any test leaving threads or child
-processes behind."""
+restored), the real daemon, waiting with deadlines, checks on images and processes, and a
+guard that fails any test leaving threads or child processes behind."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import psutil
 import pytest
@@ -179,14 +183,186 @@ def built(built_snapshot: Snapshot) -> Board:
     return built_snapshot.restore()
 
 
-# -- images and output folders -------------------------------------------------------------------
+# -- images, output folders, ports, processes ---------------------------------------------------
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_problem(data: bytes) -> str | None:
+    """None for a whole PNG (every chunk's CRC right, IEND last), else what is wrong."""
+    if not data.startswith(PNG_SIGNATURE):
+        return f"no PNG signature ({len(data)} bytes)"
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return f"chunk {kind!r} cut off at {len(data)} bytes"
+        if zlib.crc32(data[pos + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return f"bad CRC in chunk {kind!r}"
+        if kind == b"IEND":
+            return None if end == len(data) else "bytes after IEND"
+        pos = end
+    return f"no IEND ({len(data)} bytes)"
+
+
+def complete_png(path: Path) -> bytes | None:
+    """The file's bytes when it is a whole PNG, else None (missing, cut short or corrupt)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return None if png_problem(data) else data
 
 
 def temp_files(folder: Path) -> list[str]:
     """Hidden temporary files (`.*.tmp`) anywhere below folder, as sorted relative paths."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def living(procs: Iterable[psutil.Process]) -> list[str]:
+    """'PID command' of each of these processes still running (a zombie counts as gone)."""
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{p.pid} {' '.join(p.cmdline()[:4])}")
+        except psutil.Error:
+            pass
+    return out
+
+
+# -- the daemon ---------------------------------------------------------------------------------
+
+FAST = """
+[board]
+title = "Daemon board"
+workers = 2
+render_timeout = "{timeout}"
+
+[defaults]
+size = [2, 1]
+dpi = 40
+hidpi = false
+"""
+
+
+def chart(name: str, plot: str = "plots:line", inputs: str = "", extra: str = "") -> str:
+    """A [[charts]] table for a board file; `extra` is more TOML lines for it."""
+    text = f'\n[[charts]]\nname = "{name}"\nplot = "{plot}"\n'
+    if inputs:
+        text += f'inputs = ["{inputs}"]\n'
+    return text + extra + "\n"
+
+
+def fast_board(root: Path, *charts: str, timeout: str = "20s", plots: str = PLOTS) -> Board:
+    """A board of small, quick charts (FAST's settings) made of chart() tables."""
+    return Board(root).write(FAST.format(timeout=timeout) + "".join(charts), plots=plots)
+
+
+def write_data(path: Path, values: list[float]) -> None:
+    path.write_text(" ".join(map(str, values)) + "\n")
+
+
+class Daemon:
+    """`python -m renderer run` on a board, its stderr in a file so it can never block."""
+
+    def __init__(self, board: Board, *args: str) -> None:
+        self.board = board
+        self.log_path = board.root / f"run-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "renderer", "run", "-c", str(board.file), *args],
+            cwd=board.root, env=cli_env(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self.wait_log("run: ", what="the daemon to start")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def _running(self) -> None:
+        if self.proc.poll() is not None:
+            pytest.fail(f"the daemon exited ({self.proc.returncode}):\n{self.log}")
+
+    def wait_log(self, text: str, timeout: float = 30, what: str | None = None, count: int = 1) -> str:
+        def seen():
+            self._running()
+            return self.log.count(text) >= count
+        wait_for(seen, timeout, what or repr(text))
+        return self.log
+
+    def count(self, text: str) -> int:
+        return self.log.count(text)
+
+    def state(self, name: str) -> dict:
+        try:
+            return self.board.chart(name)
+        except (FileNotFoundError, ValueError, StopIteration):
+            return {}
+
+    def wait_state(self, name: str, timeout: float = 30, **expected: object) -> dict:
+        def match():
+            st = self.state(name)
+            return st if st and all(st.get(k) == v for k, v in expected.items()) else None
+        return wait_for(match, timeout, f"{name} to be {expected} (log:\n{self.log})")
+
+    def image(self, name: str) -> bytes | None:
+        """NAME.png's bytes when it is a whole PNG, else None."""
+        return complete_png(self.board.output / f"{name}.png")
+
+    def new_image(self, name: str, before: bytes | None, timeout: float = 5, what: str | None = None) -> bytes:
+        """Wait until NAME.png is a whole PNG other than `before`; returns its bytes."""
+        def changed():
+            self._running()
+            data = self.image(name)
+            return data if data and data != before else None
+        return wait_for(changed, timeout, what or f"a new {name}.png")
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def daemons():
+    """Start daemons with daemons(board, *args); any still running at the end are killed."""
+    started: list[Daemon] = []
+
+    def start(board: Board, *args: str) -> Daemon:
+        d = Daemon(board, *args)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.close()
 
 
 @pytest.fixture(autouse=True)

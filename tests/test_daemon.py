@@ -6,142 +6,20 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
+import urllib.request
 
-import psutil
 import pytest
-from conftest import Board, cli_env, wait_for
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-
-FAST = """
-[board]
-title = "Daemon board"
-workers = 2
-render_timeout = "{timeout}"
-
-[defaults]
-size = [2, 1]
-dpi = 40
-hidpi = false
-"""
-
-
-def chart(name: str, plot: str = "plots:line", inputs: str = "", extra: str = "") -> str:
-    text = f'\n[[charts]]\nname = "{name}"\nplot = "{plot}"\n'
-    if inputs:
-        text += f'inputs = ["{inputs}"]\n'
-    return text + extra + "\n"
-
-
-def complete_png(path: Path) -> bytes | None:
-    """The file's bytes when it is a whole PNG, else None."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return data if data.startswith(PNG_SIGNATURE) and data.endswith(PNG_END) else None
-
-
-def temp_files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
-
-
-class Daemon:
-    """`python -m renderer run` on a board, its stderr in a file so it can never block."""
-
-    def __init__(self, board: Board, *args: str) -> None:
-        self.board = board
-        self.log_path = board.root / f"run-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "renderer", "run", "-c", str(board.file), *args],
-            cwd=board.root, env=cli_env(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        self.wait_log("run: ", what="the daemon to start")
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_log(self, text: str, timeout: float = 30, what: str | None = None, count: int = 1) -> str:
-        def seen():
-            if self.proc.poll() is not None:
-                pytest.fail(f"the daemon exited ({self.proc.returncode}):\n{self.log}")
-            return self.log.count(text) >= count
-        wait_for(seen, timeout, what or repr(text))
-        return self.log
-
-    def count(self, text: str) -> int:
-        return self.log.count(text)
-
-    def state(self, name: str) -> dict:
-        try:
-            return self.board.chart(name)
-        except (FileNotFoundError, ValueError, StopIteration):
-            return {}
-
-    def wait_state(self, name: str, timeout: float = 30, **expected: object) -> dict:
-        def match():
-            st = self.state(name)
-            return st if st and all(st.get(k) == v for k, v in expected.items()) else None
-        return wait_for(match, timeout, f"{name} to be {expected} (log:\n{self.log})")
-
-    def tree(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
-    def send(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-@pytest.fixture
-def daemons():
-    """Start daemons with daemons(board, *args); any still running at the end are killed."""
-    started: list[Daemon] = []
-
-    def start(board: Board, *args: str) -> Daemon:
-        d = Daemon(board, *args)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.close()
-
-
-def write_data(path: Path, values: list[float]) -> None:
-    path.write_text(" ".join(map(str, values)) + "\n")
+from conftest import TWO_CHARTS, chart, fast_board, free_port, temp_files, wait_for, write_data
 
 
 def test_changed_input_gives_a_new_complete_image_well_under_two_seconds(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt"))
+    board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt"))
     data = board.data("data/a.txt", "1 2 3\n")
     d = daemons(board, "--log-format", "json")
     d.wait_state("a", state="ok")
-    image = board.output / "a.png"
     for i, save in enumerate(["write", "move"] * 2):
-        before = complete_png(image)
+        before = d.image("a")
         started = time.monotonic()
         if save == "write":
             write_data(data, [i, 5, 1, 7])
@@ -149,9 +27,8 @@ def test_changed_input_gives_a_new_complete_image_well_under_two_seconds(tmp_pat
             temp = data.parent / ".a.txt.partial"
             write_data(temp, [9, i, 2])
             os.replace(temp, data)
-        after = wait_for(lambda: (b := complete_png(image)) and b != before and b, 2.0, f"a new image after a {save}")
-        elapsed = time.monotonic() - started
-        assert after.startswith(PNG_SIGNATURE) and elapsed < 2.0
+        d.new_image("a", before, 2.0, f"a new image after a {save}")
+        assert time.monotonic() - started < 2.0
     d.wait_log('"chart": "a"', count=5, what="the last render's log line")  # logged just after publishing
     entries = [json.loads(line) for line in d.log.splitlines() if line.startswith("{")]
     renders = [e for e in entries if e.get("chart") == "a"]
@@ -161,8 +38,7 @@ def test_changed_input_gives_a_new_complete_image_well_under_two_seconds(tmp_pat
 
 
 def test_interval_chart_rerenders_on_schedule(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="20s") + chart("tick", inputs="data/t.txt", extra='every = "1s"'))
+    board = fast_board(tmp_path / "b", chart("tick", inputs="data/t.txt", extra='every = "1s"'))
     board.data("data/t.txt", "1 2\n")
     d = daemons(board)
     times = []
@@ -181,7 +57,7 @@ def test_interval_chart_rerenders_on_schedule(tmp_path, daemons):
 
 
 def test_a_hundred_writes_in_a_second_give_at_most_three_renders_and_the_last_write_wins(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt"))
+    board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt"))
     data = board.data("data/a.txt", "0 0\n")
     d = daemons(board)
     d.wait_state("a", state="ok", renders=1)
@@ -205,10 +81,10 @@ def test_a_hundred_writes_in_a_second_give_at_most_three_renders_and_the_last_wr
     renders = d.count("rendered a trigger=change")
     assert d.count("failed a") == 0
     assert 1 <= renders <= 3, d.log
-    final = complete_png(board.output / "a.png")
+    final = d.image("a")
     assert d.stop() == 0
     # The image is the one a fresh build of the last write draws.
-    copy = Board(tmp_path / "copy").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt"))
+    copy = fast_board(tmp_path / "copy", chart("a", inputs="data/a.txt"))
     shutil.copy(data, copy.data("data/a.txt", ""))
     assert copy.cli("build").returncode == 0
     assert (copy.output / "a.png").read_bytes() == final
@@ -235,24 +111,24 @@ def line(fig, inputs, **params):
 
 def test_sigterm_during_renders_finishes_them_exits_0_and_a_build_finds_nothing_to_do(tmp_path, daemons):
     marks = tmp_path / "marks"
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="20s")
-        + chart("s", plot="plots:slow", inputs="data/s.txt", extra=f'params = {{ marks = "{marks}" }}')
-        + chart("a", inputs="data/a.txt", extra='every = "1h"'),
+    board = fast_board(
+        tmp_path / "b",
+        chart("s", plot="plots:slow", inputs="data/s.txt", extra=f'params = {{ marks = "{marks}" }}'),
+        chart("a", inputs="data/a.txt", extra='every = "1h"'),
         plots=SLOW_PLOTS)
     data = board.data("data/s.txt", "1 2 3\n")
     board.data("data/a.txt", "3 2 1\n")
     d = daemons(board)
     d.wait_state("s", state="ok", renders=1)
     d.wait_state("a", state="ok")
-    before = complete_png(board.output / "s.png")
+    before = d.image("s")
     write_data(data, [5, 4, 6])
     wait_for(lambda: marks.exists() and len(list(marks.iterdir())) == 2, 10, "the second render to start")
     d.send(signal.SIGTERM)
     assert d.proc.wait(30) == 0
     d.close()
     assert "rendered s trigger=change" in d.log  # the render in flight was finished and published
-    assert complete_png(board.output / "s.png") != before
+    assert d.image("s") != before
     assert temp_files(board.output) == [] and temp_files(board.root / ".plotboard") == []
     assert board.chart("s")["renders"] == 2
     result = board.cli("build")
@@ -268,8 +144,6 @@ def test_sigint_stops_an_idle_daemon_cleanly(board, daemons):
 
 
 def test_sighup_adds_removes_and_changes_charts_and_a_broken_file_keeps_the_old_board(board, daemons):
-    from conftest import TWO_CHARTS
-
     d = daemons(board)
     d.wait_state("a", state="ok")
     d.wait_state("b", state="ok")
@@ -293,16 +167,15 @@ def test_sighup_adds_removes_and_changes_charts_and_a_broken_file_keeps_the_old_
     d.send(signal.SIGHUP)
     d.wait_log("reload failed", timeout=5)
     assert "Bad Name" in d.log
-    before = complete_png(board.output / "c.png")
+    before = d.image("c")
     board.data("data/c.txt", "9 9 1\n")
-    wait_for(lambda: (b := complete_png(board.output / "c.png")) and b != before, 5, "c to keep updating")
+    d.new_image("c", before, 5, "c to keep updating")
     assert [c["name"] for c in board.status()["charts"]] == ["a", "c"]
     assert d.stop() == 0
 
 
 def test_a_chart_turns_stale_on_the_page_without_any_render(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="20s") + chart("a", inputs="data/a.txt", extra='stale_after = "1s"'))
+    board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt", extra='stale_after = "1s"'))
     board.data("data/a.txt", "1 2\n")
     d = daemons(board)
     d.wait_state("a", state="ok")
@@ -316,8 +189,7 @@ def test_pages_are_written_in_batches(tmp_path, daemons):
     from watchdog.observers import Observer
 
     n = 30
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="20s") + "".join(chart(f"c{i}", inputs="data/shared.txt") for i in range(n)))
+    board = fast_board(tmp_path / "b", *(chart(f"c{i}", inputs="data/shared.txt") for i in range(n)))
     shared = board.data("data/shared.txt", "1 2 3\n")
     d = daemons(board)
     wait_for(lambda: d.count("rendered c") == n, 60, "the first renders")
@@ -345,9 +217,7 @@ def test_pages_are_written_in_batches(tmp_path, daemons):
 
 
 def test_serve_serves_the_output_folder_while_running(board, daemons):
-    import urllib.request
-
-    port = _free_port()
+    port = free_port()
     d = daemons(board, "--serve", str(port))
     d.wait_state("a", state="ok")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/a.png", timeout=5) as response:
@@ -357,16 +227,8 @@ def test_serve_serves_the_output_folder_while_running(board, daemons):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/a.png", timeout=2)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_bad_board_file_exits_2_before_writing(tmp_path):
-    board = Board(tmp_path / "b").write(FAST.format(timeout="20s") + chart("a", inputs="data/a.txt", extra="every = 'soon'"))
+    board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt", extra="every = 'soon'"))
     result = board.cli("run", timeout=60)
     assert result.returncode == 2
     assert "every" in result.stderr and not board.output.exists()
@@ -376,23 +238,22 @@ def test_poll_option_follows_changes(board, daemons):
     d = daemons(board, "--poll")
     assert "(polling)" in d.log
     d.wait_state("a", state="ok")
-    before = complete_png(board.output / "a.png")
+    before = d.image("a")
     board.data("data/a.txt", "4 4 0 4\n")
-    wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a polled change to render")
+    d.new_image("a", before, 5, "a polled change to render")
     assert d.stop() == 0
 
 
 def test_inputs_in_folders_created_later_and_new_glob_matches_render(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="20s") + chart("g", inputs="data/*.txt") + chart("late", inputs="later/deep/x.txt"))
+    board = fast_board(tmp_path / "b", chart("g", inputs="data/*.txt"), chart("late", inputs="later/deep/x.txt"))
     board.data("data/1.txt", "1 2\n")
     d = daemons(board)
     d.wait_state("g", state="ok")
     d.wait_state("late", state="ok")  # rendered with no inputs at all
-    before = complete_png(board.output / "g.png")
+    before = d.image("g")
     board.data("data/2.txt", "5 1 5\n")  # a new file matching the pattern
-    wait_for(lambda: (b := complete_png(board.output / "g.png")) and b != before, 5, "g to render the new file")
-    before = complete_png(board.output / "late.png")
+    d.new_image("g", before, 5, "g to render the new file")
+    before = d.image("late")
     board.data("later/deep/x.txt", "3 1 2\n")  # its folders did not exist when the daemon started
-    wait_for(lambda: (b := complete_png(board.output / "late.png")) and b != before, 10, "late to render")
+    d.new_image("late", before, 10, "late to render")
     assert d.stop() == 0

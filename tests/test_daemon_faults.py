@@ -6,8 +6,7 @@ import random
 import time
 
 import psutil
-from conftest import Board, wait_for
-from test_daemon import FAST, chart, complete_png, daemons, temp_files, write_data  # noqa: F401 - daemons is a fixture
+from conftest import Board, chart, complete_png, fast_board, living, temp_files, wait_for, write_data
 
 PLOTS = '''
 import time
@@ -38,60 +37,58 @@ def plot(fig, inputs, **params):
 
 
 def test_a_hanging_plot_is_killed_after_render_timeout_while_another_chart_keeps_updating(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="3s") + chart("stuck", plot="plots:hang") + chart("a", inputs="data/a.txt"),
-        plots=PLOTS)
+    board = fast_board(tmp_path / "b", chart("stuck", plot="plots:hang"), chart("a", inputs="data/a.txt"),
+                       timeout="3s", plots=PLOTS)
     data = board.data("data/a.txt", "1 2 3\n")
     d = daemons(board)
     d.wait_state("a", state="ok")
     assert d.state("stuck").get("state") == "pending"  # still hanging
     for i in range(3):  # meanwhile the other chart keeps updating
-        before = complete_png(board.output / "a.png")
+        before = d.image("a")
         write_data(data, [i, 3, 1, 4])
-        wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a to update")
+        d.new_image("a", before, 5, "a to update")
     st = d.wait_state("stuck", timeout=15, state="error")
     assert st["error"].startswith("RenderTimeout: render took longer than 3s")
     assert "failed stuck trigger=new" in d.log and "RenderTimeout" in d.log
     # The hung worker was killed and replaced: the pool is no bigger than its workers allow.
     workers = [p for p in d.tree() if "forkserver" in " ".join(p.cmdline()) and p.ppid() != d.proc.pid]
     assert len(workers) <= 2
-    before = complete_png(board.output / "a.png")
+    before = d.image("a")
     write_data(data, [8, 8, 1])
-    wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a to update after the kill")
+    d.new_image("a", before, 5, "a to update after the kill")
     assert d.proc.poll() is None
     assert d.stop() == 0
 
 
 def test_segfault_and_memoryerror_leave_the_daemon_running_and_a_fixed_module_recovers(tmp_path, daemons):
-    board = Board(tmp_path / "b").write(
-        FAST.format(timeout="20s") + chart("crash", plot="crashy:plot") + chart("a", inputs="data/a.txt"),
-        plots=PLOTS)
+    board = fast_board(tmp_path / "b", chart("crash", plot="crashy:plot"), chart("a", inputs="data/a.txt"),
+                       plots=PLOTS)
     crashy = board.root / "crashy.py"
     crashy.write_text(CRASHY_GOOD.format(a=3))
     data = board.data("data/a.txt", "1 2 3\n")
     d = daemons(board)
     d.wait_state("crash", state="ok")
-    good = complete_png(board.output / "crash.png")
+    good = d.image("crash")
     assert good
 
     crashy.write_text(CRASHY_SEGV)
     st = d.wait_state("crash", timeout=10, state="error")
     assert st["error"] == "WorkerDied: the render process was killed by SIGSEGV"
-    assert complete_png(board.output / "crash.png") == good  # the previous image is still served
+    assert d.image("crash") == good  # the previous image is still served
 
     crashy.write_text(CRASHY_OOM)
     wait_for(lambda: d.state("crash").get("error", "").startswith("MemoryError"), 10, "the MemoryError")
     assert d.state("crash")["failures"] >= 2
-    assert complete_png(board.output / "crash.png") == good
+    assert d.image("crash") == good
 
-    before = complete_png(board.output / "a.png")
+    before = d.image("a")
     write_data(data, [3, 3, 9])  # other charts render all along
-    wait_for(lambda: (b := complete_png(board.output / "a.png")) and b != before, 5, "a to update")
+    d.new_image("a", before, 5, "a to update")
 
     crashy.write_text(CRASHY_GOOD.format(a=7))  # fixed: recovers at once, no restart, no backoff wait
     st = d.wait_state("crash", timeout=5, state="ok")
     assert st["error"] is None
-    fixed = complete_png(board.output / "crash.png")
+    fixed = d.image("crash")
     assert fixed and fixed != good
     assert d.proc.poll() is None
     assert d.stop() == 0
@@ -153,16 +150,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_image_or_a_live_worker(t
         d.close()
         for image in board.output.glob("*.png"):
             assert complete_png(image), f"round {round_}: {image.name} is not a complete PNG"
-
-        def all_gone() -> bool:
-            for p in family:
-                try:
-                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                        return False
-                except psutil.NoSuchProcess:
-                    pass
-            return True
-        wait_for(all_gone, 5, f"round {round_}: the daemon's processes to die with it")
+        wait_for(lambda: not living(family), 5, f"round {round_}: the daemon's processes to die with it")
     d = daemons(board)  # the last kill's leftovers, if any, go at the next start
     assert temp_files(board.output) == []
     assert d.stop() == 0

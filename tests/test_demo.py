@@ -16,17 +16,10 @@ from pathlib import Path
 
 import psutil
 
-from conftest import REPO, cli, cli_env, wait_for
+from conftest import REPO, cli, cli_env, free_port, living, png_problem, temp_files, wait_for
 from renderer.demo import BOARD_FILES, DEMO_DIR, load_feeder
 
 CHARTS = ("cpu", "latency", "requests", "queue")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
@@ -65,17 +58,6 @@ def descendants(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> None
         pass
 
 
-def alive(procs: dict[int, psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs.values():
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 def stop_demo(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> int:
     """Ctrl-C the demo; returns its exit status, failing if anything it started lives on."""
     descendants(proc, seen)
@@ -86,12 +68,8 @@ def stop_demo(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> int:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    wait_for(lambda: not alive(seen), timeout=10, what="the demo's worker processes to exit")
+    wait_for(lambda: not living(seen.values()), timeout=10, what="the demo's worker processes to exit")
     return code
-
-
-def temp_files(folder: Path) -> list[str]:
-    return [p.name for p in folder.rglob(".*.tmp")]
 
 
 def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
@@ -117,7 +95,7 @@ def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
         first = wait_for(lambda: (h := hashes()) and all(h.values()) and h, timeout=30, what="every chart rendered")
         assert set(first) == set(CHARTS)
         status, png = http_get(port, f"/cpu.png?v={first['cpu']}")
-        assert status == 200 and png.startswith(PNG_SIGNATURE)
+        assert status == 200 and png_problem(png) is None
         # The feeder keeps writing, so the images keep changing.
         wait_for(lambda: sum(h != first[name] for name, h in hashes().items()) >= 2, timeout=20,
                  what="two charts' images to change")

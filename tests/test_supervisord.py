@@ -7,8 +7,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -17,9 +15,7 @@ import zlib
 from pathlib import Path
 
 import psutil
-from conftest import REPO, Board, cli_env, wait_for
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from conftest import REPO, Board, cli_env, free_port, living, png_problem, wait_for
 
 BOARD = """
 [board]
@@ -53,24 +49,6 @@ def walk(fig, inputs, **params):
 '''
 
 IMAGES = ("noise.png", "noise@2x.png", "walk.png", "walk@2x.png")
-
-
-def png_problem(data: bytes) -> str | None:
-    """None for a whole PNG (every chunk's CRC right, IEND last), else what is wrong."""
-    if not data.startswith(PNG_SIGNATURE):
-        return f"no PNG signature ({len(data)} bytes)"
-    pos = len(PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        end = pos + 12 + length
-        if end > len(data):
-            return f"chunk {kind!r} cut off at {len(data)} bytes"
-        if zlib.crc32(data[pos + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
-            return f"bad CRC in chunk {kind!r}"
-        if kind == b"IEND":
-            return None if end == len(data) else "bytes after IEND"
-        pos = end
-    return f"no IEND ({len(data)} bytes)"
 
 
 class Reader(threading.Thread):
@@ -181,29 +159,12 @@ class Supervisor:
                 self.proc.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def family(pid: int) -> dict[int, psutil.Process]:
     try:
         root = psutil.Process(pid)
         return {p.pid: p for p in [root, *root.children(recursive=True)]}
     except psutil.NoSuchProcess:
         return {}
-
-
-def alive(procs: dict[int, psutil.Process]) -> list[str]:
-    out = []
-    for p in procs.values():
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(f"{p.pid} {' '.join(p.cmdline()[:4])}")
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def test_supervisord_restarts_a_killed_daemon_and_readers_never_see_a_broken_image(tmp_path):
@@ -228,7 +189,7 @@ def test_supervisord_restarts_a_killed_daemon_and_readers_never_see_a_broken_ima
         os.kill(first, signal.SIGKILL)
         second = wait_for(lambda: (p := sv.pid("plotboard")) not in (0, first) and p, timeout=30,
                           what="supervisord to start a new daemon")
-        wait_for(lambda: not alive(old_family), timeout=15, what="the killed daemon's workers to exit")
+        wait_for(lambda: not living(old_family.values()), timeout=15, what="the killed daemon's workers to exit")
         before = reader.variants()
         wait_for(lambda: reader.variants() >= before + 3, timeout=30, what="the new daemon's images")
         assert sv.running("plotboard") == second
@@ -239,9 +200,9 @@ def test_supervisord_restarts_a_killed_daemon_and_readers_never_see_a_broken_ima
             reader.join()
         code = sv.stop()
         deadline = time.monotonic() + 10
-        while alive(everyone) and time.monotonic() < deadline:
+        while living(everyone.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        leftovers = alive(everyone)
+        leftovers = living(everyone.values())
         for p in everyone.values():
             try:
                 p.kill()
