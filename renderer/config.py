@@ -371,10 +371,11 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict, root: Path) -> Ch
     elif not isinstance(plot, str) or not PLOT_RE.match(plot):
         c.add(f"{where}.plot", f"expected 'module:function', got {plot!r}")
     else:
-        try:
-            plot_file = find_plot_file(plot, root)
-        except ValueError as exc:
-            c.add(f"{where}.plot", str(exc))
+        found = _find_plot_file_once(plot, root)
+        if isinstance(found, ValueError):
+            c.add(f"{where}.plot", str(found))
+        else:
+            plot_file = found
     inputs = _str_list(c, f"{where}.inputs", t["inputs"])
     every = c.duration(f"{where}.every", t["every"]) if "every" in t else None
     cron = None
@@ -413,15 +414,41 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict, root: Path) -> Ch
             stale_after = 3 * cron_period(cron)
     return Chart(
         name=name, title=title, description=description, plot=plot, plot_file=plot_file,
-        inputs=tuple(str((root / p).resolve()) if not _has_magic(p) else str(root / p) for p in inputs),
+        inputs=tuple(os.path.normpath(os.path.join(root, p)) for p in inputs),
         every=every, cron=cron, stale_after=stale_after, params=params,
         size=(float(size[0]), float(size[1])), dpi=dpi, hidpi=hidpi, formats=tuple(formats),
         png_compression=level,
     )
 
 
-def _has_magic(pattern: str) -> bool:
-    return any(ch in pattern for ch in "*?[")
+_plot_files: dict[tuple[str, Path], tuple[tuple, Path | None | ValueError]] = {}
+
+
+def _find_plot_file_once(plot: str, root: Path) -> Path | None | ValueError:
+    """find_plot_file, remembered while the module's source is unchanged (many charts share one)."""
+    key = (plot, root)
+    cached = _plot_files.get(key)
+    if cached is not None:
+        found = cached[1]
+        stamp = _stamp(found) if isinstance(found, Path) else None
+        if stamp is not None and stamp == cached[0]:
+            return found
+    try:
+        found = find_plot_file(plot, root)
+    except ValueError as exc:
+        found = exc
+    else:
+        if found is not None:
+            _plot_files[key] = (_stamp(found), found)
+    return found
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def settings_digest(chart: Chart) -> str:

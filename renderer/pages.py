@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,8 @@ from renderer.config import Board
 from renderer.publish import write_atomic
 from renderer.state import ChartRecord
 from renderer.status import STATUS_FILE, iso, judge
+
+PAGES_DIGEST = "pages.digest"  # in .plotboard/: what the pages showed when last written
 
 
 def site_dir() -> Path:
@@ -70,7 +73,8 @@ def static_files() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
 
 
-def render_index(board: Board, man: dict[str, Any], static: dict[str, bytes]) -> str:
+def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -> dict[str, Any]:
+    """What index.html is rendered from."""
     version = hashlib.sha256(b"".join(static.values())).hexdigest()[:10]
     charts = []
     for chart, entry in zip(board.charts, man["charts"]):
@@ -83,26 +87,59 @@ def render_index(board: Board, man: dict[str, Any], static: dict[str, bytes]) ->
             "width": width,
             "height": height,
         })
-    context = {
-        "board": {**man["board"], "theme": board.theme},
-        "charts": charts,
-        "static_version": version,
-    }
+    return {"board": {**man["board"], "theme": board.theme}, "charts": charts, "static_version": version}
+
+
+def render_index(board: Board, context: dict[str, Any]) -> str:
     return _environment(board.templates).get_template("index.html").render(**context)
 
 
+def _template_stamps(board: Board) -> list:
+    folders = ([board.templates] if board.templates else []) + [site_dir() / "templates"]
+    stamps = []
+    for folder in folders:
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            st = entry.stat()
+            stamps.append([entry.path, st.st_mtime_ns, st.st_size])
+    return stamps
+
+
+def pages_digest(board: Board, context: dict[str, Any]) -> str:
+    """Changes when anything the pages show changes, save the time they were generated."""
+    board_info = {k: v for k, v in context["board"].items() if k != "generated_at"}
+    blob = json.dumps([board_info, context["charts"], context["static_version"], _template_stamps(board)])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None) -> dict[str, Any]:
-    """Write status.json, index.html and static/ into the output folder; returns the manifest."""
+    """Write status.json, index.html and static/ into the output folder; returns the manifest.
+
+    Nothing is written when nothing the pages show has changed (states are judged at `now`,
+    so a chart turning stale does rewrite them): a build with nothing to do stays cheap.
+    """
     now = time.time() if now is None else now
-    board.output.mkdir(parents=True, exist_ok=True)
     man = manifest(board, records, now)
     static = static_files()
+    context = index_context(board, man, static)
+    digest = pages_digest(board, context)
+    digest_file = board.state_dir / PAGES_DIGEST
+    try:
+        unchanged = digest_file.read_text() == digest and all(
+            (board.output / name).is_file() for name in ("index.html", STATUS_FILE, *(f"static/{n}" for n in static))
+        )
+    except OSError:
+        unchanged = False
+    if unchanged:
+        return man
+    board.output.mkdir(parents=True, exist_ok=True)
     if static:
         if (board.output / "static").is_symlink():
             (board.output / "static").unlink()  # a planted link is replaced, never written through
         (board.output / "static").mkdir(exist_ok=True)
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
-    write_atomic(board.output, "index.html", render_index(board, man, static).encode())
+    write_atomic(board.output, "index.html", render_index(board, context).encode())
     write_atomic(board.output, STATUS_FILE, json.dumps(man, indent=1).encode())
+    board.state_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(board.state_dir, PAGES_DIGEST, digest.encode())
     return man

@@ -8,7 +8,7 @@ import glob
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,8 +53,9 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
     board.state_dir.mkdir(parents=True, exist_ok=True)
-    data = {"version": 1, "charts": {name: asdict(rec) for name, rec in records.items()}}
-    write_atomic(board.state_dir, STATE_FILE, json.dumps(data, indent=1, sort_keys=True).encode())
+    data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
+    # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
+    write_atomic(board.state_dir, STATE_FILE, json.dumps(data, separators=(",", ":")).encode())
 
 
 def expand_inputs(chart: Chart) -> list[str]:
