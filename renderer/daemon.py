@@ -241,7 +241,10 @@ class Daemon:
         wakeup = self.scheduler.next_wakeup()
         if wakeup is not None and wakeup <= self.dispatched_at:
             wakeup = None  # ready but no worker free: a finished render wakes the loop
-        times = [t for t in (wakeup, self.pages_due, self._next_stale(), self.next_replan) if t is not None]
+        stale = self._next_stale()
+        if stale is not None and stale <= now:
+            stale = None  # already turned stale: pages_due (set by _maybe_write_pages) covers it
+        times = [t for t in (wakeup, self.pages_due, stale, self.next_replan) if t is not None]
         timeout = max(0.0, min(times) - now) if times else 60.0
         if self.external_stop is not None:
             timeout = min(timeout, STOP_POLL)
