@@ -513,6 +513,35 @@ def test_stopping_the_web_server_shows_the_offline_banner_and_restarting_clears_
     assert log.page_errors == []
 
 
+HIDE = """(hidden) => {
+    Object.defineProperty(document, "hidden", {get: () => hidden, configurable: true});
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_a_hidden_tab_stops_polling_and_catches_up_when_shown(live, live_nginx, context):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page, log = open_board(context(), live_nginx.url + "board/")
+    before = card(page, "live")
+    page.evaluate(HIDE, True)
+    old_hash = live.entry("live")["hash"]
+    live.board.data("data/live.txt", values())
+    wait_for(lambda: live.entry("live").get("hash") not in (None, old_hash), 10, "the daemon to publish live")
+    # A negative claim needs a window: a polling page would ask for status.json within `refresh`.
+    with pytest.raises(PlaywrightTimeout):
+        with page.expect_request(lambda r: "status.json" in r.url, timeout=(REFRESH_S * 2 + 0.5) * 1000):
+            pass
+    assert card(page, "live")["src"] == before["src"]
+    page.evaluate(HIDE, False)
+    page.wait_for_function(
+        "(src) => document.querySelector('.card[data-name=live] .fig img').getAttribute('src') !== src",
+        arg=before["src"], timeout=(REFRESH_S + 2) * 1000,
+    )
+    assert card(page, "live")["src"] == f"live.png?v={live.entry('live')['hash']}"
+    assert log.problems() == []
+
+
 def test_without_javascript_the_page_refreshes_itself(live, live_nginx, context):
     page = context(java_script_enabled=False).new_page()
     log = PageLog(page)
