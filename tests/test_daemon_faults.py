@@ -166,7 +166,6 @@ size = [1, 1]
 dpi = 20
 hidpi = false
 every = "1ms"
-stale_after = "1h"  # not the default (3 x every = 3 ms): staleness is not what this test measures
 
 [[charts]]
 name = "m1"
