@@ -1,5 +1,6 @@
 """Plot functions of the repository's demo board (plotboard.toml)."""
 
+import matplotlib
 import numpy as np
 
 
@@ -36,7 +37,7 @@ def latency_histogram(fig, inputs, bins=50, **params):
     ax.hist(ms, bins=bins, color="tab:purple", alpha=0.8)
     for q, style in ((50, "--"), (99, ":")):
         value = np.percentile(ms, q)
-        ax.axvline(value, color="black", linestyle=style, label=f"p{q} {value:.0f} ms")
+        ax.axvline(value, color=matplotlib.rcParams["text.color"], linestyle=style, label=f"p{q} {value:.0f} ms")
     ax.set_xlabel("ms")
     ax.set_ylabel("requests")
     ax.legend(frameon=False)

@@ -25,7 +25,9 @@ from renderer.jobs import RenderJob, RenderOutput  # noqa: E402
 
 THEME_STYLES = {
     "light": {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white"},
-    "dark": "dark_background",
+    # The page's dark card colour, so a dark chart sits on its card without a seam.
+    "dark": ["dark_background", {"figure.facecolor": "#161b22", "axes.facecolor": "#161b22",
+                                 "savefig.facecolor": "#161b22", "grid.color": "#30363d"}],
 }
 BASE_RC = {"svg.hashsalt": "plotboard", "path.simplify": True}
 
