@@ -1,0 +1,104 @@
+"""In-process figures for the reference chart, run in a fresh process by bench/run.py.
+
+`python bench/bare.py savefig CSV N`   N renders (read CSV, plot on a bare Figure, savefig PNG
+                                       to memory) one after another: per-render ms and phases.
+`python bench/bare.py png CSV N`       PNG encode cost and size at compress levels 0-9, for the
+                                       1x (800x400) and 2x (1600x800) image.
+Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+import reference  # noqa: E402
+
+LEVELS = (0, 1, 3, 6, 9)
+
+
+def savefig_figures(csv: Path, n: int) -> dict:
+    """Whole renders plus where the time goes: load CSV, plot calls, Agg draw, PNG encode+write."""
+    total, load, plot, draw, save = [], [], [], [], []
+    for i in range(n + 1):
+        t0 = time.perf_counter()
+        fig = Figure(figsize=reference.SIZE, dpi=reference.DPI)
+        reference.reference(fig, [csv])
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        t1 = time.perf_counter()
+        if i:  # the first render in a process pays one-off costs (fonts, caches)
+            total.append((t1 - t0) * 1000)
+        # The same work again, one phase at a time.
+        t0 = time.perf_counter()
+        t, v = reference.load(csv)
+        t1 = time.perf_counter()
+        fig = Figure(figsize=reference.SIZE, dpi=reference.DPI)
+        ax = fig.add_subplot()
+        ax.plot(t, v, linewidth=0.8, color="tab:blue")
+        ax.set_title("Reference chart")
+        ax.set_xlabel("t")
+        ax.set_ylabel("value")
+        ax.grid(True)
+        t2 = time.perf_counter()
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        t3 = time.perf_counter()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")  # draws again, then encodes
+        t4 = time.perf_counter()
+        if i:
+            load.append((t1 - t0) * 1000)
+            plot.append((t2 - t1) * 1000)
+            draw.append((t3 - t2) * 1000)
+            save.append((t4 - t3) * 1000)
+    return {"render_ms": total, "load_ms": load, "plot_ms": plot, "draw_ms": draw,
+            "savefig_ms": save, "png_bytes": len(buf.getvalue())}
+
+
+def png_figures(csv: Path, n: int) -> dict:
+    """Encode ms (PIL, from the drawn RGBA buffer) and file bytes (savefig) per compress level."""
+    from PIL import Image
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    out: dict = {}
+    for scale in (1, 2):
+        fig = Figure(figsize=reference.SIZE, dpi=reference.DPI * scale)
+        reference.reference(fig, [csv])
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        rgba = canvas.buffer_rgba()
+        image = Image.frombuffer("RGBA", canvas.get_width_height(), rgba, "raw", "RGBA", 0, 1)
+        for level in LEVELS:
+            times = []
+            for _ in range(n):
+                buf = io.BytesIO()
+                t0 = time.perf_counter()
+                image.save(buf, format="png", compress_level=level)
+                times.append((time.perf_counter() - t0) * 1000)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=reference.DPI * scale, pil_kwargs={"compress_level": level})
+            out[f"{scale}x/{level}"] = {"encode_ms": times, "bytes": len(buf.getvalue())}
+    return out
+
+
+def main() -> None:
+    mode, csv, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    figures = savefig_figures(csv, n) if mode == "savefig" else png_figures(csv, n)
+    json.dump(figures, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,789 @@
+"""plotboard's benchmarks, each next to its baseline in the same run (issue 5).
+
+    python bench/run.py                 # everything (about 15-25 minutes on 2 cores)
+    python bench/run.py latency serve   # a subset, by name
+    python bench/run.py --quick         # fewer repeats and shorter runs (a smoke run)
+    python bench/run.py --list          # the benchmarks' names
+
+Run from anywhere with the interpreter that has plotboard's dependencies and the `bench`
+extra (flask, gunicorn, watchdog[watchmedo], psutil), plus nginx and wrk from apt. Every
+process is started with sys.executable (never a shell shim on PATH), every server listens on
+127.0.0.1 only. Prints the machine, a table of medians, p95s and ratios, and writes all figures
+(raw samples included) as JSON to bench/results/. Other load on the machine skews figures: the
+load average is recorded before and after each benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+PY = sys.executable
+sys.path.insert(0, str(BENCH))
+
+import reference  # noqa: E402
+
+WORKERS = os.cpu_count() or 2
+PNG_END = b"IEND\xaeB`\x82"
+BENCHMARKS: dict[str, Callable[["Run"], None]] = {}
+SEEDS = itertools.count(10_000)
+
+
+def benchmark(func: Callable[["Run"], None]) -> Callable[["Run"], None]:
+    BENCHMARKS[func.__name__.removeprefix("bench_")] = func
+    return func
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    """n, median, p95 (nearest rank), min, max of a list of samples."""
+    if not values:
+        return {"n": 0}
+    s = sorted(values)
+    p95 = s[min(len(s) - 1, max(0, round(0.95 * len(s) + 0.5) - 1))]
+    return {"n": len(s), "median": statistics.median(s), "p95": p95, "min": s[0], "max": s[-1]}
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, OS, Python and library versions."""
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    versions = {}
+    for dist in ("matplotlib", "numpy", "pillow", "watchdog", "pebble", "flask", "gunicorn"):
+        try:
+            versions[dist] = version(dist)
+        except Exception:  # noqa: BLE001
+            versions[dist] = "missing"
+    tools = {}
+    for tool, args in (("nginx", ["-v"]), ("wrk", ["-v"])):
+        path = shutil.which(tool) or f"/usr/sbin/{tool}"
+        try:
+            out = subprocess.run([path, *args], capture_output=True, text=True, timeout=10)
+            tools[tool] = (out.stdout + out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError):
+            tools[tool] = "missing"
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": platform.platform(), "python": platform.python_version(), "executable": PY,
+        **versions, **tools, "load_average": loadavg(),
+    }
+
+
+# -- processes and files ----------------------------------------------------------------------
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO)
+    e["MPLBACKEND"] = "Agg"
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> float:
+    """Wall-clock seconds of a whole process; fails the run if it fails."""
+    return timed_run(cmd, cwd)[0]
+
+
+def timed_run(cmd: list[str], cwd: Path | None = None) -> tuple[float, str]:
+    """Wall-clock seconds of a whole process and its stderr; fails the run if it fails."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stderr
+
+
+def plotboard(*args: str) -> list[str]:
+    return [PY, "-m", "renderer", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 60) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def signature(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def complete_png(path: Path) -> bool:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    return data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(PNG_END)
+
+
+def wait_new_png(path: Path, before: tuple | None, timeout: float = 20.0) -> float:
+    """perf_counter() when `path` is first seen as a complete PNG other than `before`."""
+    deadline = time.perf_counter() + timeout
+    seen = before
+    while True:
+        sig = signature(path)
+        if sig != seen:
+            now = time.perf_counter()
+            if sig is not None and complete_png(path):
+                return now
+            seen = sig  # a partial file (a non-atomic writer): look again when it changes
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"no new {path.name} within {timeout}s")
+        time.sleep(0.001)
+
+
+def wait_quiet(paths: list[Path], quiet: float, timeout: float = 30.0) -> None:
+    """Wait until none of `paths` has changed for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last = [signature(p) for p in paths]
+    since = time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise RuntimeError("outputs never came to rest")
+        time.sleep(0.02)
+        now = [signature(p) for p in paths]
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def write_csv_move(path: Path, text: str) -> None:
+    """The careful producer: a hidden temp file in the same folder, then os.replace."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv_inplace(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def make_board(root: Path, charts: int, hidpi: bool = False, workers: int = WORKERS) -> Path:
+    """A board of `charts` reference charts, each reading its own CSV; returns the board file."""
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copy(BENCH / "reference.py", root / "reference.py")
+    for i in range(charts):
+        (root / "data" / f"c{i:04d}.csv").write_text(reference.csv_text(i))
+    parts = [f'[board]\ntitle = "bench"\noutput = "public"\nworkers = {workers}\nrender_timeout = "60s"\n',
+             f"[defaults]\nsize = [8, 4]\ndpi = 100\nhidpi = {'true' if hidpi else 'false'}\n"]
+    for i in range(charts):
+        parts.append(f'[[charts]]\nname = "c{i:04d}"\ntitle = "Chart {i}"\nplot = "reference:reference"\n'
+                     f'inputs = ["data/c{i:04d}.csv"]\n')
+    board = root / "plotboard.toml"
+    board.write_text("\n".join(parts))
+    return board
+
+
+def fresh(board: Path) -> None:
+    """Forget every render: no bookkeeping, no output."""
+    shutil.rmtree(board.parent / ".plotboard", ignore_errors=True)
+    shutil.rmtree(board.parent / "public", ignore_errors=True)
+
+
+class Daemon:
+    """`python -m renderer run` on a board, its log in a file."""
+
+    def __init__(self, board: Path) -> None:
+        self.board = board
+        self.log_path = board.parent / f"run-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(plotboard("run", "-c", str(board)), cwd=board.parent, env=env(),
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._started, 60, "the daemon to start")
+
+    def _started(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        return "run: " in self.log_path.read_text()
+
+    def tree_memory(self) -> dict[str, float]:
+        """RSS and PSS (MiB) of the daemon and every process below it (forkserver, workers)."""
+        import psutil
+
+        root = psutil.Process(self.proc.pid)
+        rss = pss = 0
+        procs = 0
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                info = p.memory_full_info()
+            except psutil.Error:
+                continue
+            rss += info.rss
+            pss += info.pss
+            procs += 1
+        return {"rss_mib": rss / 2**20, "pss_mib": pss / 2**20, "processes": procs}
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.log.close()
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+class Run:
+    """One bench run: options, a scratch folder, and the rows of the table."""
+
+    def __init__(self, quick: bool, work: Path) -> None:
+        self.quick = quick
+        self.work = work
+        self.rows: list[dict[str, Any]] = []
+        self.raw: dict[str, Any] = {}
+        self.loads: dict[str, Any] = {}
+        self._bare: list[float] = []
+
+    def n(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def row(self, bench: str, figure: str, plotboard: Any, baseline: Any = None, baseline_name: str = "",
+            unit: str = "", ratio: float | None = None, target: str = "", met: bool | None = None,
+            note: str = "") -> None:
+        self.rows.append({"bench": bench, "figure": figure, "plotboard": plotboard, "baseline": baseline,
+                          "baseline_name": baseline_name, "unit": unit, "ratio": ratio, "target": target,
+                          "met": met, "note": note})
+
+    def folder(self, name: str) -> Path:
+        path = self.work / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    def bare(self, renders: int) -> dict[str, Any]:
+        """In-process renders of the reference chart (bench/bare.py in a new process)."""
+        csv = self.work / "bare.csv"
+        if not csv.exists():
+            csv.write_text(reference.csv_text(0))
+        out = subprocess.run([PY, str(BENCH / "bare.py"), "savefig", str(csv), str(renders)],
+                             env=env(), capture_output=True, text=True, check=True)
+        figures = json.loads(out.stdout)
+        self._bare.extend(figures["render_ms"])
+        return figures
+
+    def bare_parallel(self, renders: int, processes: int = WORKERS) -> float:
+        """Renders/s of `processes` bare.py processes running at once (what the machine delivers now)."""
+        csv = self.work / "bare.csv"
+        if not csv.exists():
+            csv.write_text(reference.csv_text(0))
+        procs = [subprocess.Popen([PY, str(BENCH / "bare.py"), "savefig", str(csv), str(renders)],
+                                  env=env(), stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+        rate = 0.0
+        for proc in procs:
+            out, _ = proc.communicate()
+            rate += 1000 / statistics.median(json.loads(out)["render_ms"])
+        return rate
+
+
+# -- the benchmarks --------------------------------------------------------------------------
+
+
+@benchmark
+def bench_savefig(run: Run) -> None:
+    """The bare in-process savefig rate of the reference chart, and where a render's time goes."""
+    figures = run.bare(run.n(60, 15))
+    run.raw["savefig"] = figures
+    render = stats(figures["render_ms"])
+    run.row("savefig", "reference chart, one render in-process (read CSV, plot, savefig PNG)",
+            render, unit="ms", note=f"= {1000 / render['median']:.1f} renders/s per process")
+    for phase in ("load_ms", "plot_ms", "draw_ms", "savefig_ms"):
+        run.row("savefig", f"  phase: {phase[:-3]}", stats(figures[phase]), unit="ms",
+                note="savefig = draw + PNG encode + write" if phase == "savefig_ms" else "")
+
+
+@benchmark
+def bench_png(run: Run) -> None:
+    """PNG encode cost and size per compress level, to choose the default."""
+    csv = run.work / "bare.csv"
+    if not csv.exists():
+        csv.write_text(reference.csv_text(0))
+    out = subprocess.run([PY, str(BENCH / "bare.py"), "png", str(csv), str(run.n(30, 8))],
+                         env=env(), capture_output=True, text=True, check=True)
+    figures = json.loads(out.stdout)
+    run.raw["png"] = figures
+    for key, value in figures.items():
+        scale, level = key.split("/")
+        run.row("png", f"PNG encode {scale} image, compress_level {level}", stats(value["encode_ms"]),
+                unit="ms", note=f"{value['bytes'] / 1000:.1f} kB")
+
+
+def latency_samples(run: Run, data: Path, out: Path, names: list[str], mode: str, count: int,
+                    settle: Callable[[Path], None]) -> list[float]:
+    """ms from a producer's completed save to a new complete PNG, `count` samples after 3 warm-ups."""
+    write = write_csv_move if mode == "move" else write_csv_inplace
+    samples = []
+    for i in range(count + 3):
+        name = names[i % len(names)]
+        text = reference.csv_text(next(SEEDS))  # never the same data twice: the PNG must change
+        png = out / f"{name}.png"
+        before = signature(png)
+        write(data / f"{name}.csv", text)
+        started = time.perf_counter()
+        done = wait_new_png(png, before)
+        if i >= 3:
+            samples.append((done - started) * 1000)
+        settle(png)
+    return samples
+
+
+@benchmark
+def bench_latency(run: Run) -> None:
+    """Change -> new complete PNG in place: plotboard's daemon vs watchmedo shell-command (b)."""
+    import psutil
+
+    count = run.n(30, 8)
+    root = run.folder("latency")
+    board = make_board(root, 10)
+    names = [f"c{i:04d}" for i in range(10)]
+    subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
+    results: dict[str, list[float]] = {}
+
+    daemon = Daemon(board)
+    try:
+        for mode in ("move", "inplace"):
+            results[f"plotboard/{mode}"] = latency_samples(
+                run, root / "data", root / "public", names, mode, count,
+                lambda png: wait_quiet([png], 0.3))
+    finally:
+        daemon.stop()
+
+    # Baseline (b): watchmedo runs the plot script on every matching event of the data folder.
+    out = root / "baseline"
+    out.mkdir()
+    watchmedo = Path(PY).with_name("watchmedo")
+    command = f'{PY} {BENCH / "baseline_plot.py"} "${{watch_src_path}}" "${{watch_dest_path}}" {out}'
+    log = open(root / "watchmedo.log", "w")
+    proc = subprocess.Popen([str(watchmedo), "shell-command", "--patterns=**/*.csv", "--ignore-directories",
+                             f"--command={command}", str(root / "data")],
+                            env=env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # watchmedo prints nothing when its observer is up; give it a moment
+        watcher = psutil.Process(proc.pid)
+
+        def idle(png: Path) -> None:
+            wait_until(lambda: not watcher.children(recursive=True), 30, "the plot scripts to finish")
+            wait_quiet([png], 0.1)
+
+        for name in names:  # every baseline image exists before the first sample
+            write_csv_move(root / "data" / f"{name}.csv", reference.csv_text(1))
+            idle(out / f"{name}.png")
+            wait_until(lambda n=name: complete_png(out / f"{n}.png"), 30, f"baseline {name}.png")
+        for mode in ("move", "inplace"):
+            results[f"baseline/{mode}"] = latency_samples(run, root / "data", out, names, mode, count, idle)
+    finally:
+        stop_process(proc, 10)
+        log.close()
+    run.raw["latency"] = results
+    pm, bm = stats(results["plotboard/move"]), stats(results["baseline/move"])
+    pi, bi = stats(results["plotboard/inplace"]), stats(results["baseline/inplace"])
+    ratio = bm["median"] / pm["median"]
+    run.row("latency", "change -> new complete PNG, producer renames into place", pm, bm,
+            "(b) watchmedo shell-command", "ms", ratio, "p50 <= 100, p95 <= 200 ms, >= 5x (b)",
+            pm["median"] <= 100 and pm["p95"] <= 200 and ratio >= 5)
+    run.row("latency", "change -> new PNG, producer writes in place", pi, bi,
+            "(b) watchmedo shell-command", "ms", bi["median"] / pi["median"], "p50 <= 200 + 100 ms",
+            pi["median"] <= 300, note="debounce window 200 ms")
+
+
+@benchmark
+def bench_build(run: Run) -> None:
+    """Full build of 100 charts from cold: `plotboard build` vs the cron-style pyplot script (a)."""
+    charts = 100
+    root = run.folder("build")
+    board = make_board(root, charts)
+    pb, base = [], []
+    for _ in range(run.n(3, 1)):
+        fresh(board)
+        pb.append(timed(plotboard("build", "-c", str(board))))
+        shutil.rmtree(root / "baseline", ignore_errors=True)
+        base.append(timed([PY, str(BENCH / "baseline_cron.py"), str(root / "data"), str(root / "baseline")]))
+    run.raw["build"] = {"plotboard_s": pb, "baseline_s": base}
+    p, b = stats([charts / s for s in pb]), stats([charts / s for s in base])
+    ratio = p["median"] / b["median"]
+    run.row("build", f"full build of {charts} charts from cold, whole process", p, b,
+            "(a) cron-style pyplot script", "charts/s", ratio, ">= 1.7x (a)", ratio >= 1.7,
+            note=f"wall s: plotboard {statistics.median(pb):.2f}, (a) {statistics.median(base):.2f}")
+
+
+@benchmark
+def bench_noop(run: Run) -> None:
+    """`plotboard build` with nothing changed, whole process, 100 and 1,000 charts."""
+    repeat = run.n(15, 5)
+    floor = [timed([PY, "-c", "pass"]) * 1000 for _ in range(repeat)]
+    run.row("noop", "floor: `python -c pass`, whole process", stats(floor), unit="ms")
+    run.raw["noop"] = {"python_floor_ms": floor}
+    for charts, limit in ((100, 300), (1000, 1000)):
+        root = run.folder(f"noop{charts}")
+        board = make_board(root, charts)
+        timed(plotboard("build", "-c", str(board)))
+        times = []
+        for _ in range(repeat):
+            elapsed, log = timed_run(plotboard("build", "-c", str(board)))
+            if not re.search(r"build: 0 rendered, 0 failed", log):
+                raise RuntimeError(f"a build with nothing changed rendered:\n{log[-2000:]}")
+            times.append(elapsed * 1000)
+        baseline = None
+        if charts == 100 and run.raw.get("build"):
+            baseline = stats([s * 1000 for s in run.raw["build"]["baseline_s"]])
+        run.raw["noop"][f"{charts}_ms"] = times
+        s = stats(times)
+        run.row("noop", f"`plotboard build`, nothing changed, {charts} charts", s, baseline,
+                "(a) re-renders everything" if baseline else "", "ms",
+                baseline["median"] / s["median"] if baseline else None, f"<= {limit} ms",
+                s["median"] <= limit)
+
+
+@benchmark
+def bench_throughput(run: Run) -> None:
+    """Daemon steady state with many charts changing vs workers x the bare in-process rate."""
+    charts = 100
+    root = run.folder("throughput")
+    board = make_board(root, charts)
+    subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
+    data, out = root / "data", root / "public"
+    names = [f"c{i:04d}" for i in range(charts)]
+    rates, bare, parallel = [], [], []
+    daemon = Daemon(board)
+    try:
+        for r in range(run.n(4, 2)):
+            bare.extend(run.bare(run.n(20, 8))["render_ms"])
+            parallel.append(run.bare_parallel(run.n(20, 8)))
+            texts = [reference.csv_text(20_000 + r * charts + i) for i in range(charts)]
+            for name, text in zip(names, texts):
+                (data / f".{name}.csv.tmp").write_text(text)
+            befores = [signature(out / f"{n}.png") for n in names]
+            started = time.perf_counter()
+            for name in names:
+                os.replace(data / f".{name}.csv.tmp", data / f"{name}.csv")
+            pending = set(range(charts))
+            while pending:
+                for i in list(pending):
+                    if signature(out / f"{names[i]}.png") != befores[i]:
+                        pending.discard(i)
+                if time.perf_counter() - started > 300:
+                    raise RuntimeError("the burst did not finish in 300 s")
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - started
+            if r:  # the first burst warms the workers
+                rates.append(charts / elapsed)
+            wait_quiet([out / "status.json"], 1.5)
+    finally:
+        daemon.stop()
+    run.raw["throughput"] = {"daemon_renders_per_s": rates, "bare_render_ms": bare,
+                             "bare_parallel_renders_per_s": parallel}
+    b = stats(bare)
+    bare_rate = 1000 / b["median"]
+    p = stats(rates)
+    need = 0.85 * WORKERS * bare_rate
+    run.row("throughput", f"daemon steady state, {charts} charts changed at once", p,
+            {"median": WORKERS * bare_rate}, f"{WORKERS} workers x bare savefig rate ({bare_rate:.1f}/s)",
+            "renders/s", p["median"] / (WORKERS * bare_rate), f">= 85% ({need:.1f}/s)", p["median"] >= need,
+            note=f"bare render median {b['median']:.1f} ms, measured between bursts; "
+                 f"{WORKERS} bare processes at once: {statistics.median(parallel):.1f}/s, "
+                 f"daemon = {p['median'] / statistics.median(parallel):.0%} of that")
+
+
+@benchmark
+def bench_memory(run: Run) -> None:
+    """RSS of daemon + forkserver + workers after many renders."""
+    low, high = (500, 5000) if not run.quick else (200, 1000)
+    charts = 20
+    root = run.folder("memory")
+    board = make_board(root, charts)
+    subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
+    data = root / "data"
+    versions = root / "versions"
+    versions.mkdir()
+    for i in range(charts):
+        for v in range(2):
+            (versions / f"c{i:04d}.{v}.csv").write_text(reference.csv_text(30_000 + 2 * i + v))
+    base = sum(json.loads((root / "public" / "status.json").read_text())["charts"][i]["renders"]
+               for i in range(charts))
+    samples: list[dict[str, float]] = []
+    daemon = Daemon(board)
+    try:
+        flip = 0
+        started = time.monotonic()
+        last_sample = 0.0
+        renders = 0
+        while renders < high:
+            flip ^= 1
+            for i in range(charts):  # move a prepared version into place: a hard link, renamed
+                tmp = data / f".c{i:04d}.csv.tmp"
+                os.link(versions / f"c{i:04d}.{flip}.csv", tmp)
+                os.replace(tmp, data / f"c{i:04d}.csv")
+            time.sleep(0.05)
+            if time.monotonic() - last_sample >= 0.5:
+                last_sample = time.monotonic()
+                try:
+                    status = json.loads((root / "public" / "status.json").read_text())
+                except (OSError, ValueError):
+                    continue
+                renders = sum(c["renders"] for c in status["charts"]) - base
+                samples.append({"renders": renders, "t": last_sample - started, **daemon.tree_memory()})
+            if time.monotonic() - started > 1800:
+                raise RuntimeError("memory run took over 30 minutes")
+    finally:
+        daemon.stop()
+    run.raw["memory"] = samples
+
+    def window(lo: int, hi: int) -> float:
+        return statistics.median([s["rss_mib"] for s in samples if lo <= s["renders"] <= hi] or [float("nan")])
+
+    at_low = next(s for s in samples if s["renders"] >= low)
+    at_high = samples[-1]
+    ratio = at_high["rss_mib"] / at_low["rss_mib"]
+    wl, wh = window(low, low + low // 2), window(high - low // 2, high)
+    rate = at_high["renders"] / at_high["t"]
+    run.row("memory", f"RSS daemon + workers after {at_high['renders']} renders vs after {at_low['renders']}",
+            {"median": at_high["rss_mib"]}, {"median": at_low["rss_mib"]}, f"after {low}", "MiB", ratio,
+            "within 10%", abs(ratio - 1) <= 0.10,
+            note=f"medians over {low}-{low + low // 2} / {high - low // 2}-{high} renders: {wl:.0f} / {wh:.0f} MiB; "
+                 f"PSS {at_low['pss_mib']:.0f} -> {at_high['pss_mib']:.0f} MiB; {rate:.1f} renders/s")
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", url],
+                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+
+    def ms(text: str) -> float:
+        m = re.match(r"([\d.]+)(us|ms|s)", text)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    figures = {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        figures[f"p{pct}_ms"] = ms(re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
+    figures["errors"] = errors.group(0) if errors else ""
+    figures["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    return figures
+
+
+@benchmark
+def bench_serve(run: Run) -> None:
+    """The board's image: nginx serving the static PNG vs Flask + gunicorn rendering per request (c)."""
+    seconds, connections = run.n(10, 3), 4
+    root = run.folder("serve")
+    root.chmod(0o755)
+    board = make_board(root, 1)
+    subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
+    for p in (run.work, root):
+        p.chmod(0o755)
+    prefix = root / "nginx"
+    (prefix / "temp").mkdir(parents=True)
+    port = free_port()
+    server = (REPO / "deploy" / "nginx.conf").read_text()
+    server = server.replace("@ROOT@", str(root / "public")).replace("@LISTEN@", f"127.0.0.1:{port}")
+    (prefix / "plotboard.conf").write_text(server)
+    temps = "\n".join(f"    {k}_temp_path {prefix / 'temp' / k};" for k in ("client_body", "proxy", "fastcgi",
+                                                                             "uwsgi", "scgi"))
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(
+        f"{user}worker_processes {WORKERS};\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n"
+        "events { worker_connections 256; }\nhttp {\n    include /etc/nginx/mime.types;\n"
+        f"    access_log off;\n{temps}\n    include {prefix / 'plotboard.conf'};\n}}\n")
+    results = {}
+    nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", str(prefix), "-e", str(prefix / "error.log"),
+                              "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: accepts(port), 10, "nginx")
+        url = f"http://127.0.0.1:{port}/c0000.png"
+        subprocess.run(["wrk", "-t1", "-c1", "-d1s", url], capture_output=True, check=True)
+        results["nginx"] = wrk(url, seconds, connections)
+    finally:
+        stop_process(nginx, 10)
+    gport = free_port()
+    gunicorn = subprocess.Popen([PY, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{gport}",
+                                 "--chdir", str(BENCH), "baseline_flask:app"],
+                                env={**env(), "BENCH_CSV": str(root / "data" / "c0000.csv")},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: accepts(gport), 30, "gunicorn")
+        url = f"http://127.0.0.1:{gport}/chart.png"
+        subprocess.run(["wrk", "-t1", "-c2", "-d2s", url], capture_output=True, check=True)  # warm both workers
+        results["flask"] = wrk(url, seconds, connections)
+    finally:
+        stop_process(gunicorn, 30)
+    run.raw["serve"] = results
+    n, f = results["nginx"], results["flask"]
+    run.row("serve", f"serving the image: requests/s ({connections} connections, {seconds} s, wrk on 127.0.0.1)",
+            {"median": n["requests_per_s"]}, {"median": f["requests_per_s"]},
+            f"(c) Flask + gunicorn -w {WORKERS}, BytesIO + send_file", "req/s",
+            n["requests_per_s"] / f["requests_per_s"], "report", None,
+            note=f"{n['requests']} vs {f['requests']} requests {n['errors']} {f['errors']}".strip())
+    run.row("serve", "serving the image: p99 latency", {"median": n["p99_ms"]}, {"median": f["p99_ms"]},
+            "(c)", "ms", f["p99_ms"] / n["p99_ms"], "report", None,
+            note=f"p50 {n['p50_ms']:.2f} vs {f['p50_ms']:.1f} ms")
+
+
+@benchmark
+def bench_page(run: Run) -> None:
+    """Page weight of a 20-chart board: HTML + CSS + JS, uncompressed (and gzip -6)."""
+    import gzip
+
+    root = run.folder("page")
+    board = make_board(root, 20, hidpi=True)
+    subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
+    out = root / "public"
+    files = [out / "index.html", *sorted((out / "static").glob("*.css")), *sorted((out / "static").glob("*.js"))]
+    sizes = {str(p.relative_to(out)): p.stat().st_size for p in files}
+    total = sum(sizes.values())
+    zipped = sum(len(gzip.compress(p.read_bytes(), 6)) for p in files)
+    status = (out / "status.json").stat().st_size
+    others = sorted(p.name for p in (out / "static").iterdir() if p.suffix not in (".css", ".js"))
+    run.raw["page"] = {"sizes": sizes, "gzip_total": zipped, "status_json": status, "other_static": others}
+    run.row("page", "page weight, 20-chart board: HTML + CSS + JS", {"median": total / 1000}, unit="kB",
+            target="<= 30 kB", met=total <= 30_000,
+            note=f"{', '.join(f'{k} {v / 1000:.1f}' for k, v in sizes.items())}; gzip {zipped / 1000:.1f} kB; "
+                 f"status.json {status / 1000:.1f} kB")
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        if "p95" in value:
+            return f"{value['median']:.4g} (p95 {value['p95']:.4g}, n={value['n']})"
+        return f"{value['median']:.4g}"
+    return str(value)
+
+
+def table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    head = ["figure", "unit", "plotboard", "baseline", "ratio", "target", "met"]
+    lines = []
+    for r in rows:
+        base = fmt(r["baseline"])
+        if r["baseline_name"] and r["baseline"] is not None:
+            base = f"{base} {r['baseline_name']}"
+        met = {True: "yes", False: "NO", None: ""}[r["met"]]
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+        cells = [r["figure"] + (f" [{r['note']}]" if r["note"] else ""), r["unit"], fmt(r["plotboard"]), base,
+                 ratio, r["target"], met]
+        lines.append(cells)
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in lines]
+        return "\n".join(out)
+    return "\n".join("  ".join(c for c in cells if c) for cells in lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="plotboard benchmarks (issue 5)")
+    ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = ap.parse_args()
+    if args.list:
+        for name, func in BENCHMARKS.items():
+            print(f"{name:<11} {func.__doc__}")
+        return 0
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        ap.error(f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
+    names = args.names or list(BENCHMARKS)
+    info = machine()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="plotboard-bench-"))
+    work.chmod(0o755)
+    run = Run(args.quick, work)
+    started = time.time()
+    subprocess.run([PY, "-c", "import matplotlib.pyplot"], env=env(), check=True)  # font cache built
+    try:
+        for name in names:
+            before = loadavg()
+            t0 = time.perf_counter()
+            print(f"== {name} (load average {before[0]:.2f}) ...", flush=True)
+            first = len(run.rows)
+            BENCHMARKS[name](run)
+            run.loads[name] = {"before": before, "after": loadavg(), "seconds": round(time.perf_counter() - t0, 1)}
+            print(table(run.rows[first:]), flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"scratch folder kept: {work}")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+    result = {"started": stamp, "quick": args.quick, "machine": info, "loads": run.loads,
+              "rows": run.rows, "raw": run.raw}
+    path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(result, indent=1))
+    (RESULTS / "latest.md").write_text(table(run.rows, markdown=True) + "\n")
+    print("\n" + table(run.rows, markdown=True))
+    print(f"\nloads (1/5/15 min) per benchmark: " + "; ".join(f"{k} {v['before'][0]}->{v['after'][0]} ({v['seconds']} s)"
+                                                         for k, v in run.loads.items()))
+    print(f"figures written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
