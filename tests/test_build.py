@@ -277,7 +277,8 @@ def test_page_shows_every_chart_with_relative_links(four):
     assert (four.output / "static").is_dir() and any((four.output / "static").iterdir())
 
 
-def test_board_templates_override_the_built_in_ones(board):
+def test_board_templates_override_the_built_in_ones(built):
+    board = built
     (board.root / "tpl").mkdir()
     (board.root / "tpl/index.html").write_text(
         "<p>custom {{ board.title }}</p>{% for c in charts %}<i>{{ c.name }}</i>{% endfor %}")
