@@ -54,10 +54,12 @@ def test_failed_chart_is_error_exit_2(board):
     assert manifest["charts"][1]["error"] == "ValueError: plot exploded"
 
 
-def test_never_rendered_chart_is_pending_exit_1(board):
+def test_never_rendered_chart_is_pending_exit_1(built):
+    board = built
+    board.write(TWO_CHARTS + '\n[[charts]]\nname = "c"\nplot = "plots:line"\n')  # a chart added since
     assert board.cli("build", "--only", "a").returncode == 0
     code, manifest = judged(board)
-    assert code == 1 and states(manifest) == {"a": "ok", "b": "pending"}
+    assert code == 1 and states(manifest) == {"a": "ok", "b": "ok", "c": "pending"}
 
 
 def test_missing_status_json_is_unknown_exit_3(board):
