@@ -65,6 +65,30 @@ def stats(values: list[float]) -> dict[str, Any]:
     return {"n": len(s), "median": statistics.median(s), "p95": p95, "min": s[0], "max": s[-1]}
 
 
+SPIN = """
+import time
+end = time.perf_counter() + float(__import__("sys").argv[1])
+n = 0
+while time.perf_counter() < end:
+    for _ in range(10_000):
+        pass
+    n += 1
+print(n)
+"""
+
+
+def capacity(seconds: float = 1.0) -> float:
+    """How many cores' worth of CPU the machine gives now: a busy loop's work in WORKERS
+    processes at once over the same loop's work in one process alone (2.0 = two free cores)."""
+    def spin(k: int) -> int:
+        procs = [subprocess.Popen([PY, "-c", SPIN, str(seconds)], stdout=subprocess.PIPE, text=True)
+                 for _ in range(k)]
+        return sum(int(p.communicate()[0]) for p in procs)
+
+    one = spin(1)
+    return round(spin(WORKERS) / one, 2) if one else float("nan")
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -491,8 +515,9 @@ def bench_build(run: Run) -> None:
     charts = 100
     root = run.folder("build")
     board = make_board(root, charts)
-    pb, base, phases = [], [], []
+    pb, base, phases, caps = [], [], [], []
     for _ in range(run.n(3, 1)):
+        caps.append(capacity())
         fresh(board)
         wall_start = time.time()
         elapsed, log = timed_run(plotboard("build", "-c", str(board)))
@@ -503,12 +528,13 @@ def bench_build(run: Run) -> None:
                            "after_last_publish_s": wall_start + elapsed - max(stamps)})
         shutil.rmtree(root / "baseline", ignore_errors=True)
         base.append(timed([PY, str(BENCH / "baseline_cron.py"), str(root / "data"), str(root / "baseline")]))
-    run.raw["build"] = {"plotboard_s": pb, "baseline_s": base, "plotboard_phases": phases}
+    run.raw["build"] = {"plotboard_s": pb, "baseline_s": base, "plotboard_phases": phases, "capacity": caps}
     p, b = stats([charts / s for s in pb]), stats([charts / s for s in base])
     ratio = p["median"] / b["median"]
     run.row("build", f"full build of {charts} charts from cold, whole process", p, b,
             "(a) cron-style pyplot script", "charts/s", ratio, ">= 1.7x (a)", ratio >= 1.7,
-            note=f"wall s: plotboard {statistics.median(pb):.2f}, (a) {statistics.median(base):.2f}; plotboard: "
+            note=f"cores' worth free {statistics.median(caps):.2f}; "
+                 f"wall s: plotboard {statistics.median(pb):.2f}, (a) {statistics.median(base):.2f}; plotboard: "
                  + ", ".join(f"{k[:-2].replace('_', ' ')} {statistics.median(p[k] for p in phases):.2f} s"
                              for k in (phases[0] if phases else {})))
 
@@ -550,16 +576,18 @@ def bench_throughput(run: Run) -> None:
     subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
     data, out = root / "data", root / "public"
     names = [f"c{i:04d}" for i in range(charts)]
-    rates, bare, parallel = [], [], []
+    rates, bare, parallel, caps, busy, worker_ms = [], [], [], [], [], []
     daemon = Daemon(board)
     try:
         for r in range(run.n(4, 2)):
+            caps.append(capacity())
             bare.extend(run.bare(run.n(20, 8))["render_ms"])
             parallel.append(run.bare_parallel(run.n(20, 8)))
             texts = [reference.csv_text(20_000 + r * charts + i) for i in range(charts)]
             for name, text in zip(names, texts):
                 (data / f".{name}.csv.tmp").write_text(text)
             befores = [signature(out / f"{n}.png") for n in names]
+            log_offset = len(daemon.log_path.read_text())
             started = time.perf_counter()
             for name in names:
                 os.replace(data / f".{name}.csv.tmp", data / f"{name}.csv")
@@ -572,13 +600,20 @@ def bench_throughput(run: Run) -> None:
                     raise RuntimeError("the burst did not finish in 300 s")
                 time.sleep(0.02)  # light polling: the workers need the cores
             elapsed = time.perf_counter() - started
+            wait_quiet([out / "status.json"], 1.5)
+            inside = [float(ms) for ms in re.findall(r"rendered c\d+ trigger=\w+ ([\d.]+)ms",
+                                                     daemon.log_path.read_text()[log_offset:])][:charts]
             if r:  # the first burst warms the workers
                 rates.append(charts / elapsed)
-            wait_quiet([out / "status.json"], 1.5)
+                # The share of the burst's worker time spent inside render(): what the daemon's own
+                # dispatching and publishing cost, whatever the machine's speed at that moment.
+                busy.append(sum(inside) / (WORKERS * elapsed * 1000))
+                worker_ms.extend(inside)
     finally:
         daemon.stop()
     run.raw["throughput"] = {"daemon_renders_per_s": rates, "bare_render_ms": bare,
-                             "bare_parallel_renders_per_s": parallel}
+                             "bare_parallel_renders_per_s": parallel, "capacity": caps,
+                             "worker_busy_share": busy, "worker_render_ms": worker_ms}
     b = stats(bare)
     bare_rate = 1000 / b["median"]
     p = stats(rates)
@@ -586,9 +621,11 @@ def bench_throughput(run: Run) -> None:
     run.row("throughput", f"daemon steady state, {charts} charts changed at once", p,
             {"median": WORKERS * bare_rate}, f"{WORKERS} workers x bare savefig rate ({bare_rate:.1f}/s)",
             "renders/s", p["median"] / (WORKERS * bare_rate), f">= 85% ({need:.1f}/s)", p["median"] >= need,
-            note=f"bare render median {b['median']:.1f} ms, measured between bursts; "
+            note=f"cores' worth free {statistics.median(caps):.2f}; bare render median {b['median']:.1f} ms, "
+                 f"measured between bursts; "
                  f"{WORKERS} bare processes at once: {statistics.median(parallel):.1f}/s, "
-                 f"daemon = {p['median'] / statistics.median(parallel):.0%} of that")
+                 f"daemon = {p['median'] / statistics.median(parallel):.0%} of that; workers busy rendering "
+                 f"{statistics.median(busy):.0%} of the burst, {statistics.median(worker_ms):.0f} ms a render")
 
 
 @benchmark
@@ -815,11 +852,13 @@ def main() -> int:
     try:
         for name in names:
             before = loadavg()
+            cap = capacity()
             t0 = time.perf_counter()
-            print(f"== {name} (load average {before[0]:.2f}) ...", flush=True)
+            print(f"== {name} (load average {before[0]:.2f}, cores' worth free {cap:.2f}) ...", flush=True)
             first = len(run.rows)
             BENCHMARKS[name](run)
-            run.loads[name] = {"before": before, "after": loadavg(), "seconds": round(time.perf_counter() - t0, 1)}
+            run.loads[name] = {"before": before, "after": loadavg(), "seconds": round(time.perf_counter() - t0, 1),
+                               "capacity_before": cap}
             print(table(run.rows[first:]), flush=True)
     finally:
         if not args.keep:
@@ -834,7 +873,8 @@ def main() -> int:
     path.write_text(json.dumps(result, indent=1))
     (RESULTS / f"latest{'-src' if SOURCE != REPO else ''}.md").write_text(table(run.rows, markdown=True) + "\n")
     print("\n" + table(run.rows, markdown=True))
-    print(f"\nloads (1/5/15 min) per benchmark: " + "; ".join(f"{k} {v['before'][0]}->{v['after'][0]} ({v['seconds']} s)"
+    print("\nload average before->after, cores' worth free before, seconds per benchmark: "
+          + "; ".join(f"{k} {v['before'][0]}->{v['after'][0]}, {v['capacity_before']}, {v['seconds']} s"
                                                          for k, v in run.loads.items()))
     print(f"figures written to {path}")
     return 0
