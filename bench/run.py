@@ -677,14 +677,17 @@ def bench_memory(run: Run) -> None:
 
     at_low = next(s for s in samples if s["renders"] >= low)
     at_high = samples[-1]
-    ratio = at_high["rss_mib"] / at_low["rss_mib"]
+    # Workers are recycled every 100 renders, so a single sample lands anywhere on a sawtooth:
+    # the target is judged on the median of the samples over a window after each count.
     wl, wh = window(low, low + low // 2), window(high - low // 2, high)
+    ratio = wh / wl
     rate = at_high["renders"] / at_high["t"]
-    run.row("memory", f"RSS daemon + workers after {at_high['renders']} renders vs after {at_low['renders']}",
-            {"median": at_high["rss_mib"]}, {"median": at_low["rss_mib"]}, f"after {low}", "MiB", ratio,
+    run.row("memory", f"RSS daemon + forkserver + workers, median over renders {high - low // 2}-{high} "
+                      f"vs {low}-{low + low // 2}", {"median": wh}, {"median": wl}, f"after {low}", "MiB", ratio,
             "within 10%", abs(ratio - 1) <= 0.10,
-            note=f"medians over {low}-{low + low // 2} / {high - low // 2}-{high} renders: {wl:.0f} / {wh:.0f} MiB; "
-                 f"PSS {at_low['pss_mib']:.0f} -> {at_high['pss_mib']:.0f} MiB; {rate:.1f} renders/s")
+            note=f"single samples after {at_low['renders']} / {at_high['renders']} renders: {at_low['rss_mib']:.0f} / "
+                 f"{at_high['rss_mib']:.0f} MiB; PSS {at_low['pss_mib']:.0f} -> {at_high['pss_mib']:.0f} MiB; "
+                 f"{rate:.1f} renders/s")
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
