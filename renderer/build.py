@@ -164,6 +164,7 @@ def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, resul
     try:
         futures = {executor.submit(make_job(board, chart, inputs)): (chart, current, reason)
                    for chart, inputs, current, reason in todo}
+        _warm_pages(board)  # while the workers render: the pages are written right after the last one
         for future in as_completed(futures):
             chart, current, reason = futures[future]
             record = records.setdefault(chart.name, ChartRecord())
@@ -171,3 +172,13 @@ def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, resul
             (result.rendered if ok else result.failed).append(chart.name)
     finally:
         executor.close()
+
+
+def _warm_pages(board: Board) -> None:
+    """Import jinja2 and compile the board's template now, off the critical path."""
+    from renderer.pages import _environment
+
+    try:
+        _environment(board.templates).get_template("index.html")
+    except Exception:  # noqa: BLE001 - write_pages reports template problems itself
+        pass

@@ -48,7 +48,7 @@ class Chart:
     dpi: int = 100
     hidpi: bool = True
     formats: tuple[str, ...] = ("png",)
-    png_compression: int = 6
+    png_compression: int = 3
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -124,7 +124,7 @@ DEFAULTS = {
     "dpi": 100,
     "hidpi": True,
     "formats": ["png"],
-    "png_compression": 6,
+    "png_compression": 3,
 }
 
 

@@ -283,7 +283,9 @@ class Daemon:
         if self.stopping:
             return
         self.dispatched_at = self.clock()
-        capacity = self.board.workers - len(self.inflight)
+        # One render queued per worker beyond the one it runs: a worker that finishes starts
+        # its next render at once instead of waiting for this loop to publish and dispatch.
+        capacity = 2 * self.board.workers - len(self.inflight)
         for name in self.scheduler.ready():
             if capacity <= 0:
                 break

@@ -8,7 +8,6 @@ they are recycled after `max_tasks` renders so memory stays flat.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import select
 import signal
@@ -32,6 +31,8 @@ class Executor(Protocol):
 
 
 def _context():
+    import multiprocessing  # not at module level: a build with nothing to do never needs it
+
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
