@@ -19,7 +19,10 @@ from typing import Protocol
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
 
 RECYCLE_AFTER = 100
-PRELOAD = ["renderer.render"]
+# Imported once in the forkserver, so a new worker starts with all of it loaded: matplotlib
+# (renderer.render), what unpickling a task needs (pebble's worker loop, renderer.worker,
+# renderer.pool's initializer), and renderer.forkserver, which makes the forkserver's exit quick.
+PRELOAD = ["renderer.render", "renderer.worker", "renderer.pool", "pebble.pool.process", "renderer.forkserver"]
 
 
 class Executor(Protocol):
