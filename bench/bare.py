@@ -3,7 +3,10 @@
 `python bench/bare.py savefig CSV N`   N renders (read CSV, plot on a bare Figure, savefig PNG
                                        to memory) one after another: per-render ms and phases.
 `python bench/bare.py png CSV N`       PNG encode cost and size at compress levels 0-9, for the
-                                       1x (800x400) and 2x (1600x800) image.
+                                       1x (800x400) and 2x (1600x800) image, Pillow's encoder
+                                       (what savefig uses) and plotboard's renderer.png.
+`python bench/bare.py render CSV N`    plotboard's render() against a bare Figure + savefig,
+                                       interleaved: ms per render.
 Prints one JSON object on stdout.
 """
 
@@ -20,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import reference  # noqa: E402
@@ -69,9 +73,11 @@ def savefig_figures(csv: Path, n: int) -> dict:
 
 
 def png_figures(csv: Path, n: int) -> dict:
-    """Encode ms (PIL, from the drawn RGBA buffer) and file bytes (savefig) per compress level."""
+    """Encode ms and file bytes per compress level: Pillow (what savefig uses) and renderer.png."""
     from PIL import Image
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from renderer import png
 
     out: dict = {}
     for scale in (1, 2):
@@ -81,23 +87,61 @@ def png_figures(csv: Path, n: int) -> dict:
         canvas.draw()
         rgba = canvas.buffer_rgba()
         image = Image.frombuffer("RGBA", canvas.get_width_height(), rgba, "raw", "RGBA", 0, 1)
-        times: dict[int, list[float]] = {level: [] for level in LEVELS}
+        pixels = np.asarray(rgba)
+        times: dict[tuple[str, int], list[float]] = {}
+        sizes: dict[tuple[str, int], int] = {}
         for _ in range(n):  # levels interleaved, so a change in the machine's load hits all alike
             for level in LEVELS:
                 buf = io.BytesIO()
                 t0 = time.perf_counter()
                 image.save(buf, format="png", compress_level=level)
-                times[level].append((time.perf_counter() - t0) * 1000)
-        for level in LEVELS:
+                t1 = time.perf_counter()
+                data = png.encode(pixels, level=level, dpi=reference.DPI * scale)
+                t2 = time.perf_counter()
+                times.setdefault(("pillow", level), []).append((t1 - t0) * 1000)
+                times.setdefault(("plotboard", level), []).append((t2 - t1) * 1000)
+                sizes[("pillow", level)], sizes[("plotboard", level)] = len(buf.getvalue()), len(data)
+        for (encoder, level), samples in times.items():
+            out[f"{scale}x/{level}/{encoder}"] = {"encode_ms": samples, "bytes": sizes[(encoder, level)]}
+    return out
+
+
+def render_figures(csv: Path, n: int) -> dict:
+    """plotboard's render() against the bare idiom (fresh Figure, savefig), interleaved, same chart."""
+    import matplotlib.style
+
+    from renderer.jobs import RenderJob
+    from renderer.render import BASE_RC, THEME_STYLES, render
+
+    def job(level: int) -> RenderJob:
+        return RenderJob(name="ref", plot="reference:reference", plot_file=str(Path(reference.__file__)),
+                         root=str(Path(reference.__file__).parent), inputs=(str(csv),), size=reference.SIZE,
+                         dpi=reference.DPI, hidpi=False, formats=("png",), png_compression=level,
+                         theme="light")
+
+    def bare() -> bytes:
+        with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES["light"]):
+            fig = Figure(figsize=reference.SIZE, dpi=reference.DPI)
+            reference.reference(fig, [csv])
             buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=reference.DPI * scale, pil_kwargs={"compress_level": level})
-            out[f"{scale}x/{level}"] = {"encode_ms": times[level], "bytes": len(buf.getvalue())}
+            fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    runs = {"bare_savefig_ms": bare, "plotboard_ms": lambda: render(job(3)),
+            "plotboard_level6_ms": lambda: render(job(6))}
+    out: dict = {name: [] for name in runs}
+    for i in range(n + 1):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            if i:  # the first of each pays one-off costs
+                out[name].append((time.perf_counter() - t0) * 1000)
     return out
 
 
 def main() -> None:
     mode, csv, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    figures = savefig_figures(csv, n) if mode == "savefig" else png_figures(csv, n)
+    figures = {"savefig": savefig_figures, "png": png_figures, "render": render_figures}[mode](csv, n)
     json.dump(figures, sys.stdout)
 
 

@@ -350,14 +350,18 @@ class Run:
         path.mkdir(parents=True)
         return path
 
-    def bare(self, renders: int) -> dict[str, Any]:
-        """In-process renders of the reference chart (bench/bare.py in a new process)."""
+    def in_process(self, mode: str, n: int) -> dict[str, Any]:
+        """bench/bare.py MODE on the reference CSV, in a new process: its JSON figures."""
         csv = self.work / "bare.csv"
         if not csv.exists():
             csv.write_text(reference.csv_text(0))
-        out = subprocess.run([PY, str(BENCH / "bare.py"), "savefig", str(csv), str(renders)],
+        out = subprocess.run([PY, str(BENCH / "bare.py"), mode, str(csv), str(n)],
                              env=env(), capture_output=True, text=True, check=True)
-        figures = json.loads(out.stdout)
+        return json.loads(out.stdout)
+
+    def bare(self, renders: int) -> dict[str, Any]:
+        """In-process renders of the reference chart with a bare Figure and savefig."""
+        figures = self.in_process("savefig", renders)
         self._bare.extend(figures["render_ms"])
         return figures
 
@@ -389,22 +393,31 @@ def bench_savefig(run: Run) -> None:
     for phase in ("load_ms", "plot_ms", "draw_ms", "savefig_ms"):
         run.row("savefig", f"  phase: {phase[:-3]}", stats(figures[phase]), unit="ms",
                 note="savefig = draw + PNG encode + write" if phase == "savefig_ms" else "")
+    # plotboard's render step on the same chart, interleaved with the bare idiom in one process.
+    figures = run.in_process("render", run.n(40, 10))
+    run.raw["render"] = figures
+    bare = stats(figures["bare_savefig_ms"])
+    for key, level in (("plotboard_ms", "3, the default"), ("plotboard_level6_ms", "6, as savefig's")):
+        ours = stats(figures[key])
+        run.row("savefig", f"plotboard's render() in-process, png_compression {level}", ours,
+                bare, "bare Figure + savefig, interleaved", "ms", bare["median"] / ours["median"],
+                note="ratio = how many times faster than the bare idiom")
 
 
 @benchmark
 def bench_png(run: Run) -> None:
     """PNG encode cost and size per compress level, to choose the default."""
-    csv = run.work / "bare.csv"
-    if not csv.exists():
-        csv.write_text(reference.csv_text(0))
-    out = subprocess.run([PY, str(BENCH / "bare.py"), "png", str(csv), str(run.n(30, 8))],
-                         env=env(), capture_output=True, text=True, check=True)
-    figures = json.loads(out.stdout)
+    figures = run.in_process("png", run.n(30, 8))
     run.raw["png"] = figures
     for key, value in figures.items():
-        scale, level = key.split("/")
-        run.row("png", f"PNG encode {scale} image, compress_level {level}", stats(value["encode_ms"]),
-                unit="ms", note=f"{value['bytes'] / 1000:.1f} kB")
+        scale, level, encoder = key.split("/")
+        if encoder == "pillow":
+            continue
+        theirs = figures[f"{scale}/{level}/pillow"]
+        ours, base = stats(value["encode_ms"]), stats(theirs["encode_ms"])
+        run.row("png", f"PNG encode {scale} image, compress_level {level}: renderer.png", ours, base,
+                "Pillow (savefig's encoder)", "ms", base["median"] / ours["median"],
+                note=f"{value['bytes'] / 1000:.1f} kB vs {theirs['bytes'] / 1000:.1f} kB")
 
 
 def latency_samples(run: Run, data: Path, out: Path, names: list[str], mode: str, count: int,
