@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Callable, Iterable
 
 import psutil
 import pytest
+from browser import free_port  # noqa: F401 - the tests import it from here
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -218,13 +218,6 @@ def complete_png(path: Path) -> bytes | None:
 def temp_files(folder: Path) -> list[str]:
     """Hidden temporary files (`.*.tmp`) anywhere below folder, as sorted relative paths."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def living(procs: Iterable[psutil.Process]) -> list[str]:

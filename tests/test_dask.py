@@ -7,14 +7,13 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Board, cli_env, wait_for
+from conftest import Board, cli_env, free_port, wait_for
 
 if os.environ.get("CI") != "true":
     pytest.importorskip("distributed")
@@ -138,7 +137,7 @@ def cluster(tmp_path):
 
     class Handle:
         def __init__(self) -> None:
-            self.port = _free_port()
+            self.port = free_port()
             self.current = self.restart()
 
         def restart(self) -> Cluster:
@@ -154,12 +153,6 @@ def cluster(tmp_path):
     for c in started:
         c.stop()
     wait_for(lambda: not list(tmp.glob("plotboard-render-*")), 10, "render processes to remove their folders")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_board(root: Path, charts: list[tuple[str, str, list[str], dict]], address: str | None,
