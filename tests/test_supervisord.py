@@ -192,7 +192,8 @@ def test_supervisord_restarts_a_killed_daemon_and_readers_never_see_a_broken_ima
         wait_for(lambda: not living(old_family.values()), timeout=15, what="the killed daemon's workers to exit")
         before = reader.variants()
         wait_for(lambda: reader.variants() >= before + 3, timeout=30, what="the new daemon's images")
-        assert sv.running("plotboard") == second
+        # RUNNING only after startsecs (3 s): the new daemon may publish images before that.
+        wait_for(lambda: sv.running("plotboard") == second, timeout=15, what="supervisord to count the new daemon RUNNING")
         everyone.update(family(sv.proc.pid))
     finally:
         reader.stop.set()
