@@ -4,9 +4,11 @@ One thread (the caller's) runs the loop; everything else only wakes it. The watc
 callback records changed paths, finished renders arrive through a queue, and signals are
 turned into flags plus a byte on a wake-up pipe, so no handler ever takes a lock the loop
 might hold. Each turn of the loop publishes finished renders, feeds changes to the
-per-chart timers (renderer.schedule), starts the renders whose time has come (never more
-than the pool has workers, so a change to one chart does not wait behind a queue of others)
-and, batched, rewrites state.json, status.json and index.html.
+per-chart timers (renderer.schedule), starts the renders whose time has come (at most one
+queued per worker beyond those running, so a worker never idles between two renders while a
+change to one chart never waits behind a long queue of others), starts early renders for
+files a writer has just closed (published only if still current when the quiet window
+ends: `_start_early`) and, batched, rewrites state.json, status.json and index.html.
 
 Locking: the daemon holds the board lock (`.plotboard/lock`, "plotboard run") for its whole
 life. It is the only writer of the output folder and of `.plotboard/` meanwhile: a `build`
@@ -35,7 +37,7 @@ from renderer.jobs import RenderFailure, RenderOutput
 from renderer.pages import write_pages
 from renderer.pool import require_executor
 from renderer.publish import remove_temp_files
-from renderer.schedule import RENDERING, Scheduler, next_due
+from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
 from renderer.watch import Matcher, Watcher, plan
 
@@ -72,7 +74,9 @@ class Flight:
     trigger: str
     started: float
     executor: object
-    discard: bool = False  # its chart was removed meanwhile
+    discard: bool = False  # its chart was removed meanwhile, or (early) its inputs changed since
+    early: bool = False  # started inside the chart's quiet window; see Daemon._start_early
+    outcome: RenderOutput | RenderFailure | None = None  # an early render's result, held
 
 
 @dataclass
@@ -122,6 +126,10 @@ class Daemon:
         self.scheduler = Scheduler(self.clock)
         self.records: dict[str, ChartRecord] = {}
         self.inflight: dict[str, Flight] = {}
+        self.early: dict[str, Flight] = {}  # by chart: early renders that are still current
+        self.early_running: set[Flight] = set()  # early renders whose result has not come back
+        self.early_wanted: set[str] = set()  # charts whose input a writer has just closed
+        self.early_tried: set[str] = set()  # charts that had their early render this window
         self.results: "queue.SimpleQueue[tuple[str, Flight, Future]]" = queue.SimpleQueue()
         self.wake = _Wake()
         self.stopping = False
@@ -258,6 +266,13 @@ class Daemon:
             for name in self.matcher.charts(change.path):
                 if name in self.scheduler:
                     self.scheduler.change(name, moved=change.moved)
+                    early = self.early.pop(name, None)
+                    if early is not None:
+                        early.discard = True  # it read files that have changed since
+                    if change.closed:
+                        self.early_wanted.add(name)
+                    else:
+                        self.early_wanted.discard(name)
 
     def _replan(self, rescan: bool) -> None:
         """Move watches to folders that appeared or vanished; with rescan, render charts whose
@@ -285,7 +300,7 @@ class Daemon:
         self.dispatched_at = self.clock()
         # One render queued per worker beyond the one it runs: a worker that finishes starts
         # its next render at once instead of waiting for this loop to publish and dispatch.
-        capacity = 2 * self.board.workers - len(self.inflight)
+        capacity = 2 * self.board.workers - len(self.inflight) - len(self.early_running)
         for name in self.scheduler.ready():
             if capacity <= 0:
                 break
@@ -301,17 +316,75 @@ class Daemon:
                 timer.skip(self.clock())  # nothing new for a failing chart: wait for its retry
                 continue
             now = self.clock()
+            self.early_tried.discard(name)
+            if self._take_early(name, current, now):
+                if name in self.inflight:
+                    capacity -= 1
+                continue
             trigger = timer.start(now)
             flight = Flight(chart, current, trigger, now, self.executor)
-            try:
-                future = self.executor.submit(make_job(self.board, chart, inputs))
-            except Exception as exc:  # noqa: BLE001 - e.g. a remote cluster that went away
-                future = Future()
-                future.set_result(RenderFailure(name, f"{type(exc).__name__}: {exc}"))
             self.inflight[name] = flight
-            future.add_done_callback(lambda f, n=name, fl=flight: self._finished(n, fl, f))
+            self._submit(name, flight, make_job(self.board, chart, inputs))
             capacity -= 1
             log.debug("started %s trigger=%s", name, trigger)
+        self._start_early()
+
+    def _start_early(self) -> None:
+        """Render charts whose input a writer has just closed, while their quiet window runs.
+
+        A closed file is usually a finished save, but a writer may open it again: so nothing is
+        published before the window ends, as without this. If no event for the chart came in
+        since the early render started (any event discards it), it read the files exactly as
+        they are when the window ends, and its image is published then, or as soon as it is
+        done, instead of starting a render only then. Only idle workers take early renders, one
+        per chart and window; a polling watcher reports no closes, so never starts one.
+        """
+        wanted, self.early_wanted = self.early_wanted, set()
+        idle = self.board.workers - len(self.inflight) - len(self.early_running)
+        for name in sorted(wanted):
+            if idle <= 0 or self.stopping:
+                return
+            if name not in self.scheduler or name in self.inflight or name in self.early or name in self.early_tried:
+                continue
+            timer = self.scheduler[name]
+            if timer.state != QUEUED or timer.reason != "change" or timer.failures:
+                continue
+            chart = self.board.chart(name)
+            inputs = expand_inputs(chart)
+            now = self.clock()
+            flight = Flight(chart, fingerprint(self.board, chart, inputs), "change", now, self.executor, early=True)
+            self.early[name] = flight
+            self.early_running.add(flight)
+            self.early_tried.add(name)
+            self._submit(name, flight, make_job(self.board, chart, inputs))
+            idle -= 1
+            log.debug("started %s early, inside its quiet window", name)
+
+    def _take_early(self, name: str, current: str, now: float) -> bool:
+        """Make the chart's early render its render, if it is still current (fingerprint
+        `current`): the timer starts, and the result is published now or when it comes back."""
+        early = self.early.pop(name, None)
+        if early is None:
+            return False
+        if early.current != current or self.scheduler[name].state != QUEUED:
+            early.discard = True
+            return False
+        early.early, early.trigger = False, self.scheduler[name].start(now)
+        self.early_running.discard(early)
+        log.debug("%s: inputs quiet since its early render started; that render is the one", name)
+        if early.outcome is not None:
+            self._publish(name, early, early.outcome)
+        else:
+            self.inflight[name] = early
+        return True
+
+    def _submit(self, name: str, flight: Flight, job) -> None:
+        try:
+            future = self.executor.submit(job)
+        except Exception as exc:  # noqa: BLE001 - e.g. a remote cluster that went away
+            future = Future()
+            future.set_result(RenderFailure(name, f"{type(exc).__name__}: {exc}"))
+        future.add_done_callback(lambda f, n=name, fl=flight: self._finished(n, fl, f))
 
     def _finished(self, name: str, flight: Flight, future: Future) -> None:
         self.results.put((name, flight, future))
@@ -323,6 +396,13 @@ class Daemon:
                 name, flight, future = self.results.get_nowait()
             except queue.Empty:
                 break
+            if flight.early:
+                self.early_running.discard(flight)
+                if not flight.discard and self.early.get(name) is flight:
+                    flight.outcome = future.result()  # published if still current when the window ends
+                else:
+                    log.debug("%s: dropped an early render, its inputs changed while it ran", name)
+                continue
             if self.inflight.get(name) is flight:
                 del self.inflight[name]
             self._publish(name, flight, future.result())
@@ -435,6 +515,9 @@ class Daemon:
         old_charts = {c.name: c for c in old.charts}
         added, changed = [], []
         removed = [name for name in old_charts if name not in {c.name for c in new.charts}]
+        for flight in self.early.values():
+            flight.discard = True  # the board changed: render again in the ordinary way
+        self.early.clear()
         for name in removed:
             self.scheduler.remove(name)
             if name in self.inflight:
@@ -471,6 +554,9 @@ class Daemon:
 
     def _drain(self) -> None:
         """Let the renders in flight finish (each bounded by render_timeout) and publish them."""
+        for name in list(self.early):  # a started render that is still current counts as in flight
+            chart = self.board.chart(name)
+            self._take_early(name, fingerprint(self.board, chart, expand_inputs(chart)), self.clock())
         if self.inflight:
             log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
         deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE
@@ -483,7 +569,7 @@ class Daemon:
             log.warning("stopping: abandoning %d render(s): %s", len(self.inflight), ", ".join(self.inflight))
 
     def _close_retired(self) -> None:
-        busy = {id(f.executor) for f in self.inflight.values()}
+        busy = {id(f.executor) for f in [*self.inflight.values(), *self.early_running]}
         for executor in list(self.retired):
             if id(executor) not in busy:
                 self.retired.remove(executor)
@@ -492,7 +578,7 @@ class Daemon:
     def _shutdown(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        abandon = bool(self.inflight)
+        abandon = bool(self.inflight or self.early_running)  # early renders are never waited for
         for executor in [self.executor, *self.retired]:
             if executor is not None:
                 try:

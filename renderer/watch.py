@@ -35,6 +35,7 @@ class Change(NamedTuple):
     path: str
     moved: bool  # the path is the destination of a move: the file is complete now
     is_dir: bool
+    closed: bool = False  # a writer closed the file (inotify only): possibly a finished save
 
 
 def _has_magic(part: str) -> bool:
@@ -144,7 +145,7 @@ class _Handler(FileSystemEventHandler):
                 return
             if event.is_directory and event.event_type == "modified":
                 return  # a file inside changed: its own event follows
-            changes = [Change(os.fsdecode(event.src_path), False, event.is_directory)]
+            changes = [Change(os.fsdecode(event.src_path), False, event.is_directory, event.event_type == "closed")]
             if event.event_type == "moved":
                 changes.append(Change(os.fsdecode(event.dest_path), True, event.is_directory))
             self.record(changes)

@@ -8,9 +8,10 @@ import shutil
 import signal
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
-from conftest import TWO_CHARTS, chart, fast_board, free_port, temp_files, wait_for, write_data
+from conftest import TWO_CHARTS, Board, chart, fast_board, free_port, temp_files, wait_for, write_data
 
 
 def test_changed_input_gives_a_new_complete_image_well_under_two_seconds(tmp_path, daemons):
@@ -259,4 +260,80 @@ def test_inputs_in_folders_created_later_and_new_glob_matches_render(tmp_path, d
     before = d.image("late")
     board.data("later/deep/x.txt", "3 1 2\n")  # its folders did not exist when the daemon started
     d.new_image("late", before, 10, "late to render")
+    assert d.stop() == 0
+
+
+
+CAREFUL = """
+import time
+
+def complete(fig, inputs, record, **params):
+    # Draws only a whole file (one that ends with END); notes every call and what it saw.
+    text = open(inputs[0]).read()
+    whole = text.endswith("END" + chr(10))
+    with open(record, "a") as f:
+        f.write(str(time.time()) + (" whole" if whole else " partial") + chr(10))
+    if not whole:
+        raise ValueError("half-written file")
+    fig.add_subplot().plot([float(v) for v in text.split()[:-1]])
+"""
+
+
+def careful_board(root: Path) -> tuple[Board, Path, Path]:
+    record = root / "calls.txt"
+    board = fast_board(root, chart("a", plot="plots:complete", inputs="data/a.txt",
+                                   extra=f'params = {{ record = "{record}" }}'), plots=CAREFUL)
+    data = board.data("data/a.txt", "1 2 END\n")
+    return board, data, record
+
+
+def calls(record: Path) -> list[str]:
+    return [line.split()[1] for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def test_an_in_place_save_is_rendered_during_its_quiet_window_and_that_render_is_published(tmp_path, daemons):
+    board, data, record = careful_board(tmp_path / "b")
+    d = daemons(board, "-v")
+    d.wait_state("a", state="ok", renders=1)
+    before = d.image("a")
+    with open(data, "w") as f:  # an ordinary save: open, write, close
+        f.write("3 1 4 1 5 END\n")
+    d.new_image("a", before, 5.0, "the image of the save")
+    d.wait_log("rendered a trigger=change", what="the render's log line")
+    assert d.count("started a early") == 1
+    assert d.count("that render is the one") == 1
+    assert calls(record) == ["whole", "whole"]  # the first render, then one for the save
+    assert d.state("a")["state"] == "ok"
+    assert d.stop() == 0
+
+
+def test_a_writer_that_reopens_within_the_window_never_shows_its_half_written_file(tmp_path, daemons):
+    board, data, record = careful_board(tmp_path / "b")
+    d = daemons(board, "-v")
+    d.wait_state("a", state="ok", renders=1)
+    before = d.image("a")
+    with open(data, "w") as f:  # a writer that saves in two rounds
+        f.write("2 7 1 8 ")
+    wait_for(lambda: "partial" in calls(record), 5, "the early render of the first round")
+    with open(data, "a") as f:
+        f.write("2 8 END\n")
+    d.new_image("a", before, 5.0, "the image of the whole file")
+    d.wait_log("rendered a trigger=change", what="the render's log line")
+    assert d.count("that render is the one") == 0  # the early render saw the first round only
+    assert d.count("failed a") == 0, d.log
+    state = d.state("a")
+    assert state["state"] == "ok" and not state.get("error"), state
+    assert calls(record)[-1] == "whole"
+    assert d.stop() == 0
+
+
+def test_a_polling_watcher_starts_no_early_renders(tmp_path, daemons):
+    board, data, record = careful_board(tmp_path / "b")
+    d = daemons(board, "-v", "--poll")
+    d.wait_state("a", state="ok", renders=1)
+    before = d.image("a")
+    data.write_text("5 5 5 END\n")
+    d.new_image("a", before, 10.0, "the image of the save")
+    d.wait_log("rendered a trigger=change", what="the render's log line")
+    assert d.count("started a early") == 0, d.log
     assert d.stop() == 0
