@@ -373,3 +373,14 @@ def _in_group(pgid: int) -> list[int]:
         except (ProcessLookupError, psutil.Error):
             pass
     return found
+
+
+def test_fingerprint_versions_are_the_installed_distributions_versions():
+    """Read from .dist-info folder names, without importlib.metadata; they must agree with it."""
+    from importlib.metadata import version
+
+    from renderer.state import library_versions
+
+    found = library_versions()
+    for dist in ("matplotlib", "numpy", "pillow"):
+        assert found[dist] == version(dist), dist
