@@ -311,12 +311,12 @@ class Daemon:
             inputs = expand_inputs(chart)
             current = fingerprint(self.board, chart, inputs)
             rec = self.records.get(name)
+            self.early_tried.discard(name)  # its quiet window is over, whatever happens next
             if (timer.failures and timer.reason in ("change", "move") and rec is not None
                     and rec.failed_fingerprint == current):
                 timer.skip(self.clock())  # nothing new for a failing chart: wait for its retry
                 continue
             now = self.clock()
-            self.early_tried.discard(name)
             if self._take_early(name, current, now):
                 if name in self.inflight:
                     capacity -= 1
