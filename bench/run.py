@@ -23,7 +23,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,8 +36,10 @@ REPO = BENCH.parent
 RESULTS = BENCH / "results"
 PY = sys.executable
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(REPO / "tests"))  # tests/browser.py: nginx and ports, shared with the tests
 
 import reference  # noqa: E402
+from browser import Nginx, accepts, free_port  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
 SOURCE = REPO  # where `python -m renderer` comes from; --src points it at another tree
@@ -165,20 +166,6 @@ def log_time(line: str) -> float:
 
 def plotboard(*args: str) -> list[str]:
     return [PY, "-m", "renderer", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
@@ -735,30 +722,11 @@ def bench_serve(run: Run) -> None:
     subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
     for p in (run.work, root):
         p.chmod(0o755)
-    prefix = root / "nginx"
-    (prefix / "temp").mkdir(parents=True)
-    port = free_port()
-    server = (REPO / "deploy" / "nginx.conf").read_text()
-    server = server.replace("@ROOT@", str(root / "public")).replace("@LISTEN@", f"127.0.0.1:{port}")
-    (prefix / "plotboard.conf").write_text(server)
-    temps = "\n".join(f"    {k}_temp_path {prefix / 'temp' / k};" for k in ("client_body", "proxy", "fastcgi",
-                                                                             "uwsgi", "scgi"))
-    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
-    (prefix / "nginx.conf").write_text(
-        f"{user}worker_processes {WORKERS};\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n"
-        "events { worker_connections 256; }\nhttp {\n    include /etc/nginx/mime.types;\n"
-        f"    access_log off;\n{temps}\n    include {prefix / 'plotboard.conf'};\n}}\n")
     results = {}
-    nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", str(prefix), "-e", str(prefix / "error.log"),
-                              "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: accepts(port), 10, "nginx")
-        url = f"http://127.0.0.1:{port}/c0000.png"
+    with Nginx(root / "public", root / "nginx", workers=WORKERS, access_log=False) as nginx:
+        url = f"{nginx.url}c0000.png"
         subprocess.run(["wrk", "-t1", "-c1", "-d1s", url], capture_output=True, check=True)
         results["nginx"] = wrk(url, seconds, connections)
-    finally:
-        stop_process(nginx, 10)
     gport = free_port()
     gunicorn = subprocess.Popen([PY, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{gport}",
                                  "--chdir", str(BENCH), "baseline_flask:app"],

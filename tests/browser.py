@@ -134,7 +134,8 @@ class Nginx:
     served files must really be world-readable.
     """
 
-    def __init__(self, root: Path, prefix: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, prefix: Path, port: int | None = None, workers: int = 1,
+                 access_log: bool = True) -> None:
         self.root = root
         self.prefix = prefix
         self.port = port or free_port()
@@ -152,14 +153,14 @@ class Nginx:
         )
         self.conf = prefix / "nginx.conf"
         self.conf.write_text(
-            f"{user}worker_processes 1;\n"
+            f"{user}worker_processes {workers};\n"
             f"pid {prefix / 'nginx.pid'};\n"
             f"error_log {prefix / 'error.log'} warn;\n"
-            "events { worker_connections 128; }\n"
+            "events { worker_connections 256; }\n"
             "http {\n"
             "    include /etc/nginx/mime.types;\n"
             "    default_type application/octet-stream;\n"
-            f"    access_log {prefix / 'access.log'};\n"
+            f"    access_log {prefix / 'access.log' if access_log else 'off'};\n"
             f"{paths}\n"
             f"    include {prefix / 'plotboard.conf'};\n"
             "}\n"
