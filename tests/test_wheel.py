@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -23,10 +24,17 @@ def test_wheel_in_a_fresh_venv_builds_the_demo_board(tmp_path):
     run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, REPO)
     [wheel] = dist.glob("plotboard-*.whl")
 
-    # --system-site-packages only so matplotlib and friends need not be downloaded; plotboard
-    # itself comes from the wheel alone (--no-deps --no-index), installed by the outer pip.
+    # matplotlib and friends come from the test's own environment (a .pth line naming its
+    # site-packages, which also works when that environment is itself a venv, where
+    # --system-site-packages would reach the base interpreter instead); plotboard itself
+    # comes from the wheel alone (--no-deps --no-index), installed by the outer pip. A .pth
+    # line adds a folder without running the .pth files inside it, so the outer editable
+    # install of plotboard stays out.
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv)
+    run(sys.executable, "-m", "venv", "--without-pip", venv)
+    outer = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    [site_packages] = (venv / "lib").glob("python3*/site-packages")
+    (site_packages / "outer-env.pth").write_text("".join(f"{p}\n" for p in sorted(outer)))
     run(sys.executable, "-m", "pip", "--python", venv / "bin/python", "install", "--quiet",
         "--no-deps", "--no-index", "--disable-pip-version-check", wheel)
 
