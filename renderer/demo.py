@@ -1,6 +1,6 @@
 """`plotboard demo`: the built-in demo board, fed live by a synthetic data generator.
 
-The board (renderer/demo/plotboard.toml and charts.py) ships inside the package, so an
+The board (renderer/demo_board/plotboard.toml and charts.py) ships inside the package, so an
 installed wheel has it. It is copied into a folder (a temporary one by default, removed
 afterwards), a feeder thread rewrites its data files every second, and the daemon renders
 and serves the board until Ctrl-C.
@@ -25,7 +25,7 @@ from renderer.errors import PlotboardError
 
 log = logging.getLogger("plotboard")
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo_board"
 BOARD_FILES = ("plotboard.toml", "charts.py")
 DATA_DIR = "data"
 
@@ -52,7 +52,7 @@ def _first_line(path: Path) -> bytes:
 
 
 def load_feeder():
-    """The feeder module, loaded from its file (renderer/demo/ is data, not a package)."""
+    """The feeder module, loaded from its file (renderer/demo_board/ is data, not a package)."""
     spec = importlib.util.spec_from_file_location("renderer._demo_feeder", DEMO_DIR / "feeder.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
