@@ -93,7 +93,7 @@ def cli_build(board: Path) -> float:
 
 def executor_figures(make, board_file: Path, serial: int) -> tuple[float, float, float]:
     """(charts/s with all jobs at once, mean overhead ms, mean render ms) on a warm executor."""
-    from renderer.build import make_job
+    from renderer.workspace import make_job
     from renderer.config import load_board
     from renderer.jobs import RenderOutput
     from renderer.state import expand_inputs

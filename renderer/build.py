@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import time
 from concurrent.futures import as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
-from renderer.config import Board, Chart
-from renderer.errors import ConfigError, PlotboardError, PublishError
-from renderer.jobs import RenderFailure, RenderJob, RenderOutput
+from renderer.config import Board
+from renderer.errors import ConfigError, PublishError
 from renderer.pages import write_pages
 from renderer.pool import require_executor
-from renderer.publish import remove_files, remove_temp_files, write_many
-from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
+from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
+from renderer.workspace import board_lock, make_job, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
-LOCK_FILE = "lock"
 
 
 @dataclass
@@ -35,90 +29,6 @@ class BuildResult:
         return not self.failed and self.pages_error is None
 
 
-@contextmanager
-def board_lock(board: Board, who: str = "plotboard build", wait: bool = True) -> Iterator[None]:
-    """An OS lock on the board's bookkeeping: one writer at a time, released if its holder dies."""
-    board.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(board.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another plotboard"
-            if not wait:
-                raise PlotboardError(f"{board.path}: the board is locked by {holder}") from None
-            log.info("waiting for %s to finish with this board", holder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{who} (pid {os.getpid()})".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
-    return RenderJob(
-        name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
-        root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
-        formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
-        params=dict(chart.params),
-    )
-
-
-def publish_outcome(
-    board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
-    trigger: str, now: float,
-) -> bool:
-    """Publish a render's files and update its record; returns True when it succeeded."""
-    if isinstance(outcome, RenderOutput):
-        try:
-            changed = write_many(board.output, outcome.files)
-        except PublishError as exc:
-            outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms)
-        else:
-            record.files = sorted(set(record.files) | set(outcome.files))
-            stale = [f for f in record.files if f not in outcome.files]
-            if stale:
-                remove_files(board.output, stale)
-                record.files = sorted(outcome.files)
-            if changed or record.hash != outcome.hash:
-                record.changed_at = now
-            record.hash = outcome.hash
-            record.fingerprint = current
-            record.rendered_at = now
-            record.duration_ms = outcome.duration_ms
-            record.renders += 1
-            record.error = None
-            record.failed_fingerprint = None
-            record.consecutive_failures = 0
-            result = "changed" if changed else "unchanged"
-            log.info("rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, result,
-                     extra={"fields": {"chart": outcome.name, "trigger": trigger,
-                                       "duration_ms": round(outcome.duration_ms, 1), "result": result}})
-            return True
-    record.error = outcome.error
-    record.failed_at = now
-    record.failed_fingerprint = current
-    record.failures += 1
-    record.consecutive_failures += 1
-    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error,
-              extra={"fields": {"chart": outcome.name, "trigger": trigger, "duration_ms": round(outcome.duration_ms, 1),
-                                "result": "failed", "error": outcome.error}})
-    if outcome.traceback:
-        log.debug("%s", outcome.traceback.rstrip())
-    return False
-
-
-def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
-    """Drop charts no longer in the board: their records and the files they published."""
-    names = {c.name for c in board.charts}
-    removed = [name for name in records if name not in names]
-    for name in removed:
-        remove_files(board.output, records.pop(name).files)
-        log.info("removed %s", name)
-    return removed
-
-
 def build(board: Board, force: bool = False, only: list[str] | None = None) -> BuildResult:
     """Render every out-of-date chart (all with force; only the named ones with only)."""
     if only:
@@ -128,12 +38,7 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
     require_executor(board)
     result = BuildResult()
     with board_lock(board):
-        board.output.mkdir(parents=True, exist_ok=True)
-        static = board.output / "static"
-        for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
-            remove_temp_files(folder)  # never through a planted static/ link (pages replace it)
-        records = load_state(board)
-        forget_removed(board, records)
+        records = prepare(board)
         now = time.time()
         todo = []
         for chart in board.charts:

@@ -118,6 +118,9 @@ class BoardServer(ThreadingHTTPServer):
         self.server_close()
         self.thread.join()
 
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
 
 def start_server(folder: Path, port: int) -> BoardServer:
     """Serve folder on 127.0.0.1:port (0: any free port) from a daemon thread."""

@@ -271,6 +271,12 @@ class Watcher:
         self._stop_observer()
         self._watches.clear()
 
+    def __enter__(self) -> "Watcher":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
 
 def _inode(folder: str) -> int | None:
     try:

@@ -1,0 +1,22 @@
+"""A render the daemon has submitted and not yet published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from renderer.config import Chart
+from renderer.jobs import RenderFailure, RenderOutput
+
+
+@dataclass(eq=False)
+class Flight:
+    """A render in flight; compared by identity, so a set can hold several of one chart."""
+
+    chart: Chart
+    current: str  # the fingerprint of what it renders
+    trigger: str
+    started: float
+    executor: object
+    discard: bool = False  # its chart was removed meanwhile, or (early) its inputs changed since
+    early: bool = False  # started inside the chart's quiet window (renderer.early)
+    outcome: RenderOutput | RenderFailure | None = None  # an early render's result, held

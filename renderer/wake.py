@@ -1,0 +1,64 @@
+"""How other threads and signals wake the daemon's loop without touching its state."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Wake:
+    """A self-pipe: other threads and signal handlers wake the loop by writing a byte."""
+
+    def __init__(self) -> None:
+        self.r, self.w = -1, -1
+
+    def __enter__(self) -> "Wake":
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in (self.r, self.w):
+            if fd >= 0:
+                os.close(fd)
+        self.r = self.w = -1
+
+    def __call__(self) -> None:
+        try:
+            os.write(self.w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full (a wake-up is pending anyway) or closed (shutting down)
+
+    def wait(self, timeout: float | None) -> None:
+        """Sleep until woken or `timeout` seconds have passed, then empty the pipe."""
+        if timeout is None or timeout > 0:
+            select.select([self.r], [], [], timeout)
+        try:
+            while os.read(self.r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+
+@contextmanager
+def signals_to(handler: Callable[[int, object], None], wake: Wake) -> Iterator[None]:
+    """Send SIGTERM, SIGINT and SIGHUP to `handler`, which must only set flags: the signal's
+    byte on the wake-up fd wakes the loop. Only in the main thread; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    old_fd = signal.set_wakeup_fd(wake.w, warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)

@@ -1,0 +1,119 @@
+"""What `build` and `run` share: the board lock, a board prepared for work, jobs made from
+charts, and render outcomes published into the output folder and the charts' records."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from renderer.config import Board, Chart
+from renderer.errors import PlotboardError, PublishError
+from renderer.jobs import RenderFailure, RenderJob, RenderOutput
+from renderer.publish import remove_files, remove_temp_files, write_many
+from renderer.state import ChartRecord, load_state
+
+log = logging.getLogger("plotboard")
+LOCK_FILE = "lock"
+
+
+@contextmanager
+def board_lock(board: Board, who: str = "plotboard build", wait: bool = True) -> Iterator[None]:
+    """An OS lock on the board's bookkeeping: one writer at a time, released if its holder dies."""
+    board.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(board.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another plotboard"
+            if not wait:
+                raise PlotboardError(f"{board.path}: the board is locked by {holder}") from None
+            log.info("waiting for %s to finish with this board", holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{who} (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def prepare(board: Board) -> dict[str, ChartRecord]:
+    """Ready the output folder and bookkeeping for a pass (under the lock); returns the records.
+
+    Removes temporary files a killed writer left, then the records and files of charts that
+    are no longer in the board.
+    """
+    board.output.mkdir(parents=True, exist_ok=True)
+    static = board.output / "static"
+    for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
+        for name in remove_temp_files(folder):  # never through a planted static/ link (pages replace it)
+            log.info("removed leftover temporary file %s", folder / name)
+    records = load_state(board)
+    forget_removed(board, records)
+    return records
+
+
+def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
+    return RenderJob(
+        name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
+        root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
+        formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
+        params=dict(chart.params),
+    )
+
+
+def publish_outcome(
+    board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
+    trigger: str, now: float,
+) -> bool:
+    """Publish a render's files and update its record; returns True when it succeeded."""
+    if isinstance(outcome, RenderOutput):
+        try:
+            changed = write_many(board.output, outcome.files)
+        except PublishError as exc:
+            outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms)
+        else:
+            record.files = sorted(set(record.files) | set(outcome.files))
+            stale = [f for f in record.files if f not in outcome.files]
+            if stale:
+                remove_files(board.output, stale)
+                record.files = sorted(outcome.files)
+            if changed or record.hash != outcome.hash:
+                record.changed_at = now
+            record.hash = outcome.hash
+            record.fingerprint = current
+            record.rendered_at = now
+            record.duration_ms = outcome.duration_ms
+            record.renders += 1
+            record.error = None
+            record.failed_fingerprint = None
+            record.consecutive_failures = 0
+            result = "changed" if changed else "unchanged"
+            log.info("rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, result,
+                     extra={"fields": {"chart": outcome.name, "trigger": trigger,
+                                       "duration_ms": round(outcome.duration_ms, 1), "result": result}})
+            return True
+    record.error = outcome.error
+    record.failed_at = now
+    record.failed_fingerprint = current
+    record.failures += 1
+    record.consecutive_failures += 1
+    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error,
+              extra={"fields": {"chart": outcome.name, "trigger": trigger, "duration_ms": round(outcome.duration_ms, 1),
+                                "result": "failed", "error": outcome.error}})
+    if outcome.traceback:
+        log.debug("%s", outcome.traceback.rstrip())
+    return False
+
+
+def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
+    """Drop charts no longer in the board: their records and the files they published."""
+    names = {c.name for c in board.charts}
+    removed = [name for name in records if name not in names]
+    for name in removed:
+        remove_files(board.output, records.pop(name).files)
+        log.info("removed %s", name)
+    return removed
