@@ -1,0 +1,219 @@
+"""The daemon's small parts, driven by a made-up clock: early renders and page batching.
+
+The end-to-end tests in test_daemon.py check the same behaviour through a real daemon with
+generous deadlines; the timing itself (published exactly when the quiet window ends, at most
+one page write per PAGES_DELAY during a burst) is checked here, where time is ours.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from renderer.config import Chart
+from renderer.early import EarlyRenders
+from renderer.flight import Flight
+from renderer.jobs import RenderFailure, RenderOutput
+from renderer.pagebatch import PAGES_DELAY, PageBatcher, next_stale
+from renderer.schedule import QUEUED, QUIET, RENDERING, Scheduler
+from renderer.state import ChartRecord
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def chart(name: str = "c", stale_after: float | None = None) -> Chart:
+    return Chart(name=name, title=name, description="", plot="plots:line", plot_file=None, inputs=(),
+                 every=None, cron=None, stale_after=stale_after, params={})
+
+
+def output(name: str = "c") -> RenderOutput:
+    return RenderOutput(name, {f"{name}.png": b"png"}, "h", 1.0)
+
+
+class EarlyHarness:
+    """The daemon's use of EarlyRenders and its chart timer, step by step, without processes."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.scheduler = Scheduler(self.clock)
+        self.scheduler.add("c")
+        self.early = EarlyRenders()
+        self.published: list[tuple[float, Flight]] = []
+
+    def closed_write(self) -> None:
+        self.scheduler.change("c")
+        self.early.changed("c", closed=True)
+
+    def start_early(self, current: str = "v1") -> Flight | None:
+        for name in self.early.candidates():
+            timer = self.scheduler[name]
+            if timer.state == QUEUED and timer.reason == "change" and not timer.failures:
+                flight = Flight(chart(name), current, "change", self.clock(), executor=None)
+                self.early.started(name, flight)
+                return flight
+        return None
+
+    def dispatch(self, current: str = "v1") -> Flight | None:
+        """What Daemon._dispatch does for ready charts: the early render becomes the render."""
+        for name in self.scheduler.ready():
+            self.early.window_over(name)
+            flight = self.early.take(name, current, queued=self.scheduler[name].state == QUEUED)
+            self.scheduler[name].start(self.clock())
+            if flight is None:
+                return None  # an ordinary render starts
+            if flight.outcome is not None:
+                self.published.append((self.clock(), flight))
+            return flight
+        return None
+
+
+def test_an_early_render_done_inside_the_quiet_window_is_published_when_the_window_ends():
+    h = EarlyHarness()
+    h.closed_write()
+    started_at = h.clock()
+    flight = h.start_early()
+    assert flight is not None and h.early.running == 1
+    h.clock.advance(QUIET / 4)
+    h.early.finished("c", flight, output())
+    assert h.early.running == 0 and flight.outcome is not None
+    assert h.dispatch() is None and h.published == []  # not before the window ends
+    h.clock.advance(QUIET - QUIET / 4)
+    assert h.dispatch() is flight
+    assert [t for t, _ in h.published] == [pytest.approx(started_at + QUIET)]
+    assert h.scheduler["c"].state == RENDERING and not flight.early
+
+
+def test_an_early_render_still_running_when_the_window_ends_becomes_the_render_in_flight():
+    h = EarlyHarness()
+    h.closed_write()
+    flight = h.start_early()
+    h.clock.advance(QUIET)
+    taken = h.dispatch()
+    assert taken is flight and flight.outcome is None and h.published == []
+    assert h.early.running == 0  # counted as an ordinary render in flight from now on
+
+
+def test_an_event_after_the_early_render_started_discards_it():
+    h = EarlyHarness()
+    h.closed_write()
+    flight = h.start_early()
+    h.clock.advance(QUIET / 2)
+    h.scheduler.change("c")
+    h.early.changed("c", closed=False)  # the writer opened the file again
+    assert flight.discard
+    h.early.finished("c", flight, output())
+    assert flight.outcome is None  # its result is dropped
+    assert h.start_early() is None  # not closed again: no second early render
+    h.clock.advance(QUIET)
+    assert h.dispatch() is None and h.published == []  # an ordinary render starts instead
+
+
+def test_an_early_render_whose_inputs_differ_at_the_window_end_is_not_used():
+    h = EarlyHarness()
+    h.closed_write()
+    flight = h.start_early(current="v1")
+    h.early.finished("c", flight, output())
+    h.clock.advance(QUIET)
+    assert h.dispatch(current="v2") is None and flight.discard and h.published == []
+
+
+def test_one_early_render_per_chart_and_quiet_window():
+    h = EarlyHarness()
+    h.closed_write()
+    first = h.start_early()
+    first.discard = True  # as if its inputs changed
+    h.early.changed("c", closed=True)
+    assert h.start_early() is None  # tried already in this window
+    h.clock.advance(QUIET)
+    h.dispatch()
+    h.scheduler["c"].finish(h.clock(), True, 0, None)
+    h.closed_write()
+    assert h.start_early() is not None  # a new window, a new chance
+
+
+def test_a_failing_chart_gets_no_early_render():
+    h = EarlyHarness()
+    h.scheduler["c"].failures = 2
+    h.closed_write()
+    assert h.start_early() is None
+
+
+def test_a_reload_drops_every_held_early_render():
+    h = EarlyHarness()
+    h.closed_write()
+    flight = h.start_early()
+    h.early.drop_all()
+    assert flight.discard and h.early.held() == []
+    h.early.finished("c", flight, RenderFailure("c", "ValueError: x"))
+    assert flight.outcome is None and h.early.running == 0
+
+
+# -- page batching ------------------------------------------------------------------------------
+
+def test_pages_are_written_at_once_when_renders_come_to_rest():
+    pages, now = PageBatcher(), 100.0
+    assert not pages.should_write(now, at_rest=True, stale_at=None)  # nothing changed
+    pages.dirty(now)
+    assert pages.should_write(now, at_rest=True, stale_at=None)
+    pages.wrote(now)
+    assert pages.due is None and pages.written_at == now
+
+
+def test_a_long_burst_writes_the_pages_once_per_delay():
+    pages, writes, step, burst = PageBatcher(), [], 0.05, 10.0
+    for i in range(int(burst / step)):  # a publish every 50 ms, renders never at rest
+        now = 100.0 + i * step
+        pages.dirty(now)
+        if pages.should_write(now, at_rest=False, stale_at=None):
+            pages.wrote(now)
+            writes.append(now)
+    assert math.floor(burst / PAGES_DELAY) - 1 <= len(writes) <= math.ceil(burst / PAGES_DELAY)
+    assert all(b - a >= PAGES_DELAY - step for a, b in zip(writes, writes[1:]))
+    assert writes[0] - 100.0 <= PAGES_DELAY + step  # the first publish waits at most the delay
+
+
+def test_the_loop_wakes_for_the_pages_when_they_are_due():
+    pages = PageBatcher()
+    assert pages.wakeups(100.0, stale_at=None) == []
+    pages.dirty(100.0)
+    assert pages.wakeups(100.0, stale_at=None) == [100.0 + PAGES_DELAY]
+    pages.wrote(100.5)
+    assert pages.wakeups(100.5, stale_at=130.0) == [130.0]
+    assert pages.wakeups(131.0, stale_at=130.0) == []  # past: should_write covers it
+
+
+def test_a_chart_turning_stale_rewrites_the_pages():
+    pages, records = PageBatcher(), {"a": ChartRecord(rendered_at=100.0), "b": ChartRecord(rendered_at=100.0)}
+    charts = [chart("a", stale_after=60.0), chart("b", stale_after=None)]
+    pages.wrote(100.0)
+    stale_at = next_stale(charts, records, after=pages.written_at)
+    assert 160.0 < stale_at < 160.1
+    assert not pages.should_write(150.0, at_rest=True, stale_at=stale_at)
+    assert pages.should_write(stale_at, at_rest=True, stale_at=stale_at)
+    pages.wrote(stale_at)
+    assert next_stale(charts, records, after=pages.written_at) is None  # written once, not again
+
+
+def test_a_failed_write_is_retried():
+    pages = PageBatcher(retry=1.0)
+    pages.dirty(100.0)
+    pages.wrote(100.0)
+    pages.failed(100.0)
+    assert pages.due == 101.0
+    assert not pages.should_write(100.5, at_rest=False, stale_at=None)
+    assert pages.should_write(101.0, at_rest=False, stale_at=None)
+
+
+def test_charts_in_error_or_never_rendered_do_not_turn_stale():
+    records = {"a": ChartRecord(rendered_at=100.0, error="ValueError: x"), "b": ChartRecord()}
+    assert next_stale([chart("a", 1.0), chart("b", 1.0)], records, after=0.0) is None
