@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +36,17 @@ def setup_logging(fmt: str = "text", verbose: bool = False) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
+    threading.excepthook = log_thread_death
+
+
+def log_thread_death(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook: a thread's death (the Dask watch thread, the demo's feeder) is
+    logged where the rest of plotboard's log goes, with its traceback."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    log.error("thread %s died: %s", name, args.exc_value,
+              exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def parser() -> argparse.ArgumentParser:
