@@ -20,21 +20,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import threading
 import time
-from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
 
 from renderer.config import Board, Chart, load_board
 from renderer.early import EarlyRenders
+from renderer.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
 from renderer.flight import Flight
+from renderer.inflight import InFlight
 from renderer.jobs import RenderFailure, RenderOutput
 from renderer.pagebatch import PageBatcher, next_stale
 from renderer.pages import write_pages
 from renderer.pool import require_executor
+from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
 from renderer.wake import Wake, signals_to
@@ -48,7 +49,6 @@ REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exi
 DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
 STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
 MAX_SLEEP = 60.0
-POOL_KEYS = ("workers", "render_timeout", "executor", "scheduler")
 EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
 
 
@@ -78,19 +78,17 @@ class Daemon:
         self.clock = time.time
         self.scheduler = Scheduler(self.clock)
         self.records: dict[str, ChartRecord] = {}
-        self.inflight: dict[str, Flight] = {}
         self.early = EarlyRenders()
         self.pages = PageBatcher()
-        self.results: "queue.SimpleQueue[tuple[str, Flight, Future]]" = queue.SimpleQueue()
         self.wake = Wake()
+        self.inflight = InFlight(self.wake)
         self.stopping = False
         self.hard_stop = False
         self.reload_wanted = False
         self.replan_wanted = False
         self.next_replan = 0.0
         self.dispatched_at = 0.0
-        self.executor = None
-        self.retired: list = []  # executors replaced by a reload, closed once idle
+        self.executors = ExecutorSet()
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
 
@@ -121,7 +119,7 @@ class Daemon:
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll))
         self.watcher.watch(plan(self.board))
         self.next_replan = self.clock() + REPLAN_EVERY
-        self.executor = self._make_executor(self.board)
+        self.executors.replace(self._make_executor(self.board))
         now = self.clock()
         for chart in self.board.charts:
             self._add_chart(chart, now)
@@ -246,8 +244,8 @@ class Daemon:
                     capacity -= 1
                 continue
             trigger = timer.start(now)
-            flight = Flight(chart, current, trigger, now, self.executor)
-            self.inflight[name] = flight
+            flight = Flight(chart, current, trigger, now, self.executors.current)
+            self.inflight.add(name, flight)
             self._submit(name, flight, make_job(self.board, chart, inputs))
             capacity -= 1
             log.debug("started %s trigger=%s", name, trigger)
@@ -266,7 +264,7 @@ class Daemon:
                 continue
             chart = self.board.chart(name)
             inputs = expand_inputs(chart)
-            flight = Flight(chart, fingerprint(self.board, chart, inputs), "change", self.clock(), self.executor)
+            flight = Flight(chart, fingerprint(self.board, chart, inputs), "change", self.clock(), self.executors.current)
             self.early.started(name, flight)
             self._submit(name, flight, make_job(self.board, chart, inputs))
             idle -= 1
@@ -282,34 +280,19 @@ class Daemon:
         if flight.outcome is not None:
             self._publish(name, flight, flight.outcome)
         else:
-            self.inflight[name] = flight
+            self.inflight.add(name, flight)
         return True
 
     def _submit(self, name: str, flight: Flight, job) -> None:
-        try:
-            future = self.executor.submit(job)
-        except Exception as exc:  # noqa: BLE001 - e.g. a remote cluster that went away
-            future = Future()
-            future.set_result(RenderFailure(name, f"{type(exc).__name__}: {exc}"))
-        future.add_done_callback(lambda f, n=name, fl=flight: self._finished(n, fl, f))
-
-    def _finished(self, name: str, flight: Flight, future: Future) -> None:
-        self.results.put((name, flight, future))  # on the executor's thread: record and wake only
-        self.wake()
+        self.inflight.submit(self.executors.current, name, flight, job)
 
     def _take_results(self) -> None:
-        while True:
-            try:
-                name, flight, future = self.results.get_nowait()
-            except queue.Empty:
-                break
+        for name, flight, outcome in self.inflight.take():
             if flight.early:
-                self.early.finished(name, flight, future.result())
-                continue
-            if self.inflight.get(name) is flight:
-                del self.inflight[name]
-            self._publish(name, flight, future.result())
-        self._close_retired()
+                self.early.finished(name, flight, outcome)
+            else:
+                self._publish(name, flight, outcome)
+        self.executors.close_idle(self.inflight.executors() + [f.executor for f in self.early.flights()])
 
     def _publish(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
         now = self.clock()
@@ -382,54 +365,40 @@ class Daemon:
             log.error("reload failed, keeping the board as it was:\n%s", exc)
             return
         old = self.board
-        if new.output != old.output:
-            log.warning("reload: a new output folder (%s) takes effect at the next start", new.output)
-            new = dataclasses.replace(new, output=old.output)
-        if any(getattr(new, k) != getattr(old, k) for k in POOL_KEYS):
+        new = keep_output(old, new)
+        if needs_new_executor(old, new):
             try:
-                executor = self._make_executor(new)
+                self.executors.replace(self._make_executor(new))
             except PlotboardError as exc:
                 log.error("reload failed, keeping the board as it was:\n%s", exc)
                 return
-            self.retired.append(self.executor)
-            self.executor = executor
         now = self.clock()
         self.board = new
         self.matcher = Matcher(new)
-        old_charts = {c.name: c for c in old.charts}
-        added, changed = [], []
-        removed = [name for name in old_charts if name not in {c.name for c in new.charts}]
+        change = compare(old, new)
         self.early.drop_all()
-        for name in removed:
+        for name in change.removed:
             self.scheduler.remove(name)
-            if name in self.inflight:
-                self.inflight[name].discard = True
+            self.inflight.discard(name)
         try:
             forget_removed(new, self.records)
         except PlotboardError as exc:
             log.error("reload: %s", exc)
         for chart in new.charts:
-            before = old_charts.get(chart.name)
-            if before is None:
-                added.append(chart.name)
+            if chart.name in change.added:
                 self._add_chart(chart, now, reason="reload")
-            elif before != chart:
-                changed.append(chart.name)
+            elif chart.name in change.changed:
                 self._update_chart(chart, now)
         self._replan(rescan=False)
         self.pages.urgent(now)
-        log.info("reloaded %s: %d added, %d removed, %d changed%s", self.config_path, len(added), len(removed),
-                 len(changed), "".join(f"\n  {sign}{n}" for sign, names in (("+", added), ("-", removed), ("~", changed))
-                                       for n in names))
+        log.info("reloaded %s: %s", self.config_path, change.summary())
 
     def _update_chart(self, chart: Chart, now: float) -> None:
-        timer = self.scheduler[chart.name]
         rec = self.records.get(chart.name)
-        current = fingerprint(self.board, chart, expand_inputs(chart))
-        if out_of_date(chart, rec, current, now):
-            timer.request(now, "reload")
+        if out_of_date(chart, rec, fingerprint(self.board, chart, expand_inputs(chart)), now):
+            self.scheduler[chart.name].request(now, "reload")
         if rec is not None and rec.rendered_at is not None:
-            timer.scheduled_at = next_due(chart, rec.rendered_at)
+            self.scheduler[chart.name].scheduled_at = next_due(chart, rec.rendered_at)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -447,24 +416,13 @@ class Daemon:
                 self.wake.wait(min(STOP_POLL, max(0.0, deadline - self.clock())))
         self._take_results()
         if self.inflight:
-            log.warning("stopping: abandoning %d render(s): %s", len(self.inflight), ", ".join(self.inflight))
-
-    def _close_retired(self) -> None:
-        busy = {id(f.executor) for f in [*self.inflight.values(), *self.early.flights()]}
-        for executor in list(self.retired):
-            if id(executor) not in busy:
-                self.retired.remove(executor)
-                executor.close(wait=True)
+            log.warning("stopping: abandoning %d render(s): %s", len(self.inflight), ", ".join(self.inflight.by_chart))
 
     def _shutdown(self) -> None:
         """Close the executors and write the pages a last time (the watcher has stopped)."""
         abandon = bool(self.inflight or self.early.running)  # early renders are never waited for
-        for executor in [self.executor, *self.retired]:
-            if executor is not None:
-                try:
-                    executor.close(wait=not abandon)
-                except Exception as exc:  # noqa: BLE001 - shutting down must go on
-                    log.error("stopping the render pool: %s", exc)
+        started = self.executors.current is not None
+        self.executors.close_all(wait=not abandon)
         self.inflight.clear()
-        if self.executor is not None:
+        if started:
             self._write_pages(self.clock())
