@@ -8,11 +8,13 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 
 from renderer.config import Board
-from renderer.errors import ConfigError, PublishError
+from renderer.control import ask_daemon
+from renderer.errors import ConfigError, PlotboardError, PublishError
+from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages import write_pages
 from renderer.pool import require_executor
 from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
-from renderer.workspace import board_lock, make_job, prepare, publish_outcome
+from renderer.workspace import make_job, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
 
@@ -23,6 +25,7 @@ class BuildResult:
     failed: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
     pages_error: str | None = None  # why index.html/status.json could not be written
+    by: str | None = None  # "plotboard run (pid N)" when the running daemon did the work
 
     @property
     def ok(self) -> bool:
@@ -36,29 +39,55 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
         if unknown:
             raise ConfigError(board.path, [f"--only: no chart named {', '.join(unknown)}"])
     require_executor(board)
+    try:
+        with board_lock(board, BUILD, wait=BUILD_WAIT) as _:
+            return _build(board, force, only)
+    except BoardBusy as exc:
+        if exc.holder.who != RUN:
+            raise
+        return _by_daemon(board, exc.holder, force, only)
+
+
+def _by_daemon(board: Board, holder: Holder, force: bool, only: list[str] | None) -> BuildResult:
+    """Have the running daemon render what this build would, and report what it did."""
+    try:
+        answer = ask_daemon(board.root, force, only, timeout=BUILD_WAIT)
+    except OSError as exc:
+        raise PlotboardError(f"{board.path}: {holder} owns this board and keeps it current; it did not take "
+                             f"this build's request ({exc.strerror or exc})") from None
+    if "error" in answer:
+        raise PlotboardError(f"{board.path}: {holder}: {answer['error']}")
+    result = BuildResult(by=str(holder))
+    for key in ("rendered", "failed", "up_to_date"):
+        value = answer.get(key)
+        if isinstance(value, list):
+            getattr(result, key).extend(str(v) for v in value)
+    return result
+
+
+def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
     result = BuildResult()
-    with board_lock(board):
-        records = prepare(board)
-        now = time.time()
-        todo = []
-        for chart in board.charts:
-            if only and chart.name not in only:
-                continue
-            inputs = expand_inputs(chart)
-            current = fingerprint(board, chart, inputs)
-            reason = "force" if force else out_of_date(chart, records.get(chart.name), current, now)
-            if reason:
-                todo.append((chart, inputs, current, reason))
-            else:
-                result.up_to_date.append(chart.name)
-        if todo:
-            _render_all(board, records, todo, result)
-        save_state(board, records)
-        try:
-            write_pages(board, records)
-        except PublishError as exc:
-            log.error("%s", exc)
-            result.pages_error = str(exc)
+    records = prepare(board)
+    now = time.time()
+    todo = []
+    for chart in board.charts:
+        if only and chart.name not in only:
+            continue
+        inputs = expand_inputs(chart)
+        current = fingerprint(board, chart, inputs)
+        reason = "force" if force else out_of_date(chart, records.get(chart.name), current, now)
+        if reason:
+            todo.append((chart, inputs, current, reason))
+        else:
+            result.up_to_date.append(chart.name)
+    if todo:
+        _render_all(board, records, todo, result)
+    save_state(board, records)
+    try:
+        write_pages(board, records)
+    except PublishError as exc:
+        log.error("%s", exc)
+        result.pages_error = str(exc)
     return result
 
 

@@ -84,6 +84,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "run" in (sys.argv[1:] if argv is None else argv) and threading.current_thread() is threading.main_thread():
+        from renderer.wake import catch_early_signals
+
+        catch_early_signals()
     args = parser().parse_args(argv)
     setup_logging(getattr(args, "log_format", "text"), getattr(args, "verbose", False))
     try:
@@ -101,7 +105,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     board = load_board(args.config)
     result = build(board, force=args.force, only=args.only)
-    log.info("build: %d rendered, %d failed, %d up to date", len(result.rendered), len(result.failed), len(result.up_to_date))
+    log.info("build: %d rendered, %d failed, %d up to date%s", len(result.rendered), len(result.failed),
+             len(result.up_to_date), f" (done by {result.by})" if result.by else "")
     return 0 if result.ok else 1
 
 

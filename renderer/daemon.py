@@ -25,6 +25,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from renderer.build_requests import BuildRequests
 from renderer.config import Board, Chart, load_board
 from renderer.early import EarlyRenders
 from renderer.executor_set import ExecutorSet
@@ -32,6 +33,7 @@ from renderer.errors import PlotboardError
 from renderer.flight import Flight
 from renderer.inflight import InFlight
 from renderer.jobs import RenderFailure, RenderOutput
+from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, next_stale
 from renderer.pages import write_pages
 from renderer.pool import require_executor
@@ -40,7 +42,7 @@ from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
-from renderer.workspace import board_lock, forget_removed, make_job, prepare, publish_outcome
+from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
 
@@ -81,6 +83,8 @@ class Daemon:
         self.early = EarlyRenders()
         self.pages = PageBatcher()
         self.wake = Wake()
+        self.builds = BuildRequests(self.clock)
+        self.lock: BoardLock | None = None
         self.inflight = InFlight(self.wake)
         self.stopping = False
         self.hard_stop = False
@@ -96,11 +100,15 @@ class Daemon:
 
     def run(self, serve: int | None = None) -> int:
         with ExitStack() as stack:
-            stack.enter_context(board_lock(self.board, who="plotboard run"))
             stack.enter_context(self.wake)
             stack.enter_context(signals_to(self._on_signal, self.wake))
+            self.lock = stack.enter_context(board_lock(self.board, RUN, wait=BUILD_WAIT, cancel=self._stop_requested))
+            if self.lock is None:
+                log.info("stopped before the board was free")
+                return 0
             stack.callback(self._shutdown)
             self._start(stack)
+            stack.enter_context(self.builds.listen(self.board.root, self.wake))
             if serve is not None:
                 stack.enter_context(self._serve(serve))
             try:
@@ -164,6 +172,7 @@ class Daemon:
         while not self._stop_requested():
             self._take_results()
             self._take_changes()
+            self._take_builds()
             if self.reload_wanted:
                 self.reload_wanted = False
                 self._reload()
@@ -196,11 +205,25 @@ class Daemon:
                     self.scheduler.change(name, moved=change.moved)
                     self.early.changed(name, closed=change.closed)
 
+    def _take_builds(self) -> None:
+        if self.builds.take([c.name for c in self.board.charts], self._want_render):
+            self.pages.urgent(self.clock())
+
+    def _want_render(self, name: str, force: bool) -> bool:
+        """For a build's request: queue the chart's render if forced or out of date."""
+        now, chart = self.clock(), self.board.chart(name)
+        current = fingerprint(self.board, chart, expand_inputs(chart))
+        if not force and not out_of_date(chart, self.records.get(name), current, now):
+            return False
+        self.scheduler[name].request(now, "build", upgrade=True)  # also a failing chart's
+        return True
+
     def _replan(self, rescan: bool) -> None:
         """Move watches to folders that appeared or vanished; with rescan, render charts whose
         inputs changed while no watch could see them."""
         self.replan_wanted = False
         self.next_replan = self.clock() + REPLAN_EVERY
+        self.lock.refresh()
         folders = plan(self.board)
         if folders != self.watcher.folders():
             self.watcher.watch(folders)
@@ -244,7 +267,7 @@ class Daemon:
                     capacity -= 1
                 continue
             trigger = timer.start(now)
-            flight = Flight(chart, current, trigger, now, self.executors.current)
+            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now)
             self.inflight.add(name, flight)
             self._submit(name, flight, make_job(self.board, chart, inputs))
             capacity -= 1
@@ -277,6 +300,7 @@ class Daemon:
         if flight is None:
             return False
         flight.trigger = self.scheduler[name].start(now)
+        flight.dispatched_at = now
         if flight.outcome is not None:
             self._publish(name, flight, flight.outcome)
         else:
@@ -316,6 +340,7 @@ class Daemon:
         chart = self.board.chart(name)
         scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
+        self.builds.published(name, ok, flight.dispatched_at)
         self.pages.dirty(now)
 
     # -- pages -------------------------------------------------------------------------------
@@ -343,6 +368,8 @@ class Daemon:
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.pages.failed(now)
+        else:
+            self.builds.answer_done()
 
     # -- charts and reload -------------------------------------------------------------------
 
@@ -379,6 +406,7 @@ class Daemon:
         self.early.drop_all()
         for name in change.removed:
             self.scheduler.remove(name)
+            self.builds.removed(name)
             self.inflight.discard(name)
         try:
             forget_removed(new, self.records)
@@ -426,3 +454,4 @@ class Daemon:
         self.inflight.clear()
         if started:
             self._write_pages(self.clock())
+        self.builds.answer_all(error="plotboard run stopped before the build's renders were done")

@@ -17,6 +17,7 @@ class Flight:
     trigger: str
     started: float
     executor: object
+    dispatched_at: float = 0.0  # when its chart's timer started it (for an early render: later)
     discard: bool = False  # its chart was removed meanwhile, or (early) its inputs changed since
     early: bool = False  # started inside the chart's quiet window (renderer.early)
     outcome: RenderOutput | RenderFailure | None = None  # an early render's result, held

@@ -79,10 +79,11 @@ class ChartTimer:
             self.asap_at = now if self.asap_at is None else min(self.asap_at, now)
         self._want("move" if moved else "change", upgrade=moved)
 
-    def request(self, now: float, reason: str) -> None:
-        """Render as soon as possible (at start, after a reload)."""
+    def request(self, now: float, reason: str, upgrade: bool = False) -> None:
+        """Render as soon as possible (at start, after a reload); with upgrade, `reason`
+        replaces the queued render's trigger (a build's request is never skipped as a change)."""
         self.asap_at = now if self.asap_at is None else min(self.asap_at, now)
-        self._want(reason)
+        self._want(reason, upgrade)
 
     def _want(self, reason: str, upgrade: bool = False) -> None:
         if self.reason is None or upgrade:

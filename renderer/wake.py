@@ -10,6 +10,14 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_early: list[int] = []  # signals that came before the daemon could handle them
+
+
+def catch_early_signals() -> None:
+    """Record SIGTERM, SIGINT and SIGHUP from now until `signals_to` handles them: a signal
+    while `run` starts (or waits for the board) must not kill it."""
+    for sig in SIGNALS:
+        signal.signal(sig, lambda signum, frame: _early.append(signum))
 
 
 class Wake:
@@ -56,6 +64,8 @@ def signals_to(handler: Callable[[int, object], None], wake: Wake) -> Iterator[N
         return
     old = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     old_fd = signal.set_wakeup_fd(wake.w, warn_on_full_buffer=False)
+    while _early:
+        handler(_early.pop(0), None)
     try:
         yield
     finally:

@@ -1,43 +1,18 @@
-"""What `build` and `run` share: the board lock, a board prepared for work, jobs made from
-charts, and render outcomes published into the output folder and the charts' records."""
+"""What `build` and `run` share: a board prepared for work (under its lock, renderer.lock),
+jobs made from charts, and render outcomes published into the output folder and the charts'
+records."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-from contextlib import contextmanager
-from typing import Iterator
 
 from renderer.config import Board, Chart
-from renderer.errors import PlotboardError, PublishError
+from renderer.errors import PublishError
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.state import ChartRecord, load_state
 
 log = logging.getLogger("plotboard")
-LOCK_FILE = "lock"
-
-
-@contextmanager
-def board_lock(board: Board, who: str = "plotboard build", wait: bool = True) -> Iterator[None]:
-    """An OS lock on the board's bookkeeping: one writer at a time, released if its holder dies."""
-    board.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(board.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another plotboard"
-            if not wait:
-                raise PlotboardError(f"{board.path}: the board is locked by {holder}") from None
-            log.info("waiting for %s to finish with this board", holder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{who} (pid {os.getpid()})".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
 
 
 def prepare(board: Board) -> dict[str, ChartRecord]:
