@@ -13,9 +13,9 @@ from typing import Iterator
 
 from renderer.config import Board, Chart
 from renderer.errors import ConfigError, PlotboardError, PublishError
+from renderer.executors import require_executor
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
 from renderer.pages import write_pages
-from renderer.pool import require_executor
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
 
@@ -158,7 +158,7 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
 
 
 def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, result: BuildResult) -> None:
-    from renderer.pool import make_executor
+    from renderer.executors import make_executor
 
     executor = make_executor(board, workers=min(board.workers, len(todo)))
     try:

@@ -33,9 +33,9 @@ from pathlib import Path
 from renderer.build import board_lock, forget_removed, make_job, publish_outcome
 from renderer.config import Board, Chart, load_board
 from renderer.errors import PlotboardError
-from renderer.jobs import RenderFailure, RenderOutput
+from renderer.executors import require_executor
+from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.pages import write_pages
-from renderer.pool import require_executor
 from renderer.publish import remove_temp_files
 from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, load_state, out_of_date, save_state
@@ -194,7 +194,7 @@ class Daemon:
                  len(board.charts), len(self.watcher.folders()), self.watcher.mode, os.getpid())
 
     def _make_executor(self, board: Board):
-        from renderer.pool import make_executor
+        from renderer.executors import make_executor
 
         return make_executor(board)
 
@@ -414,7 +414,7 @@ class Daemon:
             log.info("discarded the render of %s: the chart was removed", name)
             return
         if isinstance(outcome, RenderFailure):
-            if self.stopping and outcome.error.startswith("WorkerDied"):
+            if self.stopping and outcome.kind is FailureKind.WORKER_DIED:
                 # Stopping with the whole process group (supervisord's stopasgroup): the render
                 # was interrupted, not broken; the chart stays out of date for the next start.
                 log.info("render of %s interrupted by the shutdown", name)
