@@ -18,6 +18,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, InvalidStateError
+from types import TracebackType
+from typing import Self
 
 from renderer.dask_remote import pack, run_remote
 from renderer.errors import PlotboardError
@@ -98,7 +100,9 @@ class DaskExecutor:
         return outer
 
     def close(self, wait: bool = True) -> None:
-        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout)."""
+        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout).
+
+        Closing again does nothing."""
         if wait:
             while True:
                 with self._lock:
@@ -119,6 +123,13 @@ class DaskExecutor:
             client, self._client = self._client, None
         if client is not None:
             _quiet_close(client)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # Runs in distributed's callback thread.
     def _done(self, future) -> None:

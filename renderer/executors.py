@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import signal
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
 
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 
@@ -23,12 +24,17 @@ class Executor(Protocol):
     """What the build and the daemon need from something that renders jobs.
 
     Every submitted job's future resolves with a RenderOutput or a RenderFailure, never an
-    exception.
+    exception. As a context manager, leaving the block closes it, waiting for renders in flight.
     """
 
     def submit(self, job: RenderJob) -> "Future[RenderOutput | RenderFailure]": ...
 
     def close(self, wait: bool = True) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
 
 
 def require_executor(board: Board) -> None:

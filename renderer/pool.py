@@ -14,6 +14,8 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, TimeoutError
+from types import TracebackType
+from typing import Self
 
 from renderer.executors import RECYCLE_AFTER, process_died, timed_out
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
@@ -41,6 +43,7 @@ class RenderPool:
         from pebble import ProcessPool
 
         self.timeout = timeout
+        self._closed = False
         self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=_context(),
                                  initializer=die_with_owner, initargs=(os.getpid(),))
 
@@ -53,12 +56,24 @@ class RenderPool:
         return outer
 
     def close(self, wait: bool = True) -> None:
-        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout)."""
+        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout).
+
+        Closing again does nothing; a close that was interrupted can be repeated."""
+        if self._closed:
+            return
         if wait:
             self._pool.close()
         else:
             self._pool.stop()
         self._pool.join()
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def die_with_owner(owner: int) -> None:

@@ -1,17 +1,23 @@
-"""Executors: failure kinds, with the wording status.json shows."""
+"""Executors: the factory, failure kinds with the wording status.json shows, and executors as
+context managers that close once however often they are closed."""
 
 from __future__ import annotations
 
 import pickle
 import signal
+import subprocess
 import sys
 from concurrent.futures import Future, TimeoutError
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
-from renderer.executors import process_died, timed_out, worker_died
+import pytest
+from conftest import cli_env, free_port
+
+from renderer.executors import make_executor, process_died, timed_out, worker_died
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
-from renderer.pool import PRELOAD, _outcome
+from renderer.pool import PRELOAD, RenderPool, _outcome
 
 PLOTS = '''
 def line(fig, inputs, **params):
@@ -68,6 +74,48 @@ def test_every_module_a_local_worker_needs_at_first_task_is_preloaded():
             __import__(name)
             preloaded |= {m for m in sys.modules if m.startswith("renderer.")}
     assert needed <= preloaded
+
+
+def test_the_local_pool_is_a_context_manager_and_closes_once(tmp_path):
+    (tmp_path / "plots.py").write_text(PLOTS)
+    board = SimpleNamespace(executor="local", workers=1, render_timeout=60.0, scheduler="")
+    with make_executor(board) as pool:
+        assert isinstance(pool, RenderPool)
+        outcome = pool.submit(job(tmp_path)).result(timeout=60)
+    assert isinstance(outcome, RenderOutput) and outcome.files["c.png"].startswith(b"\x89PNG")
+    pool.close()
+    pool.close(wait=False)
+    with pytest.raises(RuntimeError):
+        pool.submit(job(tmp_path))
+
+
+DASK_UNREACHABLE = """
+import sys
+from renderer.dask_executor import DaskExecutor
+from renderer.jobs import RenderJob
+
+job = RenderJob(name="c", plot="plots:line", plot_file=None, root=".", inputs=(), size=(2.0, 1.0), dpi=40,
+                hidpi=False, formats=("png",), png_compression=1, theme="light")
+with DaskExecutor(sys.argv[1], 5.0, connect_timeout=0.5) as executor:
+    outcome = executor.submit(job).result(timeout=10)
+print(outcome.kind.name)
+print(outcome.error)
+print(executor._monitor.is_alive())
+executor.close()
+executor.close(wait=False)
+"""
+
+
+def test_the_dask_executor_is_a_context_manager_and_an_absent_scheduler_fails_renders_as_unavailable():
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    # In a process of its own: distributed's event loop thread outlives every client.
+    result = subprocess.run([sys.executable, "-c", DASK_UNREACHABLE, address], env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    kind, error, monitor_alive = result.stdout.splitlines()
+    assert kind == "UNAVAILABLE" and monitor_alive == "False"
+    assert error.startswith(f"SchedulerUnavailable: cannot reach the Dask scheduler at {address}")
 
 
 def test_the_render_process_beside_a_dask_worker_reports_kinds(tmp_path):
