@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from renderer.config import Board
 from renderer.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
+from renderer.executors import require_executor
 from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages import write_pages
-from renderer.pool import require_executor
 from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
 from renderer.workspace import make_job, prepare, publish_outcome
 
@@ -92,10 +92,9 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
 
 
 def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, result: BuildResult) -> None:
-    from renderer.pool import make_executor
+    from renderer.executors import make_executor
 
-    executor = make_executor(board, workers=min(board.workers, len(todo)))
-    try:
+    with make_executor(board, workers=min(board.workers, len(todo))) as executor:
         futures = {executor.submit(make_job(board, chart, inputs)): (chart, current, reason)
                    for chart, inputs, current, reason in todo}
         _warm_pages(board)  # while the workers render: the pages are written right after the last one
@@ -104,8 +103,6 @@ def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, resul
             record = records.setdefault(chart.name, ChartRecord())
             ok = publish_outcome(board, record, current, future.result(), reason, time.time())
             (result.rendered if ok else result.failed).append(chart.name)
-    finally:
-        executor.close()
 
 
 def _warm_pages(board: Board) -> None:

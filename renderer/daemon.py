@@ -30,13 +30,13 @@ from renderer.config import Board, Chart, load_board
 from renderer.early import EarlyRenders
 from renderer.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
+from renderer.executors import require_executor
 from renderer.flight import Flight
 from renderer.inflight import InFlight
-from renderer.jobs import RenderFailure, RenderOutput
+from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, next_stale
 from renderer.pages import write_pages
-from renderer.pool import require_executor
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
@@ -146,7 +146,7 @@ class Daemon:
         return server
 
     def _make_executor(self, board: Board):
-        from renderer.pool import make_executor
+        from renderer.executors import make_executor
 
         return make_executor(board)
 
@@ -324,7 +324,7 @@ class Daemon:
             log.info("discarded the render of %s: the chart was removed", name)
             return
         if isinstance(outcome, RenderFailure):
-            if self.stopping and outcome.error.startswith("WorkerDied"):
+            if self.stopping and outcome.kind is FailureKind.WORKER_DIED:
                 # Stopping with the whole process group (supervisord's stopasgroup): the render
                 # was interrupted, not broken; the chart stays out of date for the next start.
                 log.info("render of %s interrupted by the shutdown", name)

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from typing import Callable, Iterator
 
 from renderer.flight import Flight
-from renderer.jobs import RenderFailure, RenderJob, RenderOutput
+from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 
 
 class InFlight:
@@ -36,7 +36,7 @@ class InFlight:
             future = executor.submit(job)
         except Exception as exc:  # noqa: BLE001 - e.g. a remote cluster that went away
             future = Future()
-            future.set_result(RenderFailure(name, f"{type(exc).__name__}: {exc}"))
+            future.set_result(RenderFailure(name, f"{type(exc).__name__}: {exc}", kind=FailureKind.UNAVAILABLE))
         future.add_done_callback(lambda f, n=name, fl=flight: self._finished(n, fl, f))
 
     def _finished(self, name: str, flight: Flight, future: Future) -> None:

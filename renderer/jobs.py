@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,14 +35,26 @@ class RenderOutput:
     duration_ms: float
 
 
+class FailureKind(enum.Enum):
+    """Why a render failed, for code to act on; `RenderFailure.error` is the text people read."""
+
+    PLOT = "plot"  # the render raised: the plot function, drawing or saving, preparing its inputs
+    TIMEOUT = "timeout"  # it ran past render_timeout and was killed
+    WORKER_DIED = "worker-died"  # the process or Dask worker running it died, or its result was lost
+    UNAVAILABLE = "unavailable"  # the executor could not run it: no scheduler, no workers, a failed submit
+    CANCELLED = "cancelled"  # plotboard stopped before it finished
+    PUBLISH = "publish"  # it rendered, but its files could not be written
+
+
 @dataclass(frozen=True)
 class RenderFailure:
-    """A failed render: 'ExceptionType: message', with the traceback for the log."""
+    """A failed render: 'ExceptionType: message', with the traceback for the log, and its kind."""
 
     name: str
     error: str
     traceback: str = ""
     duration_ms: float = 0.0
+    kind: FailureKind = FailureKind.PLOT
 
 
 def describe(exc: BaseException) -> str:

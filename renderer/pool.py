@@ -14,23 +14,18 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, TimeoutError
-from typing import Protocol
+from types import TracebackType
+from typing import Self
 
+from renderer.executors import RECYCLE_AFTER, process_died, timed_out
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput
 
-RECYCLE_AFTER = 100
 # Imported once in the forkserver, so a new worker starts with all of it loaded: matplotlib
 # (renderer.render), what unpickling a task needs (pebble's worker loop, renderer.worker,
-# renderer.pool's initializer), and renderer.forkserver, which makes the forkserver's exit quick.
-PRELOAD = ["renderer.render", "renderer.worker", "renderer.pool", "pebble.pool.process", "renderer.forkserver"]
-
-
-class Executor(Protocol):
-    """What the build and the daemon need from something that renders jobs."""
-
-    def submit(self, job: RenderJob) -> "Future[RenderOutput | RenderFailure]": ...
-
-    def close(self, wait: bool = True) -> None: ...
+# renderer.pool's initializer and renderer.executors, which it imports), and
+# renderer.forkserver, which makes the forkserver's exit quick.
+PRELOAD = ["renderer.render", "renderer.worker", "renderer.executors", "renderer.pool", "pebble.pool.process",
+           "renderer.forkserver"]
 
 
 def _context():
@@ -48,6 +43,7 @@ class RenderPool:
         from pebble import ProcessPool
 
         self.timeout = timeout
+        self._closed = False
         self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=_context(),
                                  initializer=die_with_owner, initargs=(os.getpid(),))
 
@@ -60,12 +56,24 @@ class RenderPool:
         return outer
 
     def close(self, wait: bool = True) -> None:
-        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout)."""
+        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout).
+
+        Closing again does nothing; a close that was interrupted can be repeated."""
+        if self._closed:
+            return
         if wait:
             self._pool.close()
         else:
             self._pool.stop()
         self._pool.join()
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def die_with_owner(owner: int) -> None:
@@ -104,34 +112,8 @@ def _outcome(job: RenderJob, future: Future, timeout: float) -> RenderOutput | R
     try:
         return future.result()
     except TimeoutError:
-        return RenderFailure(job.name, f"RenderTimeout: render took longer than {timeout:g}s and was killed")
+        return timed_out(job.name, timeout)
     except ProcessExpired as exc:
-        return RenderFailure(job.name, f"WorkerDied: the render process {_death(exc.exitcode)}")
+        return process_died(job.name, exc.exitcode)
     except BaseException as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled
         return RenderFailure(job.name, f"{type(exc).__name__}: {exc}")
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            pass
-    return f"exited with status {exitcode}"
-
-
-def require_executor(board) -> None:
-    """Fail early, before anything is written, when the board's executor cannot be used."""
-    if board.executor == "dask":
-        from renderer.dask_executor import require_distributed
-
-        require_distributed()
-
-
-def make_executor(board, workers: int | None = None) -> Executor:
-    """The executor the board asks for: local worker processes, or a Dask cluster."""
-    if board.executor == "dask":
-        from renderer.dask_executor import DaskExecutor
-
-        return DaskExecutor(board.scheduler, board.render_timeout)
-    return RenderPool(workers or board.workers, board.render_timeout)

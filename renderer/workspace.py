@@ -8,7 +8,7 @@ import logging
 
 from renderer.config import Board, Chart
 from renderer.errors import PublishError
-from renderer.jobs import RenderFailure, RenderJob, RenderOutput
+from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.state import ChartRecord, load_state
 
@@ -49,7 +49,7 @@ def publish_outcome(
         try:
             changed = write_many(board.output, outcome.files)
         except PublishError as exc:
-            outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms)
+            outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms, FailureKind.PUBLISH)
         else:
             record.files = sorted(set(record.files) | set(outcome.files))
             stale = [f for f in record.files if f not in outcome.files]
