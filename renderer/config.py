@@ -6,10 +6,7 @@ them all in one go; unknown keys are errors, never silently ignored.
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -19,10 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from renderer import plotfunc
 from renderer.errors import ConfigError
+from renderer.plotfunc import find_plot_file  # noqa: F401 - importable from here as before
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-PLOT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 FORMATS = ("png", "svg")
@@ -153,51 +151,6 @@ def cron_period(expr: str) -> float:
     except (CronSimError, StopIteration) as exc:
         raise ValueError(f"not a valid cron expression: {expr!r} ({exc})") from None
     return (second - first).total_seconds()
-
-
-def find_plot_file(plot: str, root: Path) -> Path | None:
-    """The source file of a plot's module, looked up next to the board file first.
-
-    Raises ValueError when the module cannot be found, cannot be parsed, or (for a source
-    module) defines no such function. The module is not imported: that happens in a worker.
-    """
-    module, _, function = plot.partition(":")
-    spec = None
-    search: list[str] | None = [str(root)]
-    for i, part in enumerate(module.split(".")):
-        spec = importlib.machinery.PathFinder.find_spec(part, search)
-        if spec is None:
-            break
-        search = spec.submodule_search_locations
-        if search is None and i < len(module.split(".")) - 1:
-            spec = None
-            break
-    if spec is None:
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            spec = None
-    if spec is None:
-        raise ValueError(f"cannot import module {module!r} (looked in {root} and sys.path)")
-    origin = spec.origin
-    if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
-        return None
-    source = Path(origin).read_bytes()
-    try:
-        tree = ast.parse(source, filename=origin)
-    except SyntaxError as exc:
-        raise ValueError(f"cannot import module {module!r}: {exc.msg} ({origin}, line {exc.lineno})") from None
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-    if function not in names:
-        raise ValueError(f"module {module!r} ({origin}) has no function {function!r}")
-    return Path(origin)
 
 
 class _Collector:
@@ -368,14 +321,12 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict, root: Path) -> Ch
     plot_file = None
     if plot is None:
         c.add(f"{where}.plot", "missing (expected 'module:function')")
-    elif not isinstance(plot, str) or not PLOT_RE.match(plot):
-        c.add(f"{where}.plot", f"expected 'module:function', got {plot!r}")
     else:
-        found = _find_plot_file_once(plot, root)
-        if isinstance(found, ValueError):
-            c.add(f"{where}.plot", str(found))
-        else:
-            plot_file = found
+        try:
+            plotfunc.parse(plot)
+            plot_file = plotfunc.locate(plot, root)
+        except ValueError as exc:
+            c.add(f"{where}.plot", str(exc))
     inputs = _str_list(c, f"{where}.inputs", t["inputs"])
     every = c.duration(f"{where}.every", t["every"]) if "every" in t else None
     cron = None
@@ -419,36 +370,6 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict, root: Path) -> Ch
         size=(float(size[0]), float(size[1])), dpi=dpi, hidpi=hidpi, formats=tuple(formats),
         png_compression=level,
     )
-
-
-_plot_files: dict[tuple[str, Path], tuple[tuple, Path | None | ValueError]] = {}
-
-
-def _find_plot_file_once(plot: str, root: Path) -> Path | None | ValueError:
-    """find_plot_file, remembered while the module's source is unchanged (many charts share one)."""
-    key = (plot, root)
-    cached = _plot_files.get(key)
-    if cached is not None:
-        found = cached[1]
-        stamp = _stamp(found) if isinstance(found, Path) else None
-        if stamp is not None and stamp == cached[0]:
-            return found
-    try:
-        found = find_plot_file(plot, root)
-    except ValueError as exc:
-        found = exc
-    else:
-        if found is not None:
-            _plot_files[key] = (_stamp(found), found)
-    return found
-
-
-def _stamp(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def settings_digest(chart: Chart) -> str:
