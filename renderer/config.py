@@ -12,17 +12,15 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from renderer import plotfunc
+from renderer.durations import cron_period, parse_duration
 from renderer.errors import ConfigError
 from renderer.plotfunc import find_plot_file  # noqa: F401 - importable from here as before
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 FORMATS = ("png", "svg")
 THEMES = ("light", "dark")
 EXECUTORS = ("local", "dask")
@@ -124,33 +122,6 @@ DEFAULTS = {
     "formats": ["png"],
     "png_compression": 3,
 }
-
-
-def parse_duration(value: object) -> float:
-    """'500ms', '30s', '5m', '1h' (or a number of seconds) to seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '30s', got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration like '500ms', '30s', '5m' or '1h', got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
-    return seconds
-
-
-def cron_period(expr: str) -> float:
-    """Seconds between two consecutive firings of a cron expression (raises ValueError if bad)."""
-    from cronsim import CronSim, CronSimError
-
-    try:
-        it = CronSim(expr, datetime.now(timezone.utc))
-        first, second = next(it), next(it)
-    except (CronSimError, StopIteration) as exc:
-        raise ValueError(f"not a valid cron expression: {expr!r} ({exc})") from None
-    return (second - first).total_seconds()
 
 
 class _Collector:
