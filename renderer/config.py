@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from renderer.durations import cron_period, parse_duration  # noqa: F401 - importable from here as before
+from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
-from renderer.options import BOARD, BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
-from renderer.plotfunc import find_plot_file  # noqa: F401 - importable from here as before
+from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
+from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

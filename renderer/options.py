@@ -44,7 +44,8 @@ class Option:
         self.excludes = excludes  # keys that may not be set together with this one
 
     def check(self, value: Any, root: Path) -> Any:
-        """The value as the program uses it; raises ValueError saying what is wrong."""
+        """The value as the program uses it (paths made absolute against `root`, the board
+        file's folder); raises ValueError saying what is wrong."""
         return value
 
     @property
