@@ -1,33 +1,24 @@
 """The board file: one validating loader that turns plotboard.toml into frozen dataclasses.
 
 Every problem is collected and named by its path (``charts[1] (cpu).every``) so a user fixes
-them all in one go; unknown keys are errors, never silently ignored.
+them all in one go; unknown keys are errors, never silently ignored. What each key accepts and
+its default are in renderer/options.py.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
-
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-PLOT_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
-DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-FORMATS = ("png", "svg")
-THEMES = ("light", "dark")
-EXECUTORS = ("local", "dask")
+from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
+from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -44,11 +35,12 @@ class Chart:
     cron: str | None
     stale_after: float | None
     params: dict[str, Any] = field(hash=False)
-    size: tuple[float, float] = (8.0, 4.0)
-    dpi: int = 100
-    hidpi: bool = True
-    formats: tuple[str, ...] = ("png",)
-    png_compression: int = 3
+    # Defaults for charts made in code; the board file's come from the same table.
+    size: tuple[float, float] = program_default(CHART["size"])
+    dpi: int = program_default(CHART["dpi"])
+    hidpi: bool = program_default(CHART["hidpi"])
+    formats: tuple[str, ...] = program_default(CHART["formats"])
+    png_compression: int = program_default(CHART["png_compression"])
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -107,103 +99,19 @@ class Board:
         raise KeyError(name)
 
 
-BOARD_KEYS = {
-    "title", "output", "refresh", "workers", "render_timeout", "theme", "templates",
-    "executor", "scheduler",
-}
-CHART_ONLY_KEYS = {"name"}
-CHART_KEYS = {
-    "name", "title", "description", "plot", "inputs", "every", "cron", "stale_after", "params",
-    "size", "dpi", "hidpi", "formats", "png_compression",
-}
-DEFAULTS = {
-    "description": "",
-    "inputs": [],
-    "params": {},
-    "size": [8, 4],
-    "dpi": 100,
-    "hidpi": True,
-    "formats": ["png"],
-    "png_compression": 3,
-}
-
-
-def parse_duration(value: object) -> float:
-    """'500ms', '30s', '5m', '1h' (or a number of seconds) to seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '30s', got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration like '500ms', '30s', '5m' or '1h', got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
-    return seconds
-
-
-def cron_period(expr: str) -> float:
-    """Seconds between two consecutive firings of a cron expression (raises ValueError if bad)."""
-    from cronsim import CronSim, CronSimError
-
-    try:
-        it = CronSim(expr, datetime.now(timezone.utc))
-        first, second = next(it), next(it)
-    except (CronSimError, StopIteration) as exc:
-        raise ValueError(f"not a valid cron expression: {expr!r} ({exc})") from None
-    return (second - first).total_seconds()
-
-
-def find_plot_file(plot: str, root: Path) -> Path | None:
-    """The source file of a plot's module, looked up next to the board file first.
-
-    Raises ValueError when the module cannot be found, cannot be parsed, or (for a source
-    module) defines no such function. The module is not imported: that happens in a worker.
-    """
-    module, _, function = plot.partition(":")
-    spec = None
-    search: list[str] | None = [str(root)]
-    for i, part in enumerate(module.split(".")):
-        spec = importlib.machinery.PathFinder.find_spec(part, search)
-        if spec is None:
-            break
-        search = spec.submodule_search_locations
-        if search is None and i < len(module.split(".")) - 1:
-            spec = None
-            break
-    if spec is None:
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            spec = None
-    if spec is None:
-        raise ValueError(f"cannot import module {module!r} (looked in {root} and sys.path)")
-    origin = spec.origin
-    if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
-        return None
-    source = Path(origin).read_bytes()
-    try:
-        tree = ast.parse(source, filename=origin)
-    except SyntaxError as exc:
-        raise ValueError(f"cannot import module {module!r}: {exc.msg} ({origin}, line {exc.lineno})") from None
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-    if function not in names:
-        raise ValueError(f"module {module!r} ({origin}) has no function {function!r}")
-    return Path(origin)
+BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
+CHART_KEYS = {o.name for o in CHART_OPTIONS}
+CHART_ONLY_KEYS = {o.name for o in CHART_OPTIONS if not o.in_defaults}
+# What a chart gets for a key that neither it nor [defaults] sets (as a board file writes it).
+DEFAULTS = {o.name: o.default for o in CHART_OPTIONS if o.default is not None}
+_ABSENT = object()
 
 
 class _Collector:
-    """Collects problems; each check returns a value or None and records what was wrong."""
+    """Collects problems; a value that is wrong reads as None and its problem is recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.problems: list[str] = []
 
     def add(self, where: str, message: str) -> None:
@@ -227,32 +135,32 @@ class _Collector:
                 kept.append(problem)
         self.problems[:] = kept
 
-    def typed(self, where: str, value: Any, kind: type | tuple, what: str) -> Any:
-        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            self.add(where, f"expected {what}, got {value!r}")
-            return None
-        if not isinstance(value, kind):
-            self.add(where, f"expected {what}, got {value!r}")
-            return None
-        return value
-
-    def duration(self, where: str, value: Any) -> float | None:
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.add(where, str(exc))
-            return None
-
-
-def _as_tuple(kind: type | tuple) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _str_list(c: _Collector, where: str, value: Any) -> list[str] | None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        c.add(where, f"expected a list of strings, got {value!r}")
-        return None
-    return value
+    def read(self, where: str, table: dict, options: tuple[Option, ...]) -> dict[str, Any]:
+        """Every option's value from `table` (its default when absent); None where it is wrong."""
+        values: dict[str, Any] = {}
+        root = self.root
+        for option in options:
+            name = option.name
+            value = table.get(name, _ABSENT)
+            if value is _ABSENT:
+                if option.required is not None:
+                    self.add(f"{where}.{name}", f"missing ({option.required})")
+                    values[name] = None
+                    continue
+                value = option.default if option.default_from is None else option.default_from(table)
+                if value is None:
+                    values[name] = None
+                    continue
+            try:
+                values[name] = option.check(value, root)
+            except ValueError as exc:
+                self.add(f"{where}.{name}", str(exc))
+                values[name] = None
+            if option.excludes and name in table:
+                for other in option.excludes:
+                    if other in table:
+                        self.add(f"{where}.{name}", f"set either {other} or {name}, not both")
+        return values
 
 
 def load_board(path: str | os.PathLike) -> Board:
@@ -269,7 +177,7 @@ def load_board(path: str | os.PathLike) -> Board:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
     root = path.resolve().parent
-    c = _Collector()
+    c = _Collector(root)
     c.unknown("", data, {"board", "defaults", "charts"})
 
     board_table = data.get("board", {})
@@ -277,30 +185,7 @@ def load_board(path: str | os.PathLike) -> Board:
         c.add("board", f"expected a table, got {board_table!r}")
         board_table = {}
     c.unknown("board", board_table, BOARD_KEYS)
-    b = board_table
-    title = c.typed("board.title", b.get("title", "plotboard"), str, "a string")
-    output_s = c.typed("board.output", b.get("output", "public"), str, "a path string")
-    refresh = c.duration("board.refresh", b.get("refresh", "10s"))
-    workers = c.typed("board.workers", b.get("workers", os.cpu_count() or 1), int, "a whole number")
-    if workers is not None and workers < 1:
-        c.add("board.workers", f"expected at least 1, got {workers}")
-    render_timeout = c.duration("board.render_timeout", b.get("render_timeout", "30s"))
-    theme = c.typed("board.theme", b.get("theme", "light"), str, "a string")
-    if theme is not None and theme not in THEMES:
-        c.add("board.theme", f"expected one of {', '.join(THEMES)}, got {theme!r}")
-    templates = None
-    if "templates" in b:
-        t = c.typed("board.templates", b["templates"], str, "a path string")
-        if t is not None:
-            templates = (root / t).resolve()
-            if not templates.is_dir():
-                c.add("board.templates", f"no such folder: {templates}")
-    executor = c.typed("board.executor", b.get("executor", "local"), str, "a string")
-    if executor is not None and executor not in EXECUTORS:
-        c.add("board.executor", f"expected one of {', '.join(EXECUTORS)}, got {executor!r}")
-    scheduler = None
-    if "scheduler" in b:
-        scheduler = c.typed("board.scheduler", b["scheduler"], str, "an address like 'tcp://host:8786'")
+    b = c.read("board", board_table, BOARD_OPTIONS)
 
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
@@ -323,7 +208,7 @@ def load_board(path: str | os.PathLike) -> Board:
         if isinstance(name, str):
             where = f"charts[{i}] ({name})"
         before = len(c.problems)
-        chart = _load_chart(c, where, {**DEFAULTS, **defaults, **table}, table, root)
+        chart = _load_chart(c, where, {**defaults, **table}, table)
         c.blame_defaults(before, where, table, defaults)
         if chart is None:
             continue
@@ -333,122 +218,37 @@ def load_board(path: str | os.PathLike) -> Board:
         seen[chart.name] = i
         charts.append(chart)
 
-    output = (root / output_s).resolve() if output_s is not None else root / "public"
     # Cross-field rules, checked last.
-    if output_s is not None:
+    output = b["output"]
+    if output is not None:
         if output == root or output in root.parents:
             c.add("board.output", f"must be a folder of its own below the board file's folder, got {output}")
         for chart in charts:
             for pattern in chart.inputs:
                 if Path(pattern).is_relative_to(output):
                     c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
-    if executor == "dask" and not scheduler:
+    if b["executor"] == "dask" and not b["scheduler"]:
         c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    return Board(
-        path=path.resolve(), root=root, title=title, output=output, refresh=refresh,
-        workers=workers, render_timeout=render_timeout, theme=theme, templates=templates,
-        executor=executor, scheduler=scheduler, charts=tuple(charts),
-    )
+    return Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
 
 
-def _load_chart(c: _Collector, where: str, t: dict, own: dict, root: Path) -> Chart | None:
+def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
+    """One chart from its table `t` ([defaults] merged in); None when it has problems."""
     before = len(c.problems)
     c.unknown(where, own, CHART_KEYS)
-    name = t.get("name")
-    if name is None:
-        c.add(f"{where}.name", "missing (every chart needs a name)")
-    elif not isinstance(name, str) or not NAME_RE.match(name):
-        c.add(f"{where}.name", f"expected a name matching [a-z0-9][a-z0-9_-]*, got {name!r}")
-    title = c.typed(f"{where}.title", t.get("title", name if isinstance(name, str) else ""), str, "a string")
-    description = c.typed(f"{where}.description", t["description"], str, "a string")
-    plot = t.get("plot")
-    plot_file = None
-    if plot is None:
-        c.add(f"{where}.plot", "missing (expected 'module:function')")
-    elif not isinstance(plot, str) or not PLOT_RE.match(plot):
-        c.add(f"{where}.plot", f"expected 'module:function', got {plot!r}")
-    else:
-        found = _find_plot_file_once(plot, root)
-        if isinstance(found, ValueError):
-            c.add(f"{where}.plot", str(found))
-        else:
-            plot_file = found
-    inputs = _str_list(c, f"{where}.inputs", t["inputs"])
-    every = c.duration(f"{where}.every", t["every"]) if "every" in t else None
-    cron = None
-    if "cron" in t:
-        cron = c.typed(f"{where}.cron", t["cron"], str, "a cron expression string")
-        if cron is not None:
-            try:
-                cron_period(cron)
-            except ValueError as exc:
-                c.add(f"{where}.cron", str(exc))
-    if "every" in t and "cron" in t:
-        c.add(f"{where}.cron", "set either every or cron, not both")
-    stale_after = c.duration(f"{where}.stale_after", t["stale_after"]) if "stale_after" in t else None
-    params = c.typed(f"{where}.params", t["params"], dict, "a table")
-    size = t["size"]
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in size)):
-        c.add(f"{where}.size", f"expected [width, height] in inches, got {size!r}")
-        size = None
-    dpi = c.typed(f"{where}.dpi", t["dpi"], int, "a whole number")
-    if dpi is not None and not 10 <= dpi <= 1000:
-        c.add(f"{where}.dpi", f"expected 10 to 1000, got {dpi}")
-    hidpi = c.typed(f"{where}.hidpi", t["hidpi"], bool, "true or false")
-    formats = _str_list(c, f"{where}.formats", t["formats"])
-    if formats is not None and ("png" not in formats or not set(formats) <= set(FORMATS)):
-        c.add(f"{where}.formats", f"expected a list with 'png' and optionally 'svg', got {formats!r}")
-    level = c.typed(f"{where}.png_compression", t["png_compression"], int, "a whole number 0-9")
-    if level is not None and not 0 <= level <= 9:
-        c.add(f"{where}.png_compression", f"expected 0 to 9, got {level}")
+    v = c.read(where, t, CHART_OPTIONS)
     if len(c.problems) > before:
         return None
-    if stale_after is None:
-        if every is not None:
-            stale_after = 3 * every
-        elif cron is not None:
-            stale_after = 3 * cron_period(cron)
-    return Chart(
-        name=name, title=title, description=description, plot=plot, plot_file=plot_file,
-        inputs=tuple(os.path.normpath(os.path.join(root, p)) for p in inputs),
-        every=every, cron=cron, stale_after=stale_after, params=params,
-        size=(float(size[0]), float(size[1])), dpi=dpi, hidpi=hidpi, formats=tuple(formats),
-        png_compression=level,
-    )
-
-
-_plot_files: dict[tuple[str, Path], tuple[tuple, Path | None | ValueError]] = {}
-
-
-def _find_plot_file_once(plot: str, root: Path) -> Path | None | ValueError:
-    """find_plot_file, remembered while the module's source is unchanged (many charts share one)."""
-    key = (plot, root)
-    cached = _plot_files.get(key)
-    if cached is not None:
-        found = cached[1]
-        stamp = _stamp(found) if isinstance(found, Path) else None
-        if stamp is not None and stamp == cached[0]:
-            return found
-    try:
-        found = find_plot_file(plot, root)
-    except ValueError as exc:
-        found = exc
-    else:
-        if found is not None:
-            _plot_files[key] = (_stamp(found), found)
-    return found
-
-
-def _stamp(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
+    v["plot"], v["plot_file"] = v["plot"]
+    if v["stale_after"] is None:
+        if v["every"] is not None:
+            v["stale_after"] = 3 * v["every"]
+        elif v["cron"] is not None:
+            v["stale_after"] = 3 * cron_period(v["cron"])
+    return Chart(**v)
 
 
 def settings_digest(chart: Chart) -> str:

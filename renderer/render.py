@@ -7,11 +7,8 @@ This module imports matplotlib, so only worker processes import it; the daemon a
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
-import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from renderer import png  # noqa: E402
 from renderer.jobs import RenderJob, RenderOutput  # noqa: E402
+from renderer.plotfunc import load_plot_function  # noqa: E402
 
 THEME_STYLES = {
     "light": {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white"},
@@ -34,8 +32,6 @@ THEME_STYLES = {
 }
 BASE_RC = {"svg.hashsalt": "plotboard", "path.simplify": True}
 
-
-_modules: dict[str, tuple[str, types.ModuleType]] = {}
 
 # Agg renderers kept between renders, by (width, height, dpi), most recently used last.
 _renderers: dict[tuple[int, int, float], RendererAgg] = {}
@@ -78,33 +74,6 @@ class WarmCanvas(FigureCanvasAgg):
             filename_or_obj.write(data)
         else:
             Path(filename_or_obj).write_bytes(data)
-
-
-def load_plot_function(job: RenderJob):
-    """Import the plot function; a board module is re-executed whenever its source changes."""
-    module_name, _, func_name = job.plot.partition(":")
-    if job.root not in sys.path:
-        sys.path.insert(0, job.root)
-    if job.plot_file is None:
-        module = importlib.import_module(module_name)
-    else:
-        # Compiled from source by content hash, not through cached bytecode: an edit within
-        # the same second as the last one must still be picked up.
-        source = Path(job.plot_file).read_bytes()
-        digest = hashlib.sha256(source).hexdigest()
-        cached = _modules.get(job.plot_file)
-        if cached is not None and cached[0] == digest:
-            module = cached[1]
-        else:
-            module = types.ModuleType(module_name)
-            module.__file__ = job.plot_file
-            sys.modules[module_name] = module
-            exec(compile(source, job.plot_file, "exec"), module.__dict__)
-            _modules[job.plot_file] = (digest, module)
-    try:
-        return getattr(module, func_name)
-    except AttributeError:
-        raise AttributeError(f"module {module_name!r} has no function {func_name!r}") from None
 
 
 def render(job: RenderJob) -> RenderOutput:

@@ -1,13 +1,17 @@
-"""README.md documents every board-file key and every command and option of the CLI."""
+"""README.md documents every board-file key (with the code's type and default) and every command
+and option of the CLI."""
 
 from __future__ import annotations
 
 import argparse
 import re
 
+import pytest
+
 from conftest import REPO
 from renderer.cli import parser
 from renderer.config import BOARD_KEYS, CHART_KEYS
+from renderer.options import BOARD_OPTIONS, CHART_OPTIONS
 
 README = (REPO / "README.md").read_text()
 
@@ -31,6 +35,43 @@ def test_every_board_file_key_is_in_the_reference():
     text = section("board file")
     missing = sorted(k for k in BOARD_KEYS | CHART_KEYS if f"`{k}`" not in text)
     assert not missing, f"keys missing from README.md's board file section: {missing}"
+
+
+def reference(caption: str) -> dict[str, tuple[str, str]]:
+    """The README reference table under the line starting with `caption`: key -> (type, default)."""
+    text = section("Reference")
+    match = re.search(rf"^{re.escape(caption)}[^\n]*\n\n((?:\|[^\n]*\n)+)", text, re.M)
+    assert match, f"README.md's reference has no table under {caption}"
+    rows = {}
+    for line in match.group(1).splitlines()[2:]:
+        key, type_, default, _meaning = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[key.strip("`")] = (type_, default)
+    return rows
+
+
+TABLES = {"`[board]`": BOARD_OPTIONS, "`[defaults]` and `[[charts]]`": CHART_OPTIONS}
+OPTIONS = [pytest.param(caption, o, id=f"{'board' if table is BOARD_OPTIONS else 'charts'}.{o.name}")
+           for caption, table in TABLES.items() for o in table]
+
+
+@pytest.mark.parametrize("caption, option", OPTIONS)
+def test_every_option_is_in_the_reference_with_its_type_and_default(caption, option):
+    rows = reference(caption)
+    assert option.name in rows, f"{option.name} is missing from README.md's {caption} table"
+    assert rows[option.name] == (option.type_text, option.default_text), \
+        f"README.md's {caption} table disagrees with renderer/options.py about {option.name} (type, default)"
+
+
+@pytest.mark.parametrize("caption", TABLES)
+def test_the_reference_lists_no_option_the_code_lacks(caption):
+    extra = sorted(set(reference(caption)) - {o.name for o in TABLES[caption]})
+    assert not extra, f"README.md's {caption} table lists keys the board file does not accept: {extra}"
+
+
+def test_the_keys_that_may_not_go_in_defaults_are_named():
+    line = next(line for line in section("Reference").splitlines() if line.startswith("`[defaults]`"))
+    for option in CHART_OPTIONS:
+        assert (f"`{option.name}`" in line) != option.in_defaults, option.name
 
 
 def test_every_command_is_documented():

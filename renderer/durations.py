@@ -1,0 +1,36 @@
+"""Durations ('500ms', '30s', '5m', '1h') and cron periods, as the board file writes them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """'500ms', '30s', '5m', '1h' (or a number of seconds) to seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '30s', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration like '500ms', '30s', '5m' or '1h', got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
+def cron_period(expr: str) -> float:
+    """Seconds between two consecutive firings of a cron expression (raises ValueError if bad)."""
+    from cronsim import CronSim, CronSimError
+
+    try:
+        it = CronSim(expr, datetime.now(timezone.utc))
+        first, second = next(it), next(it)
+    except (CronSimError, StopIteration) as exc:
+        raise ValueError(f"not a valid cron expression: {expr!r} ({exc})") from None
+    return (second - first).total_seconds()

@@ -1,0 +1,275 @@
+"""Every key of the board file, as one table per section: name, what it accepts, default, doc.
+
+The loader reads a section through its table, the allowed keys and `[defaults]` come from it,
+and tests/test_docs.py holds README.md's reference tables to it (type and default text).
+An option's `check` turns a board-file value into what the program uses, or raises
+ValueError with the message the user sees (the loader adds the file, chart and key).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from renderer import plotfunc
+from renderer.durations import cron_period, parse_duration
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+FORMATS = ("png", "svg")
+THEMES = ("light", "dark")
+EXECUTORS = ("local", "dask")
+
+
+class Option:
+    """One key: any value of the board file is accepted as it is (subclasses check it)."""
+
+    type_text = ""  # the README's "type" column
+
+    def __init__(
+        self, name: str, doc: str, default: Any = None, *, required: str | None = None,
+        default_from: Callable[[dict], Any] | None = None, default_text: str | None = None,
+        in_defaults: bool = True, excludes: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.doc = doc
+        self.default = default  # as written in a board file; None: absent unless set
+        self.required = required  # why it is needed, for the "missing (...)" message
+        self.default_from = default_from  # a default computed from the rest of the table
+        self._default_text = default_text
+        self.in_defaults = in_defaults  # may also be set in [defaults]
+        self.excludes = excludes  # keys that may not be set together with this one
+
+    def check(self, value: Any, root: Path) -> Any:
+        """The value as the program uses it (paths made absolute against `root`, the board
+        file's folder); raises ValueError saying what is wrong."""
+        return value
+
+    @property
+    def default_text(self) -> str:
+        """The README's "default" column."""
+        if self._default_text is not None:
+            return self._default_text
+        if self.required is not None:
+            return "required"
+        if self.default is None:
+            return "none"
+        return f"`{_toml(self.default)}`"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _toml(value: Any) -> str:
+    """A default as a board file writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+class Text(Option):
+    type_text = "string"
+
+    def __init__(self, name: str, doc: str, default: Any = None, *, what: str = "a string", **kw: Any) -> None:
+        super().__init__(name, doc, default, **kw)
+        self.what = what
+
+    def check(self, value: Any, root: Path) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected {self.what}, got {value!r}")
+        return value
+
+
+class Name(Text):
+    def check(self, value: Any, root: Path) -> str:
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            raise ValueError(f"expected a name matching [a-z0-9][a-z0-9_-]*, got {value!r}")
+        return value
+
+
+class Cron(Text):
+    def check(self, value: Any, root: Path) -> str:
+        expr = super().check(value, root)
+        cron_period(expr)
+        return expr
+
+
+class Choice(Text):
+    def __init__(self, name: str, doc: str, default: Any, *, choices: tuple[str, ...], **kw: Any) -> None:
+        super().__init__(name, doc, default, **kw)
+        self.choices = choices
+
+    @property
+    def type_text(self) -> str:  # type: ignore[override]
+        quoted = [f'`"{c}"`' for c in self.choices]
+        return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+    def check(self, value: Any, root: Path) -> str:
+        choice = super().check(value, root)
+        if choice not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, got {choice!r}")
+        return choice
+
+
+class Folder(Text):
+    """A path relative to the board file's folder, made absolute."""
+
+    type_text = "path"
+
+    def __init__(self, name: str, doc: str, default: Any = None, *, must_exist: bool = False, **kw: Any) -> None:
+        super().__init__(name, doc, default, what="a path string", **kw)
+        self.must_exist = must_exist
+
+    def check(self, value: Any, root: Path) -> Path:
+        folder = (root / super().check(value, root)).resolve()
+        if self.must_exist and not folder.is_dir():
+            raise ValueError(f"no such folder: {folder}")
+        return folder
+
+
+class Duration(Option):
+    type_text = "duration"
+
+    def check(self, value: Any, root: Path) -> float:
+        return parse_duration(value)
+
+
+class Whole(Option):
+    """A whole number (not a boolean), optionally within bounds."""
+
+    def __init__(self, name: str, doc: str, default: Any = None, *, least: int | None = None,
+                 most: int | None = None, what: str = "a whole number", **kw: Any) -> None:
+        super().__init__(name, doc, default, **kw)
+        self.least, self.most, self.what = least, most, what
+
+    @property
+    def type_text(self) -> str:  # type: ignore[override]
+        if self.least is not None and self.most is not None:
+            return f"integer {self.least}–{self.most}"
+        return "integer" if self.least is None else f"integer ≥ {self.least}"
+
+    def check(self, value: Any, root: Path) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected {self.what}, got {value!r}")
+        if self.most is not None and not self.least <= value <= self.most:
+            raise ValueError(f"expected {self.least} to {self.most}, got {value}")
+        if self.least is not None and value < self.least:
+            raise ValueError(f"expected at least {self.least}, got {value}")
+        return value
+
+
+class Flag(Option):
+    type_text = "boolean"
+
+    def check(self, value: Any, root: Path) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+
+
+class Table(Option):
+    type_text = "table"
+
+    def check(self, value: Any, root: Path) -> dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table, got {value!r}")
+        return value
+
+
+class Strings(Option):
+    type_text = "list of strings"
+
+    def check(self, value: Any, root: Path) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+
+class Inputs(Strings):
+    """Files or glob patterns relative to the board file's folder, made absolute."""
+
+    def check(self, value: Any, root: Path) -> tuple[str, ...]:
+        return tuple(os.path.normpath(os.path.join(root, p)) for p in super().check(value, root))
+
+
+class Formats(Strings):
+    type_text = "list"
+
+    def check(self, value: Any, root: Path) -> tuple[str, ...]:
+        formats = super().check(value, root)
+        if "png" not in formats or not set(formats) <= set(FORMATS):
+            raise ValueError(f"expected a list with 'png' and optionally 'svg', got {value!r}")
+        return formats
+
+
+class Size(Option):
+    type_text = "`[width, height]`"
+
+    def check(self, value: Any, root: Path) -> tuple[float, float]:
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)):
+            raise ValueError(f"expected [width, height] in inches, got {value!r}")
+        return float(value[0]), float(value[1])
+
+
+class Plot(Option):
+    """'module:function', located (not imported) now; gives the pair (plot, plot_file)."""
+
+    type_text = '`"module:function"`'
+
+    def check(self, value: Any, root: Path) -> tuple[str, Path | None]:
+        plotfunc.parse(value)
+        return value, plotfunc.locate(value, root)
+
+
+def _title_default(table: dict) -> str:
+    name = table.get("name")
+    return name if isinstance(name, str) else ""
+
+
+BOARD_OPTIONS: tuple[Option, ...] = (
+    Text("title", "the page's heading and <title>", "plotboard"),
+    Folder("output", "the output folder", "public"),
+    Duration("refresh", "how often an open page polls status.json", "10s"),
+    Whole("workers", "render processes", least=1,
+          default_from=lambda table: os.cpu_count() or 1, default_text="CPU count"),
+    Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
+    Choice("theme", "page colours and the matplotlib style", "light", choices=THEMES),
+    Folder("templates", "your own jinja2 templates, looked up before the built-in ones", must_exist=True),
+    Choice("executor", "where renders run: local worker processes or a Dask cluster", "local", choices=EXECUTORS),
+    Text("scheduler", "the Dask scheduler's address", what="an address like 'tcp://host:8786'"),
+)
+
+CHART_OPTIONS: tuple[Option, ...] = (
+    Name("name", "the chart's name; the image is OUTPUT/NAME.png", required="every chart needs a name",
+         in_defaults=False),
+    Text("title", "the card's heading", default_from=_title_default, default_text="the name"),
+    Text("description", "a line under the title", ""),
+    Plot("plot", "the plot function", required="expected 'module:function'"),
+    Inputs("inputs", "files or glob patterns; a change re-renders the chart", []),
+    Duration("every", "re-render at this interval"),
+    Cron("cron", "re-render on this cron expression", what="a cron expression string", excludes=("every",)),
+    Duration("stale_after", "the chart is stale when its last good render is older",
+             default_text="3 × `every` (or 3 × the cron period), else never"),
+    Table("params", "keyword arguments for the plot function", {}),
+    Size("size", "inches", [8, 4]),
+    Whole("dpi", "pixels per inch", 100, least=10, most=1000),
+    Flag("hidpi", "also write NAME@2x.png at twice the pixels", True),
+    Formats("formats", "the image formats; 'svg' may be added", ["png"]),
+    Whole("png_compression", "zlib level of the PNG", 3, least=0, most=9, what="a whole number 0-9"),
+)
+
+BOARD = {o.name: o for o in BOARD_OPTIONS}
+CHART = {o.name: o for o in CHART_OPTIONS}
+
+
+def program_default(option: Option) -> Any:
+    """An option's default as the program uses it (for dataclass fields)."""
+    return option.check(option.default, Path())
