@@ -13,8 +13,8 @@ from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors import require_executor
 from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages import write_pages
-from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
-from renderer.workspace import make_job, prepare, publish_outcome
+from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
+from renderer.workspace import make_job, prepare, publish_outcome, why_render
 
 log = logging.getLogger("plotboard")
 
@@ -75,7 +75,7 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
             continue
         inputs = expand_inputs(chart)
         current = fingerprint(board, chart, inputs)
-        reason = "force" if force else out_of_date(chart, records.get(chart.name), current, now)
+        reason = "force" if force else why_render(board, chart, records.get(chart.name), current, now)
         if reason:
             todo.append((chart, inputs, current, reason))
         else:

@@ -116,7 +116,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     try:
         board = load_board(args.config)
-        manifest = status.rejudge(status.read_manifest(board.output), time.time())
+        manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
     except (PlotboardError, OSError, ValueError, KeyError, TypeError) as exc:
         print(f"PLOTBOARD UNKNOWN - {exc}")
         return status.UNKNOWN

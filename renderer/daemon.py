@@ -36,13 +36,13 @@ from renderer.inflight import InFlight
 from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, next_stale
-from renderer.pages import write_pages
+from renderer.pages import pages_intact, write_pages
 from renderer.reload import compare, keep_output, needs_new_executor
-from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
-from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
+from renderer.schedule import IDLE, QUEUED, RENDERING, Scheduler, next_due
+from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
-from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
+from renderer.workspace import forget_removed, make_job, needs_repair, prepare, publish_outcome, why_render
 
 log = logging.getLogger("plotboard")
 
@@ -124,7 +124,8 @@ class Daemon:
 
     def _start(self, stack: ExitStack) -> None:
         self.records = prepare(self.board)
-        self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll))
+        self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
+                                                   wanted=lambda path: bool(self.matcher.charts(path))))
         self.watcher.watch(plan(self.board))
         self.next_replan = self.clock() + REPLAN_EVERY
         self.executors.replace(self._make_executor(self.board))
@@ -213,7 +214,7 @@ class Daemon:
         """For a build's request: queue the chart's render if forced or out of date."""
         now, chart = self.clock(), self.board.chart(name)
         current = fingerprint(self.board, chart, expand_inputs(chart))
-        if not force and not out_of_date(chart, self.records.get(name), current, now):
+        if not force and not why_render(self.board, chart, self.records.get(name), current, now):
             return False
         self.scheduler[name].request(now, "build", upgrade=True)  # also a failing chart's
         return True
@@ -228,6 +229,7 @@ class Daemon:
         if folders != self.watcher.folders():
             self.watcher.watch(folders)
             rescan = True
+        self._repair()
         if not rescan:
             return
         for chart in self.board.charts:
@@ -238,6 +240,20 @@ class Daemon:
             current = fingerprint(self.board, chart, expand_inputs(chart))
             if current not in (rec.fingerprint, rec.failed_fingerprint):
                 self.scheduler.change(chart.name)
+
+    def _repair(self) -> None:
+        """Render again the charts whose published files are missing or altered (unless they
+        are failing: their backoff rules), and rewrite damaged pages."""
+        for chart in self.board.charts:
+            timer = self.scheduler[chart.name]
+            if timer.state != IDLE or timer.failures:
+                continue
+            bad = needs_repair(self.board, self.records.get(chart.name))
+            if bad:
+                log.warning("%s: %s missing or altered; rendering it again", chart.name, ", ".join(bad))
+                timer.request(self.clock(), "repair")
+        if not pages_intact(self.board):
+            self.pages.urgent(self.clock())
 
     def _dispatch(self) -> None:
         if self.stopping:
@@ -377,7 +393,7 @@ class Daemon:
         timer = self.scheduler.add(chart.name)
         rec = self.records.get(chart.name)
         current = fingerprint(self.board, chart, expand_inputs(chart))
-        why = out_of_date(chart, rec, current, now)
+        why = why_render(self.board, chart, rec, current, now)
         if why:
             timer.request(now, reason or why)
         if rec is not None:
@@ -423,7 +439,7 @@ class Daemon:
 
     def _update_chart(self, chart: Chart, now: float) -> None:
         rec = self.records.get(chart.name)
-        if out_of_date(chart, rec, fingerprint(self.board, chart, expand_inputs(chart)), now):
+        if why_render(self.board, chart, rec, fingerprint(self.board, chart, expand_inputs(chart)), now):
             self.scheduler[chart.name].request(now, "reload")
         if rec is not None and rec.rendered_at is not None:
             self.scheduler[chart.name].scheduled_at = next_due(chart, rec.rendered_at)

@@ -36,6 +36,7 @@ class PageBatcher:
         self.retry = retry
         self.due: float | None = None  # when the pages must be written at the latest
         self.written_at = 0.0
+        self.retry_at: float | None = None  # after a failed write: not before this, even at rest
 
     def dirty(self, now: float) -> None:
         """Something the pages show has changed."""
@@ -51,14 +52,17 @@ class PageBatcher:
         when the next chart turns stale (`next_stale` after `written_at`)."""
         if stale_at is not None and stale_at <= now:
             self.dirty(now)
+        if self.retry_at is not None and now < self.retry_at:
+            return False
         return self.due is not None and (self.due <= now or at_rest)
 
     def wrote(self, now: float) -> None:
         self.due = None
         self.written_at = now
+        self.retry_at = None
 
     def failed(self, now: float) -> None:
-        self.due = now + self.retry
+        self.due = self.retry_at = now + self.retry
 
     def wakeups(self, now: float, stale_at: float | None) -> list[float]:
         """The times the loop must wake up for the pages."""

@@ -16,10 +16,11 @@ from typing import Any
 
 from renderer.config import Board
 from renderer.publish import write_atomic
+from renderer.repair import damaged, stamp, stamps
 from renderer.state import ChartRecord
 from renderer.status import STATUS_FILE, iso, judge
 
-PAGES_DIGEST = "pages.digest"  # in .plotboard/: what the pages showed when last written
+PAGES_DIGEST = "pages.json"  # in .plotboard/: what the pages showed when last written, and their stamps
 
 
 def site_dir() -> Path:
@@ -34,18 +35,21 @@ def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[
     charts = []
     for chart in board.charts:
         rec = records.get(chart.name) or ChartRecord()
+        error = rec.error
+        if error is None and rec.rendered_at is not None and stamp(board.output / f"{chart.name}.png") is None:
+            error = f"ImageMissing: {chart.name}.png is not in the output folder"  # never reported ok
         charts.append({
             "name": chart.name,
             "title": chart.title,
             "image": f"{chart.name}.png",
             "hash": rec.hash,
-            "state": judge(rec.error, rec.rendered_at, chart.stale_after, now),
+            "state": judge(error, rec.rendered_at, chart.stale_after, now),
             "rendered_at": iso(rec.rendered_at),
             "changed_at": iso(rec.changed_at),
             "duration_ms": None if rec.duration_ms is None else round(rec.duration_ms, 1),
             "renders": rec.renders,
             "failures": rec.failures,
-            "error": rec.error,
+            "error": error,
             "stale_after_s": chart.stale_after,
         })
     return {
@@ -122,14 +126,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     static = static_files()
     context = index_context(board, man, static)
     digest = pages_digest(board, context)
-    digest_file = board.state_dir / PAGES_DIGEST
-    try:
-        unchanged = digest_file.read_text() == digest and all(
-            (board.output / name).is_file() for name in ("index.html", STATUS_FILE, *(f"static/{n}" for n in static))
-        )
-    except OSError:
-        unchanged = False
-    if unchanged:
+    if _written(board).get("digest") == digest and pages_intact(board):
         return man
     board.output.mkdir(parents=True, exist_ok=True)
     if static:
@@ -140,6 +137,28 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
             write_atomic(board.output / "static", name, data)
     write_atomic(board.output, "index.html", render_index(board, context).encode())
     write_atomic(board.output, STATUS_FILE, json.dumps(man, indent=1).encode())
+    names = ["index.html", STATUS_FILE, *(f"static/{n}" for n in static)]
     board.state_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(board.state_dir, PAGES_DIGEST, digest.encode())
+    record = {"digest": digest, "stamps": stamps(board.output, names)}
+    write_atomic(board.state_dir, PAGES_DIGEST, json.dumps(record).encode())
     return man
+
+
+def _written(board: Board) -> dict[str, Any]:
+    """What write_pages recorded in .plotboard/ when it last wrote the pages ({} if unknown)."""
+    try:
+        record = json.loads((board.state_dir / PAGES_DIGEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and isinstance(record.get("stamps"), dict) else {}
+
+
+def pages_intact(board: Board) -> bool:
+    """Whether index.html, status.json and static/ are all there, as write_pages left them."""
+    recorded = _written(board).get("stamps")
+    if not recorded:
+        return False
+    try:
+        return not damaged(board.output, recorded, list(recorded))
+    except (TypeError, ValueError):  # stamps of another shape: rewrite the pages
+        return False

@@ -11,6 +11,7 @@ from renderer.config import Board
 log = logging.getLogger("plotboard")
 
 POOL_KEYS = ("workers", "render_timeout", "executor", "scheduler")  # a change needs a new executor
+RENDER_KEYS = ("theme",)  # board settings that reach every render (renderer.workspace.make_job)
 
 
 @dataclass
@@ -39,13 +40,15 @@ def needs_new_executor(old: Board, new: Board) -> bool:
 
 
 def compare(old: Board, new: Board) -> BoardChange:
-    """Charts added, removed and changed (any setting) from `old` to `new`, in board order."""
+    """Charts added, removed and changed (any setting of theirs, or a board setting that
+    reaches every render) from `old` to `new`, in board order."""
     before = {c.name: c for c in old.charts}
     names = {c.name for c in new.charts}
+    every = any(getattr(old, k) != getattr(new, k) for k in RENDER_KEYS)
     change = BoardChange(removed=[n for n in before if n not in names])
     for chart in new.charts:
         if chart.name not in before:
             change.added.append(chart.name)
-        elif before[chart.name] != chart:
+        elif every or before[chart.name] != chart:
             change.changed.append(chart.name)
     return change

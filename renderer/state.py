@@ -36,6 +36,7 @@ class ChartRecord:
     failed_fingerprint: str | None = None  # what the failed render saw
     consecutive_failures: int = 0
     files: list[str] = field(default_factory=list)  # output files this chart published
+    stamps: dict[str, list[int]] = field(default_factory=dict)  # their [size, mtime_ns] (renderer.repair)
 
 
 def load_state(board: Board) -> dict[str, ChartRecord]:

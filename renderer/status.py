@@ -43,6 +43,17 @@ def rejudge(manifest: dict[str, Any], now: float) -> dict[str, Any]:
     return manifest
 
 
+def mark_missing(manifest: dict[str, Any], output: Path) -> dict[str, Any]:
+    """Charts whose image status.json lists but the output folder lacks are in error."""
+    for entry in manifest["charts"]:
+        image = entry.get("image")
+        if entry.get("rendered_at") and isinstance(image, str) and "/" not in image:
+            if not (output / image).is_file():
+                entry["state"] = "error"
+                entry["error"] = f"ImageMissing: {image} is not in the output folder"
+    return manifest
+
+
 def exit_code(manifest: dict[str, Any]) -> int:
     states = {entry["state"] for entry in manifest["charts"]}
     if "error" in states:

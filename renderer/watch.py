@@ -156,8 +156,10 @@ class _Handler(FileSystemEventHandler):
 class Watcher:
     """A watchdog observer over a changing set of folders."""
 
-    def __init__(self, notify: Callable[[], None], poll: bool = False, poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, notify: Callable[[], None], poll: bool = False, poll_interval: float = POLL_INTERVAL,
+                 wanted: Callable[[str], bool] | None = None) -> None:
         self.notify = notify
+        self.wanted = wanted  # which file paths matter; others never wake anyone (folders always do)
         self.poll_interval = poll_interval
         self.polling = poll
         self._lock = threading.Lock()
@@ -191,6 +193,10 @@ class Watcher:
         return "polling" if self.polling else "inotify"
 
     def _record(self, changes: list[Change]) -> None:
+        if self.wanted is not None:
+            changes = [c for c in changes if c.is_dir or self.wanted(c.path)]
+            if not changes:
+                return  # e.g. a log file next to the inputs: written often, read by no chart
         with self._lock:
             self._changes.extend(changes)
         self.notify()

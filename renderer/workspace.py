@@ -10,7 +10,8 @@ from renderer.config import Board, Chart
 from renderer.errors import PublishError
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
-from renderer.state import ChartRecord, load_state
+from renderer.repair import damaged, stamps
+from renderer.state import ChartRecord, load_state, out_of_date
 
 log = logging.getLogger("plotboard")
 
@@ -31,6 +32,19 @@ def prepare(board: Board) -> dict[str, ChartRecord]:
     return records
 
 
+def why_render(board: Board, chart: Chart, record: ChartRecord | None, current: str, now: float) -> str | None:
+    """Why the chart must render now (renderer.state.out_of_date, or 'repair' when a file it
+    published is missing or altered), or None."""
+    return out_of_date(chart, record, current, now) or ("repair" if needs_repair(board, record) else None)
+
+
+def needs_repair(board: Board, record: ChartRecord | None) -> list[str]:
+    """The chart's published files that are missing or altered (none if it never published)."""
+    if record is None or record.rendered_at is None:
+        return []
+    return damaged(board.output, record.stamps, record.files)
+
+
 def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
     return RenderJob(
         name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
@@ -47,8 +61,9 @@ def publish_outcome(
     """Publish a render's files and update its record; returns True when it succeeded."""
     if isinstance(outcome, RenderOutput):
         try:
+            board.output.mkdir(parents=True, exist_ok=True)  # deleted meanwhile: published afresh
             changed = write_many(board.output, outcome.files)
-        except PublishError as exc:
+        except (PublishError, OSError) as exc:
             outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms, FailureKind.PUBLISH)
         else:
             record.files = sorted(set(record.files) | set(outcome.files))
@@ -56,6 +71,7 @@ def publish_outcome(
             if stale:
                 remove_files(board.output, stale)
                 record.files = sorted(outcome.files)
+            record.stamps = stamps(board.output, record.files)
             if changed or record.hash != outcome.hash:
                 record.changed_at = now
             record.hash = outcome.hash
