@@ -39,7 +39,9 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "tests"))  # tests/browser.py: nginx and ports, shared with the tests
 
 import reference  # noqa: E402
+import daemon_helpers  # noqa: E402
 from browser import Nginx, accepts, free_port  # noqa: E402
+from daemon_helpers import wait_for  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
 SOURCE = REPO  # where `python -m renderer` comes from; --src points it at another tree
@@ -168,17 +170,6 @@ def plotboard(*args: str) -> list[str]:
     return [PY, "-m", "renderer", *args]
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def stop_process(proc: subprocess.Popen, timeout: float = 60) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -269,21 +260,12 @@ def fresh(board: Path) -> None:
     shutil.rmtree(board.parent / "public", ignore_errors=True)
 
 
-class Daemon:
-    """`python -m renderer run` on a board, its log in a file."""
+class Daemon(daemon_helpers.Daemon):
+    """The tests' daemon wrapper (tests/daemon_helpers.py) with the bench's environment, plus
+    a memory reading."""
 
     def __init__(self, board: Path) -> None:
-        self.board = board
-        self.log_path = board.parent / f"run-{time.monotonic_ns()}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(plotboard("run", "-c", str(board)), cwd=board.parent, env=env(),
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(self._started, 60, "the daemon to start")
-
-    def _started(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the daemon exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-        return "run: " in self.log_path.read_text()
+        super().__init__(board, env=env())
 
     def tree_memory(self) -> dict[str, float]:
         """RSS and PSS (MiB) of the daemon and every process below it (forkserver, workers)."""
@@ -301,10 +283,6 @@ class Daemon:
             pss += info.pss
             procs += 1
         return {"rss_mib": rss / 2**20, "pss_mib": pss / 2**20, "processes": procs}
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.log.close()
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -477,13 +455,13 @@ def bench_latency(run: Run) -> None:
         watcher = psutil.Process(proc.pid)
 
         def idle(png: Path) -> None:
-            wait_until(lambda: not watcher.children(recursive=True), 30, "the plot scripts to finish")
+            wait_for(lambda: not watcher.children(recursive=True), 30, "the plot scripts to finish")
             wait_quiet([png], 0.1)
 
         for name in names:  # every baseline image exists before the first sample
             write_csv_move(root / "data" / f"{name}.csv", reference.csv_text(1))
             idle(out / f"{name}.png")
-            wait_until(lambda n=name: complete_png(out / f"{n}.png"), 30, f"baseline {name}.png")
+            wait_for(lambda n=name: complete_png(out / f"{n}.png"), 30, f"baseline {name}.png")
         for mode in ("move", "inplace"):
             results[f"baseline/{mode}"] = latency_samples(run, root / "data", out, names, mode, count, idle)
     finally:
@@ -733,7 +711,7 @@ def bench_serve(run: Run) -> None:
                                 env={**env(), "BENCH_CSV": str(root / "data" / "c0000.csv")},
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: accepts(gport), 30, "gunicorn")
+        wait_for(lambda: accepts(gport), 30, "gunicorn")
         url = f"http://127.0.0.1:{gport}/chart.png"
         subprocess.run(["wrk", "-t1", "-c2", "-d2s", url], capture_output=True, check=True)  # warm both workers
         results["flask"] = wrk(url, seconds, connections)

@@ -7,32 +7,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import struct
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import zlib
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import psutil
 import pytest
 from browser import free_port  # noqa: F401 - the tests import it from here
+from daemon_helpers import (  # noqa: F401 - the tests import them from here
+    PNG_SIGNATURE, Daemon, cli_env, complete_png, png_problem, wait_for,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["MPLBACKEND"] = "Agg"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
@@ -49,18 +40,6 @@ def start_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Pop
         [sys.executable, "-m", "renderer", *map(str, args)],
         cwd=cwd, env=cli_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition", interval: float = 0.02):
-    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 PLOTS = '''
@@ -185,36 +164,6 @@ def built(built_snapshot: Snapshot) -> Board:
 
 # -- images, output folders, ports, processes ---------------------------------------------------
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_problem(data: bytes) -> str | None:
-    """None for a whole PNG (every chunk's CRC right, IEND last), else what is wrong."""
-    if not data.startswith(PNG_SIGNATURE):
-        return f"no PNG signature ({len(data)} bytes)"
-    pos = len(PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        end = pos + 12 + length
-        if end > len(data):
-            return f"chunk {kind!r} cut off at {len(data)} bytes"
-        if zlib.crc32(data[pos + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
-            return f"bad CRC in chunk {kind!r}"
-        if kind == b"IEND":
-            return None if end == len(data) else "bytes after IEND"
-        pos = end
-    return f"no IEND ({len(data)} bytes)"
-
-
-def complete_png(path: Path) -> bytes | None:
-    """The file's bytes when it is a whole PNG, else None (missing, cut short or corrupt)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return None if png_problem(data) else data
-
-
 def temp_files(folder: Path) -> list[str]:
     """Hidden temporary files (`.*.tmp`) anywhere below folder, as sorted relative paths."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
@@ -264,85 +213,6 @@ def write_data(path: Path, values: list[float]) -> None:
     path.write_text(" ".join(map(str, values)) + "\n")
 
 
-class Daemon:
-    """`python -m renderer run` on a board, its stderr in a file so it can never block."""
-
-    def __init__(self, board: Board, *args: str) -> None:
-        self.board = board
-        self.log_path = board.root / f"run-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "renderer", "run", "-c", str(board.file), *args],
-            cwd=board.root, env=cli_env(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        self.wait_log("run: ", what="the daemon to start")
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def _running(self) -> None:
-        if self.proc.poll() is not None:
-            pytest.fail(f"the daemon exited ({self.proc.returncode}):\n{self.log}")
-
-    def wait_log(self, text: str, timeout: float = 30, what: str | None = None, count: int = 1) -> str:
-        def seen():
-            self._running()
-            return self.log.count(text) >= count
-        wait_for(seen, timeout, what or repr(text))
-        return self.log
-
-    def count(self, text: str) -> int:
-        return self.log.count(text)
-
-    def state(self, name: str) -> dict:
-        try:
-            return self.board.chart(name)
-        except (FileNotFoundError, ValueError, StopIteration):
-            return {}
-
-    def wait_state(self, name: str, timeout: float = 30, **expected: object) -> dict:
-        def match():
-            st = self.state(name)
-            return st if st and all(st.get(k) == v for k, v in expected.items()) else None
-        return wait_for(match, timeout, f"{name} to be {expected} (log:\n{self.log})")
-
-    def image(self, name: str) -> bytes | None:
-        """NAME.png's bytes when it is a whole PNG, else None."""
-        return complete_png(self.board.output / f"{name}.png")
-
-    def new_image(self, name: str, before: bytes | None, timeout: float = 5, what: str | None = None) -> bytes:
-        """Wait until NAME.png is a whole PNG other than `before`; returns its bytes."""
-        def changed():
-            self._running()
-            data = self.image(name)
-            return data if data and data != before else None
-        return wait_for(changed, timeout, what or f"a new {name}.png")
-
-    def tree(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
-    def send(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
 @pytest.fixture
 def daemons():
     """Start daemons with daemons(board, *args); any still running at the end are killed."""
@@ -366,22 +236,20 @@ def no_leaks():
     me = psutil.Process()
 
     def clean() -> bool:
-        alive = [p for p in _children(me) if p.status() != psutil.STATUS_ZOMBIE]
         extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-        return not alive and not extra
+        return not living(_children(me)) and not extra
 
-    deadline = time.monotonic() + 10
-    while not clean():
-        if time.monotonic() > deadline:
-            kids = [f"{p.pid} {p.name()} {p.cmdline()[:4]}" for p in _children(me)]
-            extra = [t.name for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-            for p in _children(me):
-                try:
-                    p.kill()
-                except psutil.Error:
-                    pass
-            pytest.fail(f"leaked child processes {kids} / threads {extra}")
-        time.sleep(0.05)
+    try:
+        wait_for(clean, 30, "the test's child processes and threads to end", interval=0.05)
+    except AssertionError:
+        kids = living(_children(me))
+        extra = [t.name for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        for p in _children(me):
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        pytest.fail(f"leaked child processes {kids} / threads {extra}")
 
 
 def _children(me: psutil.Process) -> list[psutil.Process]:

@@ -60,9 +60,14 @@ import os
 import time
 
 def record(fig, inputs, **params):
-    """Log when this render ran and in which build (PB_RUN), holding for PB_HOLD seconds."""
+    """Log when this render ran and in which build (PB_RUN), holding until the file PB_RELEASE
+    exists and then for PB_HOLD seconds."""
     with open(params["log"], "a") as f:
         f.write(f"{os.environ.get('PB_RUN', '?')} start {time.time()!r}\\n")
+    release = os.environ.get("PB_RELEASE")  # hold until the test creates this file (at most 120 s)
+    deadline = time.monotonic() + 120
+    while release and not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
     time.sleep(float(os.environ.get("PB_HOLD", "0")))
     fig.add_subplot().plot([1, 2, 3])
     with open(params["log"], "a") as f:
@@ -330,14 +335,25 @@ def test_overlapping_builds_never_interleave(tmp_path):
 
 def test_second_build_waits_for_the_first(tmp_path):
     log = tmp_path / "renders.log"
+    release = tmp_path / "release"
     b = recording_board(tmp_path / "board", log)
-    first = start_cli("build", "--force", "-c", str(b.file), PB_RUN="1", PB_HOLD="1")
+    first = start_cli("build", "--force", "-c", str(b.file), PB_RUN="1", PB_RELEASE=str(release))
+    second_err = tmp_path / "second.err"
+    second = None
     try:
-        wait_for(lambda: log.exists() and "1 start" in log.read_text(), timeout=30, what="the first build's render")
-        second = start_cli("build", "--force", "-c", str(b.file), PB_RUN="2")
-        _, err2 = second.communicate(timeout=60)
+        wait_for(lambda: log.exists() and "1 start" in log.read_text(), timeout=60, what="the first build's render")
+        with open(second_err, "w") as err:
+            second = subprocess.Popen([sys.executable, "-m", "renderer", "build", "--force", "-c", str(b.file)],
+                                      env=cli_env(PB_RUN="2"), stdout=subprocess.DEVNULL, stderr=err, text=True)
+        # The first build holds its render (and the lock) until the second says it waits.
+        wait_for(lambda: second.poll() is not None or "waiting for" in second_err.read_text(), timeout=60,
+                 what="the second build to wait for the lock")
     finally:
-        _, err1 = first.communicate(timeout=60)
+        release.write_text("")
+        _, err1 = first.communicate(timeout=120)
+        if second is not None:
+            second.wait(timeout=120)
+    err2 = second_err.read_text()
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
     assert "waiting for" in err2 and f"pid {first.pid}" in err2
@@ -354,12 +370,12 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_for(lambda: log.exists() and "1 start" in log.read_text(), timeout=30, what="the holder's render")
+        wait_for(lambda: log.exists() and "1 start" in log.read_text(), timeout=60, what="the holder's render")
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
-        holder.wait(timeout=10)
-        wait_for(lambda: not _in_group(holder.pid), timeout=10, what="the holder's workers to die")
-    result = b.cli("build", timeout=30, PB_RUN="2")
+        holder.wait(timeout=60)
+        wait_for(lambda: not _in_group(holder.pid), timeout=60, what="the holder's workers to die")
+    result = b.cli("build", timeout=120, PB_RUN="2")
     assert result.returncode == 0, result.stderr
     assert rendered(result) == ["r1", "r2"]
 

@@ -37,8 +37,10 @@ def plot(fig, inputs, **params):
 
 
 def test_a_hanging_plot_is_killed_after_render_timeout_while_another_chart_keeps_updating(tmp_path, daemons):
+    # render_timeout is long enough for a loaded machine to do a's four renders meanwhile; that
+    # the kill comes at render_timeout, not later, is the pool's timing.
     board = fast_board(tmp_path / "b", chart("stuck", plot="plots:hang"), chart("a", inputs="data/a.txt"),
-                       timeout="3s", plots=PLOTS)
+                       timeout="15s", plots=PLOTS)
     data = board.data("data/a.txt", "1 2 3\n")
     d = daemons(board)
     d.wait_state("a", state="ok")
@@ -46,16 +48,17 @@ def test_a_hanging_plot_is_killed_after_render_timeout_while_another_chart_keeps
     for i in range(3):  # meanwhile the other chart keeps updating
         before = d.image("a")
         write_data(data, [i, 3, 1, 4])
-        d.new_image("a", before, 5, "a to update")
-    st = d.wait_state("stuck", timeout=15, state="error")
-    assert st["error"].startswith("RenderTimeout: render took longer than 3s")
+        d.new_image("a", before, 60, "a to update")
+        assert d.state("stuck").get("state") == "pending", "a updated only after the hang ended"
+    st = d.wait_state("stuck", timeout=60, state="error")
+    assert st["error"].startswith("RenderTimeout: render took longer than 15s")
     assert "failed stuck trigger=new" in d.log and "RenderTimeout" in d.log
     # The hung worker was killed and replaced: the pool is no bigger than its workers allow.
     workers = [p for p in d.tree() if "forkserver" in " ".join(p.cmdline()) and p.ppid() != d.proc.pid]
     assert len(workers) <= 2
     before = d.image("a")
     write_data(data, [8, 8, 1])
-    d.new_image("a", before, 5, "a to update after the kill")
+    d.new_image("a", before, 60, "a to update after the kill")
     assert d.proc.poll() is None
     assert d.stop() == 0
 
@@ -72,21 +75,23 @@ def test_segfault_and_memoryerror_leave_the_daemon_running_and_a_fixed_module_re
     assert good
 
     crashy.write_text(CRASHY_SEGV)
-    st = d.wait_state("crash", timeout=10, state="error")
+    st = d.wait_state("crash", state="error")
     assert st["error"] == "WorkerDied: the render process was killed by SIGSEGV"
     assert d.image("crash") == good  # the previous image is still served
 
     crashy.write_text(CRASHY_OOM)
-    wait_for(lambda: d.state("crash").get("error", "").startswith("MemoryError"), 10, "the MemoryError")
+    wait_for(lambda: d.state("crash").get("error", "").startswith("MemoryError"), 60, "the MemoryError")
     assert d.state("crash")["failures"] >= 2
     assert d.image("crash") == good
 
     before = d.image("a")
     write_data(data, [3, 3, 9])  # other charts render all along
-    d.new_image("a", before, 5, "a to update")
+    d.new_image("a", before, 60, "a to update")
 
-    crashy.write_text(CRASHY_GOOD.format(a=7))  # fixed: recovers at once, no restart, no backoff wait
-    st = d.wait_state("crash", timeout=5, state="ok")
+    # Fixed: recovers with no restart. "At once, without the backoff wait" is the timer's rule
+    # (test_schedule.py: a change retries a failing chart at once); here the outcome.
+    crashy.write_text(CRASHY_GOOD.format(a=7))
+    st = d.wait_state("crash", state="ok")
     assert st["error"] is None
     fixed = d.image("crash")
     assert fixed and fixed != good
@@ -141,7 +146,8 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_image_or_a_live_worker(t
         leftover.write_bytes(b"\x89PNG half a file")
         d = daemons(board)
         assert not leftover.exists(), "a leftover temporary file survived the start"
-        wait_for(lambda: d.count("rendered fast") >= 1, 30, "renders to run")
+        rendered = d.state("fast").get("renders", 0)  # as the start wrote it, before any render
+        wait_for(lambda: d.state("fast").get("renders", 0) > rendered, 60, "renders to run")
         time.sleep(rng.uniform(0.0, 0.7))  # a random moment in the middle of renders and publishes
         family = d.tree()
         assert any("forkserver" in " ".join(p.cmdline()) for p in family)
@@ -150,7 +156,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_image_or_a_live_worker(t
         d.close()
         for image in board.output.glob("*.png"):
             assert complete_png(image), f"round {round_}: {image.name} is not a complete PNG"
-        wait_for(lambda: not living(family), 5, f"round {round_}: the daemon's processes to die with it")
+        wait_for(lambda: not living(family), 60, f"round {round_}: the daemon's processes to die with it")
     d = daemons(board)  # the last kill's leftovers, if any, go at the next start
     assert temp_files(board.output) == []
     assert d.stop() == 0
@@ -212,9 +218,9 @@ def test_memory_stays_flat_over_thousands_of_renders(tmp_path, daemons):
             time.sleep(0.1)
         return sorted(samples)[2]
 
-    wait_for(lambda: renders() >= 200, 60, "200 renders")
+    wait_for(lambda: renders() >= 200, 300, "200 renders")
     early = total_rss()
-    wait_for(lambda: renders() >= 2000, 120, "2000 renders", interval=0.5)
+    wait_for(lambda: renders() >= 2000, 600, "2000 renders", interval=0.5)
     late = total_rss()
     assert d.stop() == 0
     print(f"RSS after 200 renders {early / 2**20:.1f} MiB, after 2000 {late / 2**20:.1f} MiB")
