@@ -230,6 +230,8 @@ def test_pages_are_written_in_batches(tmp_path, daemons):
     try:
         write_data(shared, [3, 1, 2])
         wait_for(lambda: all(c["renders"] == 2 for c in d.charts()), 120, "a burst of renders and its last page write")
+        # The file is read as soon as it is in place; its event may reach this observer later.
+        wait_for(lambda: Counter.writes >= 1, 60, "the event of the last page write")
     finally:
         observer.stop()
         observer.join()
