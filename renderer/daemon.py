@@ -9,10 +9,9 @@ change to one chart never waits behind a long queue of others), starts early ren
 files a writer has just closed (renderer.early) and, batched (renderer.pagebatch), rewrites
 state.json, status.json and index.html.
 
-Locking: the daemon holds the board lock (`.plotboard/lock`, "plotboard run") for its whole
-life. It is the only writer of the output folder and of `.plotboard/` meanwhile: a `build`
-started while it runs waits until it exits, then finds the state the daemon saved, so it
-renders only what is really out of date.
+The daemon holds the board's lock (renderer.lock) for its whole life, so it is the only writer
+of the output folder and of `.plotboard/`; a `build` meanwhile hands its work to it
+(renderer.control, renderer.build_requests).
 """
 
 from __future__ import annotations
@@ -20,13 +19,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import threading
 import time
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
+from renderer import upkeep
+
 from renderer.build_requests import BuildRequests
-from renderer.config import Board, Chart, load_board
+from renderer.config import Board, load_board
 from renderer.early import EarlyRenders
 from renderer.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
@@ -38,11 +41,12 @@ from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, next_stale
 from renderer.pages import pages_intact, write_pages
 from renderer.reload import compare, keep_output, needs_new_executor
-from renderer.schedule import IDLE, QUEUED, RENDERING, Scheduler, next_due
+from renderer.serve import serve_board
+from renderer.schedule import QUEUED, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
-from renderer.workspace import forget_removed, make_job, needs_repair, prepare, publish_outcome, why_render
+from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
 
@@ -110,7 +114,7 @@ class Daemon:
             self._start(stack)
             stack.enter_context(self.builds.listen(self.board.root, self.wake))
             if serve is not None:
-                stack.enter_context(self._serve(serve))
+                stack.enter_context(serve_board(self.board.output, serve))
             try:
                 self._loop()
                 self._drain()
@@ -131,20 +135,10 @@ class Daemon:
         self.executors.replace(self._make_executor(self.board))
         now = self.clock()
         for chart in self.board.charts:
-            self._add_chart(chart, now)
+            upkeep.add_chart(self.board, self.records, self.scheduler, chart, now)
         self._write_pages(now)
         log.info("run: %d charts, watching %d folders (%s), pid %d",
                  len(self.board.charts), len(self.watcher.folders()), self.watcher.mode, os.getpid())
-
-    def _serve(self, port: int):
-        from renderer.serve import start_server
-
-        try:
-            server = start_server(self.board.output, port)
-        except OSError as exc:
-            raise PlotboardError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-        log.info("serving %s on http://127.0.0.1:%d/", self.board.output, port)
-        return server
 
     def _make_executor(self, board: Board):
         from renderer.executors import make_executor
@@ -153,8 +147,6 @@ class Daemon:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         # Flags only: the signal's byte on the wake-up fd wakes the loop.
-        import signal
-
         if signum == signal.SIGHUP:
             self.reload_wanted = True
         elif self.stopping:
@@ -207,17 +199,9 @@ class Daemon:
                     self.early.changed(name, closed=change.closed)
 
     def _take_builds(self) -> None:
-        if self.builds.take([c.name for c in self.board.charts], self._want_render):
+        want = partial(upkeep.want_render, self.board, self.records, self.scheduler, now=self.clock())
+        if self.builds.take([c.name for c in self.board.charts], want):
             self.pages.urgent(self.clock())
-
-    def _want_render(self, name: str, force: bool) -> bool:
-        """For a build's request: queue the chart's render if forced or out of date."""
-        now, chart = self.clock(), self.board.chart(name)
-        current = fingerprint(self.board, chart, expand_inputs(chart))
-        if not force and not why_render(self.board, chart, self.records.get(name), current, now):
-            return False
-        self.scheduler[name].request(now, "build", upgrade=True)  # also a failing chart's
-        return True
 
     def _replan(self, rescan: bool) -> None:
         """Move watches to folders that appeared or vanished; with rescan, render charts whose
@@ -229,31 +213,11 @@ class Daemon:
         if folders != self.watcher.folders():
             self.watcher.watch(folders)
             rescan = True
-        self._repair()
-        if not rescan:
-            return
-        for chart in self.board.charts:
-            timer = self.scheduler[chart.name]
-            rec = self.records.get(chart.name)
-            if timer.state == RENDERING or rec is None:
-                continue
-            current = fingerprint(self.board, chart, expand_inputs(chart))
-            if current not in (rec.fingerprint, rec.failed_fingerprint):
-                self.scheduler.change(chart.name)
-
-    def _repair(self) -> None:
-        """Render again the charts whose published files are missing or altered (unless they
-        are failing: their backoff rules), and rewrite damaged pages."""
-        for chart in self.board.charts:
-            timer = self.scheduler[chart.name]
-            if timer.state != IDLE or timer.failures:
-                continue
-            bad = needs_repair(self.board, self.records.get(chart.name))
-            if bad:
-                log.warning("%s: %s missing or altered; rendering it again", chart.name, ", ".join(bad))
-                timer.request(self.clock(), "repair")
+        upkeep.repair(self.board, self.records, self.scheduler, self.clock())
         if not pages_intact(self.board):
             self.pages.urgent(self.clock())
+        if rescan:
+            upkeep.rescan(self.board, self.records, self.scheduler)
 
     def _dispatch(self) -> None:
         if self.stopping:
@@ -389,18 +353,6 @@ class Daemon:
 
     # -- charts and reload -------------------------------------------------------------------
 
-    def _add_chart(self, chart: Chart, now: float, reason: str | None = None) -> None:
-        timer = self.scheduler.add(chart.name)
-        rec = self.records.get(chart.name)
-        current = fingerprint(self.board, chart, expand_inputs(chart))
-        why = why_render(self.board, chart, rec, current, now)
-        if why:
-            timer.request(now, reason or why)
-        if rec is not None:
-            timer.failures = rec.consecutive_failures if rec.error else 0
-            if rec.rendered_at is not None:
-                timer.scheduled_at = next_due(chart, rec.rendered_at)
-
     def _reload(self) -> None:
         try:
             new = load_board(self.config_path)
@@ -430,19 +382,12 @@ class Daemon:
             log.error("reload: %s", exc)
         for chart in new.charts:
             if chart.name in change.added:
-                self._add_chart(chart, now, reason="reload")
+                upkeep.add_chart(self.board, self.records, self.scheduler, chart, now, reason="reload")
             elif chart.name in change.changed:
-                self._update_chart(chart, now)
+                upkeep.update_chart(self.board, self.records, self.scheduler, chart, now)
         self._replan(rescan=False)
         self.pages.urgent(now)
         log.info("reloaded %s: %s", self.config_path, change.summary())
-
-    def _update_chart(self, chart: Chart, now: float) -> None:
-        rec = self.records.get(chart.name)
-        if why_render(self.board, chart, rec, fingerprint(self.board, chart, expand_inputs(chart)), now):
-            self.scheduler[chart.name].request(now, "reload")
-        if rec is not None and rec.rendered_at is not None:
-            self.scheduler[chart.name].scheduled_at = next_due(chart, rec.rendered_at)
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO
 
+from renderer.errors import PlotboardError
+
 log = logging.getLogger("plotboard")
 
 HOST = "127.0.0.1"
@@ -129,4 +131,14 @@ def start_server(folder: Path, port: int) -> BoardServer:
     server.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                      name=f"plotboard-serve-{server.port}", daemon=True)
     server.thread.start()
+    return server
+
+
+def serve_board(folder: Path, port: int) -> BoardServer:
+    """start_server for the daemon's --serve: a port that cannot be had is a user error."""
+    try:
+        server = start_server(folder, port)
+    except OSError as exc:
+        raise PlotboardError(f"cannot serve on {HOST}:{port}: {exc.strerror or exc}") from None
+    log.info("serving %s on %s", folder, server.url)
     return server

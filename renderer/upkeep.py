@@ -1,0 +1,75 @@
+"""What the daemon asks of its charts' records: which timers to queue at start, after a reload,
+for a build's request, after a rescan, or to repair damaged output. Plain functions over the
+board, the records and the scheduler; times are passed in."""
+
+from __future__ import annotations
+
+import logging
+
+from renderer.config import Board, Chart
+from renderer.schedule import IDLE, RENDERING, Scheduler, next_due
+from renderer.state import ChartRecord, expand_inputs, fingerprint
+from renderer.workspace import needs_repair, why_render
+
+log = logging.getLogger("plotboard")
+
+
+def _why(board: Board, chart: Chart, records: dict[str, ChartRecord], now: float) -> str | None:
+    return why_render(board, chart, records.get(chart.name), fingerprint(board, chart, expand_inputs(chart)), now)
+
+
+def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart, now: float,
+              reason: str | None = None) -> None:
+    """A timer for a chart that is new to the daemon, queued if the chart is out of date."""
+    timer = scheduler.add(chart.name)
+    why = _why(board, chart, records, now)
+    if why:
+        timer.request(now, reason or why)
+    rec = records.get(chart.name)
+    if rec is not None:
+        timer.failures = rec.consecutive_failures if rec.error else 0
+        if rec.rendered_at is not None:
+            timer.scheduled_at = next_due(chart, rec.rendered_at)
+
+
+def update_chart(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart,
+                 now: float) -> None:
+    """A reload changed the chart's settings: render it if that makes it out of date."""
+    if _why(board, chart, records, now):
+        scheduler[chart.name].request(now, "reload")
+    rec = records.get(chart.name)
+    if rec is not None and rec.rendered_at is not None:
+        scheduler[chart.name].scheduled_at = next_due(chart, rec.rendered_at)
+
+
+def want_render(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, name: str, force: bool,
+                now: float) -> bool:
+    """For a build's request: queue the chart's render if forced or out of date."""
+    if not force and not _why(board, board.chart(name), records, now):
+        return False
+    scheduler[name].request(now, "build", upgrade=True)  # also a failing chart's: never skipped
+    return True
+
+
+def rescan(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler) -> None:
+    """Render charts whose inputs changed while no watch could see them."""
+    for chart in board.charts:
+        rec = records.get(chart.name)
+        if scheduler[chart.name].state == RENDERING or rec is None:
+            continue
+        current = fingerprint(board, chart, expand_inputs(chart))
+        if current not in (rec.fingerprint, rec.failed_fingerprint):
+            scheduler.change(chart.name)
+
+
+def repair(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
+    """Render again the charts whose published files are missing or altered (unless they are
+    failing: their backoff rules)."""
+    for chart in board.charts:
+        timer = scheduler[chart.name]
+        if timer.state != IDLE or timer.failures:
+            continue
+        bad = needs_repair(board, records.get(chart.name))
+        if bad:
+            log.warning("%s: %s missing or altered; rendering it again", chart.name, ", ".join(bad))
+            timer.request(now, "repair")
