@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from fakeclock import Clock
 
 from renderer.config import Chart
 from renderer.early import EarlyRenders
@@ -18,17 +19,6 @@ from renderer.jobs import RenderFailure, RenderOutput
 from renderer.pagebatch import PAGES_DELAY, PageBatcher, next_stale
 from renderer.schedule import QUEUED, QUIET, RENDERING, Scheduler
 from renderer.state import ChartRecord
-
-
-class Clock:
-    def __init__(self, t: float = 1_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def chart(name: str = "c", stale_after: float | None = None) -> Chart:

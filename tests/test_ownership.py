@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import Board, chart, cli_env, fast_board, wait_for, write_data
 
@@ -42,6 +43,15 @@ def catches(pid: int, sig: int) -> bool:
         return False
     mask = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
     return bool(mask >> (sig - 1) & 1)
+
+
+def held_board(tmp_path) -> tuple[Board, Path, Path]:
+    """A board whose one chart renders once the test creates the file `release`."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    board = fast_board(tmp_path / "b", chart("h", plot="plots:held",
+                                             extra=f'params = {{ started = "{started}", release = "{release}" }}'),
+                       plots=HOLD)
+    return board, started, release
 
 
 def owned_board(tmp_path) -> Board:
@@ -90,10 +100,7 @@ def test_a_build_while_run_owns_the_board_is_done_by_the_daemon(tmp_path, daemon
 
 
 def test_a_run_waiting_for_a_build_survives_signals_and_takes_over(tmp_path):
-    started, release = tmp_path / "started", tmp_path / "release"
-    board = fast_board(tmp_path / "b", chart("h", plot="plots:held",
-                                             extra=f'params = {{ started = "{started}", release = "{release}" }}'),
-                       plots=HOLD)
+    board, started, release = held_board(tmp_path)
     build = subprocess.Popen([sys.executable, "-m", "renderer", "build", "-c", str(board.file)],
                              env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log_path = tmp_path / "run.log"
@@ -124,10 +131,7 @@ def test_a_run_waiting_for_a_build_survives_signals_and_takes_over(tmp_path):
 
 
 def test_sigterm_while_waiting_for_a_build_stops_the_run_cleanly(tmp_path):
-    started, release = tmp_path / "started", tmp_path / "release"
-    board = fast_board(tmp_path / "b", chart("h", plot="plots:held",
-                                             extra=f'params = {{ started = "{started}", release = "{release}" }}'),
-                       plots=HOLD)
+    board, started, release = held_board(tmp_path)
     build = subprocess.Popen([sys.executable, "-m", "renderer", "build", "-c", str(board.file)],
                              env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from fakeclock import Clock
 
 from renderer.config import Chart
 from renderer.schedule import (
@@ -15,17 +16,6 @@ from renderer.schedule import (
 def chart(every: float | None = None, cron: str | None = None) -> Chart:
     return Chart(name="c", title="c", description="", plot="plots:line", plot_file=None, inputs=(),
                  every=every, cron=cron, stale_after=None, params={})
-
-
-class Clock:
-    def __init__(self, t: float = 1_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def local(*args: int) -> float:
