@@ -29,13 +29,14 @@ class BuildRequests:
             return nullcontext()
         return self.server
 
-    def take(self, names: list[str], want: Callable[[str, bool], bool]) -> bool:
-        """Take new requests; `want(name, force)` asks for a render and says whether it did.
-        Returns True when a request waits for nothing but the pages."""
+    def take(self, charts: Callable[[], list[str]], want: Callable[[str, bool], bool]) -> bool:
+        """Take new requests; `charts()` names the board's charts, `want(name, force)` asks for a
+        render and says whether it did. Returns True when a request waits only for the pages."""
         if self.server is None:
             return False
         pages_only = False
         for request in self.server.take():
+            names = charts()
             request.at = self.clock()
             unknown = sorted(set(request.only or ()) - set(names))
             if unknown:

@@ -12,6 +12,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +94,11 @@ class Board:
         return self.root / ".plotboard"
 
     def chart(self, name: str) -> Chart:
-        for chart in self.charts:
-            if chart.name == name:
-                return chart
-        raise KeyError(name)
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, Chart]:
+        return {chart.name: chart for chart in self.charts}
 
 
 BOARD_KEYS = {o.name for o in BOARD_OPTIONS}

@@ -38,7 +38,7 @@ from renderer.flight import Flight
 from renderer.inflight import InFlight
 from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
-from renderer.pagebatch import PageBatcher, next_stale
+from renderer.pagebatch import PageBatcher, StaleTimes, stale_at
 from renderer.pages import pages_intact, write_pages
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board
@@ -86,6 +86,7 @@ class Daemon:
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
         self.pages = PageBatcher()
+        self.stale = StaleTimes()
         self.wake = Wake()
         self.builds = BuildRequests(self.clock)
         self.lock: BoardLock | None = None
@@ -136,6 +137,7 @@ class Daemon:
         now = self.clock()
         for chart in self.board.charts:
             upkeep.add_chart(self.board, self.records, self.scheduler, chart, now)
+            self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
         self._write_pages(now)
         log.info("run: %d charts, watching %d folders (%s), pid %d",
                  len(self.board.charts), len(self.watcher.folders()), self.watcher.mode, os.getpid())
@@ -200,7 +202,7 @@ class Daemon:
 
     def _take_builds(self) -> None:
         want = partial(upkeep.want_render, self.board, self.records, self.scheduler, now=self.clock())
-        if self.builds.take([c.name for c in self.board.charts], want):
+        if self.builds.take(lambda: [c.name for c in self.board.charts], want):
             self.pages.urgent(self.clock())
 
     def _replan(self, rescan: bool) -> None:
@@ -226,7 +228,7 @@ class Daemon:
         # One render queued per worker beyond the one it runs: a worker that finishes starts
         # its next render at once instead of waiting for this loop to publish and dispatch.
         capacity = 2 * self.board.workers - len(self.inflight) - self.early.running
-        for name in self.scheduler.ready():
+        for name in self.scheduler.due_now():
             if capacity <= 0:
                 break
             if name in self.inflight:
@@ -321,12 +323,13 @@ class Daemon:
         scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
         self.builds.published(name, ok, flight.dispatched_at)
+        self.stale.set(name, stale_at(chart, record))
         self.pages.dirty(now)
 
     # -- pages -------------------------------------------------------------------------------
 
     def _next_stale(self) -> float | None:
-        return next_stale(self.board.charts, self.records, after=self.pages.written_at)
+        return self.stale.next_after(self.pages.written_at)
 
     def _maybe_write_pages(self) -> None:
         now = self.clock()
@@ -374,17 +377,21 @@ class Daemon:
         self.early.drop_all()
         for name in change.removed:
             self.scheduler.remove(name)
+            self.stale.set(name, None)
             self.builds.removed(name)
             self.inflight.discard(name)
         try:
             forget_removed(new, self.records)
         except PlotboardError as exc:
             log.error("reload: %s", exc)
+        added, changed = set(change.added), set(change.changed)
         for chart in new.charts:
-            if chart.name in change.added:
+            if chart.name in added:
                 upkeep.add_chart(self.board, self.records, self.scheduler, chart, now, reason="reload")
-            elif chart.name in change.changed:
+            elif chart.name in changed:
                 upkeep.update_chart(self.board, self.records, self.scheduler, chart, now)
+            if chart.name in added or chart.name in changed:
+                self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
         self._replan(rescan=False)
         self.pages.urgent(now)
         log.info("reloaded %s: %s", self.config_path, change.summary())

@@ -7,7 +7,7 @@ page must say so without JavaScript). Times are passed in, so this is testable w
 
 from __future__ import annotations
 
-from typing import Iterable
+import heapq
 
 from renderer.config import Chart
 from renderer.state import ChartRecord
@@ -17,17 +17,39 @@ RETRY_AFTER = 1.0  # after a failed write
 STALE_SLACK = 0.01  # write just after the moment a chart turns stale, not just before
 
 
-def next_stale(charts: Iterable[Chart], records: dict[str, ChartRecord], after: float) -> float | None:
-    """When the next chart turns stale, after time `after`; None if none will."""
-    times = []
-    for chart in charts:
-        rec = records.get(chart.name)
-        if chart.stale_after is None or rec is None or rec.rendered_at is None or rec.error:
-            continue
-        at = rec.rendered_at + chart.stale_after + STALE_SLACK
-        if at > after:
-            times.append(at)
-    return min(times) if times else None
+def stale_at(chart: Chart, record: ChartRecord | None) -> float | None:
+    """When the chart turns stale (just after, so a page written then shows it), or None."""
+    if chart.stale_after is None or record is None or record.rendered_at is None or record.error:
+        return None
+    return record.rendered_at + chart.stale_after + STALE_SLACK
+
+
+class StaleTimes:
+    """When each chart turns stale, in a heap: the next one is found without a look at every
+    chart. `set` a chart's time again whenever its record changes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, str]] = []
+        self._at: dict[str, float] = {}
+
+    def set(self, name: str, at: float | None) -> None:
+        if at is None:
+            self._at.pop(name, None)
+            return
+        self._at[name] = at
+        heapq.heappush(self._heap, (at, name))
+        if len(self._heap) > 2 * len(self._at) + 64:  # mostly outdated entries: rebuild
+            self._heap = [(t, n) for n, t in self._at.items()]
+            heapq.heapify(self._heap)
+
+    def next_after(self, after: float) -> float | None:
+        """The first time after `after` (when the pages were last written) a chart turns stale."""
+        while self._heap:
+            at, name = self._heap[0]
+            if self._at.get(name) == at and at > after:
+                return at
+            heapq.heappop(self._heap)  # outdated, or already on the pages written at `after`
+        return None
 
 
 class PageBatcher:

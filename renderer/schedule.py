@@ -20,10 +20,12 @@ waits until it succeeds again, while a change still retries it at once.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 from renderer.config import Chart
 
@@ -69,6 +71,12 @@ class ChartTimer:
     scheduled_at: float | None = None  # next every/cron time
     retry_at: float | None = None  # next retry while failing
     failures: int = 0  # failures in a row
+
+    def __setattr__(self, key: str, value: object) -> None:
+        object.__setattr__(self, key, value)
+        owner = self.__dict__.get("_owner")
+        if owner is not None:
+            owner._dirty.add(self.name)  # its due time may have moved: the scheduler looks again
 
     def change(self, now: float, moved: bool = False) -> None:
         """An input (or the plot module) changed; `moved` when a file was moved into place."""
@@ -155,18 +163,35 @@ class ChartTimer:
 
 
 class Scheduler:
-    """The timers of every chart, read against one clock."""
+    """The timers of every chart, read against one clock.
+
+    Due times sit in a heap, and a timer whose fields change is marked dirty (ChartTimer's
+    __setattr__) and pushed again with its new due time at the next look: a turn of the
+    daemon's loop costs time in proportion to the timers that changed or came due, not to the
+    number of charts. Entries of a timer that changed since are skipped when they surface.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.timers: dict[str, ChartTimer] = {}
+        self._heap: list[tuple[float, int, str, int]] = []  # (due, tie-break, name, version)
+        self._version: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._seq = itertools.count()
+        self._last_now = float("-inf")
 
     def add(self, name: str) -> ChartTimer:
         timer = self.timers[name] = ChartTimer(name)
+        object.__setattr__(timer, "_owner", self)
+        self._dirty.add(name)
         return timer
 
     def remove(self, name: str) -> None:
-        self.timers.pop(name, None)
+        timer = self.timers.pop(name, None)
+        if timer is not None:
+            object.__setattr__(timer, "_owner", None)
+        self._version.pop(name, None)
+        self._dirty.discard(name)
 
     def __getitem__(self, name: str) -> ChartTimer:
         return self.timers[name]
@@ -180,17 +205,46 @@ class Scheduler:
     def request(self, name: str, reason: str) -> None:
         self.timers[name].request(self.clock(), reason)
 
-    def ready(self) -> list[str]:
-        """Charts whose render may start now, longest waiting first."""
+    def _look(self, now: float) -> None:
+        """Push the dirty timers' new due times (all of them if the clock went back)."""
+        if now < self._last_now:
+            self._dirty.update(self.timers)  # due times were judged against a later clock
+        self._last_now = now
+        for name in self._dirty:
+            timer = self.timers.get(name)
+            if timer is None:
+                continue
+            version = self._version[name] = self._version.get(name, 0) + 1
+            key = timer.timed_at() if timer.state == IDLE else timer.due(now)
+            if key is not None:
+                heapq.heappush(self._heap, (key, next(self._seq), name, version))
+        self._dirty.clear()
+        if len(self._heap) > 2 * len(self.timers) + 64:  # mostly outdated entries: rebuild
+            self._heap = [e for e in self._heap if self._version.get(e[2]) == e[3]]
+            heapq.heapify(self._heap)
+
+    def due_now(self) -> Iterator[str]:
+        """Charts whose render may start now, longest waiting first, one at a time: a caller
+        that stops early leaves the rest for the next look."""
         now = self.clock()
-        for timer in self.timers.values():
+        self._look(now)
+        while self._heap and self._heap[0][0] <= now:
+            _, _, name, version = heapq.heappop(self._heap)
+            if self._version.get(name) != version:
+                continue  # changed since: its newer entry is elsewhere in the heap
+            timer = self.timers[name]
+            self._dirty.add(name)  # looked at again next time, whatever the caller does
             timer.tick(now)
-        ready = [t for t in self.timers.values() if t.ready(now)]
-        ready.sort(key=lambda t: t.due(now) or 0.0)
-        return [t.name for t in ready]
+            if timer.ready(now):
+                yield name
+
+    def ready(self) -> list[str]:
+        """Every chart whose render may start now, longest waiting first."""
+        return list(self.due_now())
 
     def next_wakeup(self) -> float | None:
         """The earliest time some chart's state can change without a new event."""
-        now = self.clock()
-        times = [d for t in self.timers.values() if (d := t.due(now)) is not None]
-        return min(times) if times else None
+        self._look(self.clock())
+        while self._heap and self._version.get(self._heap[0][2]) != self._heap[0][3]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None

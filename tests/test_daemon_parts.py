@@ -16,7 +16,7 @@ from renderer.config import Chart
 from renderer.early import EarlyRenders
 from renderer.flight import Flight
 from renderer.jobs import RenderFailure, RenderOutput
-from renderer.pagebatch import PAGES_DELAY, PageBatcher, next_stale
+from renderer.pagebatch import PAGES_DELAY, PageBatcher, StaleTimes, stale_at
 from renderer.schedule import QUEUED, QUIET, RENDERING, Scheduler
 from renderer.state import ChartRecord
 
@@ -185,13 +185,29 @@ def test_the_loop_wakes_for_the_pages_when_they_are_due():
 def test_a_chart_turning_stale_rewrites_the_pages():
     pages, records = PageBatcher(), {"a": ChartRecord(rendered_at=100.0), "b": ChartRecord(rendered_at=100.0)}
     charts = [chart("a", stale_after=60.0), chart("b", stale_after=None)]
+    stale = StaleTimes()
+    for c in charts:
+        stale.set(c.name, stale_at(c, records[c.name]))
     pages.wrote(100.0)
-    stale_at = next_stale(charts, records, after=pages.written_at)
-    assert 160.0 < stale_at < 160.1
-    assert not pages.should_write(150.0, at_rest=True, stale_at=stale_at)
-    assert pages.should_write(stale_at, at_rest=True, stale_at=stale_at)
-    pages.wrote(stale_at)
-    assert next_stale(charts, records, after=pages.written_at) is None  # written once, not again
+    at = stale.next_after(pages.written_at)
+    assert 160.0 < at < 160.1
+    assert not pages.should_write(150.0, at_rest=True, stale_at=at)
+    assert pages.should_write(at, at_rest=True, stale_at=at)
+    pages.wrote(at)
+    assert stale.next_after(pages.written_at) is None  # written once, not again
+
+
+def test_stale_times_follow_each_charts_latest_render():
+    stale = StaleTimes()
+    for i in range(1000):
+        stale.set(f"c{i}", 1000.0 + i)
+    stale.set("c0", 5000.0)  # rendered again: its old time no longer counts
+    assert stale.next_after(0.0) == 1001.0
+    stale.set("c1", None)  # now failing: never turns stale
+    assert stale.next_after(0.0) == 1002.0
+    assert stale.next_after(1998.5) == 1999.0
+    assert stale.next_after(1999.0) == 5000.0
+    assert len(stale._heap) <= 2 * 999 + 64
 
 
 def test_a_failed_write_is_retried():
@@ -205,5 +221,6 @@ def test_a_failed_write_is_retried():
 
 
 def test_charts_in_error_or_never_rendered_do_not_turn_stale():
-    records = {"a": ChartRecord(rendered_at=100.0, error="ValueError: x"), "b": ChartRecord()}
-    assert next_stale([chart("a", 1.0), chart("b", 1.0)], records, after=0.0) is None
+    assert stale_at(chart("a", 1.0), ChartRecord(rendered_at=100.0, error="ValueError: x")) is None
+    assert stale_at(chart("b", 1.0), ChartRecord()) is None
+    assert stale_at(chart("c", None), ChartRecord(rendered_at=100.0)) is None

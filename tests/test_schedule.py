@@ -196,3 +196,37 @@ def test_a_clock_that_goes_back_does_not_stall_a_render():
     s.change("c")
     clock.t -= timedelta(hours=1).total_seconds()
     assert s.ready() == ["c"]
+
+
+def test_due_now_yields_only_what_came_due_in_due_order_and_leaves_the_rest():
+    clock = Clock()
+    s = Scheduler(clock)
+    start = clock()
+    for i in range(10_000):
+        s.add(f"c{i}").scheduled_at = start + 10 + i  # one comes due every second
+    assert s.ready() == [] and s.next_wakeup() == start + 10
+    clock.advance(14.5)
+    assert s.ready() == ["c0", "c1", "c2", "c3", "c4"]
+    taken = []
+    for name in s.due_now():  # a caller with room for two renders
+        taken.append(name)
+        s[name].start(clock())
+        if len(taken) == 2:
+            break
+    assert taken == ["c0", "c1"]
+    assert s.ready() == ["c2", "c3", "c4"]  # the rest wait for the next look
+    s.change("c9999")  # a change far down the board is seen at once
+    assert s.next_wakeup() == start + 12  # c2 has waited longest
+    assert "c9999" not in s.ready()  # its quiet window runs
+    clock.advance(QUIET)
+    assert "c9999" in s.ready()
+
+
+def test_a_removed_timer_never_comes_due():
+    clock = Clock()
+    s = Scheduler(clock)
+    s.add("a").scheduled_at = clock() + 1
+    s.add("b").scheduled_at = clock() + 2
+    s.remove("a")
+    clock.advance(5)
+    assert s.ready() == ["b"]
