@@ -265,7 +265,7 @@ class Daemon(daemon_helpers.Daemon):
     a memory reading."""
 
     def __init__(self, board: Path) -> None:
-        super().__init__(board, env=env())
+        super().__init__(board, "-v", env=env())  # -v: a log line per render, which the figures are read from
 
     def tree_memory(self) -> dict[str, float]:
         """RSS and PSS (MiB) of the daemon and every process below it (forkserver, workers)."""

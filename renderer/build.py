@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from concurrent.futures import as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from renderer.config import Board
 from renderer.control import ask_daemon
@@ -13,6 +16,7 @@ from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors import require_executor
 from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages import write_pages
+from renderer.progress import Progress
 from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.workspace import make_job, prepare, publish_outcome, why_render
 
@@ -94,15 +98,34 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
 def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, result: BuildResult) -> None:
     from renderer.executors import make_executor
 
-    with make_executor(board, workers=min(board.workers, len(todo))) as executor:
+    progress = Progress(len(todo)) if Progress.wanted() else None
+    with make_executor(board, workers=min(board.workers, len(todo))) as executor, _showing(progress):
         futures = {executor.submit(make_job(board, chart, inputs)): (chart, current, reason)
                    for chart, inputs, current, reason in todo}
         _warm_pages(board)  # while the workers render: the pages are written right after the last one
+        level = logging.DEBUG if progress else logging.INFO  # a terminal gets the progress line instead
         for future in as_completed(futures):
             chart, current, reason = futures[future]
             record = records.setdefault(chart.name, ChartRecord())
-            ok = publish_outcome(board, record, current, future.result(), reason, time.time())
+            ok = publish_outcome(board, record, current, future.result(), reason, time.time(), level)
             (result.rendered if ok else result.failed).append(chart.name)
+            if progress:
+                progress.advance(ok)
+
+
+@contextmanager
+def _showing(progress: Progress | None) -> Iterator[None]:
+    """While rendering: log lines clear the progress line first; at the end it is cleared."""
+    handlers = [h for h in log.handlers if getattr(h, "stream", None) is sys.stderr] if progress else []
+    for handler in handlers:
+        handler.addFilter(progress)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(progress)
+        if progress:
+            progress.clear()
 
 
 def _warm_pages(board: Board) -> None:

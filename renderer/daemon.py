@@ -40,6 +40,7 @@ from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, StaleTimes, stale_at
 from renderer.pages import pages_intact, write_pages
+from renderer.progress import RenderSummary
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board
 from renderer.schedule import QUEUED, Scheduler, next_due
@@ -87,6 +88,7 @@ class Daemon:
         self.early = EarlyRenders()
         self.pages = PageBatcher()
         self.stale = StaleTimes()
+        self.summary = RenderSummary()
         self.wake = Wake()
         self.builds = BuildRequests(self.clock)
         self.lock: BoardLock | None = None
@@ -315,7 +317,7 @@ class Daemon:
                 outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
         record = self.records.setdefault(name, ChartRecord())
         try:
-            ok = publish_outcome(self.board, record, flight.current, outcome, flight.trigger, now)
+            ok = publish_outcome(self.board, record, flight.current, outcome, flight.trigger, now, logging.DEBUG)
         except PlotboardError as exc:
             log.error("cannot publish %s: %s", name, exc)
             ok = False
@@ -323,6 +325,7 @@ class Daemon:
         scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
         self.builds.published(name, ok, flight.dispatched_at)
+        self.summary.add(now, ok, changed=ok and record.changed_at == now)
         self.stale.set(name, stale_at(chart, record))
         self.pages.dirty(now)
 
@@ -353,6 +356,8 @@ class Daemon:
             self.pages.failed(now)
         else:
             self.builds.answer_done()
+        if line := self.summary.line(now, force=self.stopping):
+            log.info("%s", line)
 
     # -- charts and reload -------------------------------------------------------------------
 

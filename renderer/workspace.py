@@ -56,9 +56,12 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
 
 def publish_outcome(
     board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
-    trigger: str, now: float,
+    trigger: str, now: float, level: int = logging.INFO,
 ) -> bool:
-    """Publish a render's files and update its record; returns True when it succeeded."""
+    """Publish a render's files and update its record; returns True when it succeeded.
+
+    A success is logged at `level` (the daemon logs them at DEBUG and sums them up instead),
+    a failure always as an error."""
     if isinstance(outcome, RenderOutput):
         try:
             board.output.mkdir(parents=True, exist_ok=True)  # deleted meanwhile: published afresh
@@ -83,7 +86,7 @@ def publish_outcome(
             record.failed_fingerprint = None
             record.consecutive_failures = 0
             result = "changed" if changed else "unchanged"
-            log.info("rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, result,
+            log.log(level, "rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, result,
                      extra={"fields": {"chart": outcome.name, "trigger": trigger,
                                        "duration_ms": round(outcome.duration_ms, 1), "result": result}})
             return True

@@ -28,7 +28,7 @@ def test_changed_input_gives_a_new_complete_image(tmp_path, daemons):
     # with made-up times in test_schedule.py; here: each save gives a new whole image.
     board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt"))
     data = board.data("data/a.txt", "1 2 3\n")
-    d = daemons(board, "--log-format", "json")
+    d = daemons(board, "--log-format", "json", "-v")
     d.wait_state("a", state="ok")
     for i, save in enumerate(["write", "move"] * 2):
         before = d.image("a")
@@ -49,7 +49,7 @@ def test_changed_input_gives_a_new_complete_image(tmp_path, daemons):
 def test_interval_chart_rerenders_on_schedule(tmp_path, daemons):
     board = fast_board(tmp_path / "b", chart("tick", inputs="data/t.txt", extra='every = "1s"'))
     board.data("data/t.txt", "1 2\n")
-    d = daemons(board, "--log-format", "json")
+    d = daemons(board, "--log-format", "json", "-v")
     times = []
 
     def two_more():
@@ -166,7 +166,7 @@ def test_sigint_stops_an_idle_daemon_cleanly(board, daemons):
 
 
 def test_sighup_adds_removes_and_changes_charts_and_a_broken_file_keeps_the_old_board(board, daemons):
-    d = daemons(board, "--log-format", "json")
+    d = daemons(board, "--log-format", "json", "-v")
     d.wait_state("a", state="ok")
     d.wait_state("b", state="ok")
     assert (board.output / "b.png").exists()

@@ -92,7 +92,8 @@ def test_a_build_while_run_owns_the_board_is_done_by_the_daemon(tmp_path, daemon
     assert forced.returncode == 1, forced.stderr  # "bad" failed again
     assert "build: 1 rendered, 1 failed, 0 up to date (done by plotboard run" in forced.stderr
     # The daemon rendered both again and wrote the pages before it answered.
-    assert board.chart("a")["renders"] == 2 and board.chart("bad")["failures"] == 2
+    assert board.chart("a")["renders"] == 2  # "bad" may have had backoff retries meanwhile: at least
+    assert board.chart("bad")["failures"] >= 2
 
     unknown = board.cli("build", "--only", "nope", timeout=60)
     assert unknown.returncode == 2 and "no chart named nope" in unknown.stderr
