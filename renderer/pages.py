@@ -124,7 +124,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     digest = pages_digest(board, context)
     digest_file = board.state_dir / PAGES_DIGEST
     try:
-        unchanged = digest_file.read_text() == digest and all(
+        unchanged = digest_file.read_bytes() == digest.encode() and all(
             (board.output / name).is_file() for name in ("index.html", STATUS_FILE, *(f"static/{n}" for n in static))
         )
     except OSError:
