@@ -40,6 +40,7 @@ from renderer.pages import write_pages
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.schedule import QUEUED, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, out_of_date, save_state
+from renderer.text import count
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
 from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
@@ -132,8 +133,8 @@ class Daemon:
         for chart in self.board.charts:
             self._add_chart(chart, now)
         self._write_pages(now)
-        log.info("run: %d charts, watching %d folders (%s), pid %d",
-                 len(self.board.charts), len(self.watcher.folders()), self.watcher.mode, os.getpid())
+        log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),
+                 count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
 
     def _serve(self, port: int):
         from renderer.serve import start_server

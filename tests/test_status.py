@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import TWO_CHARTS, Board, wait_for
+from conftest import TWO_CHARTS, Board, chart, fast_board, wait_for, write_data
 from renderer.status import parse_iso
 
 
@@ -109,3 +109,13 @@ def test_bad_board_file_is_unknown_exit_3(board):
     board.file.write_text("[board\n")
     result = board.cli("status")
     assert result.returncode == 3 and result.stdout.startswith("PLOTBOARD UNKNOWN")
+
+
+def test_one_chart_is_counted_as_one_chart(tmp_path, daemons):
+    board = fast_board(tmp_path / "board", chart("a", inputs="a.txt"))
+    write_data(board.root / "a.txt", [1, 2, 3])
+    assert board.cli("build").returncode == 0
+    assert board.cli("status").stdout == "PLOTBOARD OK - 1 chart ok\n"
+    d = daemons(board)
+    assert "run: 1 chart, watching 1 folder (" in d.log
+    assert d.stop() == 0
