@@ -117,11 +117,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         board = load_board(args.config)
         manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
-    except (PlotboardError, OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"PLOTBOARD UNKNOWN - {exc}")
+        code = status.exit_code(manifest)
+        out = json.dumps(manifest, indent=1) if args.json else status.summary(manifest, code)
+    except (PlotboardError, OSError, ValueError, RecursionError) as exc:
+        print(status.status_line(f"PLOTBOARD UNKNOWN - {exc}"))
         return status.UNKNOWN
-    code = status.exit_code(manifest)
-    print(json.dumps(manifest, indent=1) if args.json else status.summary(manifest, code))
+    print(out)
     return code
 
 

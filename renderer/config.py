@@ -1,6 +1,6 @@
 """The board file: one validating loader that turns plotboard.toml into frozen dataclasses.
 
-Every problem is collected and named by its path (``charts[1] (cpu).every``) so a user fixes
+Every problem is collected and named by its path (``charts[0] (cpu).every``) so a user fixes
 them all in one go; unknown keys are errors, never silently ignored. What each key accepts and
 its default are in renderer/options.py.
 """

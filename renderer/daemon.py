@@ -45,6 +45,7 @@ from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board
 from renderer.schedule import QUEUED, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
+from renderer.text import count
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
 from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
@@ -141,8 +142,8 @@ class Daemon:
             upkeep.add_chart(self.board, self.records, self.scheduler, chart, now)
             self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
         self._write_pages(now)
-        log.info("run: %d charts, watching %d folders (%s), pid %d",
-                 len(self.board.charts), len(self.watcher.folders()), self.watcher.mode, os.getpid())
+        log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),
+                 count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
 
     def _make_executor(self, board: Board):
         from renderer.executors import make_executor

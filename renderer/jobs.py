@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from renderer.text import MAX_ERROR, MAX_TRACEBACK, cut
+
 
 @dataclass(frozen=True)
 class RenderJob:
@@ -48,13 +50,21 @@ class FailureKind(enum.Enum):
 
 @dataclass(frozen=True)
 class RenderFailure:
-    """A failed render: 'ExceptionType: message', with the traceback for the log, and its kind."""
+    """A failed render: 'ExceptionType: message', with the traceback for the log, and its kind.
+
+    Every failure is made here, so here its text is bounded: `error` to MAX_ERROR characters and
+    `traceback` to MAX_TRACEBACK (renderer.text.cut), whatever a plot's exception holds.
+    """
 
     name: str
     error: str
     traceback: str = ""
     duration_ms: float = 0.0
     kind: FailureKind = FailureKind.PLOT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "error", cut(self.error, MAX_ERROR))
+        object.__setattr__(self, "traceback", cut(self.traceback, MAX_TRACEBACK))
 
 
 def describe(exc: BaseException) -> str:

@@ -59,7 +59,7 @@ class BoardLock:
     def refresh(self) -> None:
         path = self.board.state_dir / INFO_FILE
         try:
-            if path.read_text() == self._text():
+            if path.read_bytes() == self._text().encode():
                 return
         except OSError:
             pass
@@ -112,7 +112,7 @@ def find_holder(board: Board, fd: int) -> Holder:
     process /proc/locks names, else from /proc/locks and that process's command line."""
     pid = _lock_pid(os.fstat(fd))
     try:
-        text = (board.state_dir / INFO_FILE).read_text()
+        text = (board.state_dir / INFO_FILE).read_text(errors="replace")
     except OSError:
         text = ""
     m = re.fullmatch(r"(plotboard run|plotboard build) \(pid (\d+)\)\s*", text)

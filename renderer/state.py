@@ -7,15 +7,20 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from renderer import __version__
 from renderer.config import Board, Chart, settings_digest
 from renderer.publish import write_atomic
+from renderer.record_check import check_state
 from renderer.schedule import next_due
+from renderer.text import cut, one_line
+
+log = logging.getLogger("plotboard")
 
 STATE_FILE = "state.json"
 
@@ -40,16 +45,25 @@ class ChartRecord:
 
 
 def load_state(board: Board) -> dict[str, ChartRecord]:
-    """The records of every chart seen before; an unreadable state file starts afresh."""
+    """The records of every chart seen before.
+
+    Bookkeeping of any shape never stops a command: a file that is not readable JSON starts
+    afresh, and records that fail renderer.record_check are dropped; either is one warning.
+    """
+    path = board.state_dir / STATE_FILE
     try:
-        data = json.loads((board.state_dir / STATE_FILE).read_text())
-        known = {f.name for f in fields(ChartRecord)}
-        return {
-            name: ChartRecord(**{k: v for k, v in rec.items() if k in known})
-            for name, rec in data["charts"].items()
-        }
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        log.warning("ignored %s (%s): every chart starts afresh", path, reason)
+        return {}
+    checked, problems = check_state(data)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        log.warning("ignored invalid bookkeeping in %s (charts without a valid record start afresh): %s", path, one_line(cut(shown)))
+    return {name: ChartRecord(**fields_) for name, fields_ in checked.items()}
 
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:

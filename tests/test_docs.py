@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, cli
 from renderer.cli import parser
 from renderer.config import BOARD_KEYS, CHART_KEYS
 from renderer.options import BOARD_OPTIONS, CHART_OPTIONS
@@ -87,3 +87,16 @@ def test_every_command_option_is_documented():
             if options and not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", README) for o in options):
                 missing.append(f"{name} {options[-1]}")
     assert not missing, f"options missing from README.md: {missing}"
+
+
+def test_the_config_error_example_is_what_the_code_prints(tmp_path):
+    """The README's example of board-file errors, charts counted as the code counts them."""
+    example = re.search(r"before writing anything[^\n]*\n\n```\n(.*?)```", README, re.S)
+    assert example, "README.md lost its example of board-file errors"
+    (tmp_path / "charts.py").write_text("def cpu(fig, inputs):\n    pass\n\ndef disk(fig, inputs):\n    pass\n")
+    (tmp_path / "plotboard.toml").write_text(
+        '[[charts]]\nname = "cpu"\nplot = "charts:cpu"\ninputs = "data/cpu.csv"\n\n'
+        '[[charts]]\nname = "disk"\nplot = "charts:disk"\nevery = "5 minutes"\n')
+    result = cli("build", "-c", "plotboard.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == example.group(1).strip()

@@ -118,7 +118,7 @@ def test_a_run_waiting_for_a_build_survives_signals_and_takes_over(tmp_path):
             assert run.poll() is None, log_path.read_text()
             release.touch()
             assert build.wait(60) == 0, build.stderr.read()
-            wait_for(lambda: "run: 1 charts" in log_path.read_text() or run.poll() is not None, 60,
+            wait_for(lambda: "run: 1 chart," in log_path.read_text() or run.poll() is not None, 60,
                      "the run to start")
             assert run.poll() is None, log_path.read_text()
             run.send_signal(signal.SIGTERM)

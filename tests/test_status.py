@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import TWO_CHARTS, Board, wait_for
+import pytest
+
+from conftest import TWO_CHARTS, Board, chart, fast_board, wait_for, write_data
 from renderer.status import parse_iso
 
 
@@ -79,7 +81,41 @@ def test_garbage_status_json_is_unknown_exit_3(board):
         assert result.stdout.startswith("PLOTBOARD UNKNOWN") and "Traceback" not in result.stderr
 
 
+WRONG_SHAPES = {
+    "rendered_at a number": '{"charts": [{"name": "a", "rendered_at": 5}]}',
+    "rendered_at a list": '{"charts": [{"name": "a", "rendered_at": ["x"]}]}',
+    "error an object": '{"charts": [{"name": "a", "error": {"x": 1}}]}',
+    "stale_after_s text": '{"charts": [{"name": "a", "rendered_at": "2026-01-01T00:00:00.000Z", "stale_after_s": "1h"}]}',
+    "stale_after_s NaN": '{"charts": [{"name": "a", "rendered_at": "2026-01-01T00:00:00.000Z", "stale_after_s": NaN}]}',
+    "name a number": '{"charts": [{"name": 5}]}',
+    "deep nesting": '{"charts": [], "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "deep nesting in a chart": '{"charts": [{"name": "a", "error": ' + "[" * 900 + "]" * 900 + "}]}",
+    "not utf-8": b'{"charts": [{"name": "\xff"}]}'.decode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("content", list(WRONG_SHAPES.values()), ids=list(WRONG_SHAPES))
+def test_status_json_of_the_wrong_shape_is_unknown_exit_3_in_one_line(board, content):
+    board.output.mkdir()
+    (board.output / "status.json").write_bytes(content.encode("latin-1"))
+    for args in ((), ("--json",)):
+        result = board.cli("status", *args)
+        assert result.returncode == 3, (args, result.stdout, result.stderr)
+        assert result.stdout.startswith("PLOTBOARD UNKNOWN - ") and result.stdout.count("\n") == 1, result.stdout
+        assert result.stderr == ""
+
+
 def test_bad_board_file_is_unknown_exit_3(board):
     board.file.write_text("[board\n")
     result = board.cli("status")
     assert result.returncode == 3 and result.stdout.startswith("PLOTBOARD UNKNOWN")
+
+
+def test_one_chart_is_counted_as_one_chart(tmp_path, daemons):
+    board = fast_board(tmp_path / "board", chart("a", inputs="a.txt"))
+    write_data(board.root / "a.txt", [1, 2, 3])
+    assert board.cli("build").returncode == 0
+    assert board.cli("status").stdout == "PLOTBOARD OK - 1 chart ok\n"
+    d = daemons(board)
+    assert "run: 1 chart, watching 1 folder (" in d.log
+    assert d.stop() == 0

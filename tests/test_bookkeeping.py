@@ -1,0 +1,121 @@
+""".plotboard/state.json of any shape: `build` and `run` never crash on it, drop what is invalid
+with one warning, and never delete a file plotboard could not have written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Board, chart, fast_board, write_data
+from renderer.record_check import CHECKS, check_record, could_have_written
+from renderer.state import ChartRecord
+
+CORRUPT = {
+    "charts is a list": {"charts": []},
+    "record is a number": {"charts": {"a": 5}},
+    "record is null": {"charts": {"a": None}},
+    "renders is text": {"charts": {"a": {"renders": "many"}}},
+    "no charts, only renders": {"renders": "many"},
+    "top level is a list": [1, 2],
+    "time is infinite": {"charts": {"a": {"rendered_at": 1e400, "fingerprint": "x"}}},
+    "time out of range": {"charts": {"a": {"rendered_at": 1e20, "fingerprint": "x"}}},
+    "renders is true": {"charts": {"a": {"renders": True}}},
+    "error is a list": {"charts": {"a": {"error": ["x"], "failed_at": 1.0}}},
+    "hash is not hex": {"charts": {"a": {"hash": "<script>", "rendered_at": 1.0}}},
+    "files is text": {"charts": {"a": {"files": "abc"}}},
+    "chart name is a path": {"charts": {"../x": {"files": []}}},
+}
+
+
+def state_file(board: Board):
+    return board.root / ".plotboard" / "state.json"
+
+
+def warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if " WARNING " in line]
+
+
+@pytest.mark.parametrize("content", list(CORRUPT.values()), ids=list(CORRUPT))
+def test_build_survives_corrupt_records_with_one_warning(built, content):
+    board = built
+    state_file(board).write_text(json.dumps(content))
+    result = board.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(warnings(result.stderr)) == 1 and "state.json" in warnings(result.stderr)[0], result.stderr
+    assert {c["name"]: c["state"] for c in board.status()["charts"]} == {"a": "ok", "b": "ok"}
+    again = board.cli("build")  # the bookkeeping written meanwhile is whole again
+    assert again.returncode == 0 and not warnings(again.stderr), again.stderr
+    assert "0 rendered, 0 failed, 2 up to date" in again.stderr
+
+
+@pytest.mark.parametrize("content", ["{not json", "", "\xff", "[" * 100_000 + "]" * 100_000],
+                         ids=["not json", "empty", "not utf-8", "nested too deep"])
+def test_build_survives_an_unreadable_state_file(built, content):
+    board = built
+    state_file(board).write_bytes(content.encode("latin-1"))
+    (board.root / ".plotboard" / "pages.digest").write_bytes(b"\xff\xfe")
+    result = board.cli("build")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(warnings(result.stderr)) == 1, result.stderr
+    assert board.chart("a")["state"] == "ok"
+
+
+def test_records_never_make_plotboard_delete_what_it_did_not_write(built):
+    """Records of removed charts whose files are not theirs: nothing is deleted, nothing refused."""
+    board = built
+    for name in ("a", "b", "c", "notes.txt", ".hidden"):
+        (board.output / name).write_text("the user's")
+    good = json.loads(state_file(board).read_text())["charts"]
+    state_file(board).write_text(json.dumps({"charts": {
+        **good,
+        "zz": {"files": ["../plotboard.toml"]},
+        "yy": {"files": "abc"},
+        "xx": {"files": ["a.png", "notes.txt"]},  # another chart's image, a user's file
+        "ww": {"files": [".hidden"]},
+        "vv": {"files": ["vv.png", "vv@2x.png", "vv.7d.png"]},  # a removed chart's own images
+    }}))
+    for name in ("vv.png", "vv@2x.png", "vv.7d.png"):
+        (board.output / name).write_bytes(b"old image")
+    for attempt in range(2):  # not refused now, nor at any later build
+        result = board.cli("build")
+        assert result.returncode == 0, result.stderr
+        assert "refusing" not in result.stderr and "Traceback" not in result.stderr
+    assert board.file.is_file() and (board.root / "plots.py").is_file()
+    for name in ("a", "b", "c", "notes.txt", ".hidden", "a.png", "b.png"):
+        assert (board.output / name).exists(), name
+    for name in ("vv.png", "vv@2x.png", "vv.7d.png"):
+        assert not (board.output / name).exists(), f"{name} of the removed chart vv is still there"
+    assert set(json.loads(state_file(board).read_text())["charts"]) == {"a", "b"}
+
+
+def test_run_starts_on_corrupt_records_and_keeps_running(tmp_path, daemons):
+    board = fast_board(tmp_path / "board", chart("a", inputs="a.txt"), chart("b", inputs="b.txt"))
+    write_data(board.root / "a.txt", [1, 2, 3])
+    write_data(board.root / "b.txt", [3, 2, 1])
+    (board.root / ".plotboard").mkdir()
+    state_file(board).write_text(json.dumps({"charts": {"a": None, "b": {"renders": "many", "files": "abc"}}}))
+    d = daemons(board)
+    d.wait_state("a", state="ok")
+    d.wait_state("b", state="ok", renders=1)
+    assert d.count(" WARNING ") == 1 and "state.json" in d.log
+    before = d.image("a")
+    write_data(board.root / "a.txt", [5, 1, 5])
+    d.new_image("a", before)
+    assert d.stop() == 0 and "Traceback" not in d.log
+
+
+def test_could_have_written_only_a_charts_own_image_names():
+    for name in ("cpu.png", "cpu@2x.png", "cpu.svg", "cpu.7d.png", "cpu.365d@2x.png", "cpu.500ms.svg"):
+        assert could_have_written("cpu", name), name
+    for name in ("cpu", "cpu.txt", "cpu2.png", "cpu-x.png", ".cpu.png", "cpu/.png", "../cpu.png", "cpu.png/x",
+                 "cpu..png", "cpu.7d/.png", "cpu.png\n", "other.png", "index.html", "status.json", "", None, 5, ["cpu.png"]):
+        assert not could_have_written("cpu", name), name
+    assert not could_have_written("../x", "../x.png") and not could_have_written("", ".png")
+
+
+def test_every_record_field_has_its_check():
+    assert set(CHECKS) == set(vars(ChartRecord()))
+    assert check_record("a", vars(ChartRecord())) == {**vars(ChartRecord()), "files": []}
+    assert check_record("a", {"error": "E" * 5000})["error"].endswith("[cut: 5000 characters in all]")
