@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-ex
 from renderer.errors import ConfigError
 from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
 from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
+
+log = logging.getLogger("plotboard")
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,12 @@ class _Collector:
         return values
 
 
-def load_board(path: str | os.PathLike) -> Board:
-    """Read and validate a board file; raises ConfigError listing every problem."""
+def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
+    """Read and validate a board file; raises ConfigError listing every problem.
+
+    With `checks` (all but `plotboard status`, which only reads status.json), also what a run
+    or build will do with it: the board's own templates must compile and render.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -232,7 +239,19 @@ def load_board(path: str | os.PathLike) -> Board:
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    return Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    board = Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    if checks:
+        _check_use(board)
+    return board
+
+
+def _check_use(board: Board) -> None:
+    """A template that does not render is an error of the board file."""
+    from renderer.pages import check_templates
+
+    problem = check_templates(board)
+    if problem:
+        raise ConfigError(board.path, [f"board.templates: {problem}"])
 
 
 def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
