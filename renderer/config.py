@@ -170,7 +170,8 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
     """Read and validate a board file; raises ConfigError listing every problem.
 
     With `checks` (all but `plotboard status`, which only reads status.json), also what a run
-    or build will do with it: the board's own templates must compile and render.
+    or build will do with it: the board's own templates must compile and render, and each
+    literal input that does not exist is logged as a warning.
     """
     path = Path(path)
     try:
@@ -246,12 +247,18 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
 
 
 def _check_use(board: Board) -> None:
-    """A template that does not render is an error of the board file."""
+    """A template that does not render is an error; a missing input file only a warning: a
+    producer may create it later, and the chart renders once it appears."""
     from renderer.pages import check_templates
+    from renderer.state import waiting_for
 
     problem = check_templates(board)
     if problem:
         raise ConfigError(board.path, [f"board.templates: {problem}"])
+    for i, chart in enumerate(board.charts):
+        for missing in waiting_for(chart, board.root):
+            log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
+                        "until it appears (a typo?)", board.path, i, chart.name, missing, missing)
 
 
 def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:

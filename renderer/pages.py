@@ -15,7 +15,7 @@ from typing import Any
 from renderer import templating
 from renderer.config import Board
 from renderer.publish import write_atomic
-from renderer.state import ChartRecord
+from renderer.state import ChartRecord, waiting_for
 from renderer.status import STATUS_FILE, iso, judge
 from renderer.templating import site_dir  # noqa: F401 - re-exported
 
@@ -40,6 +40,7 @@ def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[
             "failures": rec.failures,
             "error": rec.error,
             "stale_after_s": chart.stale_after,
+            "waiting_for": waiting_for(chart, board.root),
         })
     return {
         "board": {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh},
