@@ -130,9 +130,9 @@ def _showing(progress: Progress | None) -> Iterator[None]:
 
 def _warm_pages(board: Board) -> None:
     """Import jinja2 and compile the board's template now, off the critical path."""
-    from renderer.pages import _environment
+    from renderer.templating import ENTRY, environment
 
     try:
-        _environment(board.templates).get_template("index.html")
+        environment(board.templates).get_template(ENTRY)
     except Exception:  # noqa: BLE001 - write_pages reports template problems itself
         pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-ex
 from renderer.errors import ConfigError
 from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
 from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
+
+log = logging.getLogger("plotboard")
 
 
 @dataclass(frozen=True)
@@ -165,8 +168,13 @@ class _Collector:
         return values
 
 
-def load_board(path: str | os.PathLike) -> Board:
-    """Read and validate a board file; raises ConfigError listing every problem."""
+def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
+    """Read and validate a board file; raises ConfigError listing every problem.
+
+    With `checks` (all but `plotboard status`, which only reads status.json), also what a run
+    or build will do with it: the board's own templates must compile and render, and each
+    literal input that does not exist is logged as a warning.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -234,7 +242,25 @@ def load_board(path: str | os.PathLike) -> Board:
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    return Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    board = Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    if checks:
+        _check_use(board)
+    return board
+
+
+def _check_use(board: Board) -> None:
+    """A template that does not render is an error; a missing input file only a warning: a
+    producer may create it later, and the chart renders once it appears."""
+    from renderer.pages import check_templates
+    from renderer.state import waiting_for
+
+    problem = check_templates(board)
+    if problem:
+        raise ConfigError(board.path, [f"board.templates: {problem}"])
+    for i, chart in enumerate(board.charts):
+        for missing in waiting_for(chart, board.root):
+            log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
+                        "until it appears (a typo?)", board.path, i, chart.name, missing, missing)
 
 
 def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:

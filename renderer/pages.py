@@ -10,24 +10,17 @@ import hashlib
 import json
 import os
 import time
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
+from renderer import templating
 from renderer.config import Board
 from renderer.publish import write_atomic
 from renderer.repair import damaged, stamp, stamps
-from renderer.state import ChartRecord
+from renderer.state import ChartRecord, waiting_for
 from renderer.status import STATUS_FILE, iso, judge
+from renderer.templating import site_dir  # noqa: F401 - re-exported
 
 PAGES_DIGEST = "pages.json"  # in .plotboard/: what the pages showed when last written, and their stamps
-
-
-def site_dir() -> Path:
-    """The built-in site/: inside the installed package, or at the root of a source checkout."""
-    here = Path(__file__).resolve().parent
-    installed = here / "site"
-    return installed if installed.is_dir() else here.parent / "site"
 
 
 def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[str, Any]:
@@ -51,24 +44,12 @@ def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[
             "failures": rec.failures,
             "error": error,
             "stale_after_s": chart.stale_after,
+            "waiting_for": waiting_for(chart, board.root),
         })
     return {
         "board": {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh},
         "charts": charts,
     }
-
-
-@lru_cache(maxsize=8)
-def _environment(templates: Path | None):
-    import jinja2
-
-    folders = ([str(templates)] if templates else []) + [str(site_dir() / "templates")]
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folders),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def static_files() -> dict[str, bytes]:
@@ -95,13 +76,31 @@ def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -
 
 
 def render_index(board: Board, context: dict[str, Any]) -> str:
-    return _environment(board.templates).get_template("index.html").render(**context)
+    """index.html's text; raises templating.TemplateFailed (one line: template file and line)."""
+    return templating.render(board.templates, context)
+
+
+def sample_contexts(board: Board, now: float) -> list[dict[str, Any]]:
+    """What the board's templates are tried with when it is loaded: every chart pending, then
+    every chart ok, then every chart failed (with an image from before)."""
+    static = static_files()
+    ok = ChartRecord(hash="0" * 16, rendered_at=now, changed_at=now, duration_ms=1.0, renders=1)
+    failed = ChartRecord(hash="0" * 16, rendered_at=now, changed_at=now, duration_ms=1.0, renders=1, failures=1,
+                         error="ExampleError: how a failed render shows")
+    return [index_context(board, manifest(board, {c.name: rec for c in board.charts if rec}, now), static)
+            for rec in (None, ok, failed)]
+
+
+def check_templates(board: Board) -> str | None:
+    """The board's own templates' problem, on one line, or None (see renderer.templating)."""
+    if board.templates is None:
+        return None
+    return templating.check(board.templates, sample_contexts(board, time.time()))
 
 
 def _template_stamps(board: Board) -> list:
-    folders = ([board.templates] if board.templates else []) + [site_dir() / "templates"]
     stamps = []
-    for folder in folders:
+    for folder in templating.folders(board.templates):
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             st = entry.stat()
             stamps.append([entry.path, st.st_mtime_ns, st.st_size])
@@ -128,6 +127,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     digest = pages_digest(board, context)
     if _written(board).get("digest") == digest and pages_intact(board):
         return man
+    index = render_index(board, context).encode()  # before anything is written: a failure keeps the old pages
     board.output.mkdir(parents=True, exist_ok=True)
     if static:
         if (board.output / "static").is_symlink():
@@ -135,7 +135,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
         (board.output / "static").mkdir(exist_ok=True)
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
-    write_atomic(board.output, "index.html", render_index(board, context).encode())
+    write_atomic(board.output, "index.html", index)
     write_atomic(board.output, STATUS_FILE, json.dumps(man, indent=1).encode())
     names = ["index.html", STATUS_FILE, *(f"static/{n}" for n in static)]
     board.state_dir.mkdir(parents=True, exist_ok=True)

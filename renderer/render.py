@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,9 @@ def render(job: RenderJob) -> RenderOutput:
     with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES[job.theme]):
         fig = Figure(figsize=job.size, dpi=job.dpi)
         WarmCanvas(fig)
+        before = _pyplot_figures()
         function(fig, [Path(p) for p in job.inputs], **job.params)
+        _check_drawn(fig, before)
         files: dict[str, bytes] = {}
         png = {"compress_level": job.png_compression}
         files[f"{job.name}.png"] = _save(fig, "png", job.dpi, pil_kwargs=png)
@@ -93,6 +96,31 @@ def render(job: RenderJob) -> RenderOutput:
             files[f"{job.name}.svg"] = _save(fig, "svg", job.dpi, metadata={"Date": None})
     digest = hashlib.sha256(files[f"{job.name}.png"]).hexdigest()[:16]
     return RenderOutput(job.name, files, digest, (time.perf_counter() - started) * 1000)
+
+
+class PlotContractError(Exception):
+    """The plot function broke the plot contract: it drew nothing, or drew with pyplot."""
+
+
+def _pyplot_figures() -> set[int]:
+    """The numbers of pyplot's open figures; nothing (and no import) when no plot imported pyplot."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return set(pyplot.get_fignums()) if pyplot is not None else set()
+
+
+def _check_drawn(fig: Figure, before: set[int]) -> None:
+    """Fail a render that left figures open in pyplot (closing them: they would pile up in
+    the worker) or drew nothing on `fig`; costs about a microsecond when all is well."""
+    created = sorted(_pyplot_figures() - before)
+    if created:
+        sys.modules["matplotlib.pyplot"].close("all")
+        which = ", ".join(map(str, created))
+        raise PlotContractError(
+            f"the plot drew on pyplot's figure {which} (plt.plot, plt.gcf(), plt.subplots() ...) "
+            "instead of the figure it was given; draw on `fig` (ax = fig.add_subplot()) and do not use pyplot")
+    if len(fig.get_children()) <= 1:  # the figure's own background patch
+        raise PlotContractError("the plot drew nothing on the figure it was given (no axes, no artists); "
+                                "draw on `fig`, for example ax = fig.add_subplot(); ax.plot(...)")
 
 
 def _save(fig: Figure, fmt: str, dpi: int, **kwargs: Any) -> bytes:

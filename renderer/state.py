@@ -77,11 +77,22 @@ def expand_inputs(chart: Chart) -> list[str]:
     """The chart's input files that exist, globs expanded, sorted."""
     found: set[str] = set()
     for pattern in chart.inputs:
-        if any(ch in pattern for ch in "*?["):
+        if is_pattern(pattern):
             found.update(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
         elif os.path.isfile(pattern):
             found.add(pattern)
     return sorted(found)
+
+
+def is_pattern(path: str) -> bool:
+    """Whether an input is a glob pattern rather than one file's path."""
+    return any(ch in path for ch in "*?[")
+
+
+def waiting_for(chart: Chart, root: Path) -> list[str]:
+    """The chart's literal inputs (not patterns) that are not there (yet), relative to `root`,
+    the board file's folder: a typo, or a file a producer has not written yet."""
+    return [os.path.relpath(p, root) for p in chart.inputs if not is_pattern(p) and not os.path.isfile(p)]
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from conftest import REPO, Board, Daemon, cli_env
 REFRESH_S = 1.0
 STALE_S = 2.0
 NAMES = ("live", "flaky", "feed", "steady")
+LATE = "late"  # its input file is written by a test, after the page is open
 
 LIVE = f"""
 [board]
@@ -71,6 +72,12 @@ plot = "plots:line"
 inputs = ["data/steady.txt"]
 formats = ["png", "svg"]
 hidpi = false
+
+[[charts]]
+name = "late"
+title = "Late chart"
+plot = "plots:line"
+inputs = ["data/late.txt"]
 """
 
 # Processes the module shares between its tests (the browser's driver, the daemon): the leak
@@ -159,7 +166,7 @@ def live() -> Iterator[Live]:
     LONG_LIVED.add(daemon.proc.pid)
     try:
         lv = Live(board, daemon)
-        wait_for(lambda: daemon.alive() and all(lv.entry(n).get("hash") for n in NAMES), 60,
+        wait_for(lambda: daemon.alive() and all(lv.entry(n).get("hash") for n in (*NAMES, LATE)), 60,
                  "the daemon's first renders")
         yield lv
     finally:
@@ -443,6 +450,19 @@ def test_a_failing_plot_shows_error_with_its_message_then_ok_when_fixed(live, li
     wait_card(page, "flaky", f"badge === 'ok' && err.hidden && img.getAttribute('src') !== {json.dumps(shown['src'])}")
     assert "state-ok" in card(page, "flaky")["cls"]
     assert page.evaluate("window.__broken") == []
+    assert log.problems() == []
+
+
+def test_a_chart_waiting_for_its_input_says_so_on_its_card_until_the_file_appears(live, live_nginx, context):
+    page, log = open_board(context(), live_nginx.url + "board/")
+    page.evaluate("window.__marker = 'still here'")
+    wait = "c.querySelector('.wait')"
+    wait_card(page, LATE, f"!{wait}.hidden && {wait}.textContent === 'waiting for data/late.txt' && badge === 'ok'", 5)
+    assert page.locator(f'.card[data-name="{LATE}"] .wait').is_visible()
+    live.board.data(f"data/{LATE}.txt", values())  # the producer writes it: the chart renders with it
+    wait_card(page, LATE, f"{wait}.hidden && {wait}.textContent === '' && badge === 'ok'", 10)
+    assert live.entry(LATE)["waiting_for"] == [] and live.entry(LATE)["renders"] >= 2
+    assert page.evaluate("window.__marker") == "still here", "the page reloaded"
     assert log.problems() == []
 
 

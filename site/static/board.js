@@ -105,6 +105,11 @@
       card._changed = Date.parse(ch.changed_at) || 0;
       $(card, ".age").dateTime = ch.rendered_at || "";
       $(card, ".err").textContent = ch.error || "";
+      const wait = $(card, ".wait"), missing = Array.isArray(ch.waiting_for) ? ch.waiting_for : [];
+      if (wait) { // a board's own template may leave it out
+        wait.textContent = missing.length ? "waiting for " + missing.join(", ") : "";
+        wait.hidden = !missing.length;
+      }
       if (ch.hash && ch.hash !== card.dataset.hash && ch.hash !== card._want) swap(card, ch);
     }
   }
