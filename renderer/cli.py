@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
 
         entry = {"time": iso(record.created), "level": record.levelname.lower(), "message": record.getMessage()}
         entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry)
+        return json.dumps(entry, allow_nan=False)
 
 
 def setup_logging(fmt: str = "text", verbose: bool = False) -> None:
@@ -121,7 +121,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"PLOTBOARD UNKNOWN - {exc}")
         return status.UNKNOWN
     code = status.exit_code(manifest)
-    print(json.dumps(manifest, indent=1) if args.json else status.summary(manifest, code))
+    print(json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code))
     return code
 
 

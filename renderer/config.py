@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
-from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
+from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, non_finite, program_default
 from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 
@@ -128,7 +130,7 @@ class _Collector:
         kept = self.problems[:since]
         for problem in self.problems[since:]:
             for key in defaults:
-                if key not in own and problem.startswith(f"{where}.{key}: "):
+                if key not in own and re.match(rf"{re.escape(where)}\.{re.escape(key)}[:.\[]", problem):
                     problem = "defaults." + problem[len(where) + 1:]
                     break
             if problem not in kept:
@@ -151,6 +153,14 @@ class _Collector:
                 if value is None:
                     values[name] = None
                     continue
+            found = non_finite(value)
+            if found is not None:
+                inside, number = found
+                written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+                self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
+                         "(TOML's inf and nan, or a number too large for a float, like 1e400)")
+                values[name] = None
+                continue
             try:
                 values[name] = option.check(value, root)
             except ValueError as exc:

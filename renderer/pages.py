@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from renderer import jsonfile
 from renderer.config import Board
 from renderer.publish import write_atomic
 from renderer.state import ChartRecord
@@ -139,7 +140,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
     write_atomic(board.output, "index.html", render_index(board, context).encode())
-    write_atomic(board.output, STATUS_FILE, json.dumps(man, indent=1).encode())
+    write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, indent=1).encode())
     board.state_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(board.state_dir, PAGES_DIGEST, digest.encode())
     return man

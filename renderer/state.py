@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
-from renderer import __version__
+from renderer import __version__, jsonfile
 from renderer.config import Board, Chart, settings_digest
 from renderer.publish import write_atomic
 from renderer.schedule import next_due
@@ -41,7 +41,7 @@ class ChartRecord:
 def load_state(board: Board) -> dict[str, ChartRecord]:
     """The records of every chart seen before; an unreadable state file starts afresh."""
     try:
-        data = json.loads((board.state_dir / STATE_FILE).read_text())
+        data = jsonfile.loads((board.state_dir / STATE_FILE).read_text())
         known = {f.name for f in fields(ChartRecord)}
         return {
             name: ChartRecord(**{k: v for k, v in rec.items() if k in known})
@@ -55,7 +55,7 @@ def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
     board.state_dir.mkdir(parents=True, exist_ok=True)
     data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
     # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
-    write_atomic(board.state_dir, STATE_FILE, json.dumps(data, separators=(",", ":")).encode())
+    write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode())
 
 
 def expand_inputs(chart: Chart) -> list[str]:

@@ -3,10 +3,11 @@ moment someone looks, so a board whose daemon died turns stale by itself."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from renderer import jsonfile
 
 OK, STALE, ERROR, UNKNOWN = 0, 1, 2, 3
 STATUS_FILE = "status.json"
@@ -54,7 +55,7 @@ def exit_code(manifest: dict[str, Any]) -> int:
 
 def read_manifest(output: Path) -> dict[str, Any]:
     """status.json of an output folder; raises OSError or ValueError when missing or unreadable."""
-    manifest = json.loads((output / STATUS_FILE).read_text())
+    manifest = jsonfile.loads((output / STATUS_FILE).read_text())
     if not isinstance(manifest, dict) or not isinstance(manifest.get("charts"), list):
         raise ValueError("not a plotboard manifest")
     for entry in manifest["charts"]:
