@@ -80,6 +80,7 @@ class Board:
     root: Path  # its folder: relative paths and plot modules are found here
     title: str
     output: Path
+    state: Path  # the bookkeeping folder: `[board] state`, by default .plotboard next to the board file
     refresh: float
     workers: int
     render_timeout: float
@@ -91,8 +92,9 @@ class Board:
 
     @property
     def state_dir(self) -> Path:
-        """plotboard's bookkeeping folder, next to the board file, never in the output."""
-        return self.root / ".plotboard"
+        """plotboard's bookkeeping folder (.plotboard next to the board file unless `[board]
+        state` says otherwise), never in the output folder."""
+        return self.state
 
     def chart(self, name: str) -> Chart:
         for chart in self.charts:
@@ -237,6 +239,12 @@ def load_board(path: str | os.PathLike) -> Board:
             for pattern in chart.inputs:
                 if Path(pattern).is_relative_to(output):
                     c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
+    state = b["state"]
+    if state is not None:
+        if state == root or state in root.parents:
+            c.add("board.state", f"must be a folder of its own, not the board file's folder or above it, got {state}")
+        if output is not None and (state == output or state.is_relative_to(output) or output.is_relative_to(state)):
+            c.add("board.state", f"must be apart from the output folder {output}, got {state}")
     if b["executor"] == "dask" and not b["scheduler"]:
         c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
 

@@ -142,7 +142,7 @@ class Daemon:
             server = start_server(self.board.output, port)
         except OSError as exc:
             raise PlotboardError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-        log.info("serving %s on http://127.0.0.1:%d/", self.board.output, port)
+        log.info("serving %s on %s", self.board.output, server.url)
         return server
 
     def _make_executor(self, board: Board):

@@ -16,6 +16,7 @@ from typing import Any
 
 from renderer import jsonfile
 from renderer.config import Board
+from renderer.errors import PublishError
 from renderer.publish import write_atomic
 from renderer.state import ChartRecord
 from renderer.status import STATUS_FILE, iso, judge
@@ -132,15 +133,22 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
         unchanged = False
     if unchanged:
         return man
-    board.output.mkdir(parents=True, exist_ok=True)
+    try:
+        board.output.mkdir(parents=True, exist_ok=True)
+        if static:
+            if (board.output / "static").is_symlink():
+                (board.output / "static").unlink()  # a planted link is replaced, never written through
+            (board.output / "static").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {exc.filename or board.output}: {exc.strerror or exc}") from None
     if static:
-        if (board.output / "static").is_symlink():
-            (board.output / "static").unlink()  # a planted link is replaced, never written through
-        (board.output / "static").mkdir(exist_ok=True)
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
     write_atomic(board.output, "index.html", render_index(board, context).encode())
     write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, indent=1).encode())
-    board.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        board.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
     write_atomic(board.state_dir, PAGES_DIGEST, digest.encode())
     return man

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from renderer import __version__, jsonfile
 from renderer.config import Board, Chart, settings_digest
+from renderer.errors import PublishError
 from renderer.publish import write_atomic
 from renderer.schedule import next_due
 
@@ -52,7 +53,10 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
 
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
-    board.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        board.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
     data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
     # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
     write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode())
