@@ -28,15 +28,17 @@ def ensure_folders(board: Board) -> None:
         raise FolderError(f"{board.path}: {static} exists and is not a folder; plotboard writes the page's "
                           "CSS and JS there: move it away")
     for folder, what, key in folders:
-        _ensure(board, folder, what, key)
+        _ensure(board, folder, what, key, writable=folder == board.state_dir)
 
 
-def _ensure(board: Board, folder: Path, what: str, key: str) -> None:
+def _ensure(board: Board, folder: Path, what: str, key: str, writable: bool) -> None:
+    """Make folder; with `writable`, also insist that it can be written now. (An output folder
+    that cannot be written is left to the publisher: each chart then fails naming its file.)"""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FolderError(f"{board.path}: cannot create {folder} ({exc.strerror or exc}), where plotboard keeps "
                           f"{what}: set [board] {key} = \"/a/writable/folder\" in {board.path.name}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if writable and not os.access(folder, os.W_OK | os.X_OK):
         raise FolderError(f"{board.path}: {folder} is not writable, and plotboard keeps {what} there: "
                           f"set [board] {key} = \"/a/writable/folder\" in {board.path.name}")
