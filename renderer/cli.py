@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
 
         entry = {"time": iso(record.created), "level": record.levelname.lower(), "message": record.getMessage()}
         entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry)
+        return json.dumps(entry, allow_nan=False)
 
 
 def setup_logging(fmt: str = "text", verbose: bool = False) -> None:
@@ -49,6 +49,17 @@ def log_thread_death(args: threading.ExceptHookArgs) -> None:
               exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
+def port(text: str) -> int:
+    """A TCP port for --serve/--port: 0 (any free port) to 65535."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535 (0: any free port), got {text!r}")
+    return number
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plotboard", description="Render matplotlib charts into a static status board.")
     p.add_argument("--version", action="version", version=f"plotboard {__version__}")
@@ -61,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the daemon: keep every chart current (foreground)")
     board_args(run)
-    run.add_argument("--serve", type=int, metavar="PORT", help="also serve the output folder on 127.0.0.1:PORT")
+    run.add_argument("--serve", type=port, metavar="PORT", help="also serve the output folder on 127.0.0.1:PORT")
     run.add_argument("--poll", action="store_true",
                      help="watch input files by polling (network file systems, or when inotify limits are reached)")
 
@@ -78,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path)
 
     demo = sub.add_parser("demo", help="a live demo board with synthetic data on http://127.0.0.1:8000")
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--port", type=port, default=8000, help="the port to serve on (0: any free port)")
     demo.add_argument("--dir", type=Path, help="where to keep the demo board (default: a temporary folder)")
     return p
 
@@ -118,7 +129,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         board = load_board(args.config, checks=False)
         manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
         code = status.exit_code(manifest)
-        out = json.dumps(manifest, indent=1) if args.json else status.summary(manifest, code)
+        out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code)
     except (PlotboardError, OSError, ValueError, RecursionError) as exc:
         print(status.status_line(f"PLOTBOARD UNKNOWN - {exc}"))
         return status.UNKNOWN

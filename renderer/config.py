@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +21,7 @@ from typing import Any
 
 from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
-from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, program_default
+from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, non_finite, program_default
 from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 log = logging.getLogger("plotboard")
@@ -82,6 +84,7 @@ class Board:
     root: Path  # its folder: relative paths and plot modules are found here
     title: str
     output: Path
+    state: Path  # the bookkeeping folder: `[board] state`, by default .plotboard next to the board file
     refresh: float
     workers: int
     render_timeout: float
@@ -93,8 +96,9 @@ class Board:
 
     @property
     def state_dir(self) -> Path:
-        """plotboard's bookkeeping folder, next to the board file, never in the output."""
-        return self.root / ".plotboard"
+        """plotboard's bookkeeping folder (.plotboard next to the board file unless `[board]
+        state` says otherwise), never in the output folder."""
+        return self.state
 
     def chart(self, name: str) -> Chart:
         return self._by_name[name]
@@ -133,7 +137,7 @@ class _Collector:
         kept = self.problems[:since]
         for problem in self.problems[since:]:
             for key in defaults:
-                if key not in own and problem.startswith(f"{where}.{key}: "):
+                if key not in own and re.match(rf"{re.escape(where)}\.{re.escape(key)}[:.\[]", problem):
                     problem = "defaults." + problem[len(where) + 1:]
                     break
             if problem not in kept:
@@ -156,6 +160,14 @@ class _Collector:
                 if value is None:
                     values[name] = None
                     continue
+            found = non_finite(value)
+            if found is not None:
+                inside, number = found
+                written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+                self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
+                         "(TOML's inf and nan, or a number too large for a float, like 1e400)")
+                values[name] = None
+                continue
             try:
                 values[name] = option.check(value, root)
             except ValueError as exc:
@@ -237,6 +249,12 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
             for pattern in chart.inputs:
                 if Path(pattern).is_relative_to(output):
                     c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
+    state = b["state"]
+    if state is not None:
+        if state == root or state in root.parents:
+            c.add("board.state", f"must be a folder of its own, not the board file's folder or above it, got {state}")
+        if output is not None and (state == output or state.is_relative_to(output) or output.is_relative_to(state)):
+            c.add("board.state", f"must be apart from the output folder {output}, got {state}")
     if b["executor"] == "dask" and not b["scheduler"]:
         c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
 

@@ -54,7 +54,7 @@ class BuildRequest:
     def answer(self, **message: object) -> None:
         """Send the result (or an error) and hang up; a client that went away is no matter."""
         try:
-            self.conn.sendall(json.dumps(message).encode() + b"\n")
+            self.conn.sendall(json.dumps(message, allow_nan=False).encode() + b"\n")
         except OSError:
             pass
         finally:
@@ -160,7 +160,7 @@ def ask_daemon(root: Path, force: bool, only: list[str] | None, timeout: float) 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(timeout)
         sock.connect(address(root))
-        sock.sendall(json.dumps({"force": force, "only": only}).encode() + b"\n")
+        sock.sendall(json.dumps({"force": force, "only": only}, allow_nan=False).encode() + b"\n")
         answer = b""
         while not answer.endswith(b"\n"):
             chunk = sock.recv(65536)

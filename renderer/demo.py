@@ -12,7 +12,6 @@ import importlib.util
 import logging
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -22,12 +21,14 @@ from pathlib import Path
 from typing import Iterator
 
 from renderer.errors import PlotboardError
+from renderer.serve import BoardServer, start_server
 
 log = logging.getLogger("plotboard")
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_board"
 BOARD_FILES = ("plotboard.toml", "charts.py")
 DATA_DIR = "data"
+OUTPUT = "public"  # the demo board's output folder (its plotboard.toml says so)
 
 
 def install(folder: Path) -> Path:
@@ -59,17 +60,13 @@ def load_feeder():
     return module
 
 
-def check_port(port: int) -> None:
-    """Fail early, with advice, when the port is taken."""
-    if port == 0:
-        return
-    with socket.socket() as s:
-        # As the server itself will: connections in TIME_WAIT from an earlier run do not count.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise PlotboardError(f"cannot serve on 127.0.0.1:{port} ({exc.strerror}); try --port {port + 1}") from None
+def serve(folder: Path, port: int) -> BoardServer:
+    """Serve folder on 127.0.0.1:port (0: any free port), or say why not, with advice."""
+    try:
+        return start_server(folder, port)
+    except OSError as exc:
+        hint = f"; try --port {port + 1}" if 0 < port < 65535 else ""
+        raise PlotboardError(f"cannot serve on 127.0.0.1:{port} ({exc.strerror or exc}){hint}") from None
 
 
 @contextmanager
@@ -89,25 +86,28 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def demo(port: int = 8000, folder: Path | None = None) -> int:
-    """Run the live demo board on 127.0.0.1:port until SIGINT/SIGTERM; returns the exit status."""
+    """Run the live demo board on 127.0.0.1:port until SIGINT/SIGTERM; returns the exit status.
+
+    The demo serves the output folder itself (bound before anything is written, so a port in
+    use fails early) and prints the port actually bound, which with port 0 the system picks.
+    """
     from renderer.daemon import run
 
-    check_port(port)
     temporary = folder is None
     root = Path(tempfile.mkdtemp(prefix="plotboard-demo-")) if temporary else Path(folder).resolve()
     stop = threading.Event()
     feeder_thread = None
     try:
-        board_file = install(root)
-        feeder = load_feeder().Feeder(root / DATA_DIR)
-        feeder.backfill(time.time())
-        feeder.write()
-        feeder_thread = threading.Thread(target=feeder.run, args=(stop,), name="plotboard-demo-feeder")
-        feeder_thread.start()
-        print(f"plotboard demo: http://127.0.0.1:{port}/  (board in {root}; Ctrl-C stops)", flush=True)
-        with _stop_on_signals(stop):
-            code = run(board_file, serve=port, stop=stop)
-        return code
+        with serve(root / OUTPUT, port) as server:
+            board_file = install(root)
+            feeder = load_feeder().Feeder(root / DATA_DIR)
+            feeder.backfill(time.time())
+            feeder.write()
+            feeder_thread = threading.Thread(target=feeder.run, args=(stop,), name="plotboard-demo-feeder")
+            feeder_thread.start()
+            print(f"plotboard demo: {server.url}  (board in {root}; Ctrl-C stops)", flush=True)
+            with _stop_on_signals(stop):
+                return run(board_file, stop=stop)
     finally:
         stop.set()
         if feeder_thread is not None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 
 DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION = 365 * 86400.0  # a year: 3 × every (stale_after's default) and due times stay finite
 
 
 def parse_duration(value: object) -> float:
@@ -19,8 +21,12 @@ def parse_duration(value: object) -> float:
         seconds = float(m.group(1)) * UNITS[m.group(2)]
     else:
         raise ValueError(f"expected a duration like '500ms', '30s', '5m' or '1h', got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"expected a duration of at most a year (8760h), got {value!r}")
     return seconds
 
 

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 from renderer.config import Board
 from renderer.errors import PlotboardError
+from renderer.folders import ensure_folders
 
 log = logging.getLogger("plotboard")
 
@@ -100,6 +101,7 @@ def board_lock(board: Board, who: str = BUILD, wait: float = 0.0,
                     yield None
                     return
                 time.sleep(POLL)
+        ensure_folders(board)  # under the lock: a folder that cannot be used stops here, nothing written
         lock = BoardLock(board, fd, who)
         lock.refresh()
         yield lock

@@ -9,6 +9,7 @@ ValueError with the message the user sees (the loader adds the file, chart and k
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -137,8 +138,16 @@ class Folder(Text):
 class Duration(Option):
     type_text = "duration"
 
+    def __init__(self, name: str, doc: str, default: Any = None, *, most: tuple[float, str] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(name, doc, default, **kw)
+        self.most = most  # (seconds, as the message says it) when less than durations' own limit
+
     def check(self, value: Any, root: Path) -> float:
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        if self.most is not None and seconds > self.most[0]:
+            raise ValueError(f"expected at most {self.most[1]}, got {value!r}")
+        return seconds
 
 
 class Whole(Option):
@@ -214,7 +223,8 @@ class Size(Option):
 
     def check(self, value: Any, root: Path) -> tuple[float, float]:
         if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)):
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                           for v in value)):
             raise ValueError(f"expected [width, height] in inches, got {value!r}")
         return float(value[0]), float(value[1])
 
@@ -229,6 +239,27 @@ class Plot(Option):
         return value, plotfunc.locate(value, root)
 
 
+def non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
+    """The path (`.x`, `[1]`) and value of the first inf or nan inside a board-file value.
+
+    TOML writes them as `inf` and `nan`, and `1e400` reads as inf; none has a place in a
+    board (status.json, the plot's parameters, sizes and intervals all need real numbers).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    if isinstance(value, dict):
+        items = ((f".{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for step, item in items:
+        found = non_finite(item, where + step)
+        if found is not None:
+            return found
+    return None
+
+
 def _title_default(table: dict) -> str:
     name = table.get("name")
     return name if isinstance(name, str) else ""
@@ -237,11 +268,13 @@ def _title_default(table: dict) -> str:
 BOARD_OPTIONS: tuple[Option, ...] = (
     Text("title", "the page's heading and <title>", "plotboard"),
     Folder("output", "the output folder", "public"),
-    Duration("refresh", "how often an open page polls status.json", "10s"),
+    Duration("refresh", "how often an open page polls status.json", "10s", most=(86400.0, "a day (24h)")),
     Whole("workers", "render processes", least=1,
           default_from=lambda table: os.cpu_count() or 1, default_text="CPU count"),
     Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
     Choice("theme", "page colours and the matplotlib style", "light", choices=THEMES),
+    Folder("state", "plotboard's bookkeeping (state.json, the lock's name): put it on a writable disk "
+           "when the board file's folder is read-only", ".plotboard"),
     Folder("templates", "your own jinja2 templates, looked up before the built-in ones", must_exist=True),
     Choice("executor", "where renders run: local worker processes or a Dask cluster", "local", choices=EXECUTORS),
     Text("scheduler", "the Dask scheduler's address", what="an address like 'tcp://host:8786'"),

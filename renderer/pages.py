@@ -13,7 +13,9 @@ import time
 from typing import Any
 
 from renderer import templating
+from renderer import jsonfile
 from renderer.config import Board
+from renderer.errors import PublishError
 from renderer.publish import write_atomic
 from renderer.repair import damaged, stamp, stamps
 from renderer.state import ChartRecord, waiting_for
@@ -128,19 +130,26 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     if _written(board).get("digest") == digest and pages_intact(board):
         return man
     index = render_index(board, context).encode()  # before anything is written: a failure keeps the old pages
-    board.output.mkdir(parents=True, exist_ok=True)
+    try:
+        board.output.mkdir(parents=True, exist_ok=True)
+        if static:
+            if (board.output / "static").is_symlink():
+                (board.output / "static").unlink()  # a planted link is replaced, never written through
+            (board.output / "static").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {exc.filename or board.output}: {exc.strerror or exc}") from None
     if static:
-        if (board.output / "static").is_symlink():
-            (board.output / "static").unlink()  # a planted link is replaced, never written through
-        (board.output / "static").mkdir(exist_ok=True)
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
     write_atomic(board.output, "index.html", index)
-    write_atomic(board.output, STATUS_FILE, json.dumps(man, indent=1).encode())
+    write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, indent=1).encode())
     names = ["index.html", STATUS_FILE, *(f"static/{n}" for n in static)]
-    board.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        board.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
     record = {"digest": digest, "stamps": stamps(board.output, names)}
-    write_atomic(board.state_dir, PAGES_DIGEST, json.dumps(record).encode())
+    write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode())
     return man
 
 

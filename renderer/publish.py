@@ -111,7 +111,7 @@ def remove_temp_files(folder: Path) -> list[str]:
     removed = []
     try:
         entries = list(os.scandir(folder))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return removed
     for entry in entries:
         if TEMP_RE.match(entry.name) and entry.is_file(follow_symlinks=False):

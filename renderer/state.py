@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from renderer import __version__
+from renderer import __version__, jsonfile
 from renderer.config import Board, Chart, settings_digest
+from renderer.errors import PublishError
 from renderer.publish import write_atomic
 from renderer.record_check import check_state
 from renderer.schedule import next_due
@@ -52,7 +53,7 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
     """
     path = board.state_dir / STATE_FILE
     try:
-        data = json.loads(path.read_bytes())
+        data = jsonfile.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
@@ -67,10 +68,13 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
 
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
-    board.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        board.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
     data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
     # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
-    write_atomic(board.state_dir, STATE_FILE, json.dumps(data, separators=(",", ":")).encode())
+    write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode())
 
 
 def expand_inputs(chart: Chart) -> list[str]:

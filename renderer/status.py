@@ -3,12 +3,12 @@ moment someone looks, so a board whose daemon died turns stale by itself."""
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from renderer import jsonfile
 from renderer.text import MAX_STATUS_ERROR, MAX_STATUS_LINE, count, cut, one_line
 
 OK, STALE, ERROR, UNKNOWN = 0, 1, 2, 3
@@ -70,7 +70,7 @@ def read_manifest(output: Path) -> dict[str, Any]:
     """status.json of an output folder, checked; raises OSError or ValueError when it is missing,
     unreadable or not of the documented shape (renderer.status.problem)."""
     try:
-        manifest = json.loads((output / STATUS_FILE).read_bytes())
+        manifest = jsonfile.loads((output / STATUS_FILE).read_bytes())
     except RecursionError:
         raise ValueError(f"{output / STATUS_FILE}: nested too deeply") from None
     why = problem(manifest)

@@ -1,0 +1,117 @@
+"""Bad ports and unusable folders give one line and a non-zero exit, never a traceback; a
+read-only board folder works with `[board] state` and `output` pointing elsewhere."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Board, cli, cli_env, free_port, wait_for
+from test_demo import served, start_demo, stop_demo
+
+
+def one_line(result: subprocess.CompletedProcess, code: int, *parts: str) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if all(p in line for p in parts)]
+    assert lines, f"no line naming {parts}:\n{result.stderr}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", [["run", "--serve", "70000"], ["run", "--serve", "-1"], ["run", "--serve", "http"],
+                                  ["demo", "--port", "70000"], ["demo", "--port", "-1"]])
+def test_a_port_out_of_range_is_refused_before_anything_starts(board, args):
+    result = board.cli(*args)
+    one_line(result, 2, "expected a port from 0 to 65535")
+    assert not board.output.exists() and not (board.root / ".plotboard").exists()
+
+
+def test_demo_on_port_0_prints_the_port_it_serves_on(tmp_path):
+    proc, out = start_demo(tmp_path, "--port", "0", "--dir", str(tmp_path / "demo"))
+    seen: dict = {}
+    try:
+        found = wait_for(lambda: re.search(r"http://127\.0\.0\.1:(\d+)/", out.read_text()), timeout=20,
+                         what="the demo's banner")
+        port = int(found.group(1))
+        assert port != 0, out.read_text()
+        wait_for(lambda: served(port, "/status.json"), timeout=45, what="the server to answer on the printed port")
+    finally:
+        code = stop_demo(proc, seen)
+    assert code == 0 and "Traceback" not in out.read_text(), out.read_text()
+
+
+def test_demo_on_a_port_in_use_says_so_before_writing(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = cli("demo", "--port", str(port), "--dir", str(tmp_path / "demo"))
+    one_line(result, 1, f"cannot serve on 127.0.0.1:{port}", f"--port {port + 1}")
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("blocker, named", [(".plotboard", ".plotboard"), ("public", "public"),
+                                            ("public/static", "public/static")])
+@pytest.mark.parametrize("command", ["build", "run"])
+def test_a_file_where_a_folder_must_be_is_named_and_nothing_is_written(board, blocker, named, command):
+    (board.root / blocker).parent.mkdir(parents=True, exist_ok=True)
+    (board.root / blocker).write_text("mine\n")
+    before = sorted(str(p.relative_to(board.root)) for p in board.root.rglob("*"))
+    result = board.cli(command)
+    one_line(result, 1, str(board.file), str(board.root / named), "is not a folder")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert (board.root / blocker).read_text() == "mine\n"
+    assert sorted(str(p.relative_to(board.root)) for p in board.root.rglob("*")) == before
+
+
+def read_only(root: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """`python -m renderer ARGS` with the folder `root` read-only: as another user when this is
+    not root, else in a mount namespace of its own where root is bound read-only."""
+    command = [sys.executable, "-m", "renderer", *args]
+    if os.geteuid() != 0:
+        root.chmod(0o555)
+        try:
+            return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=120)
+        finally:
+            root.chmod(0o755)
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to make a read-only folder as root")
+    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(root), *command], env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    if "mount:" in result.stderr or "unshare:" in result.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {result.stderr.strip()}")
+    return result
+
+
+def test_a_read_only_board_folder_is_named_with_the_way_out(board):
+    result = read_only(board.root, ["build", "-c", str(board.file)])
+    line = one_line(result, 1, str(board.root / ".plotboard"), "[board] state")
+    assert "Read-only file system" in line or "Permission denied" in line or "not writable" in line
+    assert not (board.root / ".plotboard").exists() and not board.output.exists()
+
+
+def test_a_read_only_board_folder_works_with_state_and_output_elsewhere(board, tmp_path):
+    writable = tmp_path / "var"
+    board.file.write_text(board.file.read_text().replace(
+        "[board]\n", f'[board]\nstate = "{writable / "state"}"\noutput = "{writable / "www"}"\n'))
+    result = read_only(board.root, ["build", "-c", str(board.file)])
+    assert result.returncode == 0, result.stderr
+    assert (writable / "state" / "state.json").is_file() and (writable / "www" / "a.png").is_file()
+    assert not (board.root / ".plotboard").exists()
+    status = cli("status", "-c", board.file)
+    assert status.returncode == 0, status.stdout
+
+
+def test_state_may_not_share_the_output_folder(board):
+    board.file.write_text(board.file.read_text().replace("[board]\n", '[board]\nstate = "public/.state"\n'))
+    one_line(board.cli("build"), 2, str(board.file), "board.state", "output folder")
+    assert not board.output.exists()
