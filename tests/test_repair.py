@@ -5,8 +5,10 @@ damaged; a chart whose image is missing is never reported ok."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
+import urllib.request
 
 from conftest import chart, fast_board, wait_for, write_data
 
@@ -58,11 +60,11 @@ def test_status_names_an_image_that_is_missing(built):
     assert len(result.stdout.strip().splitlines()) == 1
 
 
-def test_run_restores_a_deleted_output_folder_and_never_reports_a_missing_image_ok(tmp_path, daemons):
+def test_run_with_serve_restores_a_deleted_output_folder_and_never_reports_a_missing_image_ok(tmp_path, daemons):
     board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt"), chart("b", inputs="data/b.txt"))
     board.data("data/a.txt", "1 2 3\n")
     board.data("data/b.txt", "3 2 1\n")
-    d = daemons(board)
+    d = daemons(board, "--serve", "0")
     d.wait_state("a", state="ok")
     d.wait_state("b", state="ok")
     shutil.rmtree(board.output)
@@ -83,6 +85,10 @@ def test_run_restores_a_deleted_output_folder_and_never_reports_a_missing_image_
 
     wait_for(restored, 60, "the daemon to restore the output folder", interval=0.2)
     assert d.proc.poll() is None  # no restart
+    url = re.search(r"serving .* on (http://127\.0\.0\.1:\d+/)", d.log).group(1)
+    for name in ("index.html", "status.json", "a.png", "b.png", "static/board.js"):
+        with urllib.request.urlopen(url + name, timeout=30) as response:
+            assert response.status == 200 and response.read(), name
     assert d.stop() == 0
 
 

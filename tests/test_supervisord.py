@@ -218,3 +218,23 @@ def test_supervisord_restarts_a_killed_daemon_and_readers_never_see_a_broken_ima
     assert leftovers == [], leftovers
     assert not (sv.home / ".supervisor.sock").exists() and not (sv.home / ".supervisord.pid").exists()
     assert list(board.output.glob(".*.tmp")) == []
+
+
+def test_under_supervisord_a_second_run_is_refused_after_plotboard_dir_is_deleted(tmp_path):
+    board = Board(tmp_path / "board").write(BOARD, plots=PLOTS)
+    sv = Supervisor(tmp_path, board, free_port())
+    try:
+        first = wait_for(lambda: sv.running("plotboard"), timeout=90, what="the daemon RUNNING under supervisord")
+        wait_for(lambda: all((board.output / name).exists() for name in IMAGES), timeout=90, what="the first images")
+        shutil.rmtree(board.root / ".plotboard")  # as git clean -fdX or a tmp cleaner would
+        second = subprocess.run([sys.executable, "-m", "renderer", "run", "-c", str(board.file)],
+                                env=cli_env(), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second.stderr
+        assert f"the board is in use by plotboard run (pid {first})" in second.stderr
+        # The first keeps its images current (they render every 300 ms) and stays the one.
+        before = (board.output / "walk.png").stat().st_mtime_ns
+        wait_for(lambda: (board.output / "walk.png").stat().st_mtime_ns != before, 60, "a newer walk.png")
+        assert sv.pid("plotboard") == first
+    finally:
+        code = sv.stop()
+    assert code == 0, sv.log()[-3000:]
