@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 import traceback
 
+from renderer.durations import format_size
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
+from renderer.limits import memory_limit
 
 
 def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
@@ -14,9 +16,14 @@ def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
     try:
         from renderer.render import render
 
-        return render(job)
+        with memory_limit(job.max_memory):
+            return render(job)
     except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
         if isinstance(exc, KeyboardInterrupt):
             raise
         tb = traceback.format_exc(limit=-8)
-        return RenderFailure(job.name, describe(exc), tb, (time.perf_counter() - started) * 1000)
+        error = describe(exc)
+        if isinstance(exc, MemoryError) and job.max_memory is not None:
+            error = (f"MemoryError: the render needed more memory than max_memory = "
+                     f"{format_size(job.max_memory)} allows" + (f" ({exc})" if str(exc) else ""))
+        return RenderFailure(job.name, error, tb, (time.perf_counter() - started) * 1000)
