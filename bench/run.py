@@ -110,7 +110,7 @@ def machine() -> dict[str, Any]:
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
     versions = {}
-    for dist in ("matplotlib", "numpy", "pillow", "watchdog", "pebble", "flask", "gunicorn"):
+    for dist in ("matplotlib", "numpy", "pillow", "watchdog", "flask", "gunicorn"):
         try:
             versions[dist] = version(dist)
         except Exception:  # noqa: BLE001

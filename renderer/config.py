@@ -21,6 +21,7 @@ from typing import Any
 
 from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
+from renderer.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, non_finite, program_default
 from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
@@ -47,6 +48,7 @@ class Chart:
     hidpi: bool = program_default(CHART["hidpi"])
     formats: tuple[str, ...] = program_default(CHART["formats"])
     png_compression: int = program_default(CHART["png_compression"])
+    max_memory: int = program_default(CHART["max_memory"])  # bytes
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -289,12 +291,27 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
     if len(c.problems) > before:
         return None
     v["plot"], v["plot_file"] = v["plot"]
+    if problem := _too_many_pixels(v["size"], v["dpi"], v["hidpi"]):
+        c.add(f"{where}.size", problem)
+        return None
     if v["stale_after"] is None:
         if v["every"] is not None:
             v["stale_after"] = 3 * v["every"]
         elif v["cron"] is not None:
             v["stale_after"] = 3 * cron_period(v["cron"])
     return Chart(**v)
+
+
+def _too_many_pixels(size: tuple[float, float], dpi: int, hidpi: bool) -> str | None:
+    """Why an image of `size` inches at `dpi` (and twice that with hidpi) is too large, or None."""
+    scale = 2 if hidpi else 1
+    width, height = round(size[0] * dpi * scale), round(size[1] * dpi * scale)
+    which = "the @2x image" if hidpi else "the image"
+    if width * height > PIXEL_LIMIT or max(width, height) > SIDE_LIMIT:
+        return (f"{which} would be {width} × {height} = {width * height:,} pixels (size × dpi = {dpi}"
+                f"{', × 2 for hidpi' if hidpi else ''}); the limit is {PIXEL_LIMIT:,} pixels, "
+                f"{SIDE_LIMIT:,} along a side: make size or dpi smaller")
+    return None
 
 
 def settings_digest(chart: Chart) -> str:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from renderer.contain import kill_descendants, kill_tree, lead_own_group
 from renderer.executors import RECYCLE_AFTER, process_died, timed_out, worker_died
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
 
@@ -180,6 +181,7 @@ class _RenderProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from renderer.dask_remote import child_main; child_main()", self.workdir],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            process_group=0,  # a group of its own, killed whole at a timeout (renderer.contain)
         )
         self.ready = False
         self.renders = 0
@@ -196,7 +198,7 @@ class _RenderProcess:
             deadline = time.monotonic() + timeout
             head = self._read(_FRAME.size, deadline)
             if head is None:
-                self.proc.kill()
+                kill_tree(self.proc.pid)
                 self.close()
                 return pickle.dumps(timed_out(name, timeout)), False
             if len(head) < _FRAME.size:
@@ -262,6 +264,7 @@ def child_main() -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)
     parent = os.getppid()
+    lead_own_group()
     threading.Thread(target=_exit_with_parent, args=(parent, workdir), daemon=True).start()
 
     from renderer import render  # noqa: F401 - warm: matplotlib imported before the first job
@@ -285,11 +288,15 @@ def child_main() -> None:
                 outcome: RenderOutput | RenderFailure = RenderFailure(parcel.job.name, describe(exc))
             else:
                 outcome = run_job(job)
+            kill_descendants()  # nothing a render started outlives it
             body = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
             out.write(_FRAME.pack(len(body)) + body)
             out.flush()
     finally:
+        kill_descendants()
         shutil.rmtree(workdir, ignore_errors=True)
+        sys.stderr.flush()
+        os._exit(0)  # at once, whatever threads a plot left running
 
 
 def _exit_with_parent(parent: int, workdir: Path) -> None:
@@ -297,4 +304,6 @@ def _exit_with_parent(parent: int, workdir: Path) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
     shutil.rmtree(workdir, ignore_errors=True)
+    if os.getpgid(0) == os.getpid():
+        kill_tree(os.getpid())  # with what a render started, this process too
     os._exit(1)

@@ -1,4 +1,5 @@
-"""Durations ('500ms', '30s', '5m', '1h') and cron periods, as the board file writes them."""
+"""Durations ('500ms', '30s', '5m', '1h'), sizes ('512MiB', '2GiB') and cron periods, as the
+board file writes them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,28 @@ def parse_duration(value: object) -> float:
     if seconds > MAX_DURATION:
         raise ValueError(f"expected a duration of at most a year (8760h), got {value!r}")
     return seconds
+
+
+SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|TiB)\s*\Z")
+SIZE_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def parse_size(value: object) -> int:
+    """'512MiB', '2GiB' (binary units; 'KiB' and 'TiB' too) to bytes."""
+    if isinstance(value, str) and (m := SIZE_RE.match(value)):
+        size = int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
+        if size > 0:
+            return size
+        raise ValueError(f"expected a positive size, got {value!r}")
+    raise ValueError(f"expected a size like '512MiB' or '2GiB', got {value!r}")
+
+
+def format_size(size: int) -> str:
+    """Bytes as the board file writes a size: '1GiB', '512MiB', '1.5GiB'."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size >= SIZE_UNITS[unit]:
+            return f"{size / SIZE_UNITS[unit]:.4g}{unit}"
+    return f"{size}B"
 
 
 def cron_period(expr: str) -> float:

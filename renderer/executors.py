@@ -1,7 +1,7 @@
 """What renders jobs: the executor interface, the factory that picks one for a board, and the
 failures that every executor reports in the same words.
 
-Light on purpose (no pebble, no distributed): local workers and remote render processes import
+Light on purpose (no process pool, no distributed): local workers and remote render processes import
 it for `RECYCLE_AFTER` and the failure constructors.
 """
 
@@ -68,14 +68,19 @@ def worker_died(name: str, what: str) -> RenderFailure:
 
 
 def process_died(name: str, exitcode: int | None) -> RenderFailure:
-    """A render whose process ended under it, with the signal or status it ended with."""
+    """A render whose process ended under it, with the signal or status it ended with.
+
+    SIGKILL that plotboard did not send is most often the kernel's OOM killer; the message says
+    so, as gunicorn's arbiter does."""
     return worker_died(name, f"the render process {_death(exitcode)}")
 
 
 def _death(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
+            name = signal.Signals(-exitcode).name
         except ValueError:
             pass
+        else:
+            return f"was killed by {name}" + (" (perhaps out of memory?)" if name == "SIGKILL" else "")
     return f"exited with status {exitcode}"

@@ -25,6 +25,7 @@ class RenderJob:
     png_compression: int
     theme: str
     params: dict[str, Any] = field(default_factory=dict, hash=False)
+    max_memory: int | None = None  # bytes the render may use (renderer.limits); None: no limit
 
 
 @dataclass(frozen=True)

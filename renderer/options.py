@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from renderer import plotfunc
-from renderer.durations import cron_period, parse_duration
+from renderer.durations import cron_period, format_size, parse_duration, parse_size
+from renderer.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 FORMATS = ("png", "svg")
@@ -136,18 +137,42 @@ class Folder(Text):
 
 
 class Duration(Option):
-    type_text = "duration"
-
-    def __init__(self, name: str, doc: str, default: Any = None, *, most: tuple[float, str] | None = None,
-                 **kw: Any) -> None:
+    def __init__(self, name: str, doc: str, default: Any = None, *, least: float | None = None,
+                 most: tuple[float, str] | None = None, **kw: Any) -> None:
         super().__init__(name, doc, default, **kw)
+        self.least = least
         self.most = most  # (seconds, as the message says it) when less than durations' own limit
+
+    @property
+    def type_text(self) -> str:  # type: ignore[override]
+        return "duration" if self.least is None else f"duration ≥ {self.least * 1000:g}ms"
 
     def check(self, value: Any, root: Path) -> float:
         seconds = parse_duration(value)
+        if self.least is not None and seconds < self.least:
+            raise ValueError(f"expected at least {self.least * 1000:g}ms, got {value!r}")
         if self.most is not None and seconds > self.most[0]:
             raise ValueError(f"expected at most {self.most[1]}, got {value!r}")
         return seconds
+
+
+class Memory(Option):
+    """A size in bytes ('512MiB', '2GiB'), at least `least`."""
+
+    def __init__(self, name: str, doc: str, default: Any = None, *, least: int, **kw: Any) -> None:
+        super().__init__(name, doc, default, **kw)
+        self.least = least
+
+    @property
+    def type_text(self) -> str:  # type: ignore[override]
+        return f"size ≥ {format_size(self.least)}"
+
+    def check(self, value: Any, root: Path) -> int:
+        size = parse_size(value)
+        if size < self.least:
+            raise ValueError(f"expected at least {format_size(self.least)} (a worker needs that much to draw), "
+                             f"got {value!r}")
+        return size
 
 
 class Whole(Option):
@@ -268,7 +293,8 @@ def _title_default(table: dict) -> str:
 BOARD_OPTIONS: tuple[Option, ...] = (
     Text("title", "the page's heading and <title>", "plotboard"),
     Folder("output", "the output folder", "public"),
-    Duration("refresh", "how often an open page polls status.json", "10s", most=(86400.0, "a day (24h)")),
+    Duration("refresh", "how often an open page polls status.json", "10s", least=MIN_INTERVAL,
+             most=(86400.0, "a day (24h)")),
     Whole("workers", "render processes", least=1,
           default_from=lambda table: os.cpu_count() or 1, default_text="CPU count"),
     Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
@@ -287,7 +313,7 @@ CHART_OPTIONS: tuple[Option, ...] = (
     Text("description", "a line under the title", ""),
     Plot("plot", "the plot function", required="expected 'module:function'"),
     Inputs("inputs", "files or glob patterns; a change re-renders the chart", []),
-    Duration("every", "re-render at this interval"),
+    Duration("every", "re-render at this interval", least=MIN_INTERVAL),
     Cron("cron", "re-render on this cron expression", what="a cron expression string", excludes=("every",)),
     Duration("stale_after", "the chart is stale when its last good render is older",
              default_text="3 × `every` (or 3 × the cron period), else never"),
@@ -297,6 +323,8 @@ CHART_OPTIONS: tuple[Option, ...] = (
     Flag("hidpi", "also write NAME@2x.png at twice the pixels", True),
     Formats("formats", "the image formats; 'svg' may be added", ["png"]),
     Whole("png_compression", "zlib level of the PNG", 3, least=0, most=9, what="a whole number 0-9"),
+    Memory("max_memory", "memory a render may use; more fails it with MemoryError", DEFAULT_MAX_MEMORY,
+           least=LEAST_MAX_MEMORY),
 )
 
 BOARD = {o.name: o for o in BOARD_OPTIONS}

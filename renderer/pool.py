@@ -1,31 +1,47 @@
 """The render pool: warm worker processes with a per-render timeout and crash isolation.
 
-pebble's ProcessPool kills a render that runs past its timeout and replaces a worker that
-dies (segfault, os._exit, out of memory) while the pool stays usable. Workers are forked
-from a forkserver that has matplotlib imported already, so a new worker starts warm, and
-they are recycled after `max_tasks` renders so memory stays flat.
+One dispatcher thread talks to each worker over a pipe of its own and watches every worker's
+exit at the same time, so:
+
+- a render running past its timeout is killed with everything it started (the worker's
+  process group and every process below it, renderer.contain), and fails as RenderTimeout;
+- a worker that dies in a render (a crash, `os._exit(0)`, the OOM killer) fails that render at
+  once, with its exit status or signal;
+- a worker leaves after `max_tasks` renders (or a MemoryError) with os._exit, whatever threads a
+  plot left running, and is replaced at once, so memory stays flat and rendering goes on.
+
+Workers are forked from a forkserver that has matplotlib imported already, so a new worker
+starts warm. pebble's ProcessPool did this before; it could not do the above (its recycling
+joins a plot's threads and blocks for ever, an exit with status 0 in a render went unnoticed
+until the timeout, and it killed the worker alone, not what the worker started).
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import select
 import signal
 import threading
 import time
-from concurrent.futures import Future, TimeoutError
+from collections import deque
+from concurrent.futures import Future
+from multiprocessing.connection import wait
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from renderer.executors import RECYCLE_AFTER, process_died, timed_out
-from renderer.jobs import RenderFailure, RenderJob, RenderOutput
+from renderer.contain import kill_tree
+from renderer.executors import RECYCLE_AFTER, process_died, timed_out, worker_died
+from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput, describe
 
 # Imported once in the forkserver, so a new worker starts with all of it loaded: matplotlib
-# (renderer.render), what unpickling a task needs (pebble's worker loop, renderer.worker,
-# renderer.pool's initializer and renderer.executors, which it imports), and
-# renderer.forkserver, which makes the forkserver's exit quick.
-PRELOAD = ["renderer.render", "renderer.worker", "renderer.executors", "renderer.pool", "pebble.pool.process",
+# (renderer.render), what unpickling a worker needs (renderer.worker, renderer.pool,
+# renderer.contain) and renderer.forkserver, which makes the forkserver's exit quick.
+PRELOAD = ["renderer.render", "renderer.worker", "renderer.executors", "renderer.pool", "renderer.contain",
            "renderer.forkserver"]
+log = logging.getLogger("plotboard")
+LEAVE_GRACE = 5.0  # seconds a worker asked to leave may take before it is killed
 
 
 def _context():
@@ -36,37 +52,63 @@ def _context():
     return ctx
 
 
+class _Worker:
+    """One worker process, the render it runs (if any) and when that render's time is up."""
+
+    def __init__(self, proc: Any, conn: Any) -> None:
+        self.proc, self.conn = proc, conn
+        self.task: tuple[RenderJob, Future] | None = None
+        self.deadline = float("inf")  # of the render in flight; of leaving, once it is leaving
+
+
 class RenderPool:
     """Local worker processes; every submitted job's future resolves, never raises."""
 
     def __init__(self, workers: int, timeout: float, max_tasks: int = RECYCLE_AFTER) -> None:
-        from pebble import ProcessPool
-
         self.timeout = timeout
-        self._closed = False
-        self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=_context(),
-                                 initializer=die_with_owner, initargs=(os.getpid(),))
+        self.size = max(1, workers)
+        self.max_tasks = max(1, max_tasks)
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[RenderJob, Future]] = deque()
+        self._closing = self._abandon = self._closed = False
+        self._thread: threading.Thread | None = None
+        self._workers: list[_Worker] = []  # serving or idle
+        self._ending: list[_Worker] = []  # leaving or killed: waiting for their exit
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._ctx = None
+        atexit.register(self._at_exit)
 
     def submit(self, job: RenderJob) -> "Future[RenderOutput | RenderFailure]":
-        from renderer.worker import run_job
-
-        outer: Future = Future()
-        inner = self._pool.schedule(run_job, args=(job,), timeout=self.timeout)
-        inner.add_done_callback(lambda f: outer.set_result(_outcome(job, f, self.timeout)))
-        return outer
+        future: Future = Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the render pool is closed")
+            self._queue.append((job, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="plotboard-pool", daemon=True)
+                self._thread.start()
+        self._wake()
+        return future
 
     def close(self, wait: bool = True) -> None:
-        """Stop taking work; with wait, let renders in flight finish (each bounded by its timeout).
+        """Stop taking work; with wait, let queued renders and those in flight finish (each
+        bounded by its timeout), else fail them as cancelled. Every worker is gone after it.
 
         Closing again does nothing; a close that was interrupted can be repeated."""
         if self._closed:
             return
-        if wait:
-            self._pool.close()
-        else:
-            self._pool.stop()
-        self._pool.join()
+        with self._lock:
+            self._closing = True
+            self._abandon = self._abandon or not wait
+            thread = self._thread
+        self._wake()
+        if thread is not None:
+            thread.join()
         self._closed = True
+        atexit.unregister(self._at_exit)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
 
     def __enter__(self) -> Self:
         return self
@@ -75,9 +117,185 @@ class RenderPool:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    def _at_exit(self) -> None:
+        self.close(wait=False)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or closed
+
+    # -- the dispatcher thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - never leave a future unresolved
+            log.exception("the render pool failed")
+            self._fail_everything(f"the render pool failed ({describe(exc)})")
+
+    def _fail_everything(self, why: str) -> None:
+        with self._lock:
+            self._closing = True
+            queued, self._queue = list(self._queue), deque()
+        for w in self._workers + self._ending:
+            kill_tree(w.proc.pid)
+            if w.task is not None and not w.task[1].done():
+                w.task[1].set_result(worker_died(w.task[0].name, why))
+        for job, future in queued:
+            future.set_result(worker_died(job.name, why))
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                closing, abandon = self._closing, self._abandon
+                cancelled = list(self._queue) if abandon else []
+                if abandon:
+                    self._queue.clear()
+            if abandon:
+                for job, future in cancelled:
+                    future.set_result(_cancelled(job))
+                for w in [w for w in self._workers if w.task is not None]:
+                    self._kill(w, _cancelled(w.task[0]))
+            self._dispatch()
+            if closing and not self._queue and not any(w.task for w in self._workers):
+                break
+            self._step()
+        self._shut_down()
+
+    def _dispatch(self) -> None:
+        """Hand queued jobs to idle workers, starting workers up to the pool's size."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                idle = next((w for w in self._workers if w.task is None), None)
+                if idle is None and len(self._workers) >= self.size:
+                    return
+                job, future = self._queue.popleft()
+            if idle is None:
+                try:
+                    idle = self._start()
+                except Exception as exc:  # noqa: BLE001 - e.g. no more processes allowed
+                    future.set_result(worker_died(job.name, f"the render process could not start ({describe(exc)})"))
+                    continue
+            idle.task = (job, future)
+            idle.deadline = time.monotonic() + self.timeout
+            try:
+                idle.conn.send(job)
+            except (OSError, ValueError):
+                pass  # it died: its exit is reported with its status
+            except Exception as exc:  # noqa: BLE001 - a job that cannot be pickled
+                idle.task, idle.deadline = None, float("inf")
+                future.set_result(RenderFailure(job.name, describe(exc)))
+
+    def _start(self) -> _Worker:
+        from renderer.worker import serve
+
+        if self._ctx is None:
+            self._ctx = _context()
+        ours, theirs = self._ctx.Pipe()
+        proc = self._ctx.Process(target=serve, args=(theirs, os.getpid(), self.max_tasks),
+                                 name="plotboard-render", daemon=False)
+        try:
+            proc.start()
+        finally:
+            theirs.close()
+        worker = _Worker(proc, ours)
+        self._workers.append(worker)
+        return worker
+
+    def _step(self) -> None:
+        """Wait for a result, an exit, a deadline or a wake-up, and handle what happened."""
+        watched: list[Any] = [self._wake_r]
+        for w in self._workers:
+            watched += [w.conn, w.proc.sentinel] if w.task else [w.proc.sentinel]
+        watched += [w.proc.sentinel for w in self._ending]
+        deadline = min([w.deadline for w in self._workers + self._ending], default=float("inf"))
+        ready = set(wait(watched, timeout=max(0.0, min(deadline - time.monotonic(), 3600.0))))
+        if self._wake_r in ready:
+            while select.select([self._wake_r], [], [], 0)[0] and os.read(self._wake_r, 4096):
+                pass
+        for w in list(self._workers):
+            if w.task is not None and (w.conn in ready or w.proc.sentinel in ready) and w.conn.poll():
+                self._result(w)
+        for w in list(self._workers):
+            if w.proc.sentinel in ready:
+                self._exited(w)
+        for w in list(self._ending):
+            if w.proc.sentinel in ready:
+                self._ending.remove(w)
+                self._reap(w)
+        now = time.monotonic()
+        for w in list(self._workers):
+            if w.task is not None and now >= w.deadline:
+                self._kill(w, timed_out(w.task[0].name, self.timeout))
+        for w in list(self._ending):
+            if now >= w.deadline:
+                kill_tree(w.proc.pid)
+                w.deadline = float("inf")
+
+    def _result(self, w: _Worker) -> None:
+        job, future = w.task
+        try:
+            outcome, leaving = w.conn.recv()
+        except (EOFError, OSError):
+            return  # it died while sending: its exit says how
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be unpickled
+            outcome, leaving = RenderFailure(job.name, describe(exc)), False
+        w.task, w.deadline = None, float("inf")
+        future.set_result(outcome)
+        if leaving:
+            self._retire(w, time.monotonic() + LEAVE_GRACE)
+
+    def _exited(self, w: _Worker) -> None:
+        """A worker ended on its own: the render it ran (if any) died with it."""
+        self._workers.remove(w)
+        if w.task is not None:
+            job, future = w.task
+            w.proc.join()
+            future.set_result(process_died(job.name, w.proc.exitcode))
+        self._reap(w)
+
+    def _kill(self, w: _Worker, outcome: RenderFailure) -> None:
+        """End a worker's render: kill it with everything it started, report `outcome`."""
+        kill_tree(w.proc.pid)
+        future = w.task[1]
+        w.task = None
+        self._retire(w, float("inf"))
+        future.set_result(outcome)
+
+    def _retire(self, w: _Worker, deadline: float) -> None:
+        self._workers.remove(w)
+        w.deadline = deadline
+        self._ending.append(w)
+
+    def _reap(self, w: _Worker) -> None:
+        w.proc.join()
+        kill_tree(w.proc.pid)  # what it started and left in its group
+        w.conn.close()
+        w.proc.close()
+
+    def _shut_down(self) -> None:
+        """Ask idle workers to leave, kill those that do not in time, and wait for every exit."""
+        for w in list(self._workers):
+            try:
+                w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self._retire(w, time.monotonic() + LEAVE_GRACE)
+        while self._ending:
+            self._step()
+
+
+def _cancelled(job: RenderJob) -> RenderFailure:
+    return RenderFailure(job.name, "Cancelled: plotboard stopped before this render finished",
+                         kind=FailureKind.CANCELLED)
+
 
 def die_with_owner(owner: int) -> None:
-    """Worker initializer: kill this worker as soon as the process that owns the pool is gone.
+    """In a worker: kill this worker as soon as the process that owns the pool is gone.
 
     Workers are children of the forkserver, not of their owner, and the forkserver lives on
     while any worker does, so neither a parent-death signal nor the pool's pipes end a busy
@@ -91,6 +309,8 @@ def die_with_owner(owner: int) -> None:
         except OSError:
             while _alive(owner):
                 time.sleep(0.5)
+        if os.getpgid(0) == os.getpid():
+            os.killpg(0, signal.SIGKILL)  # the worker and what its render started
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="plotboard-owner-watch", daemon=True).start()
@@ -104,16 +324,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         pass
     return True
-
-
-def _outcome(job: RenderJob, future: Future, timeout: float) -> RenderOutput | RenderFailure:
-    from pebble import ProcessExpired
-
-    try:
-        return future.result()
-    except TimeoutError:
-        return timed_out(job.name, timeout)
-    except ProcessExpired as exc:
-        return process_died(job.name, exc.exitcode)
-    except BaseException as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled
-        return RenderFailure(job.name, f"{type(exc).__name__}: {exc}")

@@ -1,11 +1,19 @@
-"""The entry point that runs in a worker process; importable without matplotlib."""
+"""What runs in a render process: `run_job` (one render, any exception turned into a failure,
+under the chart's memory limit) and `serve`, the local worker's loop; importable without
+matplotlib."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 import traceback
+from multiprocessing.connection import Connection
 
+from renderer.durations import format_size
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
+from renderer.limits import memory_limit
 
 
 def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
@@ -14,9 +22,55 @@ def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
     try:
         from renderer.render import render
 
-        return render(job)
+        with memory_limit(job.max_memory):
+            return render(job)
     except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
         if isinstance(exc, KeyboardInterrupt):
             raise
         tb = traceback.format_exc(limit=-8)
-        return RenderFailure(job.name, describe(exc), tb, (time.perf_counter() - started) * 1000)
+        error = describe(exc)
+        if isinstance(exc, MemoryError) and job.max_memory is not None:
+            error = (f"MemoryError: the render needed more memory than max_memory = "
+                     f"{format_size(job.max_memory)} allows" + (f" ({exc})" if str(exc) else ""))
+        return RenderFailure(job.name, error, tb, (time.perf_counter() - started) * 1000)
+
+
+def out_of_memory(outcome: RenderOutput | RenderFailure) -> bool:
+    """A render that ran out of memory: its process may be left in a poor state; replace it."""
+    return isinstance(outcome, RenderFailure) and outcome.error.startswith("MemoryError")
+
+
+def serve(conn: Connection, owner: int, max_tasks: int) -> None:
+    """A local worker: render the jobs the pool sends, at most `max_tasks`, then leave.
+
+    Each job comes as a RenderJob (None: leave now) and goes back as (outcome, leaving). The
+    processes a render started are killed before its outcome is sent. The worker leaves with
+    os._exit, whatever threads a plot left running, so it is always reclaimable."""
+    from renderer.contain import kill_descendants, lead_own_group
+    from renderer.pool import die_with_owner
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    lead_own_group()
+    die_with_owner(owner)
+    try:
+        for done in range(1, max_tasks + 1):
+            job = conn.recv()
+            if job is None:
+                break
+            outcome = run_job(job)
+            kill_descendants()
+            leaving = done == max_tasks or out_of_memory(outcome)
+            conn.send((outcome, leaving))
+            if leaving:
+                break
+    except (EOFError, OSError):
+        pass  # the pool is gone
+    finally:
+        kill_descendants()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(0)

@@ -50,7 +50,7 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
         name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
         root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
         formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
-        params=dict(chart.params),
+        params=dict(chart.params), max_memory=chart.max_memory,
     )
 
 

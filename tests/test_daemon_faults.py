@@ -113,14 +113,14 @@ hidpi = true
 name = "fast"
 plot = "plots:line"
 inputs = ["data/a.txt"]
-every = "50ms"
+every = "100ms"
 params = { n = 1 }
 
 [[charts]]
 name = "slow"
 plot = "plots:slow"
 inputs = ["data/a.txt"]
-every = "50ms"
+every = "100ms"
 """
 
 BUSY_PLOTS = '''
@@ -171,20 +171,9 @@ render_timeout = "20s"
 size = [1, 1]
 dpi = 20
 hidpi = false
-every = "1ms"
-
-[[charts]]
-name = "m1"
+every = "100ms"
 plot = "plots:tiny"
-
-[[charts]]
-name = "m2"
-plot = "plots:tiny"
-
-[[charts]]
-name = "m3"
-plot = "plots:tiny"
-"""
+""" + "".join(f'\n[[charts]]\nname = "m{i}"\n' for i in range(1, 11))
 
 TINY = '''
 from matplotlib.lines import Line2D
