@@ -265,3 +265,12 @@ def _children(me: psutil.Process) -> list[psutil.Process]:
         except psutil.Error:
             pass
     return kids
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder that a running daemon may be writing into, as `rm -rf` would: moved
+    aside in one step (so it is gone at once), then deleted (rmtree in place could meet a file
+    the daemon creates meanwhile and fail with ENOTEMPTY)."""
+    aside = path.with_name(f".{path.name}-removed-{time.monotonic_ns()}")
+    os.rename(path, aside)
+    shutil.rmtree(aside)

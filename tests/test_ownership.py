@@ -4,14 +4,13 @@ daemon, and a daemon waiting for a build survives signals."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import Board, chart, cli_env, fast_board, wait_for, write_data
+from conftest import remove_tree, Board, chart, cli_env, fast_board, wait_for, write_data
 
 HOLD = '''
 import os
@@ -64,7 +63,7 @@ def test_a_second_run_is_refused_also_after_plotboard_dir_was_deleted(tmp_path, 
     board = owned_board(tmp_path)
     first = daemons(board)
     first.wait_state("a", state="ok")
-    shutil.rmtree(board.root / ".plotboard")  # as git clean -fdX or a tmp cleaner would
+    remove_tree(board.root / ".plotboard")  # as git clean -fdX or a tmp cleaner would
 
     second = board.cli("run", timeout=60)
     assert second.returncode == 1, second.stderr

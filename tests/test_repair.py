@@ -10,7 +10,7 @@ import shutil
 import signal
 import urllib.request
 
-from conftest import chart, fast_board, wait_for, write_data
+from conftest import remove_tree, chart, fast_board, wait_for, write_data
 
 from renderer.pagebatch import PageBatcher
 from renderer.watch import Watcher
@@ -67,7 +67,7 @@ def test_run_with_serve_restores_a_deleted_output_folder_and_never_reports_a_mis
     d = daemons(board, "--serve", "0")
     d.wait_state("a", state="ok")
     d.wait_state("b", state="ok")
-    shutil.rmtree(board.output)
+    remove_tree(board.output)
     names = ["a.png", "b.png"]
 
     def restored() -> bool:

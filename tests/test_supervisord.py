@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 import psutil
-from conftest import REPO, Board, cli_env, free_port, living, png_problem, wait_for
+from conftest import remove_tree, REPO, Board, cli_env, free_port, living, png_problem, wait_for
 
 BOARD = """
 [board]
@@ -226,7 +226,7 @@ def test_under_supervisord_a_second_run_is_refused_after_plotboard_dir_is_delete
     try:
         first = wait_for(lambda: sv.running("plotboard"), timeout=90, what="the daemon RUNNING under supervisord")
         wait_for(lambda: all((board.output / name).exists() for name in IMAGES), timeout=90, what="the first images")
-        shutil.rmtree(board.root / ".plotboard")  # as git clean -fdX or a tmp cleaner would
+        remove_tree(board.root / ".plotboard")  # as git clean -fdX or a tmp cleaner would
         second = subprocess.run([sys.executable, "-m", "renderer", "run", "-c", str(board.file)],
                                 env=cli_env(), capture_output=True, text=True, timeout=60)
         assert second.returncode == 1, second.stderr
