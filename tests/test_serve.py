@@ -314,3 +314,18 @@ def test_idle_clients_under_a_low_fd_limit_starve_neither_renders_nor_requests(t
             sock.close()
     assert "Too many open files" not in d.log
     assert d.stop() == 0
+
+
+def test_a_client_that_never_reads_its_answer_holds_a_thread_only_until_the_send_deadline(tmp_path):
+    (tmp_path / "big.bin").write_bytes(b"x" * (32 << 20))  # more than the socket buffers hold
+    (tmp_path / "index.html").write_text("page")
+    server = start_server(tmp_path, 0, Limits(threads=1, send_timeout=0.5))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sleeper:
+            sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sleeper.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            # The one thread is stuck sending to the sleeper until its deadline frees it.
+            assert get(server.port, "/")[2] == b"page"
+    finally:
+        server.shutdown()
+    assert not server.thread.is_alive()
