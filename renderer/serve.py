@@ -206,8 +206,9 @@ def _matches(header: str | None, etag: str) -> bool:
     return etag in {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
-def _head_complete(buffer: bytearray) -> bool:
-    return b"\r\n\r\n" in buffer or b"\n\n" in buffer
+def _head_complete(buffer: bytearray, start: int) -> bool:
+    """Whether the head has ended, looking only at bytes from `start` on (the new ones)."""
+    return buffer.find(b"\r\n\r\n", start) >= 0 or buffer.find(b"\n\n", start) >= 0
 
 
 class BoardServer:
@@ -363,12 +364,13 @@ class BoardServer:
     def _back_off(self, exc: OSError) -> None:
         """Out of descriptors: pause accepting, and free the older half of the connections
         still sending their heads (a local client sends its head at once: these are idle)."""
+        first = self._backoff == 0.0 and time.monotonic() - self._resume_at > 10
         self._backoff = min(1.0, max(0.05, self._backoff * 2))
         self._resume_at = time.monotonic() + self._backoff
         for sock in list(self._heads)[:max(1, len(self._heads) // 2)]:
             self._drop(sock)
-        log.warning("serve: cannot accept (%s); pausing new connections for %.2f s",
-                    os.strerror(exc.errno or 0), self._backoff)
+        log.log(logging.WARNING if first else logging.DEBUG,  # once an episode, not 20 times a second
+                "serve: cannot accept (%s); pausing new connections", os.strerror(exc.errno or 0))
 
     def _read(self, sock: socket.socket) -> None:
         entry = self._heads.get(sock)
@@ -386,6 +388,7 @@ class BoardServer:
         deadline, head = entry
         if head is None:
             return
+        scanned = max(0, len(head) - 3)
         head += data
         if len(head) > MAX_HEAD:
             # Close only once the client has stopped sending: a close with unread bytes
@@ -393,7 +396,7 @@ class BoardServer:
             _quietly(sock.send, b"HTTP/1.0 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n")
             _quietly(sock.shutdown, socket.SHUT_WR)
             self._heads[sock] = (deadline, None)
-        elif _head_complete(head):
+        elif _head_complete(head, scanned):
             self._selector.unregister(sock)
             with self._lock:
                 del self._heads[sock]
