@@ -218,8 +218,8 @@ def daemons():
     """Start daemons with daemons(board, *args); any still running at the end are killed."""
     started: list[Daemon] = []
 
-    def start(board: Board, *args: str) -> Daemon:
-        d = Daemon(board, *args)
+    def start(board: Board, *args: str, **kw) -> Daemon:
+        d = Daemon(board, *args, **kw)
         started.append(d)
         return d
 

@@ -83,7 +83,7 @@ class Daemon:
     folder is then `public/` next to it)."""
 
     def __init__(self, board: Any, *args: str, env: dict[str, str] | None = None,
-                 start_timeout: float = 60) -> None:
+                 start_timeout: float = 60, preexec_fn: Callable[[], None] | None = None) -> None:
         self.board = board
         self.file = Path(getattr(board, "file", board))
         self.output = Path(getattr(board, "output", self.file.parent / "public"))
@@ -92,7 +92,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "renderer", "run", "-c", str(self.file), *args],
             cwd=self.file.parent, env=env if env is not None else cli_env(),
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
         )
         try:
             self.wait_log("run: ", timeout=start_timeout, what="the daemon to start")

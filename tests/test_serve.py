@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import http.client
 import os
+import resource
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
+from conftest import chart, cli_env, fast_board, free_port, wait_for, write_data
 
-from renderer.serve import start_server
+from renderer.serve import Limits, start_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
 
@@ -118,3 +124,208 @@ def test_a_stalled_client_does_not_block_others(site):
         assert status == 200 and body == PNG
     finally:
         stalled.close()
+
+
+def raw(port: int, request: bytes) -> bytes:
+    """Send request bytes as they are; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_symlinks_inside_the_folder_are_never_followed(site):
+    folder, server = site
+    secret = folder.parent / "secret.txt"
+    (folder / "passwd").symlink_to("/etc/passwd")
+    (folder / "secret.txt").symlink_to(secret)
+    (folder / "outside").symlink_to(folder.parent, target_is_directory=True)
+    (folder / "alias.png").symlink_to("cpu.png")  # inside, but still a link: not served
+    for path in ("/passwd", "/secret.txt", "/outside/secret.txt", "/outside/public/cpu.png",
+                 "/alias.png", "/outside/", "/outside"):
+        status, _, body = get(server.port, path)
+        assert status == 404, path
+        assert b"outside the folder" not in body and b"root:" not in body, path
+    assert get(server.port, "/cpu.png")[2] == PNG
+
+
+def test_nul_bytes_and_odd_targets_get_an_error_answer_not_a_dropped_connection(site):
+    _, server = site
+    for target in (b"/%00", b"/cpu.png%00", b"/%00/../secret.txt", b"*", b"cpu.png", b"/%ff%fe"):
+        answer = raw(server.port, b"GET " + target + b" HTTP/1.0\r\n\r\n")
+        status = answer.split(b"\r\n", 1)[0]
+        assert status.startswith(b"HTTP/1.0 4"), (target, answer[:200])
+    assert raw(server.port, b"GET /%00 HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+    assert raw(server.port, b"BREW /cpu.png HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 501 ")
+    assert b"Error code: 400" in raw(server.port, b"nonsense\r\n\r\n")  # HTTP/0.9: a body alone
+
+
+def test_if_none_match_star_is_304_for_an_existing_file_only(site):
+    _, server = site
+    for method in ("GET", "HEAD"):
+        status, headers, body = get(server.port, "/cpu.png", method=method, **{"If-None-Match": "*"})
+        assert status == 304 and body == b"" and headers["etag"], method
+    assert get(server.port, "/status.json", **{"If-None-Match": " * "})[0] == 304
+    assert get(server.port, "/nope.png", **{"If-None-Match": "*"})[0] == 404
+    assert get(server.port, "/cpu.png", **{"If-None-Match": '"other"'})[0] == 200
+    _, first, _ = get(server.port, "/cpu.png")
+    assert get(server.port, "/cpu.png", **{"If-None-Match": f'"x", W/{first["etag"]}'})[0] == 304
+
+
+def test_a_head_that_never_ends_is_closed_after_the_header_timeout(tmp_path):
+    (tmp_path / "index.html").write_text("page")
+    with start_server(tmp_path, 0, Limits(header_timeout=0.5)) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            start = time.monotonic()
+            answer = b""
+            while chunk := sock.recv(4096):  # bytes dribbled in do not extend the deadline
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.0 408 ")
+            assert time.monotonic() - start < 30
+        assert get(server.port, "/")[2] == b"page"
+
+
+def test_a_head_too_large_is_refused(site):
+    _, server = site
+    answer = raw(server.port, b"GET / HTTP/1.0\r\nX: " + b"a" * 20_000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 431 ")
+
+
+def idle_connections(port: int, n: int) -> list[socket.socket]:
+    """n connections that each send part of a request head and never finish it."""
+    socks = []
+    for _ in range(n):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n")
+        socks.append(sock)
+    return socks
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_at_the_connection_cap_the_oldest_idle_connections_make_room(site):
+    folder, _ = site
+    with start_server(folder, 0, Limits(connections=8)) as server:
+        idle = idle_connections(server.port, 50)
+        try:
+            status, _, body = get(server.port, "/cpu.png?v=1")
+            assert status == 200 and body == PNG
+            # At most 8 open at once: the 42 oldest idle ones (at least) were closed.
+            wait_for(lambda: sum(map(closed_by_server, idle)) >= 42, 30, "the oldest idle connections to close")
+            assert not any(closed_by_server(sock) for sock in idle[-7:])
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def low_fd_limit(limit: int):
+    """preexec_fn for a child: a soft RLIMIT_NOFILE of `limit` (as `ulimit -n` would set)."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    return apply
+
+
+def assert_not_spinning(pid: int, since_cpu: float, since_wall: float, window: float = 2.0) -> None:
+    """The process used under half a core from since_* on, over at least `window` seconds of
+    wall time (a measurement window, not a wait for anything). A loop spinning on accept()
+    uses a whole core."""
+    left = since_wall + window - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+    cpu, wall = cpu_seconds(pid) - since_cpu, time.monotonic() - since_wall
+    assert cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s"
+
+
+SERVER_ONLY = """
+import sys
+from renderer.serve import Limits, start_server
+server = start_server(sys.argv[1], 0, Limits(connections=10_000))
+print(server.port, flush=True)
+sys.stdin.read()
+server.shutdown()
+"""
+
+
+def test_out_of_descriptors_the_server_backs_off_instead_of_spinning(site):
+    """A cap set above RLIMIT_NOFILE, as when the rest of the process has used the
+    descriptors: accept() fails with EMFILE, and the server must neither spin nor stop."""
+    folder, _ = site
+    proc = subprocess.Popen([sys.executable, "-c", SERVER_ONLY, str(folder)], env=cli_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=low_fd_limit(64))
+    try:
+        port = int(proc.stdout.readline())
+        idle = idle_connections(port, 200)
+        try:
+            cpu, wall = cpu_seconds(proc.pid), time.monotonic()
+            status, _, body = get(port, "/cpu.png?v=1")  # queued behind the 200 idle ones
+            assert status == 200 and body == PNG
+            assert_not_spinning(proc.pid, cpu, wall)
+        finally:
+            for sock in idle:
+                sock.close()
+        assert get(port, "/status.json")[0] == 200
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_idle_clients_under_a_low_fd_limit_starve_neither_renders_nor_requests(tmp_path, daemons):
+    """`plotboard run --serve` under `ulimit -n 128`, with 200 connections that never finish
+    their request: a render still completes and is published, ordinary requests are answered,
+    and the daemon does not spin."""
+    board = fast_board(tmp_path / "b", chart("a", inputs="data/a.txt"))
+    board.data("data/a.txt", "1 2 3\n")
+    port = free_port()
+    d = daemons(board, "--serve", str(port), preexec_fn=low_fd_limit(128))
+    first = d.wait_state("a", state="ok")
+    before = d.image("a")
+    idle = idle_connections(port, 200)
+    try:
+        cpu, wall = cpu_seconds(d.proc.pid), time.monotonic()
+        write_data(board.root / "data" / "a.txt", [3, 1, 2, 5])
+        image = d.new_image("a", before, timeout=120)
+        d.wait_state("a", state="ok", renders=first["renders"] + 1)
+        status, _, body = get(port, "/a.png?v=new")
+        assert status == 200 and body == image
+        assert get(port, "/")[0] == 200
+        assert_not_spinning(d.proc.pid, cpu, wall)
+    finally:
+        for sock in idle:
+            sock.close()
+    assert "Too many open files" not in d.log
+    assert d.stop() == 0
+
+
+def test_a_client_that_never_reads_its_answer_holds_a_thread_only_until_the_send_deadline(tmp_path):
+    (tmp_path / "big.bin").write_bytes(b"x" * (32 << 20))  # more than the socket buffers hold
+    (tmp_path / "index.html").write_text("page")
+    server = start_server(tmp_path, 0, Limits(threads=1, send_timeout=0.5))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sleeper:
+            sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sleeper.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            # The one thread is stuck sending to the sleeper until its deadline frees it.
+            assert get(server.port, "/")[2] == b"page"
+    finally:
+        server.shutdown()
+    assert not server.thread.is_alive()
