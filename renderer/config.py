@@ -7,6 +7,7 @@ its default are in renderer/options.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -41,6 +42,8 @@ class Chart:
     hidpi: bool = program_default(CHART["hidpi"])
     formats: tuple[str, ...] = program_default(CHART["formats"])
     png_compression: int = program_default(CHART["png_compression"])
+    # Folders whose files are never inputs: the board's output folder and .plotboard/.
+    excluded: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -232,7 +235,14 @@ def load_board(path: str | os.PathLike) -> Board:
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    return Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    board = Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    return with_exclusions(board)
+
+
+def with_exclusions(board: Board) -> Board:
+    """The board with each chart told which folders' files are never its inputs."""
+    excluded = (str(board.output), str(board.state_dir))
+    return dataclasses.replace(board, charts=tuple(dataclasses.replace(c, excluded=excluded) for c in board.charts))
 
 
 def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:

@@ -23,6 +23,7 @@ class RenderJob:
     png_compression: int
     theme: str
     params: dict[str, Any] = field(default_factory=dict, hash=False)
+    inputs_problem: str | None = None  # the inputs went past their limits: the render fails with this
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ where the other stopped."""
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from renderer import __version__
 from renderer.config import Board, Chart, settings_digest
+from renderer.inputs import TooManyInputs, expand
 from renderer.publish import write_atomic
 from renderer.schedule import next_due
 
@@ -59,15 +59,22 @@ def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
     write_atomic(board.state_dir, STATE_FILE, json.dumps(data, separators=(",", ":")).encode())
 
 
-def expand_inputs(chart: Chart) -> list[str]:
-    """The chart's input files that exist, globs expanded, sorted."""
-    found: set[str] = set()
-    for pattern in chart.inputs:
-        if any(ch in pattern for ch in "*?["):
-            found.update(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        elif os.path.isfile(pattern):
-            found.add(pattern)
-    return sorted(found)
+class Inputs(list):
+    """A chart's input files (renderer.inputs.expand); `problem` says why there are none when
+    the patterns went past the limits: the chart's render then fails with that message."""
+
+    problem: str | None = None
+
+
+def expand_inputs(chart: Chart) -> Inputs:
+    """The chart's input files that exist, globs expanded, each real file once, sorted; never
+    a file of the output folder or `.plotboard/`."""
+    try:
+        return Inputs(expand(chart.inputs, chart.excluded))
+    except TooManyInputs as exc:
+        inputs = Inputs()
+        inputs.problem = str(exc)
+        return inputs
 
 
 @lru_cache(maxsize=1)
@@ -135,6 +142,7 @@ def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
             "theme": board.theme,
             "module": file_digest(chart.plot_file),
             "inputs": stats,
+            "inputs_problem": getattr(inputs, "problem", None),
             "versions": library_versions(),
         },
         sort_keys=True,

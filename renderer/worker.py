@@ -11,6 +11,8 @@ from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
 def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
     """Render one job, turning any exception (MemoryError, SystemExit too) into a RenderFailure."""
     started = time.perf_counter()
+    if job.inputs_problem:
+        return RenderFailure(job.name, f"TooManyInputs: {job.inputs_problem}")
     try:
         from renderer.render import render
 

@@ -50,8 +50,13 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
         name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
         root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
         formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
-        params=dict(chart.params),
+        params=dict(chart.params), inputs_problem=_inputs_problem(board, chart, inputs),
     )
+
+
+def _inputs_problem(board: Board, chart: Chart, inputs: list[str]) -> str | None:
+    problem = getattr(inputs, "problem", None)
+    return f"{board.path.name}: charts ({chart.name}).inputs: {problem}" if problem else None
 
 
 def publish_outcome(
