@@ -34,6 +34,7 @@ class RenderOutput:
     files: dict[str, bytes]
     hash: str
     duration_ms: float
+    modules: dict[str, str] | None = None  # board files the render used -> digest of what ran (renderer.boardmods)
 
 
 class FailureKind(enum.Enum):
@@ -56,6 +57,7 @@ class RenderFailure:
     traceback: str = ""
     duration_ms: float = 0.0
     kind: FailureKind = FailureKind.PLOT
+    modules: dict[str, str] | None = None  # as RenderOutput's, when the render got that far
 
 
 def describe(exc: BaseException) -> str:

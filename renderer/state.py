@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
-from renderer import __version__
+from renderer import __version__, boardmods
 from renderer.config import Board, Chart, settings_digest
 from renderer.inputs import TooManyInputs, expand
 from renderer.publish import write_atomic
@@ -37,6 +37,7 @@ class ChartRecord:
     consecutive_failures: int = 0
     files: list[str] = field(default_factory=list)  # output files this chart published
     stamps: dict[str, list[int]] = field(default_factory=dict)  # their [size, mtime_ns] (renderer.repair)
+    modules: dict[str, str] = field(default_factory=dict)  # board files the last render used -> digest
 
 
 def load_state(board: Board) -> dict[str, ChartRecord]:
@@ -44,12 +45,20 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
     try:
         data = json.loads((board.state_dir / STATE_FILE).read_text())
         known = {f.name for f in fields(ChartRecord)}
-        return {
+        records = {
             name: ChartRecord(**{k: v for k, v in rec.items() if k in known})
             for name, rec in data["charts"].items()
         }
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+    root = str(board.root)
+    for name, rec in records.items():
+        modules = rec.modules
+        if not (isinstance(modules, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in modules.items())):
+            rec.modules = {}  # bookkeeping of any shape never crashes a command
+        boardmods.remember(root, name, rec.modules)
+    return records
 
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
@@ -128,7 +137,26 @@ def file_digest(path: Path | None) -> str | None:
 
 
 def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
-    """Changes whenever anything that could change the chart's image changes."""
+    """Changes whenever anything that could change the chart's image changes: 'BASE.MODULES',
+    MODULES a digest of the board modules its last render used (renderer.boardmods), as they
+    are now."""
+    used = boardmods.used_by(str(board.root), chart.name)
+    return _base(board, chart, inputs) + "." + _modules_digest({path: file_digest(Path(path)) for path in used})
+
+
+def with_modules(current: str, modules: dict[str, str] | None) -> str:
+    """The fingerprint a render had: `current` with the board modules it reported using, as
+    they were when it ran (an edit made during the render still makes the chart out of date)."""
+    if modules is None:
+        return current
+    return current.partition(".")[0] + "." + _modules_digest(modules)
+
+
+def _modules_digest(modules: dict[str, str | None]) -> str:
+    return hashlib.sha256(json.dumps(sorted(modules.items())).encode()).hexdigest()[:32]
+
+
+def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
     stats = []
     for p in inputs:
         try:

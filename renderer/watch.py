@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from renderer import boardmods
 from renderer.config import Board
 
 log = logging.getLogger("plotboard")
@@ -87,6 +88,7 @@ class Matcher:
         self.exact: dict[str, set[str]] = {}
         self.patterns: list[tuple[str, str]] = []
         self.ignore = (str(board.output) + os.sep, str(board.state_dir) + os.sep)
+        self.root = str(board.root)
         for chart in board.charts:
             for pattern in chart.inputs:
                 if _has_magic(pattern):
@@ -100,6 +102,7 @@ class Matcher:
         if path.startswith(self.ignore):
             return set()
         names = set(self.exact.get(path, ()))
+        names.update(boardmods.charts_using(self.root, path))  # helper modules the charts' renders used
         for pattern, name in self.patterns:
             if name not in names and glob_match(pattern, path):
                 names.add(name)
@@ -107,7 +110,8 @@ class Matcher:
 
 
 def plan(board: Board) -> dict[str, bool]:
-    """The folders to watch (folder -> recursive) for every chart's inputs and plot module.
+    """The folders to watch (folder -> recursive) for every chart's inputs, its plot module and
+    the board modules its last render used (renderer.boardmods).
 
     A folder that does not exist yet is watched through its nearest existing ancestor; the
     daemon plans again on every folder event, so the watch moves down as folders appear.
@@ -117,6 +121,7 @@ def plan(board: Board) -> dict[str, bool]:
         bases = [pattern_base(p) for p in chart.inputs]
         if chart.plot_file is not None:
             bases.append((str(chart.plot_file.parent), False))
+        bases.extend((folder, False) for folder in boardmods.folders(str(board.root), [chart.name]))
         for folder, recursive in bases:
             while not os.path.isdir(folder):
                 parent = os.path.dirname(folder)

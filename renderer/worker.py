@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 
+from renderer import boardmods
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
 
 
@@ -13,12 +15,14 @@ def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
     started = time.perf_counter()
     if job.inputs_problem:
         return RenderFailure(job.name, f"TooManyInputs: {job.inputs_problem}")
-    try:
-        from renderer.render import render
+    with boardmods.tracking(job.root) as used:
+        try:
+            from renderer.render import render
 
-        return render(job)
-    except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        tb = traceback.format_exc(limit=-8)
-        return RenderFailure(job.name, describe(exc), tb, (time.perf_counter() - started) * 1000)
+            outcome: RenderOutput | RenderFailure = render(job)
+        except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            tb = traceback.format_exc(limit=-8)
+            outcome = RenderFailure(job.name, describe(exc), tb, (time.perf_counter() - started) * 1000)
+    return dataclasses.replace(outcome, modules=used)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 
+from renderer import boardmods
 from renderer.config import Board, Chart
 from renderer.errors import PublishError
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.repair import damaged, stamps
-from renderer.state import ChartRecord, load_state, out_of_date
+from renderer.state import ChartRecord, load_state, out_of_date, with_modules
 
 log = logging.getLogger("plotboard")
 
@@ -64,6 +65,10 @@ def publish_outcome(
     trigger: str, now: float,
 ) -> bool:
     """Publish a render's files and update its record; returns True when it succeeded."""
+    current = with_modules(current, outcome.modules)
+    if outcome.modules is not None:
+        record.modules = dict(outcome.modules)
+        boardmods.remember(str(board.root), outcome.name, outcome.modules)
     if isinstance(outcome, RenderOutput):
         try:
             board.output.mkdir(parents=True, exist_ok=True)  # deleted meanwhile: published afresh
@@ -111,5 +116,6 @@ def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
     removed = [name for name in records if name not in names]
     for name in removed:
         remove_files(board.output, records.pop(name).files)
+        boardmods.forget(str(board.root), name)
         log.info("removed %s", name)
     return removed
