@@ -20,6 +20,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
+from functools import lru_cache
 
 MAX_INPUTS = 10_000  # files one chart's patterns may match
 MAX_SCANNED = 100_000  # folder entries one chart's expansion may look at
@@ -61,12 +62,13 @@ class _Walk:
                                 "narrow the patterns")
 
     def entries(self, folder: str) -> list[os.DirEntry]:
+        """The folder's entries, unsorted (callers sort what they keep), listed once a walk."""
         listed = self._listed.get(folder)
         if listed is not None:
             return listed
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = list(it)
         except OSError:
             return []
         self.scanned += len(entries)
@@ -146,12 +148,11 @@ def _match(walk: _Walk, folder: str, parts: list[str]) -> None:
         else:
             _maybe_file(walk, path)
         return
-    for entry in walk.entries(folder):
-        if entry.name.startswith(".") and not head.startswith("."):
-            continue  # like glob: wildcards never match hidden names
-        if not fnmatch.fnmatchcase(entry.name, head):
-            continue
-        path = os.path.join(folder, entry.name)
+    match = _compiled(head)
+    hidden_ok = head.startswith(".")  # like glob: wildcards never match hidden names
+    names = sorted(e.name for e in walk.entries(folder) if match(e.name) and (hidden_ok or e.name[0] != "."))
+    for name in names:
+        path = os.path.join(folder, name)
         if rest:
             if walk.enterable(path) is not None:
                 _match(walk, path, rest)
@@ -173,7 +174,7 @@ def _double_star(walk: _Walk, top: str, rest: list[str]) -> None:
         if rest:  # a trailing "**" matches folders only, like glob: no files
             _match(walk, folder, rest)
         subfolders = []
-        for entry in walk.entries(folder):
+        for entry in sorted(walk.entries(folder), key=lambda e: e.name):
             if entry.name.startswith("."):
                 continue  # like glob: ** never descends into hidden folders
             try:
@@ -182,6 +183,11 @@ def _double_star(walk: _Walk, top: str, rest: list[str]) -> None:
             except OSError:
                 continue
         stack.extend(reversed(subfolders))
+
+
+@lru_cache(maxsize=1024)
+def _compiled(part: str):
+    return re.compile(fnmatch.translate(part)).match
 
 
 def _maybe_file(walk: _Walk, path: str) -> None:
