@@ -85,6 +85,7 @@ class Board:
     workers: int
     render_timeout: float
     theme: str
+    check_every: float
     templates: Path | None
     executor: str
     scheduler: str | None

@@ -243,6 +243,7 @@ BOARD_OPTIONS: tuple[Option, ...] = (
     Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
     Choice("theme", "page colours and the matplotlib style", "light", choices=THEMES),
     Folder("templates", "your own jinja2 templates, looked up before the built-in ones", must_exist=True),
+    Duration("check_every", "how often `run` checks every chart for changes no file event reported", "1m"),
     Choice("executor", "where renders run: local worker processes or a Dask cluster", "local", choices=EXECUTORS),
     Text("scheduler", "the Dask scheduler's address", what="an address like 'tcp://host:8786'"),
 )

@@ -28,6 +28,7 @@ log = logging.getLogger("plotboard")
 POLL_INTERVAL = 0.5  # seconds between scans when polling
 IGNORED_EVENTS = {"opened", "closed_no_write"}
 LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE}
+OVERFLOW = "<inotify queue overflow>"  # the path of the folder change that reports lost events
 
 
 class Change(NamedTuple):
@@ -171,6 +172,7 @@ class Watcher:
         self._changes: list[Change] = []
         self._handler = _Handler(self._record)
         self._watches: dict[str, tuple[bool, int, object]] = {}  # folder -> (recursive, inode, watch)
+        self.overflows = 0  # inotify queue overflows heard
         self._observer = self._new_observer()
 
     def _new_observer(self):
@@ -184,6 +186,8 @@ class Watcher:
                 if exc.errno not in LIMIT_ERRNOS:
                     raise
                 self._limit_reached(None, exc)
+            else:
+                self._hear_overflows(observer)
         if observer is None:
             from watchdog.observers.polling import PollingObserver
 
@@ -192,6 +196,26 @@ class Watcher:
         observer.daemon = True
         observer.start()
         return observer
+
+    def _hear_overflows(self, observer: object) -> None:
+        """Have the kernel's IN_Q_OVERFLOW (events were lost) reach the daemon as a folder change:
+        the daemon then re-plans and rescans every chart. watchdog only logs it, so its inotify
+        reader's event handler is wrapped; where watchdog is built otherwise, the periodic check
+        (renderer.upkeep.Sweep) still catches what was lost."""
+        reader = getattr(observer, "_inotify_fd", None)
+        handle = getattr(reader, "handle_event", None)
+        if handle is None:
+            log.debug("watcher: cannot hear inotify queue overflows with this watchdog")
+            return
+
+        def handle_event(event: object) -> None:
+            if getattr(event, "is_queue_overflow", False):
+                self.overflows += 1
+                log.warning("watcher: the inotify queue overflowed and file events were lost; rescanning every chart")
+                self._record([Change(OVERFLOW, False, True)])
+            handle(event)
+
+        reader.handle_event = handle_event
 
     @property
     def mode(self) -> str:
