@@ -7,6 +7,7 @@ its default are in renderer/options.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -49,6 +50,8 @@ class Chart:
     formats: tuple[str, ...] = program_default(CHART["formats"])
     png_compression: int = program_default(CHART["png_compression"])
     max_memory: int = program_default(CHART["max_memory"])  # bytes
+    # Folders whose files are never inputs: the board's output folder and .plotboard/.
+    excluded: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -91,6 +94,7 @@ class Board:
     workers: int
     render_timeout: float
     theme: str
+    check_every: float
     templates: Path | None
     executor: str
     scheduler: str | None
@@ -265,7 +269,7 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
     board = Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
     if checks:
         _check_use(board)
-    return board
+    return with_exclusions(board)
 
 
 def _check_use(board: Board) -> None:
@@ -281,6 +285,12 @@ def _check_use(board: Board) -> None:
         for missing in waiting_for(chart, board.root):
             log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
                         "until it appears (a typo?)", board.path, i, chart.name, missing, missing)
+
+
+def with_exclusions(board: Board) -> Board:
+    """The board with each chart told which folders' files are never its inputs."""
+    excluded = (str(board.output), str(board.state_dir))
+    return dataclasses.replace(board, charts=tuple(dataclasses.replace(c, excluded=excluded) for c in board.charts))
 
 
 def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:

@@ -103,6 +103,7 @@ class Daemon:
         self.executors = ExecutorSet()
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
+        self.sweep = upkeep.Sweep()  # the periodic check for changes no event reported
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -223,6 +224,8 @@ class Daemon:
             self.pages.urgent(self.clock())
         if rescan:
             upkeep.rescan(self.board, self.records, self.scheduler)
+        else:
+            self.sweep.step(self.board, self.records, self.scheduler, REPLAN_EVERY)
 
     def _dispatch(self) -> None:
         if self.stopping:

@@ -100,17 +100,37 @@ def unpack(parcel: Parcel, workdir: Path) -> RenderJob:
                     f"files on a filesystem every worker mounts at the same path"
                 )
             inputs.append(path)
-    plot_file = job.plot_file
+    plot_file, root = job.plot_file, job.root
     if parcel.module is not None and plot_file is not None:
+        # The module keeps its place below a folder named by its hash, which becomes the board
+        # folder the worker imports from (renderer.boardmods); the daemon's folder stays on
+        # sys.path after it, so helpers still import where a shared filesystem has them.
         digest = hashlib.sha256(parcel.module).hexdigest()[:16]
-        dest = workdir / "modules" / digest / Path(plot_file).name
+        try:
+            relative = Path(plot_file).relative_to(job.root)
+        except ValueError:
+            relative = Path(Path(plot_file).name)
+        root = str(workdir / "modules" / digest)
+        dest = Path(root) / relative
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.tmp")
             tmp.write_bytes(parcel.module)
             os.replace(tmp, dest)
         plot_file = str(dest)
-    return replace(job, inputs=tuple(inputs), plot_file=plot_file)
+        if job.root not in sys.path:
+            sys.path.append(job.root)
+    return replace(job, inputs=tuple(inputs), plot_file=plot_file, root=root)
+
+
+def _as_on_daemon(outcome: RenderOutput | RenderFailure, here: str, there: str):
+    """The outcome with the board modules it used named by their paths on the daemon's side."""
+    if not outcome.modules or here == there:
+        return outcome
+    prefix = here.rstrip(os.sep) + os.sep
+    modules = {(os.path.join(there, path[len(prefix):]) if path.startswith(prefix) else path): digest
+               for path, digest in outcome.modules.items()}
+    return replace(outcome, modules=modules)
 
 
 class InputNotShipped(FileNotFoundError):
@@ -287,7 +307,7 @@ def child_main() -> None:
             except Exception as exc:  # noqa: BLE001 - e.g. no space left; the render fails, not the process
                 outcome: RenderOutput | RenderFailure = RenderFailure(parcel.job.name, describe(exc))
             else:
-                outcome = run_job(job)
+                outcome = _as_on_daemon(run_job(job), job.root, parcel.job.root)
             kill_descendants()  # nothing a render started outlives it
             body = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
             out.write(_FRAME.pack(len(body)) + body)

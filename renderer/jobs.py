@@ -26,6 +26,7 @@ class RenderJob:
     theme: str
     params: dict[str, Any] = field(default_factory=dict, hash=False)
     max_memory: int | None = None  # bytes the render may use (renderer.limits); None: no limit
+    inputs_problem: str | None = None  # the inputs went past their limits: the render fails with this
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RenderOutput:
     files: dict[str, bytes]
     hash: str
     duration_ms: float
+    modules: dict[str, str] | None = None  # board files the render used -> digest of what ran (renderer.boardmods)
 
 
 class FailureKind(enum.Enum):
@@ -62,6 +64,7 @@ class RenderFailure:
     traceback: str = ""
     duration_ms: float = 0.0
     kind: FailureKind = FailureKind.PLOT
+    modules: dict[str, str] | None = None  # as RenderOutput's, when the render got that far
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "error", cut(self.error, MAX_ERROR))

@@ -10,17 +10,16 @@ This module stays light (no matplotlib): the loader and every worker import it.
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
 import os
 import re
-import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from renderer import boardmods
 
 if TYPE_CHECKING:
     from renderer.jobs import RenderJob
@@ -71,21 +70,56 @@ def find_plot_file(plot: str, root: Path) -> Path | None:
         tree = ast.parse(source, filename=origin)
     except SyntaxError as exc:
         raise ValueError(f"cannot import module {module!r}: {exc.msg} ({origin}, line {exc.lineno})") from None
-    if function not in _top_level_names(tree):
+    if not _may_define(tree, function):
         raise ValueError(f"module {module!r} ({origin}) has no function {function!r}")
     return Path(origin)
 
 
-def _top_level_names(tree: ast.Module) -> set[str]:
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return names
+# Names whose use means a module may bind names no parse can see.
+_DYNAMIC = {"globals", "exec", "eval", "setattr", "__dict__", "__getattr__", "vars", "locals", "modules"}
+
+
+def _may_define(tree: ast.Module, name: str) -> bool:
+    """False only when the module surely binds no such name: it is bound by none of the
+    module-level statements, those under if/try/with/for/while included, and the module does
+    nothing that could bind names unseen (`from x import *`, globals(), exec, a module
+    __getattr__, sys.modules tricks). When unsure, True: Python decides in the worker."""
+    found = False
+
+    def visit(body: list[ast.stmt]) -> bool:
+        nonlocal found
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if node.name == "__getattr__":
+                    return True  # a module __getattr__ answers any name
+                found |= node.name == name
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    if alias.name == "*":
+                        return True
+                    found |= (alias.asname or alias.name).split(".")[0] == name
+            else:
+                for child in ast.walk(node):
+                    if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                        found |= child.id == name
+                    elif isinstance(child, (ast.Name, ast.Attribute)):
+                        if (child.id if isinstance(child, ast.Name) else child.attr) in _DYNAMIC:
+                            return True
+                    elif isinstance(child, ast.Global):
+                        found |= name in child.names
+            for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                     ast.ClassDef)):
+                    for item in inner:
+                        if isinstance(item, (ast.ExceptHandler, ast.match_case)):
+                            if visit(item.body):
+                                return True
+                        elif isinstance(item, ast.stmt) and visit([item]):
+                            return True
+        return False
+
+    return visit(tree.body) or found
 
 
 _located: dict[tuple[str, Path], tuple[tuple, Path]] = {}
@@ -115,30 +149,15 @@ def _stamp(path: Path) -> tuple | None:
 
 # --- render time, in a worker: import the module, return the function ---------------------
 
-_modules: dict[str, tuple[str, types.ModuleType]] = {}
-
 
 def load_plot_function(job: RenderJob) -> Callable[..., None]:
-    """Import the plot function; a board module is re-executed whenever its source changes."""
+    """Import the plot function the ordinary way (renderer.boardmods: packages work, a board
+    module whose source changed, or whose helpers' did, is executed afresh)."""
     module_name, _, func_name = job.plot.partition(":")
-    if job.root not in sys.path:
-        sys.path.insert(0, job.root)
-    if job.plot_file is None:
-        module = importlib.import_module(module_name)
-    else:
-        # Compiled from source by content hash, not through cached bytecode: an edit within
-        # the same second as the last one must still be picked up.
-        source = Path(job.plot_file).read_bytes()
-        digest = hashlib.sha256(source).hexdigest()
-        cached = _modules.get(job.plot_file)
-        if cached is not None and cached[0] == digest:
-            module = cached[1]
-        else:
-            module = types.ModuleType(module_name)
-            module.__file__ = job.plot_file
-            sys.modules[module_name] = module
-            exec(compile(source, job.plot_file, "exec"), module.__dict__)
-            _modules[job.plot_file] = (digest, module)
+    if not boardmods.tracking_now():
+        with boardmods.tracking(job.root):
+            return load_plot_function(job)
+    module = boardmods.import_plot_module(module_name)
     try:
         return getattr(module, func_name)
     except AttributeError:

@@ -76,6 +76,12 @@ def _stamps(chart: str, v: Any) -> str | None:
     return None
 
 
+def _modules(chart: str, v: Any) -> str | None:
+    if isinstance(v, dict) and all(isinstance(k, str) and isinstance(d, str) for k, d in v.items()):
+        return None
+    return f"expected an object of module paths and digests, got {_shown(v)}"
+
+
 CHECKS: dict[str, Check] = {  # one per field of renderer.state.ChartRecord
     "fingerprint": _optional(_text),
     "hash": _optional(_hash),
@@ -90,6 +96,7 @@ CHECKS: dict[str, Check] = {  # one per field of renderer.state.ChartRecord
     "consecutive_failures": _count,
     "files": _files,
     "stamps": _stamps,
+    "modules": _modules,
 }
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from renderer.config import Board
+from renderer.config import Board, with_exclusions
 
 log = logging.getLogger("plotboard")
 
@@ -32,7 +32,7 @@ def keep_output(old: Board, new: Board) -> Board:
     if new.output == old.output:
         return new
     log.warning("reload: a new output folder (%s) takes effect at the next start", new.output)
-    return dataclasses.replace(new, output=old.output)
+    return with_exclusions(dataclasses.replace(new, output=old.output))
 
 
 def needs_new_executor(old: Board, new: Board) -> bool:

@@ -4,7 +4,6 @@ where the other stopped."""
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -13,9 +12,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from renderer import __version__, jsonfile
+from renderer import __version__, boardmods, jsonfile
 from renderer.config import Board, Chart, settings_digest
 from renderer.errors import PublishError
+from renderer.inputs import TooManyInputs, expand
 from renderer.publish import write_atomic
 from renderer.record_check import check_state
 from renderer.schedule import next_due
@@ -43,6 +43,7 @@ class ChartRecord:
     consecutive_failures: int = 0
     files: list[str] = field(default_factory=list)  # output files this chart published
     stamps: dict[str, list[int]] = field(default_factory=dict)  # their [size, mtime_ns] (renderer.repair)
+    modules: dict[str, str] = field(default_factory=dict)  # board files the last render used -> digest
 
 
 def load_state(board: Board) -> dict[str, ChartRecord]:
@@ -64,7 +65,10 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         log.warning("ignored invalid bookkeeping in %s (charts without a valid record start afresh): %s", path, one_line(cut(shown)))
-    return {name: ChartRecord(**fields_) for name, fields_ in checked.items()}
+    records = {name: ChartRecord(**fields_) for name, fields_ in checked.items()}
+    for name, rec in records.items():
+        boardmods.remember(str(board.root), name, rec.modules)
+    return records
 
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
@@ -77,15 +81,22 @@ def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
     write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode())
 
 
-def expand_inputs(chart: Chart) -> list[str]:
-    """The chart's input files that exist, globs expanded, sorted."""
-    found: set[str] = set()
-    for pattern in chart.inputs:
-        if is_pattern(pattern):
-            found.update(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        elif os.path.isfile(pattern):
-            found.add(pattern)
-    return sorted(found)
+class Inputs(list):
+    """A chart's input files (renderer.inputs.expand); `problem` says why there are none when
+    the patterns went past the limits: the chart's render then fails with that message."""
+
+    problem: str | None = None
+
+
+def expand_inputs(chart: Chart) -> Inputs:
+    """The chart's input files that exist, globs expanded, each real file once, sorted; never
+    a file of the output folder or `.plotboard/`."""
+    try:
+        return Inputs(expand(chart.inputs, chart.excluded))
+    except TooManyInputs as exc:
+        inputs = Inputs()
+        inputs.problem = str(exc)
+        return inputs
 
 
 def is_pattern(path: str) -> bool:
@@ -150,7 +161,26 @@ def file_digest(path: Path | None) -> str | None:
 
 
 def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
-    """Changes whenever anything that could change the chart's image changes."""
+    """Changes whenever anything that could change the chart's image changes: 'BASE.MODULES',
+    MODULES a digest of the board modules its last render used (renderer.boardmods), as they
+    are now."""
+    used = boardmods.used_by(str(board.root), chart.name)
+    return _base(board, chart, inputs) + "." + _modules_digest({path: file_digest(Path(path)) for path in used})
+
+
+def with_modules(current: str, modules: dict[str, str] | None) -> str:
+    """The fingerprint a render had: `current` with the board modules it reported using, as
+    they were when it ran (an edit made during the render still makes the chart out of date)."""
+    if modules is None:
+        return current
+    return current.partition(".")[0] + "." + _modules_digest(modules)
+
+
+def _modules_digest(modules: dict[str, str | None]) -> str:
+    return hashlib.sha256(json.dumps(sorted(modules.items())).encode()).hexdigest()[:32]
+
+
+def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
     stats = []
     for p in inputs:
         try:
@@ -164,6 +194,7 @@ def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
             "theme": board.theme,
             "module": file_digest(chart.plot_file),
             "inputs": stats,
+            "inputs_problem": getattr(inputs, "problem", None),
             "versions": library_versions(),
         },
         sort_keys=True,

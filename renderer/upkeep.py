@@ -54,12 +54,46 @@ def want_render(board: Board, records: dict[str, ChartRecord], scheduler: Schedu
 def rescan(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler) -> None:
     """Render charts whose inputs changed while no watch could see them."""
     for chart in board.charts:
-        rec = records.get(chart.name)
-        if scheduler[chart.name].state == RENDERING or rec is None:
-            continue
-        current = fingerprint(board, chart, expand_inputs(chart))
-        if current not in (rec.fingerprint, rec.failed_fingerprint):
-            scheduler.change(chart.name)
+        _check(board, records, scheduler, chart)
+
+
+def _check(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart) -> bool:
+    """Treat the chart as changed if its fingerprint is not that of its last render; True then."""
+    rec = records.get(chart.name)
+    if scheduler[chart.name].state == RENDERING or rec is None:
+        return False
+    current = fingerprint(board, chart, expand_inputs(chart))
+    if current in (rec.fingerprint, rec.failed_fingerprint):
+        return False
+    scheduler.change(chart.name)
+    return True
+
+
+class Sweep:
+    """The periodic check that catches changes no event reported (a lost inotify event, a
+    folder reached through a symlink, a file changed over NFS): called every `interval`
+    seconds, it checks a slice of the charts, so that every chart is checked once every
+    `board.check_every` seconds and the cost is spread evenly instead of stalling the loop."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.credit = 0.0
+
+    def step(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, interval: float) -> int:
+        """Check the next slice; returns how many charts it found changed."""
+        charts = board.charts
+        if not charts:
+            return 0
+        self.credit = min(self.credit + len(charts) * interval / max(board.check_every, interval), len(charts))
+        count, changed = int(self.credit), 0
+        self.credit -= count
+        for i in range(count):
+            chart = charts[(self.position + i) % len(charts)]
+            if _check(board, records, scheduler, chart):
+                log.info("%s: a change no file event reported; rendering it", chart.name)
+                changed += 1
+        self.position = (self.position + count) % len(charts)
+        return changed
 
 
 def repair(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:

@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from renderer import boardmods
 from renderer.config import Board
 
 log = logging.getLogger("plotboard")
@@ -27,6 +28,7 @@ log = logging.getLogger("plotboard")
 POLL_INTERVAL = 0.5  # seconds between scans when polling
 IGNORED_EVENTS = {"opened", "closed_no_write"}
 LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE}
+OVERFLOW = "<inotify queue overflow>"  # the path of the folder change that reports lost events
 
 
 class Change(NamedTuple):
@@ -87,6 +89,7 @@ class Matcher:
         self.exact: dict[str, set[str]] = {}
         self.patterns: list[tuple[str, str]] = []
         self.ignore = (str(board.output) + os.sep, str(board.state_dir) + os.sep)
+        self.root = str(board.root)
         for chart in board.charts:
             for pattern in chart.inputs:
                 if _has_magic(pattern):
@@ -100,6 +103,7 @@ class Matcher:
         if path.startswith(self.ignore):
             return set()
         names = set(self.exact.get(path, ()))
+        names.update(boardmods.charts_using(self.root, path))  # helper modules the charts' renders used
         for pattern, name in self.patterns:
             if name not in names and glob_match(pattern, path):
                 names.add(name)
@@ -107,7 +111,8 @@ class Matcher:
 
 
 def plan(board: Board) -> dict[str, bool]:
-    """The folders to watch (folder -> recursive) for every chart's inputs and plot module.
+    """The folders to watch (folder -> recursive) for every chart's inputs, its plot module and
+    the board modules its last render used (renderer.boardmods).
 
     A folder that does not exist yet is watched through its nearest existing ancestor; the
     daemon plans again on every folder event, so the watch moves down as folders appear.
@@ -117,6 +122,7 @@ def plan(board: Board) -> dict[str, bool]:
         bases = [pattern_base(p) for p in chart.inputs]
         if chart.plot_file is not None:
             bases.append((str(chart.plot_file.parent), False))
+        bases.extend((folder, False) for folder in boardmods.folders(str(board.root), [chart.name]))
         for folder, recursive in bases:
             while not os.path.isdir(folder):
                 parent = os.path.dirname(folder)
@@ -166,6 +172,7 @@ class Watcher:
         self._changes: list[Change] = []
         self._handler = _Handler(self._record)
         self._watches: dict[str, tuple[bool, int, object]] = {}  # folder -> (recursive, inode, watch)
+        self.overflows = 0  # inotify queue overflows heard
         self._observer = self._new_observer()
 
     def _new_observer(self):
@@ -179,6 +186,8 @@ class Watcher:
                 if exc.errno not in LIMIT_ERRNOS:
                     raise
                 self._limit_reached(None, exc)
+            else:
+                self._hear_overflows(observer)
         if observer is None:
             from watchdog.observers.polling import PollingObserver
 
@@ -187,6 +196,26 @@ class Watcher:
         observer.daemon = True
         observer.start()
         return observer
+
+    def _hear_overflows(self, observer: object) -> None:
+        """Have the kernel's IN_Q_OVERFLOW (events were lost) reach the daemon as a folder change:
+        the daemon then re-plans and rescans every chart. watchdog only logs it, so its inotify
+        reader's event handler is wrapped; where watchdog is built otherwise, the periodic check
+        (renderer.upkeep.Sweep) still catches what was lost."""
+        reader = getattr(observer, "_inotify_fd", None)
+        handle = getattr(reader, "handle_event", None)
+        if handle is None:
+            log.debug("watcher: cannot hear inotify queue overflows with this watchdog")
+            return
+
+        def handle_event(event: object) -> None:
+            if getattr(event, "is_queue_overflow", False):
+                self.overflows += 1
+                log.warning("watcher: the inotify queue overflowed and file events were lost; rescanning every chart")
+                self._record([Change(OVERFLOW, False, True)])
+            handle(event)
+
+        reader.handle_event = handle_event
 
     @property
     def mode(self) -> str:

@@ -4,6 +4,7 @@ matplotlib."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -11,28 +12,34 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 
+from renderer import boardmods
 from renderer.durations import format_size
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
 from renderer.limits import memory_limit
 
 
 def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
-    """Render one job, turning any exception (MemoryError, SystemExit too) into a RenderFailure."""
+    """Render one job, turning any exception (MemoryError, SystemExit too) into a RenderFailure;
+    either way the outcome names the board's modules the render used (renderer.boardmods)."""
     started = time.perf_counter()
-    try:
-        from renderer.render import render
+    if job.inputs_problem:
+        return RenderFailure(job.name, f"TooManyInputs: {job.inputs_problem}")
+    with boardmods.tracking(job.root) as used:
+        try:
+            from renderer.render import render
 
-        with memory_limit(job.max_memory):
-            return render(job)
-    except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        tb = traceback.format_exc(limit=-8)
-        error = describe(exc)
-        if isinstance(exc, MemoryError) and job.max_memory is not None:
-            error = (f"MemoryError: the render needed more memory than max_memory = "
-                     f"{format_size(job.max_memory)} allows" + (f" ({exc})" if str(exc) else ""))
-        return RenderFailure(job.name, error, tb, (time.perf_counter() - started) * 1000)
+            with memory_limit(job.max_memory):
+                outcome: RenderOutput | RenderFailure = render(job)
+        except BaseException as exc:  # noqa: BLE001 - a plot function may raise anything
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            tb = traceback.format_exc(limit=-8)
+            error = describe(exc)
+            if isinstance(exc, MemoryError) and job.max_memory is not None:
+                error = (f"MemoryError: the render needed more memory than max_memory = "
+                         f"{format_size(job.max_memory)} allows" + (f" ({exc})" if str(exc) else ""))
+            outcome = RenderFailure(job.name, error, tb, (time.perf_counter() - started) * 1000)
+    return dataclasses.replace(outcome, modules=used)
 
 
 def out_of_memory(outcome: RenderOutput | RenderFailure) -> bool:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 
+from renderer import boardmods
 from renderer.config import Board, Chart
 from renderer.errors import PublishError
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.repair import damaged, stamps
-from renderer.state import ChartRecord, load_state, out_of_date
+from renderer.state import ChartRecord, load_state, out_of_date, with_modules
 
 log = logging.getLogger("plotboard")
 
@@ -51,7 +52,13 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
         root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
         formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
         params=dict(chart.params), max_memory=chart.max_memory,
+        inputs_problem=_inputs_problem(board, chart, inputs),
     )
+
+
+def _inputs_problem(board: Board, chart: Chart, inputs: list[str]) -> str | None:
+    problem = getattr(inputs, "problem", None)
+    return f"{board.path.name}: charts ({chart.name}).inputs: {problem}" if problem else None
 
 
 def publish_outcome(
@@ -62,6 +69,10 @@ def publish_outcome(
 
     A success is logged at `level` (the daemon logs them at DEBUG and sums them up instead),
     a failure always as an error."""
+    current = with_modules(current, outcome.modules)
+    if outcome.modules is not None:
+        record.modules = dict(outcome.modules)
+        boardmods.remember(str(board.root), outcome.name, outcome.modules)
     if isinstance(outcome, RenderOutput):
         try:
             board.output.mkdir(parents=True, exist_ok=True)  # deleted meanwhile: published afresh
@@ -109,5 +120,6 @@ def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
     removed = [name for name in records if name not in names]
     for name in removed:
         remove_files(board.output, records.pop(name).files)
+        boardmods.forget(str(board.root), name)
         log.info("removed %s", name)
     return removed

@@ -204,6 +204,12 @@ def test_build_through_dask_ships_files_and_matches_local_bytes(tmp_path, cluste
     assert report["text"] == ["1 2 3 2 1"]
     assert not report["module"].startswith(board_root)
     assert Path(report["module"]).name == "plots.py"
+    # What the worker used is named as on the daemon's side (on another host the worker's copy
+    # does not exist there): a second build finds nothing to do.
+    state = json.loads((boards["dask"].root / ".plotboard" / "state.json").read_text())
+    assert list(state["charts"]["a"]["modules"]) == [str(boards["dask"].root / "plots.py")]
+    again = boards["dask"].cli("build")
+    assert again.returncode == 0 and "0 rendered" in again.stderr, again.stderr
 
 
 def test_killed_and_hung_renders_fail_alone_and_the_board_keeps_updating(tmp_path, cluster):

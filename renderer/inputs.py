@@ -1,0 +1,199 @@
+"""Expanding a chart's input patterns into files: glob's rules, without its hazards.
+
+`glob.glob(recursive=True)` follows symlinks to folders, so `ln -s . loop` hands a plot the same
+file dozens of times and two such links never finish. This walker keeps glob's matching rules
+(wildcards and `**` skip hidden names; `**` is zero or more folders) but:
+
+- follows a symlink to a folder only if that folder was not visited yet in this expansion (by
+  device and inode), so no loop is ever followed and no folder is walked twice;
+- gives each real file (device, inode) at most once, under the first path that reached it
+  (folders are walked in sorted order, the files of a folder before its subfolders);
+- never enters the output folder or `.plotboard/`: plotboard's own files are never inputs;
+- stops after MAX_INPUTS matches or MAX_SCANNED folder entries, the limits of one chart's
+  expansion: the chart then fails with TooManyInputs instead of hanging (`inputs = ["/**/*"]`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import stat
+from collections.abc import Iterable
+from functools import lru_cache
+
+MAX_INPUTS = 10_000  # files one chart's patterns may match
+MAX_SCANNED = 100_000  # folder entries one chart's expansion may look at
+
+_MAGIC = re.compile(r"[*?[]")
+
+
+class TooManyInputs(Exception):
+    """A chart's patterns matched (or made plotboard look at) more files than the limits allow."""
+
+
+def has_magic(pattern: str) -> bool:
+    return _MAGIC.search(pattern) is not None
+
+
+class _Walk:
+    """One chart's expansion: what was visited, what was found, and the budget left."""
+
+    def __init__(self, excluded: Iterable[str], pattern_text: str) -> None:
+        self.excluded: set[tuple[int, int]] = set()
+        for folder in excluded:
+            ident = _ident(folder)
+            if ident is not None:
+                self.excluded.add(ident)
+        self.seen_files: set[tuple[int, int]] = set()
+        self.found: list[str] = []
+        self.scanned = 0
+        self.pattern_text = pattern_text
+        self._listed: dict[str, list[os.DirEntry]] = {}  # `**` then a wildcard lists a folder twice
+
+    def add_file(self, path: str, st: os.stat_result) -> None:
+        key = (st.st_dev, st.st_ino)
+        if key in self.seen_files:
+            return
+        self.seen_files.add(key)
+        self.found.append(path)
+        if len(self.found) > MAX_INPUTS:
+            raise TooManyInputs(f"{self.pattern_text} match more than {MAX_INPUTS:,} files, the limit per chart; "
+                                "narrow the patterns")
+
+    def entries(self, folder: str) -> list[os.DirEntry]:
+        """The folder's entries, unsorted (callers sort what they keep), listed once a walk."""
+        listed = self._listed.get(folder)
+        if listed is not None:
+            return listed
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            return []
+        self.scanned += len(entries)
+        if self.scanned > MAX_SCANNED:
+            raise TooManyInputs(f"{self.pattern_text} made plotboard look at more than {MAX_SCANNED:,} files and "
+                                "folders, the limit per chart; narrow the patterns")
+        self._listed[folder] = entries
+        return entries
+
+    def enterable(self, folder: str) -> tuple[int, int] | None:
+        """The folder's identity if it may be entered: a folder, not plotboard's own."""
+        ident = _ident(folder)
+        if ident is None or ident in self.excluded:
+            return None
+        return ident
+
+
+def _ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def expand(patterns: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
+    """The existing files the patterns name or match, each real file once, sorted.
+
+    `patterns` are absolute paths or glob patterns; `excluded` are folders whose files never
+    count (the output folder and `.plotboard/`). Raises TooManyInputs beyond the limits.
+    """
+    patterns = list(patterns)
+    excluded = [os.path.realpath(f) for f in excluded]
+    walk = _Walk(excluded, ", ".join(repr(p) for p in patterns if has_magic(p)) or "the inputs")
+    for pattern in patterns:
+        if has_magic(pattern):
+            _expand_glob(walk, pattern)
+            continue
+        try:
+            st = os.stat(pattern)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and not _inside(os.path.realpath(pattern), excluded):
+            walk.add_file(pattern, st)
+    return sorted(walk.found)
+
+
+def _inside(real: str, folders: list[str]) -> bool:
+    return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+def _expand_glob(walk: _Walk, pattern: str) -> None:
+    parts = pattern.split(os.sep)
+    first = next(i for i, p in enumerate(parts) if has_magic(p))
+    base = os.sep.join(parts[:first]) or os.sep
+    if walk.enterable(base) is None:
+        return
+    # A literal prefix may itself pass through an excluded folder (e.g. "public/x/*").
+    if any(walk.enterable(os.sep.join(parts[:i]) or os.sep) is None for i in range(1, first)):
+        return
+    _match(walk, base, parts[first:])
+
+
+def _match(walk: _Walk, folder: str, parts: list[str]) -> None:
+    """Files below `folder` matching the pattern's remaining `parts`."""
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        _double_star(walk, folder, rest)
+        return
+    if not has_magic(head):
+        path = os.path.join(folder, head)
+        if rest:
+            if walk.enterable(path) is not None:
+                _match(walk, path, rest)
+        else:
+            _maybe_file(walk, path)
+        return
+    match = _compiled(head)
+    hidden_ok = head.startswith(".")  # like glob: wildcards never match hidden names
+    names = sorted(e.name for e in walk.entries(folder) if match(e.name) and (hidden_ok or e.name[0] != "."))
+    for name in names:
+        path = os.path.join(folder, name)
+        if rest:
+            if walk.enterable(path) is not None:
+                _match(walk, path, rest)
+        else:
+            _maybe_file(walk, path)
+
+
+def _double_star(walk: _Walk, top: str, rest: list[str]) -> None:
+    """`**` followed by `rest`: `rest` matched in `top` and every folder below it, each real
+    folder once (a symlink to a folder already visited, a loop among them, is not followed)."""
+    visited: set[tuple[int, int]] = set()
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        ident = walk.enterable(folder)
+        if ident is None or ident in visited:
+            continue
+        visited.add(ident)
+        if rest:  # a trailing "**" matches folders only, like glob: no files
+            _match(walk, folder, rest)
+        subfolders = []
+        for entry in sorted(walk.entries(folder), key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue  # like glob: ** never descends into hidden folders
+            try:
+                if entry.is_dir():  # follows a symlink; `visited` stops loops
+                    subfolders.append(os.path.join(folder, entry.name))
+            except OSError:
+                continue
+        stack.extend(reversed(subfolders))
+
+
+@lru_cache(maxsize=1024)
+def _compiled(part: str):
+    return re.compile(fnmatch.translate(part)).match
+
+
+def _maybe_file(walk: _Walk, path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode):
+        walk.add_file(path, st)
