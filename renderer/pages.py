@@ -156,7 +156,8 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     for name, data in split.items():  # the groups first: the index must not name a hash not there yet
         if name != groups.STATUS_INDEX:
             write_atomic(status_dir, name.split("/", 1)[1], data)
-    write_atomic(status_dir, groups.STATUS_INDEX.split("/", 1)[1], split[groups.STATUS_INDEX])
+    index_json = _distinct_size(split[groups.STATUS_INDEX], _written(board).get("index_sizes"))
+    write_atomic(status_dir, groups.STATUS_INDEX.split("/", 1)[1], index_json)
     write_atomic(board.output, "index.html", index)
     write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, indent=1).encode())
     _remove_old_groups(board, set(split))
@@ -165,9 +166,35 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
         board.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
-    record = {"digest": digest, "stamps": stamps(board.output, names)}
+    record = {"digest": digest, "stamps": stamps(board.output, names),
+              "index_sizes": _sizes_this_second(board, _written(board).get("index_sizes"))}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode())
     return man
+
+
+def _distinct_size(data: bytes, used: Any) -> bytes:
+    """status/index.json padded with trailing newlines to a size not yet used within this second.
+
+    nginx's ETag and Last-Modified are the mtime in whole seconds and the size: a page that got
+    one version would be answered 304 for another of the same size written in the same second,
+    and miss the change. `used` is what _sizes_this_second recorded: [second, [sizes]].
+    """
+    if not (isinstance(used, list) and len(used) == 2 and used[0] == int(time.time())
+            and isinstance(used[1], list)):
+        return data
+    while len(data) in used[1]:
+        data += b"\n"
+    return data
+
+
+def _sizes_this_second(board: Board, used: Any) -> list:
+    """[mtime second, sizes] of status/index.json as written within that second."""
+    s = stamp(board.output / groups.STATUS_INDEX)
+    if s is None:
+        return []
+    second = s[1] // 1_000_000_000
+    sizes = used[1] if isinstance(used, list) and len(used) == 2 and used[0] == second and isinstance(used[1], list) else []
+    return [second, [*sizes, s[0]]]
 
 
 def _own_folder(board: Board, name: str) -> Any:

@@ -209,7 +209,8 @@
       for (const g of index.groups || []) {
         const section = groups.get(g.id);
         if (!section || section.dataset.hash === g.hash) continue;
-        const part = await (await get("status/" + g.id + ".json", ac.signal)).json();
+        // A group's file by its hash: a new version is a new URL, which nginx lets browsers cache for good.
+        const part = await (await get("status/" + g.id + ".json?v=" + encodeURIComponent(g.hash), ac.signal)).json();
         changed.push([section, g.hash, part.charts || []]);
       }
     } catch (e) {
