@@ -43,6 +43,7 @@ class Chart:
     cron: str | None
     stale_after: float | None
     params: dict[str, Any] = field(hash=False)
+    group: str | None = None  # the board's section; not a render setting (the image does not change)
     # Defaults for charts made in code; the board file's come from the same table.
     size: tuple[float, float] = program_default(CHART["size"])
     dpi: int = program_default(CHART["dpi"])

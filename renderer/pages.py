@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from renderer import templating
+from renderer import groups, templating
 from renderer import jsonfile
 from renderer.config import Board
 from renderer.errors import PublishError
@@ -36,6 +36,7 @@ def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[
         charts.append({
             "name": chart.name,
             "title": chart.title,
+            "group": chart.group,
             "image": f"{chart.name}.png",
             "hash": rec.hash,
             "state": judge(error, rec.rendered_at, chart.stale_after, now),
@@ -61,7 +62,9 @@ def static_files() -> dict[str, bytes]:
 
 
 def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -> dict[str, Any]:
-    """What index.html is rendered from."""
+    """What index.html is rendered from: the board, every chart (`charts`) and the same charts
+    in their sections (`groups`: id, name, hash of status/ID.json, summary, charts), besides
+    the split manifest's files (`status_files`, by name) that the page polls."""
     version = hashlib.sha256(b"".join(static.values())).hexdigest()[:10]
     charts = []
     for chart, entry in zip(board.charts, man["charts"]):
@@ -74,7 +77,14 @@ def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -
             "width": width,
             "height": height,
         })
-    return {"board": {**man["board"], "theme": board.theme}, "charts": charts, "static_version": version}
+    layout = groups.layout_hash(man)
+    files = groups.split_manifest(man, layout)
+    index = jsonfile.loads(files[groups.STATUS_INDEX])
+    sections = [{**section, "hash": info["hash"], "summary": groups.summary(section["charts"])}
+                for section, info in zip(groups.sections(charts), index["groups"])]
+    return {"board": {**man["board"], "theme": board.theme, "layout": layout}, "charts": charts,
+            "groups": sections, "grouped": any(c.group is not None for c in board.charts),
+            "static_version": version, "status_files": files}
 
 
 def render_index(board: Board, context: dict[str, Any]) -> str:
@@ -141,16 +151,75 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     if static:
         for name, data in static.items():
             write_atomic(board.output / "static", name, data)
+    split = context["status_files"]
+    status_dir = _own_folder(board, groups.STATUS_DIR)
+    for name, data in split.items():  # the groups first: the index must not name a hash not there yet
+        if name != groups.STATUS_INDEX:
+            write_atomic(status_dir, name.split("/", 1)[1], data)
+    index_json = _distinct_size(split[groups.STATUS_INDEX], _written(board).get("index_sizes"))
+    write_atomic(status_dir, groups.STATUS_INDEX.split("/", 1)[1], index_json)
     write_atomic(board.output, "index.html", index)
     write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, indent=1).encode())
-    names = ["index.html", STATUS_FILE, *(f"static/{n}" for n in static)]
+    _remove_old_groups(board, set(split))
+    names = ["index.html", STATUS_FILE, *split, *(f"static/{n}" for n in static)]
     try:
         board.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
-    record = {"digest": digest, "stamps": stamps(board.output, names)}
+    record = {"digest": digest, "stamps": stamps(board.output, names),
+              "index_sizes": _sizes_this_second(board, _written(board).get("index_sizes"))}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode())
     return man
+
+
+def _distinct_size(data: bytes, used: Any) -> bytes:
+    """status/index.json padded with trailing newlines to a size not yet used within this second.
+
+    nginx's ETag and Last-Modified are the mtime in whole seconds and the size: a page that got
+    one version would be answered 304 for another of the same size written in the same second,
+    and miss the change. `used` is what _sizes_this_second recorded: [second, [sizes]].
+    """
+    if not (isinstance(used, list) and len(used) == 2 and used[0] == int(time.time())
+            and isinstance(used[1], list)):
+        return data
+    while len(data) in used[1]:
+        data += b"\n"
+    return data
+
+
+def _sizes_this_second(board: Board, used: Any) -> list:
+    """[mtime second, sizes] of status/index.json as written within that second."""
+    s = stamp(board.output / groups.STATUS_INDEX)
+    if s is None:
+        return []
+    second = s[1] // 1_000_000_000
+    sizes = used[1] if isinstance(used, list) and len(used) == 2 and used[0] == second and isinstance(used[1], list) else []
+    return [second, [*sizes, s[0]]]
+
+
+def _own_folder(board: Board, name: str) -> Any:
+    """OUTPUT/name made a real folder (a planted symlink is replaced, never written through)."""
+    folder = board.output / name
+    try:
+        if folder.is_symlink():
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def _remove_old_groups(board: Board, current: set[str]) -> None:
+    """Delete the status/ID.json of groups that are gone: only names the last write recorded,
+    and only of the shape plotboard gives them."""
+    for name in _written(board).get("stamps", {}):
+        if isinstance(name, str) and name not in current and groups.GROUP_FILE_RE.match(name):
+            try:
+                (board.output / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise PublishError(f"cannot delete {board.output / name}: {exc.strerror or exc}") from None
 
 
 def _written(board: Board) -> dict[str, Any]:

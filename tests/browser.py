@@ -61,6 +61,12 @@ new MutationObserver((records) => {
 """
 
 ALL_IMAGES_LOADED = "() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)"
+# Images load lazily (loading="lazy"): those on screen must be loaded, the rest need not be.
+SHOWN_IMAGES_LOADED = """() => [...document.images].every((i) => {
+  const r = i.getBoundingClientRect();
+  return r.bottom < 0 || r.top > innerHeight || r.width === 0 || (i.complete && i.naturalWidth > 0);
+})"""
+POLL_URL = "/status/index.json"  # what an open page polls
 
 
 def missing_tool(path: str) -> str | None:

@@ -256,9 +256,9 @@ def test_status_json_has_the_documented_shape(four):
     assert [entry["name"] for entry in man["charts"]] == ["a", "b", "c", "g"]
     for entry in man["charts"]:
         name = entry["name"]
-        assert set(entry) == {"name", "title", "image", "hash", "state", "rendered_at", "changed_at",
+        assert set(entry) == {"name", "title", "group", "image", "hash", "state", "rendered_at", "changed_at",
                               "duration_ms", "renders", "failures", "error", "stale_after_s", "waiting_for"}
-        assert entry["waiting_for"] == []
+        assert entry["waiting_for"] == [] and entry["group"] is None
         assert entry["image"] == f"{name}.png" and (four.output / entry["image"]).is_file()
         assert entry["state"] == "ok" and entry["error"] is None and entry["stale_after_s"] is None
         assert iso.match(entry["rendered_at"]) and iso.match(entry["changed_at"])

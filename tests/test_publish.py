@@ -183,7 +183,8 @@ def test_files_a_chart_no_longer_makes_are_deleted(board):
 def test_nothing_but_plotboard_files_is_written_to_the_output(built):
     board = built
     names = {p.relative_to(board.output).as_posix() for p in board.output.rglob("*")}
-    static = {n for n in names if n.startswith("static/")}
-    assert names - static == {"a.png", "b.png", "index.html", "status.json", "static"}
+    static = {n for n in names if n.startswith(("static/", "status/"))}
+    assert names - static == {"a.png", "b.png", "index.html", "status.json", "static", "status"}
+    assert {n for n in static if n.startswith("status/")} == {"status/index.json", "status/ungrouped.json"}
     assert not [n for n in static if n.rsplit("/", 1)[-1].startswith(".")]
     assert (board.root / ".plotboard/state.json").is_file()

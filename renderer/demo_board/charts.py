@@ -34,6 +34,10 @@ def _axes(fig, window, ylabel):
     return ax
 
 
+# A legend with a background of its own: the lines pass behind it, never through its text.
+_LEGEND = {"fontsize": "small", "frameon": True, "framealpha": 0.85, "edgecolor": "none"}
+
+
 def _no_data(ax):
     ax.text(0.5, 0.5, "waiting for data", transform=ax.transAxes, ha="center", va="center", color="0.5")
 
@@ -47,7 +51,7 @@ def cpu(fig, inputs, window=600):
     for name, values in zip(names, columns):
         ax.plot(times, values, linewidth=1.1, label=f"{name} {values[-1]:.0f}%")
     ax.axhline(85, color="tab:red", linewidth=0.8, linestyle="--")
-    ax.legend(loc="upper left", ncol=len(names), fontsize="small", frameon=False)
+    ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
 
 
 def latency(fig, inputs, window=600, slo_ms=300):
@@ -62,7 +66,7 @@ def latency(fig, inputs, window=600, slo_ms=300):
     ax.plot(times, p99, color="tab:red", linewidth=0.9, label=f"p99 {p99[-1]:.0f} ms")
     ax.axhline(slo_ms, color="0.3", linewidth=0.8, linestyle="--", label=f"SLO {slo_ms} ms")
     ax.set_ylim(0, max(slo_ms * 1.3, max(p99) * 1.1))
-    ax.legend(loc="upper left", ncol=4, fontsize="small", frameon=False)
+    ax.legend(loc="upper left", ncol=4, **_LEGEND)
 
 
 def requests(fig, inputs, window=600):
@@ -73,7 +77,7 @@ def requests(fig, inputs, window=600):
     labels = [f"{name} {values[-1]:.0f}/s" for name, values in zip(names, columns)]
     ax.stackplot(times, columns, labels=labels, alpha=0.85, linewidth=0)
     ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.25)
-    ax.legend(loc="upper left", ncol=len(names), fontsize="small", frameon=False)
+    ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
 
 
 def queue(fig, inputs, window=600, warn=200):
@@ -86,4 +90,4 @@ def queue(fig, inputs, window=600, warn=200):
     ax.step(times, depth, where="post", color="tab:purple", linewidth=1.1, label=f"depth {depth[-1]:.0f}")
     ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}")
     ax.set_ylim(0, max(warn * 1.3, max(depth) * 1.15))
-    ax.legend(loc="upper left", ncol=2, fontsize="small", frameon=False)
+    ax.legend(loc="upper left", ncol=2, **_LEGEND)

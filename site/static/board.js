@@ -1,4 +1,7 @@
-// plotboard page: polls status.json, swaps in new images once decoded, keeps ages and states current.
+// plotboard page: polls status/index.json (one hash per group) and fetches only the groups whose
+// hash changed; swaps in new images once decoded, and only for cards on screen; keeps ages,
+// states and group summaries current; filters charts; in kiosk, fits the charts to the screen
+// and can rotate through the groups (?kiosk&rotate=30s).
 (() => {
   "use strict";
   const root = document.getElementById("board");
@@ -6,10 +9,12 @@
   const refresh = Math.max(1, parseFloat(root.dataset.refresh) || 10) * 1000;
   const banner = document.getElementById("offline");
   const generated = document.getElementById("generated");
+  const kiosk = document.documentElement.classList.contains("kiosk");
   // Opened from disk there is no server to ask (browsers refuse fetch of file: URLs): a snapshot, not an outage.
   const live = location.protocol !== "file:";
-  const cards = new Map();
+  const cards = new Map(), groups = new Map(), shown = new Set();
   for (const c of root.querySelectorAll(".card[data-name]")) cards.set(c.dataset.name, c);
+  for (const g of root.querySelectorAll("section.group[data-group]")) groups.set(g.dataset.group, g);
   let skew = 0, offlineSince = 0, timer = 0, busy = false, genAt = root.dataset.generated;
 
   const $ = (card, sel) => card.querySelector(sel);
@@ -32,6 +37,7 @@
 
   function paint(card) {
     const age = $(card, ".age"), t = Date.parse(age.dateTime), state = judge(card, t);
+    card._state = state;
     if (!card.classList.contains("state-" + state)) {
       card.className = card.className.replace(/\bstate-\S+/g, "").trim() + " state-" + state;
       $(card, ".badge").textContent = state;
@@ -43,9 +49,51 @@
     $(card, ".err").hidden = state !== "error";
   }
 
+  // -- group summaries: counts per state, trouble first, and the charts in error, then stale --
+  const ORDER = ["error", "stale", "pending", "ok"], NAMED = 12;
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function summarize(section) {
+    const counts = {}, trouble = { error: [], stale: [] };
+    for (const c of section.querySelectorAll(".card[data-name]")) {
+      const s = c._state || c.dataset.state;
+      counts[s] = (counts[s] || 0) + 1;
+      if (trouble[s]) trouble[s].push(c);
+    }
+    const key = JSON.stringify(counts) + trouble.error.concat(trouble.stale).map((c) => c.dataset.name).join();
+    if (section._summary === key) return;
+    section._summary = key;
+    const p = $(section, ".summary"), nav = document.querySelector(`#groups a[data-group="${section.dataset.group}"] .counts`);
+    if (p) {
+      p.replaceChildren();
+      for (const s of ORDER) if (counts[s]) p.append(el("span", "count state-" + s, counts[s] + " " + s), " ");
+      const bad = trouble.error.concat(trouble.stale);
+      if (bad.length) {
+        const span = el("span", "trouble", "· ");
+        bad.slice(0, NAMED).forEach((c, i) => {
+          const a = el("a", "state-" + c._state, $(c, "h2").textContent);
+          a.href = "#chart-" + c.dataset.name;
+          span.append(...(i ? [", ", a] : [a]));
+        });
+        if (bad.length > NAMED) span.append(" and " + (bad.length - NAMED) + " more");
+        p.append(span);
+      }
+    }
+    if (nav) {
+      nav.replaceChildren();
+      for (const s of ORDER) if (counts[s]) nav.append(el("span", "count state-" + s, String(counts[s])));
+    }
+  }
+
   function tick() {
     if (document.hidden) return;
     for (const c of cards.values()) paint(c);
+    for (const g of groups.values()) summarize(g);
+    if (filter && filter.elements.state.value) applyFilter();
     const g = Date.parse(genAt);
     if (g) {
       generated.dateTime = genAt;
@@ -62,6 +110,7 @@
   async function swap(card, ch) {
     const hash = ch.hash, v = "?v=" + encodeURIComponent(hash);
     card._want = hash;
+    card._next = null;
     const old = $(card, ".fig img, .fig .ph"), img = new Image();
     let x2;
     if (old.tagName === "IMG") {
@@ -71,10 +120,12 @@
       img.width = +old.dataset.w;
       img.height = +old.dataset.h;
       img.alt = $(card, "h2").textContent;
+      img.loading = "lazy";
       x2 = !!old.dataset.x2;
     }
     const src = (ch.image || ch.name + ".png") + v, big = x2 ? ch.name + "@2x.png" + v : src;
     if (x2) img.srcset = big + " 2x"; // src is the 1x candidate
+    img.loading = "eager"; // it is on screen: decode() must not wait for lazy loading
     img.src = src;
     try {
       await img.decode();
@@ -83,6 +134,7 @@
       return;
     }
     if (card._want !== hash) return;
+    img.loading = "lazy";
     $(card, ".fig img, .fig .ph").replaceWith(img);
     card.dataset.hash = hash;
     const fig = $(card, ".fig");
@@ -90,13 +142,19 @@
     for (const a of card.querySelectorAll("a[href*='?v=']")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
   }
 
-  function apply(st) {
-    const list = st.charts || [], board = st.board || {};
-    if (list.map((c) => c.name).join() !== [...cards.keys()].join() && board.generated_at > root.dataset.generated) {
-      location.reload(); // charts were added or removed: the page itself changed
-      return;
+  // A card off screen keeps its old image; the newest waits in card._next until it scrolls in.
+  const seen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (e.isIntersecting) {
+        shown.add(e.target);
+        if (e.target._next) swap(e.target, e.target._next);
+      } else shown.delete(e.target);
     }
-    if (board.generated_at) genAt = board.generated_at;
+  }, { rootMargin: "200px" }) : null;
+  if (seen) for (const c of cards.values()) seen.observe(c);
+  const onScreen = (card) => !seen || shown.has(card);
+
+  function apply(list) {
     for (const ch of list) {
       const card = cards.get(ch.name);
       if (!card) continue;
@@ -110,7 +168,10 @@
         wait.textContent = missing.length ? "waiting for " + missing.join(", ") : "";
         wait.hidden = !missing.length;
       }
-      if (ch.hash && ch.hash !== card.dataset.hash && ch.hash !== card._want) swap(card, ch);
+      if (ch.hash && ch.hash !== card.dataset.hash && ch.hash !== card._want) {
+        if (onScreen(card)) swap(card, ch);
+        else card._next = ch;
+      }
     }
   }
 
@@ -120,50 +181,119 @@
     banner.hidden = !on;
   }
 
+  // `no-cache`: the browser revalidates, and a file that did not change costs a 304 and no body.
+  async function get(url, signal) {
+    const r = await fetch(url, { cache: "no-cache", signal });
+    if (!r.ok) throw new Error("HTTP " + r.status);
+    return r;
+  }
+
   async function poll() {
     clearTimeout(timer);
     if (!live || document.hidden || busy) return;
     busy = true;
     const ac = new AbortController(), t = setTimeout(() => ac.abort(), Math.max(5000, refresh));
-    let st = null;
+    let index = null, changed = [];
     try {
-      const r = await fetch("status.json", { cache: "no-store", signal: ac.signal });
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      st = await r.json();
+      const r = await get("status/index.json", ac.signal);
+      index = await r.json();
       // Ages use the server's clock when the two disagree by more than a few seconds.
       const d = Date.parse(r.headers.get("Date")) - Date.now();
       skew = Math.abs(d) > 3000 ? d : 0;
+      const board = index.board || {};
+      if (board.layout && board.layout !== root.dataset.layout && board.generated_at > root.dataset.generated) {
+        location.reload(); // charts were added, removed or regrouped: the page itself changed
+        return;
+      }
+      if (board.generated_at) genAt = board.generated_at;
+      for (const g of index.groups || []) {
+        const section = groups.get(g.id);
+        if (!section || section.dataset.hash === g.hash) continue;
+        // A group's file by its hash: a new version is a new URL, which nginx lets browsers cache for good.
+        const part = await (await get("status/" + g.id + ".json?v=" + encodeURIComponent(g.hash), ac.signal)).json();
+        changed.push([section, g.hash, part.charts || []]);
+      }
     } catch (e) {
-      st = null;
+      index = null;
     } finally {
       clearTimeout(t);
       busy = false;
       if (!document.hidden) timer = setTimeout(poll, refresh);
     }
-    offline(!st);
-    if (st) apply(st); // outside the try: a fault in this script must surface, not pass for an outage
+    offline(!index);
+    // outside the try: a fault in this script must surface, not pass for an outage
+    for (const [section, hash, list] of changed) {
+      apply(list);
+      section.dataset.hash = hash;
+    }
     tick();
   }
 
-  // Kiosk: pick the column count that shows every chart largest on this screen.
-  function layout() {
-    const n = cards.size;
-    let w = 0, h = 0, best = 0, cols = 1;
+  // -- the filter: by name or title, and by state ------------------------------------------------
+  const filter = kiosk ? null : document.getElementById("filter");
+  function applyFilter() {
+    const q = filter.elements.q.value.trim().toLowerCase(), state = filter.elements.state.value;
+    let n = 0;
     for (const c of cards.values()) {
+      const hit = (!q || c.dataset.name.includes(q) || $(c, "h2").textContent.toLowerCase().includes(q))
+        && (!state || (c._state || c.dataset.state) === state);
+      if (c.hidden === hit) c.hidden = !hit;
+      if (hit) n++;
+    }
+    for (const g of groups.values()) g.hidden = !g.querySelector(".card[data-name]:not([hidden])");
+    filter.elements.shown.value = q || state ? n + " of " + cards.size + " charts" : "";
+  }
+  if (filter) {
+    filter.hidden = false;
+    filter.addEventListener("input", applyFilter);
+    filter.addEventListener("submit", (e) => e.preventDefault());
+  }
+
+  // -- kiosk: every chart of the shown group(s) on one screen, cards shaped like their images ----
+  function layout() {
+    const list = [...cards.values()].filter((c) => !c.closest("section.group[hidden]"));
+    const n = list.length;
+    if (!n) return;
+    let w = 0, h = 0, extra = 0;
+    for (const c of list) {
       const m = $(c, ".fig img, .fig .ph");
       w += +(m.getAttribute("width") || m.dataset.w) || 4;
       h += +(m.getAttribute("height") || m.dataset.h) || 3;
+      extra = Math.max(extra, c.getBoundingClientRect().height - $(c, ".fig").getBoundingClientRect().height);
     }
+    const aspect = w / h, gap = 8, pad = 12;
+    extra = extra > 0 && extra < 200 ? extra : 64;
+    let best = 0, cols = 1, cw = 0, ch = 0;
     for (let c = 1; c <= n; c++) {
-      const s = Math.min((innerWidth / c - 24) / w, (innerHeight / Math.ceil(n / c) - 48) / h);
-      if (s > best) { best = s; cols = c; }
+      const r = Math.ceil(n / c);
+      let iw = (innerWidth - gap * (c + 1)) / c - pad, ih = iw / aspect;
+      const room = (innerHeight - gap * (r + 1)) / r - extra;
+      if (ih > room) { ih = room; iw = ih * aspect; }
+      if (iw > 0 && ih > 0 && iw * ih > best) { best = iw * ih; cols = c; cw = iw + pad; ch = ih + extra; }
     }
     root.style.setProperty("--cols", cols);
-    root.style.setProperty("--rows", Math.ceil(n / cols));
+    root.style.setProperty("--cw", Math.floor(cw) + "px");
+    root.style.setProperty("--ch", Math.floor(ch) + "px");
   }
 
-  if (document.documentElement.classList.contains("kiosk") && cards.size) {
-    layout();
+  function rotation() {
+    const m = /[?&]rotate=(\d+(?:\.\d+)?)(ms|s|m|h)?(&|$)/.exec(location.search);
+    if (!m) return 0;
+    return parseFloat(m[1]) * ({ ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2] || "s"]);
+  }
+
+  if (kiosk && cards.size) {
+    const every = rotation(), list = [...groups.values()];
+    if (every && list.length > 1) {
+      let at = Math.max(0, list.findIndex((g) => "#" + g.id === location.hash));
+      const show = () => {
+        list.forEach((g, i) => { g.hidden = i !== at; });
+        root.dataset.showing = list[at].dataset.group;
+        layout();
+      };
+      show();
+      setInterval(() => { at = (at + 1) % list.length; show(); }, Math.max(1000, every));
+    } else layout();
     addEventListener("resize", layout);
   }
   document.addEventListener("visibilitychange", () => {

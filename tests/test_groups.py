@@ -1,0 +1,124 @@
+"""`group`: sections of the page in board-file order with their summaries, status.json's
+"group", and the manifest split per group (status/index.json, status/ID.json) so that a
+change in one group rewrites only that group's file. Real CLI, real files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import Board
+from renderer import groups
+
+GROUPED = """
+[board]
+title = "Grouped"
+workers = 2
+
+[defaults]
+size = [2, 1]
+dpi = 40
+hidpi = false
+group = "Web & <api>"
+
+[[charts]]
+name = "w1"
+plot = "plots:line"
+inputs = ["data/w1.txt"]
+
+[[charts]]
+name = "d1"
+plot = "plots:line"
+inputs = ["data/d1.txt"]
+group = "Disks"
+
+[[charts]]
+name = "w2"
+plot = "plots:boom"
+inputs = ["data/w2.txt"]
+
+[[charts]]
+name = "d2"
+title = "Disk <two>"
+plot = "plots:line"
+inputs = ["data/d2.txt"]
+group = "Disks"
+"""
+
+
+def grouped(tmp_path: Path) -> Board:
+    b = Board(tmp_path / "board").write(GROUPED)
+    for name in ("w1", "d1", "w2", "d2"):
+        b.data(f"data/{name}.txt", "1 2 3\n")
+    return b
+
+
+def test_status_json_gives_each_charts_group_and_the_page_shows_sections_in_board_file_order(tmp_path):
+    b = grouped(tmp_path)
+    assert b.cli("build").returncode == 1  # w2 fails
+    assert {c["name"]: c["group"] for c in b.status()["charts"]} == \
+        {"w1": "Web & <api>", "d1": "Disks", "w2": "Web & <api>", "d2": "Disks"}
+    html = (b.output / "index.html").read_text()
+    sections = re.findall(r'<section class="group" id="group-([a-z0-9-]+)"', html)
+    assert sections == ["web-api", "disks"]
+    # Each section holds its own cards, in board-file order, and the index links to each.
+    web, disks = html.split('<section class="group" id="group-')[1:]
+    assert re.findall(r'data-name="(\w+)"', web) == ["w1", "w2"]
+    assert re.findall(r'data-name="(\w+)"', disks) == ["d1", "d2"]
+    assert '<a href="#group-web-api" data-group="web-api">Web &amp; &lt;api&gt; ' in html
+    assert 'id="chart-d2"' in html
+    # The summary counts trouble first and names the chart in error, linking to its card.
+    summary = re.search(r'<p class="summary">(.*?)</p>', web).group(1)
+    assert summary.index("1 error") < summary.index("1 ok")
+    assert '<a href="#chart-w2" class="state-error">w2</a>' in summary
+
+
+def test_a_board_without_groups_is_one_section_without_a_heading(board):
+    board.cli("build")
+    html = (board.output / "index.html").read_text()
+    assert html.count('<section class="group"') == 1 and 'class="group-title"' not in html
+    assert 'id="groups"' not in html  # no group index either
+    assert all(c["group"] is None for c in board.status()["charts"])
+    index = json.loads((board.output / "status/index.json").read_text())
+    assert [g["id"] for g in index["groups"]] == ["ungrouped"]
+
+
+def test_a_change_in_one_group_rewrites_only_that_groups_manifest(tmp_path):
+    b = grouped(tmp_path)
+    b.file.write_text(b.file.read_text().replace("plots:boom", "plots:line"))  # a failed chart re-renders
+    b.cli("build")
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (b.output / "status").iterdir()}
+    assert set(files) == {"index.json", "web-api.json", "disks.json"}
+    index = json.loads(files["index.json"][0])
+    for g in index["groups"]:
+        part = json.loads(files[f"{g['id']}.json"][0])
+        assert [c["name"] for c in part["charts"]] == \
+            [c["name"] for c in b.status()["charts"] if c["group"] == g["name"]]
+    b.data("data/d1.txt", "5 4 3 2 1\n")
+    b.cli("build")
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (b.output / "status").iterdir()}
+    assert after["web-api.json"] == files["web-api.json"], "a group with no change was rewritten"
+    assert after["disks.json"][0] != files["disks.json"][0]
+    new_index = json.loads(after["index.json"][0])
+    assert new_index["groups"][0]["hash"] == index["groups"][0]["hash"]
+    assert new_index["groups"][1]["hash"] != index["groups"][1]["hash"]
+    assert new_index["board"]["layout"] == index["board"]["layout"]
+
+
+def test_a_group_that_goes_takes_its_manifest_with_it_and_self_repair_restores_them(tmp_path):
+    b = grouped(tmp_path)
+    b.cli("build")
+    b.file.write_text(b.file.read_text().replace('group = "Disks"', 'group = "Storage"'))
+    b.cli("build")
+    assert sorted(p.name for p in (b.output / "status").iterdir()) == ["index.json", "storage.json", "web-api.json"]
+    (b.output / "status" / "storage.json").unlink()
+    b.cli("build")
+    assert (b.output / "status" / "storage.json").is_file(), "the next build restores a deleted group file"
+
+
+def test_group_ids_are_unique_and_never_index():
+    entries = [{"name": n, "group": g} for n, g in
+               [("a", "Index"), ("b", "a b"), ("c", "A-B"), ("d", None), ("e", "ungrouped"), ("f", "!!")]]
+    ids = [s["id"] for s in groups.sections(entries)]
+    assert ids == ["index-2", "a-b", "a-b-2", "ungrouped", "ungrouped-2", "group"]
