@@ -48,6 +48,7 @@ from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.text import count
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
+from renderer.windows import held_until
 from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
@@ -268,7 +269,7 @@ class Daemon:
             if name not in self.scheduler or name in self.inflight:
                 continue
             timer = self.scheduler[name]
-            if timer.state != QUEUED or timer.reason != "change" or timer.failures:
+            if timer.state != QUEUED or timer.reason != "change" or timer.failures or timer.held(self.clock()):
                 continue
             chart = self.board.chart(name)
             inputs = expand_inputs(chart)
@@ -316,15 +317,15 @@ class Daemon:
                 return
             if not outcome.duration_ms:
                 outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
-        record = self.records.setdefault(name, ChartRecord())
         try:
-            ok = publish_outcome(self.board, record, flight.current, outcome, flight.trigger, now, logging.DEBUG)
+            ok = publish_outcome(self.board, self.records, flight.current, outcome, flight.trigger, now, logging.DEBUG)
         except PlotboardError as exc:
             log.error("cannot publish %s: %s", name, exc)
             ok = False
-        chart = self.board.chart(name)
+        chart, record = self.board.chart(name), self.records.setdefault(name, ChartRecord())
         scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
+        self.scheduler[name].hold_until = held_until(chart, record)
         self.builds.published(name, ok, flight.dispatched_at)
         self.summary.add(now, ok, changed=ok and record.changed_at == now)
         self.stale.set(name, stale_at(chart, record))

@@ -25,6 +25,9 @@ class RenderJob:
     png_compression: int
     theme: str
     params: dict[str, Any] = field(default_factory=dict, hash=False)
+    window: float | None = None  # seconds: passed to the plot as `window`, with `window_name`
+    window_name: str | None = None
+    aliases: tuple[str, ...] = ()  # more names for the same files (the first window's NAME.WINDOW)
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,121 @@ def test_bad_family_or_windows_is_exit_2_naming_file_chart_and_key_and_nothing_w
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"{b.file}: {message}" in lines[0], result.stderr
     assert not b.output.exists() and not (b.root / ".plotboard").exists()
+
+
+WINDOW_PLOTS = '''
+import os
+
+def seen(fig, inputs, window=None, window_name=None, **params):
+    with open(os.path.join(os.path.dirname(__file__), "seen.txt"), "a") as f:
+        f.write(f"{window_name} {window}\\n")
+    ax = fig.add_subplot()
+    ax.plot([1, 2, 3][: 2 if window_name == "7d" else 3])
+
+def week_fails(fig, inputs, window=None, window_name=None, **params):
+    if window_name == "7d":
+        raise ValueError("no week")
+    fig.add_subplot().plot([1, 2])
+
+def ignores(fig, inputs, **params):
+    fig.add_subplot().plot([1, 2])
+'''
+
+
+def test_build_renders_each_window_with_window_and_window_name_and_keeps_name_png_equal_to_the_first(tmp_path):
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:seen", "data/cpu.txt", 'windows = ["1d", "7d"]'),
+                   plots=WINDOW_PLOTS)
+    b.data("data/cpu.txt", "1\n")
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert sorted((b.root / "seen.txt").read_text().splitlines()) == ["1d 86400.0", "7d 604800.0"]
+    out = b.output
+    assert (out / "cpu.png").read_bytes() == (out / "cpu.1d.png").read_bytes() != (out / "cpu.7d.png").read_bytes()
+    entry = b.chart("cpu")
+    assert [(w["name"], w["image"], w["state"]) for w in entry["windows"]] == [
+        ("1d", "cpu.1d.png", "ok"), ("7d", "cpu.7d.png", "ok")]
+    assert entry["hash"] == entry["windows"][0]["hash"] and entry["image"] == "cpu.png" and "warning" not in entry
+    assert [c["name"] for c in b.status()["charts"]] == ["cpu"]
+    status = b.cli("status")
+    assert status.returncode == 0, status.stdout
+    # A change re-renders the first window; the 7d one waits out its 35 minutes.
+    (b.root / "data/cpu.txt").write_text("2\n")
+    again = b.cli("build")
+    assert "rendered cpu " in again.stderr and "cpu.7d" not in again.stderr, again.stderr
+    assert b.cli("build", "--force", "--only", "cpu").stderr.count("rendered cpu") == 2
+
+
+def test_a_chart_is_in_the_worst_state_of_its_windows(tmp_path):
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:week_fails", extra='windows = ["1d", "7d"]'), plots=WINDOW_PLOTS)
+    assert b.cli("build").returncode == 1
+    entry = b.chart("cpu")
+    assert entry["state"] == "error" and entry["error"] == "7d: ValueError: no week"
+    assert [w["state"] for w in entry["windows"]] == ["ok", "error"]
+    assert b.cli("status").returncode == 2
+
+
+def test_a_plot_that_ignores_window_is_reported_once_in_the_log_and_on_the_card(tmp_path):
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:ignores", "data/cpu.txt", 'windows = ["1h", "1d", "7d"]'),
+                   plots=WINDOW_PLOTS)
+    b.data("data/cpu.txt", "1\n")
+    first = b.cli("build")
+    assert first.stderr.count("cpu: the plot ignores `window`") == 1, first.stderr
+    assert "ignores `window`" in b.chart("cpu")["warning"]
+    assert "ignores `window`" in (b.output / "index.html").read_text()
+    assert "ignores" not in b.cli("build", "--force").stderr
+
+
+def test_later_windows_wait_out_their_interval_in_build():
+    from renderer.config import Chart
+    from renderer.families import windowed
+    from renderer.options import CHART
+    from renderer.state import ChartRecord, out_of_date
+
+    base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=60.0, cron=None,
+                 stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))
+    first, week = windowed(base)
+    rec = ChartRecord(fingerprint="old", rendered_at=1000.0)
+    assert out_of_date(first, rec, "new", 1001.0) == "changed"
+    assert out_of_date(week, rec, "new", 1000.0 + 2099) is None
+    assert out_of_date(week, rec, "new", 1000.0 + 2100) == "changed"
+    assert out_of_date(week, rec, "old", 1000.0 + 61) is None  # its schedule came, its interval did not
+    assert out_of_date(week, rec, "old", 1000.0 + 2100) == "schedule"
+    assert out_of_date(week, rec, "new", 1001.0, limit=False) == "changed"  # a reload: settings changed
+
+
+def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_once_per_35_minutes():
+    """The daemon's scheduler and limiter (renderer.windows.held_until, as renderer.daemon uses
+    it) against a made-up clock: two hours of a file rewritten every 100 ms."""
+    from fakeclock import Clock
+    from renderer.config import Chart
+    from renderer.families import windowed
+    from renderer.options import CHART
+    from renderer.schedule import Scheduler
+    from renderer.state import ChartRecord
+    from renderer.windows import held_until
+
+    base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=None, cron=None,
+                 stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))
+    charts = {c.name: c for c in windowed(base)}
+    clock = Clock()
+    scheduler = Scheduler(clock)
+    records = {name: ChartRecord() for name in charts}
+    for name in charts:
+        scheduler.add(name)
+    starts: dict[str, list[float]] = {name: [] for name in charts}
+    start = clock()
+    while clock() - start < 2 * 3600:
+        for name in charts:
+            scheduler.change(name)
+        for name in scheduler.ready():
+            timer = scheduler[name]
+            timer.start(clock())
+            starts[name].append(clock())
+            records[name].rendered_at = clock()  # a render that takes no time
+            timer.finish(clock(), True, 0, None)
+            timer.hold_until = held_until(charts[name], records[name])
+        clock.advance(0.1)
+    week = starts["cpu.7d"]
+    assert 3 <= len(week) <= 4, week  # 2 h ÷ 35 min, plus the first render
+    assert all(b - a >= 35 * 60 for a, b in zip(week, week[1:]))
+    assert len(starts["cpu"]) >= 2 * 3600 / 1.5  # the first window follows the changes (about once a second)

@@ -73,7 +73,7 @@
       img.alt = $(card, "h2").textContent;
       x2 = !!old.dataset.x2;
     }
-    const src = (ch.image || ch.name + ".png") + v, big = x2 ? ch.name + "@2x.png" + v : src;
+    const src = (ch.image || ch.name + ".png") + v, big = x2 ? (ch.image || ch.name + ".png").replace(/\.png$/, "@2x.png") + v : src;
     if (x2) img.srcset = big + " 2x"; // src is the 1x candidate
     img.src = src;
     try {
@@ -87,8 +87,36 @@
     card.dataset.hash = hash;
     const fig = $(card, ".fig");
     if (!fig.hasAttribute("href")) fig.href = big;
-    for (const a of card.querySelectorAll("a[href*='?v=']")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
+    for (const a of card.querySelectorAll("a[href*='?v=']:not([data-window])")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
   }
+
+  // Time windows: the card shows the window picked (the first by default), switched in place.
+  function shown(card, ch) {
+    const w = card._window && (ch.windows || []).find((x) => x.name === card._window);
+    return w ? { name: ch.name + "." + w.name, image: w.image, hash: w.hash } : ch;
+  }
+  function windows(card, ch) {
+    for (const w of ch.windows || []) {
+      const v = "?v=" + encodeURIComponent(w.hash || "");
+      for (const el of card.querySelectorAll(`[data-window="${CSS.escape(w.name)}"]`)) {
+        if (el.tagName === "A") el.href = w.image + v;
+        else if (w.hash && !el.src.endsWith(v)) el.src = w.image + v;
+      }
+    }
+  }
+  root.addEventListener("click", (e) => {
+    const a = e.target.closest(".windows a[data-window]"), card = a && a.closest(".card");
+    if (!card || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    const first = card.querySelector(".windows a[data-window]");
+    card._window = a === first ? null : a.dataset.window;
+    for (const l of card.querySelectorAll(".windows a[data-window]")) l.toggleAttribute("aria-current", l === a);
+    const hash = new URL(a.href).searchParams.get("v") || "";
+    const ch = { name: card.dataset.name, image: card.dataset.name + ".png", hash: card.dataset.hash,
+                 windows: [{ name: a.dataset.window, image: a.getAttribute("href").replace(/\?.*$/, ""), hash }] };
+    if (a === first) ch.hash = hash;
+    swap(card, shown(card, ch));
+  });
 
   function apply(st) {
     const list = st.charts || [], board = st.board || {};
@@ -110,7 +138,11 @@
         wait.textContent = missing.length ? "waiting for " + missing.join(", ") : "";
         wait.hidden = !missing.length;
       }
-      if (ch.hash && ch.hash !== card.dataset.hash && ch.hash !== card._want) swap(card, ch);
+      const warn = $(card, ".warn");
+      if (warn) { warn.textContent = ch.warning || ""; warn.hidden = !ch.warning; }
+      windows(card, ch);
+      const show = shown(card, ch);
+      if (show.hash && show.hash !== card.dataset.hash && show.hash !== card._want) swap(card, show);
     }
   }
 
