@@ -29,7 +29,8 @@ from pathlib import Path
 from renderer import upkeep
 
 from renderer.build_requests import BuildRequests
-from renderer.config import Board, load_board
+from renderer.config import Board, expand_again, load_board
+from renderer.families import members_changed
 from renderer.early import EarlyRenders
 from renderer.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
@@ -98,6 +99,7 @@ class Daemon:
         self.stopping = False
         self.hard_stop = False
         self.reload_wanted = False
+        self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
         self.replan_wanted = False
         self.next_replan = 0.0
         self.dispatched_at = 0.0
@@ -134,7 +136,7 @@ class Daemon:
     def _start(self, stack: ExitStack) -> None:
         self.records = prepare(self.board)
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
-                                                   wanted=lambda path: bool(self.matcher.charts(path))))
+                                                   wanted=lambda path: self.matcher.wanted(path)))
         self.watcher.watch(plan(self.board))
         self.next_replan = self.clock() + REPLAN_EVERY
         self.executors.replace(self._make_executor(self.board))
@@ -172,9 +174,9 @@ class Daemon:
             self._take_results()
             self._take_changes()
             self._take_builds()
-            if self.reload_wanted:
-                self.reload_wanted = False
-                self._reload()
+            if self.reload_wanted or self.family_wanted:
+                self._reload(expand_only=not self.reload_wanted)
+                self.reload_wanted = self.family_wanted = False
             now = self.clock()
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
@@ -199,6 +201,7 @@ class Daemon:
             if change.is_dir:
                 self.replan_wanted = True
                 continue
+            self.family_wanted = self.family_wanted or self.matcher.family_changed(change.path)
             for name in self.matcher.charts(change.path):
                 if name in self.scheduler:
                     self.scheduler.change(name, moved=change.moved)
@@ -224,6 +227,7 @@ class Daemon:
             self.pages.urgent(self.clock())
         if rescan:
             upkeep.rescan(self.board, self.records, self.scheduler)
+            self.family_wanted = self.family_wanted or members_changed(self.board)
 
     def _dispatch(self) -> None:
         if self.stopping:
@@ -363,11 +367,13 @@ class Daemon:
 
     # -- charts and reload -------------------------------------------------------------------
 
-    def _reload(self) -> None:
+    def _reload(self, expand_only: bool = False) -> None:
+        """Read the board file again (SIGHUP), or with `expand_only` expand its families again."""
         try:
-            new = load_board(self.config_path)
+            new = expand_again(self.board) if expand_only else load_board(self.config_path)
         except PlotboardError as exc:
-            log.error("reload failed, keeping the board as it was:\n%s", exc)
+            log.error("%s failed, keeping the board as it was:\n%s",
+                      "expanding the families" if expand_only else "reload", exc)
             return
         old = self.board
         new = keep_output(old, new)
@@ -401,7 +407,7 @@ class Daemon:
                 self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
         self._replan(rescan=False)
         self.pages.urgent(now)
-        log.info("reloaded %s: %s", self.config_path, change.summary())
+        log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from renderer.options import CHART
 
 if TYPE_CHECKING:
-    from renderer.config import Chart
+    from renderer.config import Board, Chart
 
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 KNOWN = ("match", "stem", "path")
@@ -38,6 +38,7 @@ class Family:
     name: str
     foreach: str
     members: tuple[str, ...]
+    paths: tuple[str, ...] = ()  # the files they came from, relative to the board file's folder
 
 
 def slug(text: str) -> str:
@@ -146,7 +147,12 @@ def expand(
             continue
         by_name[chart.name] = path
         charts.append((dataclasses.replace(chart, family=name), path))
-    return Family(name, pattern, tuple(c.name for c, _ in charts)), charts
+    return Family(name, pattern, tuple(c.name for c, _ in charts), tuple(p for _, p in charts)), charts
+
+
+def members_changed(board: "Board") -> bool:
+    """Whether some family's glob now matches other files than when the board was expanded."""
+    return any(tuple(matches(board.root, f.foreach)) != f.paths for f in board.families)
 
 
 def windowed(chart: "Chart") -> list["Chart"]:

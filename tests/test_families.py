@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import Board, chart, fast_board
@@ -197,3 +199,32 @@ def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_onc
     assert 3 <= len(week) <= 4, week  # 2 h ÷ 35 min, plus the first render
     assert all(b - a >= 35 * 60 for a, b in zip(week, week[1:]))
     assert len(starts["cpu"]) >= 2 * 3600 / 1.5  # the first window follows the changes (about once a second)
+
+
+def test_under_run_a_new_file_adds_its_chart_and_a_deleted_one_removes_chart_and_images_within_5s(tmp_path, daemons):
+    from conftest import wait_for
+
+    b = fast_board(tmp_path / "b", FAMILY, chart("empty-{stem}", inputs="{path}", extra='foreach = "none/*.txt"'))
+    b.data("data/disk-sda.csv", "1 2 3\n")
+    d = daemons(b)
+    d.wait_state("disk-sda", state="ok")
+    assert d.state("disk-sda")["family"] == "disk-{match}"
+    status = json.loads((b.output / "status.json").read_text())
+    assert {"name": "empty-{stem}", "foreach": "none/*.txt", "members": 0} in status["families"]
+    assert "no file matches none/*.txt" in (b.output / "index.html").read_text()
+    # A first render of the new member's windows takes a worker's time: the chart appears at once.
+    b.data("data/disk-sdb.csv", "3 2 1\n")
+    wait_for(lambda: d.state("disk-sdb"), 5, "the new file's chart in status.json")
+    d.wait_state("disk-sdb", state="ok")
+    assert {w["name"] for w in d.state("disk-sdb")["windows"]} == {"1d", "7d"}
+    assert (b.output / "disk-sdb.7d.png").is_file() and (b.output / "disk-sdb.1d.png").is_file()
+    # A change to one member's file re-renders that member only.
+    before = d.state("disk-sda")["renders"], d.state("disk-sdb")["renders"]
+    b.data("data/disk-sdb.csv", "5 5 1\n")
+    wait_for(lambda: d.state("disk-sdb")["renders"] > before[1], 10, "disk-sdb to render again")
+    assert d.state("disk-sda")["renders"] == before[0]
+    (b.root / "data/disk-sdb.csv").unlink()
+    gone = lambda: not d.state("disk-sdb") and not list(b.output.glob("disk-sdb*"))  # noqa: E731
+    wait_for(gone, 5, "the deleted file's chart and images to go")
+    assert d.state("disk-sda")["state"] == "ok"
+    d.alive()
