@@ -96,11 +96,18 @@
     return w ? { name: ch.name + "." + w.name, image: w.image, hash: w.hash } : ch;
   }
   function windows(card, ch) {
+    const all = document.getElementById("all-" + ch.name);
     for (const w of ch.windows || []) {
-      const v = "?v=" + encodeURIComponent(w.hash || "");
-      for (const el of card.querySelectorAll(`[data-window="${CSS.escape(w.name)}"]`)) {
-        if (el.tagName === "A") el.href = w.image + v;
-        else if (w.hash && !el.src.endsWith(v)) el.src = w.image + v;
+      const v = "?v=" + encodeURIComponent(w.hash || ""), sel = `[data-window="${CSS.escape(w.name)}"]`;
+      for (const a of card.querySelectorAll("a" + sel)) a.href = w.image + v;
+      const old = all && all.querySelector("img" + sel);
+      if (!old || !w.hash || old.getAttribute("src") === w.image + v) continue;
+      const img = old.cloneNode();
+      img.src = w.image + v;
+      if (!all.matches(":target")) old.replaceWith(img); // not shown: loaded when it is
+      else { // shown: loaded off-screen, then put in place, never a broken frame
+        img.loading = "eager";
+        img.decode().then(() => old.isConnected && old.replaceWith(img), () => {});
       }
     }
   }
