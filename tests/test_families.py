@@ -228,3 +228,16 @@ def test_under_run_a_new_file_adds_its_chart_and_a_deleted_one_removes_chart_and
     wait_for(gone, 5, "the deleted file's chart and images to go")
     assert d.state("disk-sda")["state"] == "ok"
     d.alive()
+
+
+def test_the_helpers_slice_rows_and_a_csv_to_the_last_window(tmp_path):
+    from renderer.helpers import last, read_csv
+
+    rows = [(t, t * 2) for t in range(0, 1000, 100)]
+    assert last(rows, 250) == [(700, 1400), (800, 1600), (900, 1800)]
+    assert last(rows, 250, now=500) == [(300, 600), (400, 800), (500, 1000), (600, 1200), (700, 1400),
+                                        (800, 1600), (900, 1800)]
+    assert last(rows, None) == rows and last([], 60) == []
+    path = tmp_path / "disk.csv"
+    path.write_text("time,used\n2026-11-20T00:00:00Z,1\n2026-11-21T00:00:00Z,2\n2026-11-21T12:00:00Z,x\n")
+    assert [r["used"] for r in last(read_csv(path), 86400, "time")] == [2.0, "x"]
