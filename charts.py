@@ -53,3 +53,20 @@ def error_heatmap(fig, inputs, **params):
     ax.set_yticks(range(7), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
     ax.set_xlabel("hour of day")
     fig.colorbar(image, ax=ax, label="5xx responses")
+
+
+def disk_usage(fig, inputs, window=86400.0, window_name="1d", **params):
+    """A disk's use over the chart's time window (the family `disk-{match}` in plotboard.toml)."""
+    from renderer.helpers import last
+
+    data = _read(inputs[0])
+    rows = last(list(zip(-data["hour"] * 3600.0, data["used"])), window)  # hours ago -> seconds, newest is 0
+    ax = fig.add_subplot()
+    ax.fill_between([-t / 3600 for t, _ in rows], [u for _, u in rows], alpha=0.4)
+    ax.plot([-t / 3600 for t, _ in rows], [u for _, u in rows], linewidth=1)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("hours ago")
+    ax.set_ylabel("% used")
+    ax.invert_xaxis()
+    ax.set_title(f"last {window_name}", loc="right", fontsize=9)
+    ax.grid(alpha=0.3)

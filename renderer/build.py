@@ -75,7 +75,7 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
     now = time.time()
     todo = []
     for chart in board.charts:
-        if only and chart.name not in only:
+        if only and chart.name not in only and chart.window_of not in only:
             continue
         inputs = expand_inputs(chart)
         current = fingerprint(board, chart, inputs)
@@ -106,8 +106,7 @@ def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, resul
         level = logging.DEBUG if progress else logging.INFO  # a terminal gets the progress line instead
         for future in as_completed(futures):
             chart, current, reason = futures[future]
-            record = records.setdefault(chart.name, ChartRecord())
-            ok = publish_outcome(board, record, current, future.result(), reason, time.time(), level)
+            ok = publish_outcome(board, records, current, future.result(), reason, time.time(), level)
             (result.rendered if ok else result.failed).append(chart.name)
             if progress:
                 progress.advance(ok)

@@ -22,8 +22,9 @@ from typing import Any
 
 from renderer.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
+from renderer.families import Family, expand, windowed
 from renderer.limits import PIXEL_LIMIT, SIDE_LIMIT
-from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, non_finite, program_default
+from renderer.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, Window, non_finite, program_default
 from renderer.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 log = logging.getLogger("plotboard")
@@ -53,6 +54,10 @@ class Chart:
     max_memory: int = program_default(CHART["max_memory"])  # bytes
     # Folders whose files are never inputs: the board's output folder and .plotboard/.
     excluded: tuple[str, ...] = field(default=(), compare=False)
+    family: str | None = None  # a family member: the family's unexpanded name ("disk-{match}")
+    windows: tuple[Window, ...] = ()  # every window of the chart, as the board file lists them
+    window: Window | None = None  # the window this (internal) chart renders
+    window_of: str | None = None  # a later window's internal chart: the chart it belongs to
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -61,11 +66,16 @@ class Chart:
 
     def files(self) -> list[str]:
         """The output files this chart publishes."""
-        names = [f"{self.name}.png"]
-        if self.hidpi:
-            names.append(f"{self.name}@2x.png")
-        if "svg" in self.formats:
-            names.append(f"{self.name}.svg")
+        bases = [self.name]
+        if self.window is not None and self.window_of is None:
+            bases.append(f"{self.name}.{self.window.name}")  # the first window: NAME.png and NAME.1d.png
+        names = []
+        for base in bases:
+            names.append(f"{base}.png")
+            if self.hidpi:
+                names.append(f"{base}@2x.png")
+            if "svg" in self.formats:
+                names.append(f"{base}.svg")
         return names
 
     def render_settings(self) -> dict[str, Any]:
@@ -79,6 +89,7 @@ class Chart:
             "hidpi": self.hidpi,
             "formats": list(self.formats),
             "png_compression": self.png_compression,
+            **({"window": [self.window.name, self.window.seconds]} if self.window else {}),
         }
 
 
@@ -99,7 +110,9 @@ class Board:
     templates: Path | None
     executor: str
     scheduler: str | None
-    charts: tuple[Chart, ...]
+    charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
+    families: tuple[Family, ...] = ()
+    data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
 
     @property
     def state_dir(self) -> Path:
@@ -113,6 +126,23 @@ class Board:
     @cached_property
     def _by_name(self) -> dict[str, Chart]:
         return {chart.name: chart for chart in self.charts}
+
+    @cached_property
+    def shown(self) -> tuple[Chart, ...]:
+        """The charts as the page and status.json show them: a chart's later windows are inside it."""
+        return tuple(c for c in self.charts if c.window_of is None)
+
+    def windows_of(self, name: str) -> list[Chart]:
+        """The internal charts of a chart's windows, first window first (none without windows)."""
+        return self._windows.get(name, [])
+
+    @cached_property
+    def _windows(self) -> dict[str, list[Chart]]:
+        found: dict[str, list[Chart]] = {}
+        for chart in self.charts:
+            if chart.window is not None:
+                found.setdefault(chart.window_of or chart.name, []).append(chart)
+        return found
 
 
 BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
@@ -205,6 +235,20 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
         raise ConfigError(path, [f"not UTF-8 text: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+    board = board_from_data(path, data)
+    if checks:
+        _check_use(board)
+    return board
+
+
+def expand_again(board: Board) -> Board:
+    """The board as its file reads now that files matching a family's glob appeared or went
+    (the same board file, expanded afresh); raises ConfigError like load_board."""
+    return board_from_data(board.path, board.data)
+
+
+def board_from_data(path: Path, data: dict) -> Board:
+    """A Board from a parsed board file; raises ConfigError listing every problem."""
     root = path.resolve().parent
     c = _Collector(root)
     c.unknown("", data, {"board", "defaults", "charts"})
@@ -227,7 +271,8 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
         c.add("charts", "expected an array of tables ([[charts]])")
         charts_raw = []
     charts: list[Chart] = []
-    seen: dict[str, int] = {}
+    families: list[Family] = []
+    seen: dict[str, str] = {}  # name -> which chart of the board file gave it
     for i, table in enumerate(charts_raw):
         where = f"charts[{i}]"
         if not isinstance(table, dict):
@@ -237,22 +282,29 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
         if isinstance(name, str):
             where = f"charts[{i}] ({name})"
         before = len(c.problems)
-        chart = _load_chart(c, where, {**defaults, **table}, table)
+        if "foreach" in table:
+            family, made = expand(where, {**defaults, **table}, root, c.add,
+                                  lambda w, t: _load_chart(c, w, t, t))
+            if family is not None:
+                families.append(family)
+            made = [(chart, f"{where} from {path}") for chart, path in made]
+        else:
+            chart = _load_chart(c, where, {**defaults, **table}, table)
+            made = [] if chart is None else [(chart, where)]
         c.blame_defaults(before, where, table, defaults)
-        if chart is None:
-            continue
-        if chart.name in seen:
-            c.add(f"{where}.name", f"duplicate name {chart.name!r} (also charts[{seen[chart.name]}])")
-            continue
-        seen[chart.name] = i
-        charts.append(chart)
+        for chart, origin in made:
+            if chart.name in seen:
+                c.add(f"{where}.name", f"duplicate name {chart.name!r} ({origin}; also {seen[chart.name]})")
+                continue
+            seen[chart.name] = origin
+            charts.extend(windowed(chart))
 
     # Cross-field rules, checked last.
     output = b["output"]
     if output is not None:
         if output == root or output in root.parents:
             c.add("board.output", f"must be a folder of its own below the board file's folder, got {output}")
-        for chart in charts:
+        for chart in (c for c in charts if c.window_of is None):
             for pattern in chart.inputs:
                 if Path(pattern).is_relative_to(output):
                     c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
@@ -267,7 +319,7 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    board = Board(path=path.resolve(), root=root, charts=tuple(charts), **b)
+    board = Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
     if checks:
         _check_use(board)
     return with_exclusions(board)
@@ -282,7 +334,7 @@ def _check_use(board: Board) -> None:
     problem = check_templates(board)
     if problem:
         raise ConfigError(board.path, [f"board.templates: {problem}"])
-    for i, chart in enumerate(board.charts):
+    for i, chart in enumerate(board.shown):
         for missing in waiting_for(chart, board.root):
             log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
                         "until it appears (a typo?)", board.path, i, chart.name, missing, missing)
@@ -305,6 +357,8 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
     if problem := _too_many_pixels(v["size"], v["dpi"], v["hidpi"]):
         c.add(f"{where}.size", problem)
         return None
+    v.pop("foreach", None)
+    v["windows"] = v["windows"] or ()
     if v["stale_after"] is None:
         if v["every"] is not None:
             v["stale_after"] = 3 * v["every"]

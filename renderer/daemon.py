@@ -29,7 +29,8 @@ from pathlib import Path
 from renderer import upkeep
 
 from renderer.build_requests import BuildRequests
-from renderer.config import Board, load_board
+from renderer.config import Board, expand_again, load_board
+from renderer.families import members_changed
 from renderer.early import EarlyRenders
 from renderer.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
@@ -48,6 +49,7 @@ from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.text import count
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
+from renderer.windows import held_until
 from renderer.workspace import forget_removed, make_job, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
@@ -97,6 +99,7 @@ class Daemon:
         self.stopping = False
         self.hard_stop = False
         self.reload_wanted = False
+        self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
         self.replan_wanted = False
         self.next_replan = 0.0
         self.dispatched_at = 0.0
@@ -134,7 +137,7 @@ class Daemon:
     def _start(self, stack: ExitStack) -> None:
         self.records = prepare(self.board)
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
-                                                   wanted=lambda path: bool(self.matcher.charts(path))))
+                                                   wanted=lambda path: self.matcher.wanted(path)))
         self.watcher.watch(plan(self.board))
         self.next_replan = self.clock() + REPLAN_EVERY
         self.executors.replace(self._make_executor(self.board))
@@ -172,9 +175,9 @@ class Daemon:
             self._take_results()
             self._take_changes()
             self._take_builds()
-            if self.reload_wanted:
-                self.reload_wanted = False
-                self._reload()
+            if self.reload_wanted or self.family_wanted:
+                self._reload(expand_only=not self.reload_wanted)
+                self.reload_wanted = self.family_wanted = False
             now = self.clock()
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
@@ -199,6 +202,7 @@ class Daemon:
             if change.is_dir:
                 self.replan_wanted = True
                 continue
+            self.family_wanted = self.family_wanted or self.matcher.family_changed(change.path)
             for name in self.matcher.charts(change.path):
                 if name in self.scheduler:
                     self.scheduler.change(name, moved=change.moved)
@@ -226,6 +230,7 @@ class Daemon:
             upkeep.rescan(self.board, self.records, self.scheduler)
         else:
             self.sweep.step(self.board, self.records, self.scheduler, REPLAN_EVERY)
+        self.family_wanted = self.family_wanted or members_changed(self.board)  # every 5 s: a backstop
 
     def _dispatch(self) -> None:
         if self.stopping:
@@ -271,7 +276,7 @@ class Daemon:
             if name not in self.scheduler or name in self.inflight:
                 continue
             timer = self.scheduler[name]
-            if timer.state != QUEUED or timer.reason != "change" or timer.failures:
+            if timer.state != QUEUED or timer.reason != "change" or timer.failures or timer.held(self.clock()):
                 continue
             chart = self.board.chart(name)
             inputs = expand_inputs(chart)
@@ -319,15 +324,15 @@ class Daemon:
                 return
             if not outcome.duration_ms:
                 outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
-        record = self.records.setdefault(name, ChartRecord())
         try:
-            ok = publish_outcome(self.board, record, flight.current, outcome, flight.trigger, now, logging.DEBUG)
+            ok = publish_outcome(self.board, self.records, flight.current, outcome, flight.trigger, now, logging.DEBUG)
         except PlotboardError as exc:
             log.error("cannot publish %s: %s", name, exc)
             ok = False
-        chart = self.board.chart(name)
+        chart, record = self.board.chart(name), self.records.setdefault(name, ChartRecord())
         scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
+        self.scheduler[name].hold_until = held_until(chart, record)
         self.builds.published(name, ok, flight.dispatched_at)
         self.summary.add(now, ok, changed=ok and record.changed_at == now)
         self.stale.set(name, stale_at(chart, record))
@@ -365,11 +370,13 @@ class Daemon:
 
     # -- charts and reload -------------------------------------------------------------------
 
-    def _reload(self) -> None:
+    def _reload(self, expand_only: bool = False) -> None:
+        """Read the board file again (SIGHUP), or with `expand_only` expand its families again."""
         try:
-            new = load_board(self.config_path)
+            new = expand_again(self.board) if expand_only else load_board(self.config_path)
         except PlotboardError as exc:
-            log.error("reload failed, keeping the board as it was:\n%s", exc)
+            log.error("%s failed, keeping the board as it was:\n%s",
+                      "expanding the families" if expand_only else "reload", exc)
             return
         old = self.board
         new = keep_output(old, new)
@@ -403,7 +410,7 @@ class Daemon:
                 self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
         self._replan(rescan=False)
         self.pages.urgent(now)
-        log.info("reloaded %s: %s", self.config_path, change.summary())
+        log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Durations ('500ms', '30s', '5m', '1h'), sizes ('512MiB', '2GiB') and cron periods, as the
-board file writes them."""
+"""Durations ('500ms', '30s', '5m', '1h', '1d', '1w'), sizes ('512MiB', '2GiB') and cron periods,
+as the board file writes them."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import math
 import re
 from datetime import datetime, timezone
 
-DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*\Z")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*\Z")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 MAX_DURATION = 365 * 86400.0  # a year: 3 × every (stale_after's default) and due times stay finite
 
 
 def parse_duration(value: object) -> float:
-    """'500ms', '30s', '5m', '1h' (or a number of seconds) to seconds."""
+    """'500ms', '30s', '5m', '1h', '1d', '1w' (or a number of seconds) to seconds."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '30s', got {value!r}")
     if isinstance(value, (int, float)):
@@ -21,7 +21,7 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str) and (m := DURATION_RE.match(value)):
         seconds = float(m.group(1)) * UNITS[m.group(2)]
     else:
-        raise ValueError(f"expected a duration like '500ms', '30s', '5m' or '1h', got {value!r}")
+        raise ValueError(f"expected a duration like '500ms', '30s', '5m', '1h' or '1d', got {value!r}")
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds <= 0:

@@ -27,6 +27,9 @@ class RenderJob:
     params: dict[str, Any] = field(default_factory=dict, hash=False)
     max_memory: int | None = None  # bytes the render may use (renderer.limits); None: no limit
     inputs_problem: str | None = None  # the inputs went past their limits: the render fails with this
+    window: float | None = None  # seconds: passed to the plot as `window`, with `window_name`
+    window_name: str | None = None
+    aliases: tuple[str, ...] = ()  # more names for the same files (the first window's NAME.WINDOW)
 
 
 @dataclass(frozen=True)

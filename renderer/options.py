@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from renderer import plotfunc
 from renderer.durations import cron_period, format_size, parse_duration, parse_size
@@ -264,6 +264,68 @@ class Plot(Option):
         return value, plotfunc.locate(value, root)
 
 
+class Window(NamedTuple):
+    """One time window of a chart: its name as the board file writes it ("7d"), its length in
+    seconds, and the least time between two renders of it when it is not the first window."""
+
+    name: str
+    seconds: float
+    interval: float
+
+
+WINDOW_NAME_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d|w)\Z")
+WINDOW_SHARE = 288  # a later window renders at most once per window ÷ 288 (1d: 5 min), as MRTG/Munin do
+
+
+class Windows(Option):
+    """`["1d", "7d"]`, or `{ "1d" = "1m", "7d" = "30m" }` giving each window's interval."""
+
+    type_text = "list of durations, or table"
+
+    def check(self, value: Any, root: Path) -> tuple[Window, ...]:
+        if isinstance(value, list):
+            pairs = [(name, None) for name in value]
+        elif isinstance(value, dict):
+            pairs = list(value.items())
+        else:
+            raise ValueError(f"expected a list of durations like [\"1d\", \"7d\"] or a table like "
+                             f"{{ \"1d\" = \"1m\", \"7d\" = \"30m\" }}, got {value!r}")
+        if not pairs:
+            raise ValueError("expected at least one window")
+        windows: list[Window] = []
+        for name, interval in pairs:
+            if not isinstance(name, str) or not WINDOW_NAME_RE.match(name):
+                raise ValueError(f"expected a window like \"1d\" or \"7d\" (digits and ms, s, m, h, d or w, "
+                                 f"no spaces), got {name!r}")
+            seconds = parse_duration(name)
+            for other in windows:
+                if other.seconds == seconds:
+                    raise ValueError(f"duplicate window {name!r} (the same as {other.name!r})")
+            if interval is None:
+                every = seconds / WINDOW_SHARE
+            else:
+                try:
+                    every = parse_duration(interval)
+                except ValueError as exc:
+                    raise ValueError(f"window {name!r}: interval: {exc}") from None
+                if every > seconds:
+                    raise ValueError(f"window {name!r}: interval {interval!r} is longer than the window")
+            windows.append(Window(name, seconds, every))
+        return tuple(windows)
+
+
+class Foreach(Text):
+    """A glob relative to the board file's folder (checked here; expanded by renderer.families)."""
+
+    type_text = "glob"
+
+    def check(self, value: Any, root: Path) -> str:
+        pattern = super().check(value, root)
+        if not pattern.strip():
+            raise ValueError("expected a glob pattern like 'data/disk-*.csv', got an empty string")
+        return pattern
+
+
 def non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
     """The path (`.x`, `[1]`) and value of the first inf or nan inside a board-file value.
 
@@ -327,6 +389,12 @@ CHART_OPTIONS: tuple[Option, ...] = (
     Whole("png_compression", "zlib level of the PNG", 3, least=0, most=9, what="a whole number 0-9"),
     Memory("max_memory", "memory a render may use; more fails it with MemoryError", DEFAULT_MAX_MEMORY,
            least=LEAST_MAX_MEMORY),
+    Foreach("foreach", "a family: one chart per file the glob matches; {match}, {stem} and {path} are "
+            "replaced in name, title, description, inputs and string params", in_defaults=False,
+            what="a glob pattern string"),
+    Windows("windows", "time windows, each its own image NAME.WINDOW.png; the plot gets `window` "
+            "(seconds) and `window_name`; later windows render at most once per window ÷ 288, or the "
+            "table's interval"),
 )
 
 BOARD = {o.name: o for o in BOARD_OPTIONS}

@@ -21,25 +21,32 @@ from renderer.repair import damaged, stamp, stamps
 from renderer.state import ChartRecord, waiting_for
 from renderer.status import STATUS_FILE, iso, judge
 from renderer.templating import site_dir  # noqa: F401 - re-exported
+from renderer.windows import window_entries
 
 PAGES_DIGEST = "pages.json"  # in .plotboard/: what the pages showed when last written, and their stamps
 
 
 def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[str, Any]:
     """status.json's content, states judged at `now`."""
-    charts = []
-    for chart in board.charts:
-        rec = records.get(chart.name) or ChartRecord()
+    def judged(chart, rec: ChartRecord | None) -> tuple[str, str | None]:
+        rec = rec or ChartRecord()
         error = rec.error
-        if error is None and rec.rendered_at is not None and stamp(board.output / f"{chart.name}.png") is None:
-            error = f"ImageMissing: {chart.name}.png is not in the output folder"  # never reported ok
-        charts.append({
+        image = f"{chart.window_of}.{chart.window.name}.png" if chart.window_of else f"{chart.name}.png"
+        if error is None and rec.rendered_at is not None and stamp(board.output / image) is None:
+            error = f"ImageMissing: {image} is not in the output folder"  # never reported ok
+        return judge(error, rec.rendered_at, chart.stale_after, now), error
+
+    charts = []
+    for chart in board.shown:
+        rec = records.get(chart.name) or ChartRecord()
+        state, error = judged(chart, rec)
+        entry = {
             "name": chart.name,
             "title": chart.title,
             "group": chart.group,
             "image": f"{chart.name}.png",
             "hash": rec.hash,
-            "state": judge(error, rec.rendered_at, chart.stale_after, now),
+            "state": state,
             "rendered_at": iso(rec.rendered_at),
             "changed_at": iso(rec.changed_at),
             "duration_ms": None if rec.duration_ms is None else round(rec.duration_ms, 1),
@@ -48,10 +55,14 @@ def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[
             "error": error,
             "stale_after_s": chart.stale_after,
             "waiting_for": waiting_for(chart, board.root),
-        })
+            **({"family": chart.family} if chart.family else {}),
+        }
+        charts.append(window_entries(board, chart, records, entry, judged))
+    families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members)} for f in board.families]
     return {
         "board": {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh},
         "charts": charts,
+        **({"families": families} if families else {}),
     }
 
 
@@ -67,7 +78,7 @@ def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -
     the split manifest's files (`status_files`, by name) that the page polls."""
     version = hashlib.sha256(b"".join(static.values())).hexdigest()[:10]
     charts = []
-    for chart, entry in zip(board.charts, man["charts"]):
+    for chart, entry in zip(board.shown, man["charts"]):
         width, height = chart.pixels
         charts.append({
             **entry,
@@ -82,9 +93,10 @@ def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -
     index = jsonfile.loads(files[groups.STATUS_INDEX])
     sections = [{**section, "hash": info["hash"], "summary": groups.summary(section["charts"])}
                 for section, info in zip(groups.sections(charts), index["groups"])]
+    empty = [f for f in man.get("families", []) if not f["members"]]
     return {"board": {**man["board"], "theme": board.theme, "layout": layout}, "charts": charts,
             "groups": sections, "grouped": any(c.group is not None for c in board.charts),
-            "static_version": version, "status_files": files}
+            "static_version": version, "status_files": files, "empty_families": empty}
 
 
 def render_index(board: Board, context: dict[str, Any]) -> str:

@@ -21,12 +21,14 @@ HASH_RE = re.compile(r"[0-9a-f]{1,64}\Z")
 # A window as written in the board file ("1d", "7d", "500ms"): digits and a unit, never a dot first.
 WINDOW = r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d|w)"
 OUTPUT_SUFFIX = re.compile(rf"(?:\.{WINDOW})?(?:\.png|@2x\.png|\.svg)\Z")
+# A record's name: a chart's, or a later window's internal chart (NAME.WINDOW, renderer.families).
+RECORD_NAME_RE = re.compile(rf"{NAME_RE.pattern[:-2]}(?:\.{WINDOW})?\Z")
 
 
 def could_have_written(chart: str, file: object) -> bool:
     """Whether `file` is a name plotboard publishes for `chart`: NAME.png, NAME@2x.png,
     NAME.svg, or a window's NAME.WINDOW.png (…@2x.png, ….svg); never a path."""
-    return (isinstance(file, str) and bool(NAME_RE.match(chart)) and file.startswith(chart)
+    return (isinstance(file, str) and bool(RECORD_NAME_RE.match(chart)) and file.startswith(chart)
             and bool(OUTPUT_SUFFIX.match(file, len(chart))))
 
 
@@ -105,7 +107,7 @@ def check_record(name: object, raw: object) -> dict[str, Any] | str:
 
     Keys plotboard does not know are ignored, so a newer version's file still loads.
     """
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not RECORD_NAME_RE.match(name):
         return f"{_shown(name)}: not a chart name"
     if not isinstance(raw, dict):
         return f"{name}: expected an object, got {_shown(raw)}"

@@ -85,7 +85,10 @@ def render(job: RenderJob) -> RenderOutput:
         fig = Figure(figsize=job.size, dpi=job.dpi)
         WarmCanvas(fig)
         before = _pyplot_figures()
-        function(fig, [Path(p) for p in job.inputs], **job.params)
+        kwargs = dict(job.params)
+        if job.window is not None:
+            kwargs.update(window=job.window, window_name=job.window_name)
+        function(fig, [Path(p) for p in job.inputs], **kwargs)
         _check_drawn(fig, before)
         files: dict[str, bytes] = {}
         png = {"compress_level": job.png_compression}
@@ -94,6 +97,9 @@ def render(job: RenderJob) -> RenderOutput:
             files[f"{job.name}@2x.png"] = _save(fig, "png", job.dpi * 2, pil_kwargs=png)
         if "svg" in job.formats:
             files[f"{job.name}.svg"] = _save(fig, "svg", job.dpi, metadata={"Date": None})
+    own = dict(files)
+    for alias in job.aliases:  # the first window's NAME.WINDOW.png: the same bytes as NAME.png
+        files.update({alias + name[len(job.name):]: data for name, data in own.items()})
     digest = hashlib.sha256(files[f"{job.name}.png"]).hexdigest()[:16]
     return RenderOutput(job.name, files, digest, (time.perf_counter() - started) * 1000)
 

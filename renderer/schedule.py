@@ -71,6 +71,12 @@ class ChartTimer:
     scheduled_at: float | None = None  # next every/cron time
     retry_at: float | None = None  # next retry while failing
     failures: int = 0  # failures in a row
+    hold_until: float | None = None  # a later time window: changes and schedules wait until then
+
+    def held(self, now: float) -> bool:
+        """Whether the queued render waits out a later time window's interval (renderer.windows)."""
+        return (self.hold_until is not None and now < self.hold_until
+                and (self.reason or "change") in ("change", "move", "schedule"))
 
     def __setattr__(self, key: str, value: object) -> None:
         object.__setattr__(self, key, value)
@@ -124,7 +130,8 @@ class ChartTimer:
             if now < self.first_change or now < self.last_change:
                 return now  # the clock went back: don't wait for a window that may never end
             times.append(min(self.last_change + self.quiet, self.first_change + self.ceiling))
-        return min(times) if times else now
+        at = min(times) if times else now
+        return max(at, self.hold_until) if self.held(now) else at
 
     def ready(self, now: float) -> bool:
         """QUEUED and its time has come."""

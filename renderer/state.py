@@ -20,6 +20,7 @@ from renderer.publish import write_atomic
 from renderer.record_check import check_state
 from renderer.schedule import next_due
 from renderer.text import cut, one_line
+from renderer.windows import limited
 
 log = logging.getLogger("plotboard")
 
@@ -202,15 +203,22 @@ def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float) -> str | None:
-    """Why the chart must be rendered ('new', 'failed', 'changed', 'schedule'), or None."""
+def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float, limit: bool = True) -> str | None:
+    """Why the chart must be rendered ('new', 'failed', 'changed', 'schedule'), or None.
+
+    With `limit`, a later time window inside its interval is not out of date for a change or
+    its schedule (renderer.windows.limited)."""
     if record is None or record.rendered_at is None:
         return "new"
     if record.error is not None:
         return "failed"
+    reason = None
     if record.fingerprint != current:
-        return "changed"
-    due = next_due(chart, record.rendered_at)
-    if due is not None and due <= now:
-        return "schedule"
-    return None
+        reason = "changed"
+    else:
+        due = next_due(chart, record.rendered_at)
+        if due is not None and due <= now:
+            reason = "schedule"
+    if limit and limited(chart, record, reason, now):
+        return None
+    return reason

@@ -9,13 +9,15 @@ import logging
 from renderer.config import Board, Chart
 from renderer.schedule import IDLE, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint
+from renderer.windows import held_until
 from renderer.workspace import needs_repair, why_render
 
 log = logging.getLogger("plotboard")
 
 
-def _why(board: Board, chart: Chart, records: dict[str, ChartRecord], now: float) -> str | None:
-    return why_render(board, chart, records.get(chart.name), fingerprint(board, chart, expand_inputs(chart)), now)
+def _why(board: Board, chart: Chart, records: dict[str, ChartRecord], now: float, limit: bool = True) -> str | None:
+    return why_render(board, chart, records.get(chart.name), fingerprint(board, chart, expand_inputs(chart)), now,
+                      limit)
 
 
 def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart, now: float,
@@ -26,6 +28,7 @@ def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Schedule
     if why:
         timer.request(now, reason or why)
     rec = records.get(chart.name)
+    timer.hold_until = held_until(chart, rec)
     if rec is not None:
         timer.failures = rec.consecutive_failures if rec.error else 0
         if rec.rendered_at is not None:
@@ -34,8 +37,9 @@ def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Schedule
 
 def update_chart(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart,
                  now: float) -> None:
-    """A reload changed the chart's settings: render it if that makes it out of date."""
-    if _why(board, chart, records, now):
+    """A reload changed the chart's settings: render it if that makes it out of date (a later
+    time window too: its interval limits changes of its inputs, not of its settings)."""
+    if _why(board, chart, records, now, limit=False):
         scheduler[chart.name].request(now, "reload")
     rec = records.get(chart.name)
     if rec is not None and rec.rendered_at is not None:

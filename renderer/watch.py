@@ -98,6 +98,23 @@ class Matcher:
                     self.exact.setdefault(pattern, set()).add(chart.name)
             if chart.plot_file is not None:
                 self.exact.setdefault(str(chart.plot_file), set()).add(chart.name)
+        # Families: (glob, the files that are members now); a file that comes or goes changes the board.
+        self.families = [(os.path.normpath(os.path.join(board.root, f.foreach)),
+                          {os.path.join(board.root, p) for p in f.paths}) for f in board.families]
+
+    def wanted(self, path: str) -> bool:
+        """Whether a change of `path` matters: a chart's file, or one a family's glob matches."""
+        return bool(self.charts(path)) or any(glob_match(p, path) for p, _ in self.families
+                                              if not path.startswith(self.ignore))
+
+    def family_changed(self, path: str) -> bool:
+        """Whether `path` appeared as a family's new member, or went while it was one."""
+        if path.startswith(self.ignore):
+            return False
+        for pattern, members in self.families:
+            if glob_match(pattern, path) and (path in members) != os.path.isfile(path):
+                return True
+        return False
 
     def charts(self, path: str) -> set[str]:
         if path.startswith(self.ignore):
@@ -118,9 +135,12 @@ def plan(board: Board) -> dict[str, bool]:
     daemon plans again on every folder event, so the watch moves down as folders appear.
     """
     wanted: dict[str, bool] = {}
-    for chart in board.charts:
-        bases = [pattern_base(p) for p in chart.inputs]
-        if chart.plot_file is not None:
+    # A family's folder too: its members come and go with their files.
+    families = [pattern_base(os.path.normpath(os.path.join(board.root, f.foreach))) for f in board.families]
+    charts: list = [None, *board.charts]
+    for chart in charts:
+        bases = families if chart is None else [pattern_base(p) for p in chart.inputs]
+        if chart is not None and chart.plot_file is not None:
             bases.append((str(chart.plot_file.parent), False))
         bases.extend((folder, False) for folder in boardmods.folders(str(board.root), [chart.name]))
         for folder, recursive in bases:

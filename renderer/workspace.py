@@ -13,6 +13,7 @@ from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.repair import damaged, stamps
 from renderer.state import ChartRecord, load_state, out_of_date, with_modules
+from renderer.windows import ignores_window, report_ignored
 
 log = logging.getLogger("plotboard")
 
@@ -33,10 +34,11 @@ def prepare(board: Board) -> dict[str, ChartRecord]:
     return records
 
 
-def why_render(board: Board, chart: Chart, record: ChartRecord | None, current: str, now: float) -> str | None:
+def why_render(board: Board, chart: Chart, record: ChartRecord | None, current: str, now: float,
+               limit: bool = True) -> str | None:
     """Why the chart must render now (renderer.state.out_of_date, or 'repair' when a file it
     published is missing or altered), or None."""
-    return out_of_date(chart, record, current, now) or ("repair" if needs_repair(board, record) else None)
+    return out_of_date(chart, record, current, now, limit) or ("repair" if needs_repair(board, record) else None)
 
 
 def needs_repair(board: Board, record: ChartRecord | None) -> list[str]:
@@ -53,6 +55,8 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
         formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
         params=dict(chart.params), max_memory=chart.max_memory,
         inputs_problem=_inputs_problem(board, chart, inputs),
+        window=chart.window.seconds if chart.window else None, window_name=chart.window.name if chart.window else None,
+        aliases=(f"{chart.name}.{chart.window.name}",) if chart.window and chart.window_of is None else (),
     )
 
 
@@ -62,13 +66,24 @@ def _inputs_problem(board: Board, chart: Chart, inputs: list[str]) -> str | None
 
 
 def publish_outcome(
-    board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
+    board: Board, records: dict[str, ChartRecord], current: str, outcome: RenderOutput | RenderFailure,
     trigger: str, now: float, level: int = logging.INFO,
 ) -> bool:
     """Publish a render's files and update its record; returns True when it succeeded.
 
     A success is logged at `level` (the daemon logs them at DEBUG and sums them up instead),
-    a failure always as an error."""
+    a failure always as an error; a render that makes every time window's image the same is
+    reported once (renderer.windows)."""
+    before = ignores_window(board, records, outcome.name)
+    ok = _publish(board, records.setdefault(outcome.name, ChartRecord()), current, outcome, trigger, now, level)
+    report_ignored(board, records, outcome.name, before)
+    return ok
+
+
+def _publish(
+    board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
+    trigger: str, now: float, level: int,
+) -> bool:
     current = with_modules(current, outcome.modules)
     if outcome.modules is not None:
         record.modules = dict(outcome.modules)

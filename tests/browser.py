@@ -60,7 +60,10 @@ new MutationObserver((records) => {
 })();
 """
 
-ALL_IMAGES_LOADED = "() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)"
+# Every image shown has loaded; a lazy image that is not shown (a chart's every-window view,
+# #all-NAME, until it is opened) is not fetched by design.
+ALL_IMAGES_LOADED = ("() => [...document.images].every((i) => (i.loading === 'lazy' && !i.offsetParent)"
+                     " || (i.complete && i.naturalWidth > 0))")
 # Images load lazily (loading="lazy"): those on screen must be loaded, the rest need not be.
 SHOWN_IMAGES_LOADED = """() => [...document.images].every((i) => {
   const r = i.getBoundingClientRect();

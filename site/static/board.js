@@ -123,7 +123,7 @@
       img.loading = "lazy";
       x2 = !!old.dataset.x2;
     }
-    const src = (ch.image || ch.name + ".png") + v, big = x2 ? ch.name + "@2x.png" + v : src;
+    const src = (ch.image || ch.name + ".png") + v, big = x2 ? (ch.image || ch.name + ".png").replace(/\.png$/, "@2x.png") + v : src;
     if (x2) img.srcset = big + " 2x"; // src is the 1x candidate
     img.loading = "eager"; // it is on screen: decode() must not wait for lazy loading
     img.src = src;
@@ -139,8 +139,43 @@
     card.dataset.hash = hash;
     const fig = $(card, ".fig");
     if (!fig.hasAttribute("href")) fig.href = big;
-    for (const a of card.querySelectorAll("a[href*='?v=']")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
+    for (const a of card.querySelectorAll("a[href*='?v=']:not([data-window])")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
   }
+
+  // Time windows: the card shows the window picked (the first by default), switched in place.
+  function picked(card, ch) {
+    const w = card._window && (ch.windows || []).find((x) => x.name === card._window);
+    return w ? { name: ch.name + "." + w.name, image: w.image, hash: w.hash } : ch;
+  }
+  function windows(card, ch) {
+    const all = document.getElementById("all-" + ch.name);
+    for (const w of ch.windows || []) {
+      const v = "?v=" + encodeURIComponent(w.hash || ""), sel = `[data-window="${CSS.escape(w.name)}"]`;
+      for (const a of card.querySelectorAll("a" + sel)) a.href = w.image + v;
+      const old = all && all.querySelector("img" + sel);
+      if (!old || !w.hash || old.getAttribute("src") === w.image + v) continue;
+      const img = old.cloneNode();
+      img.src = w.image + v;
+      if (!all.matches(":target")) old.replaceWith(img); // not shown: loaded when it is
+      else { // shown: loaded off-screen, then put in place, never a broken frame
+        img.loading = "eager";
+        img.decode().then(() => old.isConnected && old.replaceWith(img), () => {});
+      }
+    }
+  }
+  root.addEventListener("click", (e) => {
+    const a = e.target.closest(".windows a[data-window]"), card = a && a.closest(".card");
+    if (!card || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    const first = card.querySelector(".windows a[data-window]");
+    card._window = a === first ? null : a.dataset.window;
+    for (const l of card.querySelectorAll(".windows a[data-window]")) l.toggleAttribute("aria-current", l === a);
+    const hash = new URL(a.href).searchParams.get("v") || "";
+    const ch = { name: card.dataset.name, image: card.dataset.name + ".png", hash: card.dataset.hash,
+                 windows: [{ name: a.dataset.window, image: a.getAttribute("href").replace(/\?.*$/, ""), hash }] };
+    if (a === first) ch.hash = hash;
+    swap(card, picked(card, ch));
+  });
 
   // A card off screen keeps its old image; the newest waits in card._next until it scrolls in.
   const seen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
@@ -168,9 +203,13 @@
         wait.textContent = missing.length ? "waiting for " + missing.join(", ") : "";
         wait.hidden = !missing.length;
       }
-      if (ch.hash && ch.hash !== card.dataset.hash && ch.hash !== card._want) {
-        if (onScreen(card)) swap(card, ch);
-        else card._next = ch;
+      const warn = $(card, ".warn");
+      if (warn) { warn.textContent = ch.warning || ""; warn.hidden = !ch.warning; }
+      windows(card, ch);
+      const show = picked(card, ch);
+      if (show.hash && show.hash !== card.dataset.hash && show.hash !== card._want) {
+        if (onScreen(card)) swap(card, show);
+        else card._next = show;
       }
     }
   }

@@ -1,0 +1,243 @@
+"""Families (`foreach`) and time windows (`windows`): the board file's side (issue 14)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Board, chart, fast_board
+
+FAMILY = chart("disk-{match}", inputs="{path}", extra='foreach = "data/disk-*.csv"\ntitle = "Disk {match}"\n'
+               'params = { label = "{stem}" }\nwindows = ["1d", "7d"]')
+
+
+def family_board(root, *extra: str, family: str = FAMILY) -> Board:
+    b = fast_board(root, family, *extra)
+    for disk in ("sda1", "SDB 2"):
+        b.data(f"data/disk-{disk}.csv", "1 2 3\n")
+    return b
+
+
+def test_a_family_expands_into_one_chart_per_file_with_its_windows(tmp_path):
+    from renderer.config import load_board
+
+    b = family_board(tmp_path / "b")
+    board = load_board(b.file)
+    assert [c.name for c in board.shown] == ["disk-sdb-2", "disk-sda1"]
+    sdb = board.chart("disk-sdb-2")
+    assert sdb.title == "Disk SDB 2" and sdb.params == {"label": "disk-SDB 2"} and sdb.family == "disk-{match}"
+    assert sdb.inputs == (str(b.root / "data/disk-SDB 2.csv"),)
+    assert [(c.name, c.window.name, c.window.interval) for c in board.windows_of("disk-sda1")] == [
+        ("disk-sda1", "1d", 300.0), ("disk-sda1.7d", "7d", 2100.0)]
+    assert board.chart("disk-sda1").files() == ["disk-sda1.png", "disk-sda1.1d.png"]
+    assert board.chart("disk-sda1.7d").files() == ["disk-sda1.7d.png"]
+    assert [(f.name, f.members) for f in board.families] == [("disk-{match}", ("disk-sdb-2", "disk-sda1"))]
+
+
+def test_the_table_form_gives_each_window_its_interval(tmp_path):
+    from renderer.config import load_board
+
+    b = fast_board(tmp_path / "b", chart("cpu", inputs="data/cpu.txt", extra='windows = { "1d" = "1m", "7d" = "30m" }'))
+    assert [(c.window.name, c.window.interval) for c in load_board(b.file).windows_of("cpu")] == [
+        ("1d", 60.0), ("7d", 1800.0)]
+
+
+BAD = {
+    "no placeholder in name": (FAMILY.replace('name = "disk-{match}"', 'name = "disk"'),
+                               "charts[0] (disk).name: a family (foreach) needs a placeholder"),
+    "unknown placeholder": (FAMILY.replace("Disk {match}", "Disk {host}"),
+                            "charts[0] (disk-{match}).title: unknown placeholder {host}"),
+    "unknown placeholder in params": (FAMILY.replace('"{stem}"', '"{file}"'),
+                                      "charts[0] (disk-{match}).params.label: unknown placeholder {file}"),
+    "window not a duration": (FAMILY.replace('"7d"', '"a week"'),
+                              "charts[0] (disk-{match}).windows: expected a window like"),
+    "duplicate windows": (FAMILY.replace('"7d"', '"24h"'),
+                          "charts[0] (disk-{match}).windows: duplicate window '24h' (the same as '1d')"),
+    "bad interval": (FAMILY.replace('["1d", "7d"]', '{ "1d" = "1m", "7d" = "often" }'),
+                     "charts[0] (disk-{match}).windows: window '7d': interval: expected a duration"),
+    "interval longer than window": (FAMILY.replace('["1d", "7d"]', '{ "1d" = "2d" }'),
+                                    "charts[0] (disk-{match}).windows: window '1d': interval '2d' is longer"),
+    "no windows": (FAMILY.replace('["1d", "7d"]', '[]'), "charts[0] (disk-{match}).windows: expected at least one"),
+    "foreach not a string": (FAMILY.replace('"data/disk-*.csv"', '["data/disk-*.csv"]'),
+                             "charts[0] (disk-{match}).foreach: expected a glob pattern string"),
+    "two files give one name": (FAMILY.replace("disk-{match}", "disk-{match}", 1).replace(
+        'foreach = "data/disk-*.csv"', 'foreach = "data/*/disk-*.csv"').replace("disk-{match}", "disk-{stem}", 1),
+        "charts[0] (disk-{stem}).name: data/x/disk-a.csv and data/y/disk-a.csv both give the name 'disk-disk-a'"),
+    "member collides with a chart": (FAMILY + chart("disk-sda1", inputs="data/x.txt"),
+                                     "charts[1] (disk-sda1).name: duplicate name 'disk-sda1' (charts[1] (disk-sda1); "
+                                     "also charts[0] (disk-{match}) from data/disk-sda1.csv)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_family_or_windows_is_exit_2_naming_file_chart_and_key_and_nothing_written(tmp_path, case):
+    toml, message = BAD[case]
+    b = family_board(tmp_path / "b", family=toml)
+    b.data("data/x/disk-a.csv", "1\n")
+    b.data("data/y/disk-a.csv", "1\n")
+    result = b.cli("build")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{b.file}: {message}" in lines[0], result.stderr
+    assert not b.output.exists() and not (b.root / ".plotboard").exists()
+
+
+WINDOW_PLOTS = '''
+import os
+
+def seen(fig, inputs, window=None, window_name=None, **params):
+    with open(os.path.join(os.path.dirname(__file__), "seen.txt"), "a") as f:
+        f.write(f"{window_name} {window}\\n")
+    ax = fig.add_subplot()
+    ax.plot([1, 2, 3][: 2 if window_name == "7d" else 3])
+
+def week_fails(fig, inputs, window=None, window_name=None, **params):
+    if window_name == "7d":
+        raise ValueError("no week")
+    fig.add_subplot().plot([1, 2])
+
+def ignores(fig, inputs, **params):
+    fig.add_subplot().plot([1, 2])
+'''
+
+
+def test_build_renders_each_window_with_window_and_window_name_and_keeps_name_png_equal_to_the_first(tmp_path):
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:seen", "data/cpu.txt", 'windows = ["1d", "7d"]'),
+                   plots=WINDOW_PLOTS)
+    b.data("data/cpu.txt", "1\n")
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert sorted((b.root / "seen.txt").read_text().splitlines()) == ["1d 86400.0", "7d 604800.0"]
+    out = b.output
+    assert (out / "cpu.png").read_bytes() == (out / "cpu.1d.png").read_bytes() != (out / "cpu.7d.png").read_bytes()
+    entry = b.chart("cpu")
+    assert [(w["name"], w["image"], w["state"]) for w in entry["windows"]] == [
+        ("1d", "cpu.1d.png", "ok"), ("7d", "cpu.7d.png", "ok")]
+    assert entry["hash"] == entry["windows"][0]["hash"] and entry["image"] == "cpu.png" and "warning" not in entry
+    assert [c["name"] for c in b.status()["charts"]] == ["cpu"]
+    status = b.cli("status")
+    assert status.returncode == 0, status.stdout
+    # A change re-renders the first window; the 7d one waits out its 35 minutes.
+    (b.root / "data/cpu.txt").write_text("2\n")
+    again = b.cli("build")
+    assert "rendered cpu " in again.stderr and "cpu.7d" not in again.stderr, again.stderr
+    assert b.cli("build", "--force", "--only", "cpu").stderr.count("rendered cpu") == 2
+
+
+def test_a_chart_is_in_the_worst_state_of_its_windows(tmp_path):
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:week_fails", extra='windows = ["1d", "7d"]'), plots=WINDOW_PLOTS)
+    assert b.cli("build").returncode == 1
+    entry = b.chart("cpu")
+    assert entry["state"] == "error" and entry["error"] == "7d: ValueError: no week"
+    assert [w["state"] for w in entry["windows"]] == ["ok", "error"]
+    assert b.cli("status").returncode == 2
+
+
+def test_a_plot_that_ignores_window_is_reported_once_in_the_log_and_on_the_card(tmp_path):
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:ignores", "data/cpu.txt", 'windows = ["1h", "1d", "7d"]'),
+                   plots=WINDOW_PLOTS)
+    b.data("data/cpu.txt", "1\n")
+    first = b.cli("build")
+    assert first.stderr.count("cpu: the plot ignores `window`") == 1, first.stderr
+    assert "ignores `window`" in b.chart("cpu")["warning"]
+    assert "ignores `window`" in (b.output / "index.html").read_text()
+    assert "ignores" not in b.cli("build", "--force").stderr
+
+
+def test_later_windows_wait_out_their_interval_in_build():
+    from renderer.config import Chart
+    from renderer.families import windowed
+    from renderer.options import CHART
+    from renderer.state import ChartRecord, out_of_date
+
+    base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=60.0, cron=None,
+                 stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))
+    first, week = windowed(base)
+    rec = ChartRecord(fingerprint="old", rendered_at=1000.0)
+    assert out_of_date(first, rec, "new", 1001.0) == "changed"
+    assert out_of_date(week, rec, "new", 1000.0 + 2099) is None
+    assert out_of_date(week, rec, "new", 1000.0 + 2100) == "changed"
+    assert out_of_date(week, rec, "old", 1000.0 + 61) is None  # its schedule came, its interval did not
+    assert out_of_date(week, rec, "old", 1000.0 + 2100) == "schedule"
+    assert out_of_date(week, rec, "new", 1001.0, limit=False) == "changed"  # a reload: settings changed
+
+
+def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_once_per_35_minutes():
+    """The daemon's scheduler and limiter (renderer.windows.held_until, as renderer.daemon uses
+    it) against a made-up clock: two hours of a file rewritten every 100 ms."""
+    from fakeclock import Clock
+    from renderer.config import Chart
+    from renderer.families import windowed
+    from renderer.options import CHART
+    from renderer.schedule import Scheduler
+    from renderer.state import ChartRecord
+    from renderer.windows import held_until
+
+    base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=None, cron=None,
+                 stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))
+    charts = {c.name: c for c in windowed(base)}
+    clock = Clock()
+    scheduler = Scheduler(clock)
+    records = {name: ChartRecord() for name in charts}
+    for name in charts:
+        scheduler.add(name)
+    starts: dict[str, list[float]] = {name: [] for name in charts}
+    start = clock()
+    while clock() - start < 2 * 3600:
+        for name in charts:
+            scheduler.change(name)
+        for name in scheduler.ready():
+            timer = scheduler[name]
+            timer.start(clock())
+            starts[name].append(clock())
+            records[name].rendered_at = clock()  # a render that takes no time
+            timer.finish(clock(), True, 0, None)
+            timer.hold_until = held_until(charts[name], records[name])
+        clock.advance(0.1)
+    week = starts["cpu.7d"]
+    assert 3 <= len(week) <= 4, week  # 2 h ÷ 35 min, plus the first render
+    assert all(b - a >= 35 * 60 for a, b in zip(week, week[1:]))
+    assert len(starts["cpu"]) >= 2 * 3600 / 1.5  # the first window follows the changes (about once a second)
+
+
+def test_under_run_a_new_file_adds_its_chart_and_a_deleted_one_removes_chart_and_images_within_5s(tmp_path, daemons):
+    from conftest import wait_for
+
+    b = fast_board(tmp_path / "b", FAMILY, chart("empty-{stem}", inputs="{path}", extra='foreach = "none/*.txt"'))
+    b.data("data/disk-sda.csv", "1 2 3\n")
+    d = daemons(b)
+    d.wait_state("disk-sda", state="ok")
+    assert d.state("disk-sda")["family"] == "disk-{match}"
+    status = json.loads((b.output / "status.json").read_text())
+    assert {"name": "empty-{stem}", "foreach": "none/*.txt", "members": 0} in status["families"]
+    assert "no file matches none/*.txt" in (b.output / "index.html").read_text()
+    # A first render of the new member's windows takes a worker's time: the chart appears at once.
+    b.data("data/disk-sdb.csv", "3 2 1\n")
+    wait_for(lambda: d.state("disk-sdb"), 5, "the new file's chart in status.json")
+    d.wait_state("disk-sdb", state="ok")
+    assert {w["name"] for w in d.state("disk-sdb")["windows"]} == {"1d", "7d"}
+    assert (b.output / "disk-sdb.7d.png").is_file() and (b.output / "disk-sdb.1d.png").is_file()
+    # A change to one member's file re-renders that member only.
+    before = d.state("disk-sda")["renders"], d.state("disk-sdb")["renders"]
+    b.data("data/disk-sdb.csv", "5 5 1\n")
+    wait_for(lambda: d.state("disk-sdb")["renders"] > before[1], 10, "disk-sdb to render again")
+    assert d.state("disk-sda")["renders"] == before[0]
+    (b.root / "data/disk-sdb.csv").unlink()
+    gone = lambda: not d.state("disk-sdb") and not list(b.output.glob("disk-sdb*"))  # noqa: E731
+    wait_for(gone, 5, "the deleted file's chart and images to go")
+    assert d.state("disk-sda")["state"] == "ok"
+    d.alive()
+
+
+def test_the_helpers_slice_rows_and_a_csv_to_the_last_window(tmp_path):
+    from renderer.helpers import last, read_csv
+
+    rows = [(t, t * 2) for t in range(0, 1000, 100)]
+    assert last(rows, 250) == [(700, 1400), (800, 1600), (900, 1800)]
+    assert last(rows, 250, now=500) == [(300, 600), (400, 800), (500, 1000), (600, 1200), (700, 1400),
+                                        (800, 1600), (900, 1800)]
+    assert last(rows, None) == rows and last([], 60) == []
+    path = tmp_path / "disk.csv"
+    path.write_text("time,used\n2026-11-20T00:00:00Z,1\n2026-11-21T00:00:00Z,2\n2026-11-21T12:00:00Z,x\n")
+    assert [r["used"] for r in last(read_csv(path), 86400, "time")] == [2.0, "x"]
