@@ -320,8 +320,6 @@ def board_from_data(path: Path, data: dict) -> Board:
     if c.problems:
         raise ConfigError(path, c.problems)
     board = Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
-    if checks:
-        _check_use(board)
     return with_exclusions(board)
 
 
