@@ -142,7 +142,8 @@ def plan(board: Board) -> dict[str, bool]:
         bases = families if chart is None else [pattern_base(p) for p in chart.inputs]
         if chart is not None and chart.plot_file is not None:
             bases.append((str(chart.plot_file.parent), False))
-        bases.extend((folder, False) for folder in boardmods.folders(str(board.root), [chart.name]))
+        if chart is not None:
+            bases.extend((folder, False) for folder in boardmods.folders(str(board.root), [chart.name]))
         for folder, recursive in bases:
             while not os.path.isdir(folder):
                 parent = os.path.dirname(folder)
