@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import pytest
-from browser import ALL_IMAGES_LOADED, NGINX, WATCH_IMAGES, Nginx, PageLog, remove_tree, require_tool, served_dir
+from browser import ALL_IMAGES_LOADED, NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, remove_tree, require_tool, served_dir
 from conftest import Board, chart, fast_board
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
 
@@ -42,7 +42,7 @@ def open_page(ctx: Any, url: str) -> tuple[Any, PageLog]:
     page = ctx.new_page()
     page.add_init_script(WATCH_IMAGES)
     log = PageLog(page)
-    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/status.json"), timeout=10_000):
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(POLL_URL), timeout=10_000):
         page.goto(url)
     page.wait_for_function("() => [...document.querySelectorAll('.card img')].every((i) => i.complete && i.naturalWidth > 0)",
                            timeout=10_000)
