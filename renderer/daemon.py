@@ -356,14 +356,16 @@ class Daemon:
         return wakeup is None or wakeup > now + PAGES_REST
 
     def _write_pages(self, now: float) -> None:
-        self.pages.wrote(now)
+        started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
         try:
             save_state(self.board, self.records)
             write_pages(self.board, self.records, now)
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
+            self.pages.wrote(now)
             self.pages.failed(now)
         else:
+            self.pages.wrote(now, took=time.perf_counter() - started)
             self.builds.answer_done()
         if line := self.summary.line(now, force=self.stopping):
             log.info("%s", line)

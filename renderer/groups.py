@@ -68,7 +68,8 @@ def summary(charts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def group_file(section: dict[str, Any]) -> bytes:
     """status/ID.json: the section's name and its charts' manifest entries."""
-    return jsonfile.dumps({"group": section["name"], "charts": section["charts"]}, indent=1).encode()
+    # Compact: json's C encoder (indent= takes the pure-Python one, ~6x slower on a big board).
+    return jsonfile.dumps({"group": section["name"], "charts": section["charts"]}, separators=(",", ":")).encode()
 
 
 def split_manifest(man: dict[str, Any], layout: str) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ from renderer.state import ChartRecord
 
 PAGES_DELAY = 1.0  # longest a publish waits for state.json and the pages while renders go on
 RETRY_AFTER = 1.0  # after a failed write
+COST_FACTOR = 5.0  # during a burst, at most 1/COST_FACTOR of the time goes to writing the pages
 STALE_SLACK = 0.01  # write just after the moment a chart turns stale, not just before
 
 
@@ -58,12 +59,13 @@ class PageBatcher:
         self.retry = retry
         self.due: float | None = None  # when the pages must be written at the latest
         self.written_at = 0.0
+        self.took = 0.0  # how long the last write took
         self.retry_at: float | None = None  # after a failed write: not before this, even at rest
 
     def dirty(self, now: float) -> None:
         """Something the pages show has changed."""
         if self.due is None:
-            self.due = now + self.delay
+            self.due = now + max(self.delay, COST_FACTOR * self.took)
 
     def urgent(self, now: float) -> None:
         """Write at the next turn of the loop (a reload changed the board)."""
@@ -78,9 +80,12 @@ class PageBatcher:
             return False
         return self.due is not None and (self.due <= now or at_rest)
 
-    def wrote(self, now: float) -> None:
+    def wrote(self, now: float, took: float = 0.0) -> None:
+        """The pages were written at `now`, which took `took` seconds: on a board so big that
+        writing them is slow, a burst waits longer between writes (COST_FACTOR)."""
         self.due = None
         self.written_at = now
+        self.took = took
         self.retry_at = None
 
     def failed(self, now: float) -> None:

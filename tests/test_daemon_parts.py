@@ -224,3 +224,17 @@ def test_charts_in_error_or_never_rendered_do_not_turn_stale():
     assert stale_at(chart("a", 1.0), ChartRecord(rendered_at=100.0, error="ValueError: x")) is None
     assert stale_at(chart("b", 1.0), ChartRecord()) is None
     assert stale_at(chart("c", None), ChartRecord(rendered_at=100.0)) is None
+
+
+def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often():
+    from renderer.pagebatch import COST_FACTOR
+
+    pages = PageBatcher()
+    pages.wrote(100.0, took=0.05)  # a small board: the usual delay
+    pages.dirty(100.0)
+    assert pages.due == 100.0 + PAGES_DELAY
+    pages.wrote(101.0, took=0.6)  # 0.6 s a write: at most a fifth of the time goes to it
+    pages.dirty(101.0)
+    assert pages.due == 101.0 + COST_FACTOR * 0.6
+    assert not pages.should_write(102.0, at_rest=False, stale_at=None)
+    assert pages.should_write(102.0, at_rest=True, stale_at=None)  # at rest: written at once
