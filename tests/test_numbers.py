@@ -73,7 +73,9 @@ def test_status_json_stays_valid_json_when_bookkeeping_holds_non_finite_numbers(
 
 def test_status_json_with_non_finite_numbers_is_unknown_to_plotboard_status(built: Board):
     status = built.output / "status.json"
-    status.write_text(status.read_text().replace('"stale_after_s": null', '"stale_after_s": Infinity'))
+    text = status.read_text()
+    status.write_text(text.replace('"stale_after_s":null', '"stale_after_s":Infinity')
+                      .replace('"stale_after_s": null', '"stale_after_s": Infinity'))
     assert "Infinity" in status.read_text()
     result = built.cli("status")
     assert result.returncode == 3, result.stdout
