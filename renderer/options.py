@@ -302,12 +302,15 @@ class Windows(Option):
                 if other.seconds == seconds:
                     raise ValueError(f"duplicate window {name!r} (the same as {other.name!r})")
             if interval is None:
-                every = seconds / WINDOW_SHARE
+                every = max(seconds / WINDOW_SHARE, MIN_INTERVAL)
             else:
                 try:
                     every = parse_duration(interval)
                 except ValueError as exc:
                     raise ValueError(f"window {name!r}: interval: {exc}") from None
+                if every < MIN_INTERVAL:
+                    raise ValueError(f"window {name!r}: interval: expected at least {MIN_INTERVAL * 1000:g}ms, "
+                                     f"got {interval!r}")
                 if every > seconds:
                     raise ValueError(f"window {name!r}: interval {interval!r} is longer than the window")
             windows.append(Window(name, seconds, every))

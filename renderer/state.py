@@ -182,6 +182,8 @@ def _modules_digest(modules: dict[str, str | None]) -> str:
 
 
 def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
+    """'DEFINITION-DATA': a digest of what defines the chart (its settings, the theme, its
+    plot module, library versions), then one of its input files as they are now."""
     stats = []
     for p in inputs:
         try:
@@ -189,32 +191,35 @@ def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
             stats.append([p, st.st_size, st.st_mtime_ns])
         except OSError:
             stats.append([p, None, None])
-    blob = json.dumps(
-        {
-            "settings": settings_digest(chart),
-            "theme": board.theme,
-            "module": file_digest(chart.plot_file),
-            "inputs": stats,
-            "inputs_problem": getattr(inputs, "problem", None),
-            "versions": library_versions(),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    definition = json.dumps({"settings": settings_digest(chart), "theme": board.theme,
+                             "module": file_digest(chart.plot_file), "versions": library_versions()}, sort_keys=True)
+    data = json.dumps({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)}, sort_keys=True)
+    return (hashlib.sha256(definition.encode()).hexdigest()[:32] + "-"
+            + hashlib.sha256(data.encode()).hexdigest()[:32])
+
+
+def redefined(old: str | None, current: str) -> bool:
+    """Whether two fingerprints differ in what defines the chart (settings, theme, code), not
+    only in its input files: a new definition re-renders every time window at once."""
+    def code(fp: str) -> tuple[str, str]:
+        base, _, modules = fp.partition(".")
+        return base.partition("-")[0], modules
+
+    return old is None or code(old) != code(current)
 
 
 def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float, limit: bool = True) -> str | None:
-    """Why the chart must be rendered ('new', 'failed', 'changed', 'schedule'), or None.
+    """Why the chart must be rendered ('new', 'failed', 'redefined', 'changed', 'schedule'), or None.
 
-    With `limit`, a later time window inside its interval is not out of date for a change or
-    its schedule (renderer.windows.limited)."""
+    With `limit`, a later time window inside its interval is not out of date for a change of
+    its inputs or its schedule (renderer.windows.limited); a new definition always is."""
     if record is None or record.rendered_at is None:
         return "new"
     if record.error is not None:
         return "failed"
     reason = None
     if record.fingerprint != current:
-        reason = "changed"
+        reason = "redefined" if redefined(record.fingerprint, current) else "changed"
     else:
         due = next_due(chart, record.rendered_at)
         if due is not None and due <= now:

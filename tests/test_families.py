@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -125,6 +126,37 @@ def test_build_renders_each_window_with_window_and_window_name_and_keeps_name_pn
     assert b.cli("build", "--force", "--only", "cpu").stderr.count("rendered cpu") == 2
 
 
+def test_build_re_renders_every_window_of_every_member_when_the_family_definition_changes(tmp_path):
+    b = family_board(tmp_path / "b")
+    assert b.cli("build").returncode == 0
+    renders = {c["name"]: [w["rendered_at"] for w in c["windows"]] for c in b.status()["charts"]}
+    (b.root / "data/disk-sda1.csv").write_text("3 2 1\n")  # data: only the first window of that member
+    data = b.cli("build")
+    assert data.stderr.count("rendered ") == 1 and "rendered disk-sda1 " in data.stderr, data.stderr
+    b.file.write_text(b.file.read_text().replace('label = "{stem}"', 'label = "disk {stem}"'))
+    redefined = b.cli("build")  # the definition: every window of every member, inside the 35 minutes too
+    assert redefined.returncode == 0, redefined.stderr
+    assert sorted(re.findall(r" rendered (\S+) trigger=redefined", redefined.stderr)) == [
+        "disk-sda1", "disk-sda1.7d", "disk-sdb-2", "disk-sdb-2.7d"], redefined.stderr
+    after = {c["name"]: [w["rendered_at"] for w in c["windows"]] for c in b.status()["charts"]}
+    assert all(a[1] != r[1] for a, r in zip(after.values(), renders.values()))
+
+
+def test_a_fingerprint_tells_a_new_definition_from_new_data():
+    from renderer.state import redefined
+
+    assert not redefined("d1-i1.m1", "d1-i2.m1")
+    assert redefined("d1-i1.m1", "d2-i1.m1") and redefined("d1-i1.m1", "d1-i1.m2") and redefined(None, "d1-i1.m1")
+
+
+def test_window_intervals_are_at_least_100ms(tmp_path):
+    from renderer.options import CHART
+
+    assert CHART["windows"].check(["10s"], None)[0].interval == 0.1  # 10 s ÷ 288 would be 35 ms
+    with pytest.raises(ValueError, match="window '1d': interval: expected at least 100ms, got '50ms'"):
+        CHART["windows"].check({"1d": "50ms"}, None)
+
+
 def test_a_chart_is_in_the_worst_state_of_its_windows(tmp_path):
     b = fast_board(tmp_path / "b", chart("cpu", "plots:week_fails", extra='windows = ["1d", "7d"]'), plots=WINDOW_PLOTS)
     assert b.cli("build").returncode == 1
@@ -154,13 +186,14 @@ def test_later_windows_wait_out_their_interval_in_build():
     base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=60.0, cron=None,
                  stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))
     first, week = windowed(base)
-    rec = ChartRecord(fingerprint="old", rendered_at=1000.0)
-    assert out_of_date(first, rec, "new", 1001.0) == "changed"
-    assert out_of_date(week, rec, "new", 1000.0 + 2099) is None
-    assert out_of_date(week, rec, "new", 1000.0 + 2100) == "changed"
-    assert out_of_date(week, rec, "old", 1000.0 + 61) is None  # its schedule came, its interval did not
-    assert out_of_date(week, rec, "old", 1000.0 + 2100) == "schedule"
-    assert out_of_date(week, rec, "new", 1001.0, limit=False) == "changed"  # a reload: settings changed
+    rec = ChartRecord(fingerprint="d-old.m", rendered_at=1000.0)
+    assert out_of_date(first, rec, "d-new.m", 1001.0) == "changed"
+    assert out_of_date(week, rec, "d-new.m", 1000.0 + 2099) is None
+    assert out_of_date(week, rec, "d-new.m", 1000.0 + 2100) == "changed"
+    assert out_of_date(week, rec, "d-old.m", 1000.0 + 61) is None  # its schedule came, its interval did not
+    assert out_of_date(week, rec, "d-old.m", 1000.0 + 2100) == "schedule"
+    assert out_of_date(week, rec, "d-new.m", 1001.0, limit=False) == "changed"  # a reload: settings changed
+    assert out_of_date(week, rec, "d2-old.m", 1001.0) == "redefined"  # a new definition is never held
 
 
 def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_once_per_35_minutes():
