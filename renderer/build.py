@@ -15,7 +15,7 @@ from renderer.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors import require_executor
 from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
-from renderer.pages import write_pages
+from renderer.pagewrite import write_pages
 from renderer.progress import Progress
 from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.workspace import make_job, prepare, publish_outcome, why_render

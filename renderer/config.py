@@ -107,6 +107,7 @@ class Board:
     render_timeout: float
     theme: str
     check_every: float
+    page_limit: int
     templates: Path | None
     executor: str
     scheduler: str | None

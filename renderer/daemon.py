@@ -40,7 +40,7 @@ from renderer.inflight import InFlight
 from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, StaleTimes, stale_at
-from renderer.pages import pages_intact, write_pages
+from renderer.pagewrite import pages_intact, write_pages
 from renderer.progress import RenderSummary
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board

@@ -19,6 +19,7 @@ STATES = ("error", "stale", "pending", "ok")  # the order a summary counts them:
 STATUS_DIR = "status"
 STATUS_INDEX = f"{STATUS_DIR}/index.json"
 GROUP_FILE_RE = re.compile(rf"{STATUS_DIR}/[a-z0-9][a-z0-9-]*\.json\Z")
+GROUP_PAGE_RE = re.compile(r"groups/[a-z0-9][a-z0-9-]*\.html\Z")  # a split board's group pages
 UNGROUPED = "ungrouped"  # the id of the section of charts without a group
 MAX_NAMED = 12  # charts in trouble a summary names, at most
 
@@ -74,16 +75,18 @@ def group_file(section: dict[str, Any]) -> bytes:
 
 def split_manifest(man: dict[str, Any], layout: str) -> dict[str, bytes]:
     """The manifest split for polling, by file name under the output folder: status/index.json
-    (the board, a hash of the layout, and per group its id, name, counts and content hash) and
+    (the board, a hash of the layout, and per group its id, name, counts, the charts in trouble
+    when there are any, and content hash) and
     status/ID.json per group. A group file's bytes change only when one of its charts does."""
     files: dict[str, bytes] = {}
     groups = []
     for section in sections(man["charts"]):
         data = group_file(section)
         files[f"{STATUS_DIR}/{section['id']}.json"] = data
+        brief = summary(section["charts"])
         groups.append({"id": section["id"], "name": section["name"],
-                       "hash": hashlib.sha256(data).hexdigest()[:16],
-                       "counts": summary(section["charts"])["counts"]})
+                       "hash": hashlib.sha256(data).hexdigest()[:16], "counts": brief["counts"],
+                       **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
     index = {"board": {**man["board"], "layout": layout}, "groups": groups}
     files[STATUS_INDEX] = jsonfile.dumps(index, indent=1).encode()
     return files

@@ -367,6 +367,8 @@ BOARD_OPTIONS: tuple[Option, ...] = (
     Folder("state", "plotboard's bookkeeping (state.json, the lock's name): put it on a writable disk "
            "when the board file's folder is read-only", ".plotboard"),
     Folder("templates", "your own jinja2 templates, looked up before the built-in ones", must_exist=True),
+    Whole("page_limit", "a grouped board of more charts than this is split: index.html lists the groups, "
+          "each with its own page groups/ID.html", 500, least=1),
     Duration("check_every", "how often `run` checks every chart for changes no file event reported", "1m"),
     Choice("executor", "where renders run: local worker processes or a Dask cluster", "local", choices=EXECUTORS),
     Text("scheduler", "the Dask scheduler's address", what="an address like 'tcp://host:8786'"),

@@ -24,11 +24,12 @@ from renderer.errors import PublishError
 from renderer.jobs import describe as describe_exception
 
 ENTRY = "index.html"
+GROUP_PAGE = "group.html"  # a split board's page of one group (renderer.pages.group_contexts)
 MAX_MESSAGE = 400  # characters of a template error's text
 
 
 class TemplateFailed(PublishError):
-    """index.html could not be rendered from the board's templates."""
+    """A page could not be rendered from the board's templates."""
 
 
 def site_dir() -> Path:
@@ -70,22 +71,25 @@ def environment(templates: Path | None) -> Any:
     return checked if checked is not None else _plain_environment(templates)
 
 
-def render(templates: Path | None, context: dict[str, Any]) -> str:
-    """index.html's text; raises TemplateFailed naming the template file and line."""
+def render(templates: Path | None, context: dict[str, Any], entry: str = ENTRY) -> str:
+    """The page's text (index.html, or `entry`); raises TemplateFailed naming the template file and line."""
     try:
-        return environment(templates).get_template(ENTRY).render(**context)
+        return environment(templates).get_template(entry).render(**context)
     except Exception as exc:  # noqa: BLE001 - jinja2's errors, and whatever a template's expressions raise
-        raise TemplateFailed(f"cannot render {ENTRY}: {where_and_what(exc, folders(templates))}") from None
+        raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
 
 
 def check(templates: Path, contexts: Iterable[dict[str, Any]]) -> str | None:
-    """Compile the board's templates and render index.html with each sample context; None when
-    all is well (the environment is then the one the pages use), else the one-line problem."""
+    """Compile the board's templates and render index.html (a group page for a context with a
+    `group`) with each sample context; None when all is well (the environment is then the one
+    the pages use), else the one-line problem."""
     env = make_environment(templates, auto_reload=False)  # loads each template once: what passed stays
     try:
-        _compile_all(env, ENTRY, set())
+        seen: set[str] = set()
+        for entry in (ENTRY, GROUP_PAGE):
+            _compile_all(env, entry, seen)
         for context in contexts:
-            env.get_template(ENTRY).render(**context)
+            env.get_template(GROUP_PAGE if "group" in context else ENTRY).render(**context)
     except _Missing as missing:
         return missing.text
     except Exception as exc:  # noqa: BLE001 - see render()

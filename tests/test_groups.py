@@ -122,3 +122,59 @@ def test_group_ids_are_unique_and_never_index():
                [("a", "Index"), ("b", "a b"), ("c", "A-B"), ("d", None), ("e", "ungrouped"), ("f", "!!")]]
     ids = [s["id"] for s in groups.sections(entries)]
     assert ids == ["index-2", "a-b", "a-b-2", "ungrouped", "ungrouped-2", "group"]
+
+
+def split_board(tmp_path: Path) -> Board:
+    """GROUPED with page_limit = 3: its 4 charts make it a split board."""
+    b = grouped(tmp_path)
+    b.file.write_text(b.file.read_text().replace("workers = 2", "workers = 2\npage_limit = 3"))
+    return b
+
+
+def test_a_split_board_lists_its_groups_on_index_html_and_gives_each_group_its_page(tmp_path):
+    b = split_board(tmp_path)
+    assert b.cli("build").returncode == 1  # w2 fails
+    html = (b.output / "index.html").read_text()
+    assert 'data-name="' not in html and "<img" not in html, "a split index shows no cards"
+    assert re.findall(r'<section class="group" id="group-([a-z0-9-]+)"', html) == ["web-api", "disks"]
+    assert '<a href="groups/web-api.html" data-group="web-api">Web &amp; &lt;api&gt; ' in html
+    assert '<a href="groups/web-api.html#chart-w2" class="state-error">w2</a>' in html  # trouble, linked
+    assert '<p class="names" hidden>w1 w2</p>' in html  # what the filter matches chart names against
+    assert sorted(p.name for p in (b.output / "groups").iterdir()) == ["disks.html", "web-api.html"]
+    web = (b.output / "groups" / "web-api.html").read_text()
+    assert re.findall(r'data-name="(\w+)"', web) == ["w1", "w2"] and 'id="chart-d1"' not in web
+    assert 'src="../w1.png?v=' in web and 'href="../static/board.css?v=' in web and 'data-base="../"' in web
+    assert '<a rel="next" href="disks.html">Disks ›</a>' in web and 'rel="prev"' not in web
+    index = json.loads((b.output / "status/index.json").read_text())
+    assert index["groups"][0]["trouble"] == [{"name": "w2", "title": "w2", "state": "error"}]
+    assert "trouble" not in index["groups"][1]
+
+
+def test_a_change_in_one_group_of_a_split_board_rewrites_only_that_groups_files(tmp_path):
+    b = split_board(tmp_path)
+    b.file.write_text(b.file.read_text().replace("plots:boom", "plots:line"))
+    assert b.cli("build").returncode == 0
+    stamp = lambda: {str(p.relative_to(b.output)): p.stat().st_mtime_ns  # noqa: E731
+                     for p in b.output.rglob("*") if p.is_file() and p.suffix in (".html", ".json")}
+    before = stamp()
+    b.data("data/d1.txt", "5 4 3 2 1\n")
+    assert b.cli("build").returncode == 0
+    after = stamp()
+    changed = sorted(name for name in after if after[name] != before.get(name))
+    # index.html shows the groups' summaries, which did not change; status.json is the whole board.
+    assert changed == ["groups/disks.html", "status.json", "status/disks.json", "status/index.json"], changed
+    assert b.cli("build").returncode == 0
+    assert stamp() == after, "a build with nothing to do wrote pages"
+
+
+def test_a_board_that_stops_being_split_loses_its_group_pages(tmp_path):
+    b = split_board(tmp_path)
+    b.cli("build")
+    assert (b.output / "groups" / "disks.html").is_file()
+    (b.output / "groups" / "disks.html").unlink()
+    b.cli("build")
+    assert (b.output / "groups" / "disks.html").is_file(), "the next build restores a deleted group page"
+    b.file.write_text(b.file.read_text().replace("page_limit = 3", "page_limit = 4"))
+    b.cli("build")
+    assert list((b.output / "groups").iterdir()) == []
+    assert 'data-name="w1"' in (b.output / "index.html").read_text()

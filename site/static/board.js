@@ -1,12 +1,15 @@
 // plotboard page: polls status/index.json (one hash per group) and fetches only the groups whose
 // hash changed; swaps in new images once decoded, and only for cards on screen; keeps ages,
 // states and group summaries current; filters charts; in kiosk, fits the charts to the screen
-// and can rotate through the groups (?kiosk&rotate=30s).
+// and can rotate through the groups (?kiosk&rotate=30s). A split board's index.html has no cards:
+// its group summaries come from status/index.json alone, and each group is a page of its own
+// (groups/ID.html, where `base` is "../").
 (() => {
   "use strict";
   const root = document.getElementById("board");
   if (!root) return;
   const refresh = Math.max(1, parseFloat(root.dataset.refresh) || 10) * 1000;
+  const base = root.dataset.base || "", split = root.hasAttribute("data-split");
   const banner = document.getElementById("offline");
   const generated = document.getElementById("generated");
   const kiosk = document.documentElement.classList.contains("kiosk");
@@ -59,27 +62,34 @@
   }
   function summarize(section) {
     const counts = {}, trouble = { error: [], stale: [] };
-    for (const c of section.querySelectorAll(".card[data-name]")) {
+    let more = 0;
+    if (split) { // no cards here: what status/index.json said of the group
+      if (!section._index) return;
+      Object.assign(counts, section._index.counts || {});
+      for (const t of section._index.trouble || []) if (trouble[t.state]) trouble[t.state].push(t);
+      more = section._index.more || 0;
+    } else for (const c of section.querySelectorAll(".card[data-name]")) {
       const s = c._state || c.dataset.state;
       counts[s] = (counts[s] || 0) + 1;
-      if (trouble[s]) trouble[s].push(c);
+      if (trouble[s]) trouble[s].push({ name: c.dataset.name, state: s, title: $(c, "h2").textContent });
     }
-    const key = JSON.stringify(counts) + trouble.error.concat(trouble.stale).map((c) => c.dataset.name).join();
+    const key = JSON.stringify(counts) + trouble.error.concat(trouble.stale).map((c) => c.name).join() + more;
     if (section._summary === key) return;
     section._summary = key;
     const p = $(section, ".summary"), nav = document.querySelector(`#groups a[data-group="${section.dataset.group}"] .counts`);
     if (p) {
       p.replaceChildren();
       for (const s of ORDER) if (counts[s]) p.append(el("span", "count state-" + s, counts[s] + " " + s), " ");
-      const bad = trouble.error.concat(trouble.stale);
+      const bad = trouble.error.concat(trouble.stale), page = split ? base + "groups/" + section.dataset.group + ".html" : "";
+      more += Math.max(0, bad.length - NAMED);
       if (bad.length) {
         const span = el("span", "trouble", "· ");
         bad.slice(0, NAMED).forEach((c, i) => {
-          const a = el("a", "state-" + c._state, $(c, "h2").textContent);
-          a.href = "#chart-" + c.dataset.name;
+          const a = el("a", "state-" + c.state, c.title);
+          a.href = page + "#chart-" + c.name;
           span.append(...(i ? [", ", a] : [a]));
         });
-        if (bad.length > NAMED) span.append(" and " + (bad.length - NAMED) + " more");
+        if (more) span.append(" and " + more + " more");
         p.append(span);
       }
     }
@@ -123,7 +133,7 @@
       img.loading = "lazy";
       x2 = !!old.dataset.x2;
     }
-    const src = (ch.image || ch.name + ".png") + v, big = x2 ? (ch.image || ch.name + ".png").replace(/\.png$/, "@2x.png") + v : src;
+    const file = base + (ch.image || ch.name + ".png"), src = file + v, big = x2 ? file.replace(/\.png$/, "@2x.png") + v : src;
     if (x2) img.srcset = big + " 2x"; // src is the 1x candidate
     img.loading = "eager"; // it is on screen: decode() must not wait for lazy loading
     img.src = src;
@@ -151,11 +161,11 @@
     const all = document.getElementById("all-" + ch.name);
     for (const w of ch.windows || []) {
       const v = "?v=" + encodeURIComponent(w.hash || ""), sel = `[data-window="${CSS.escape(w.name)}"]`;
-      for (const a of card.querySelectorAll("a" + sel)) a.href = w.image + v;
+      for (const a of card.querySelectorAll("a" + sel)) a.href = base + w.image + v;
       const old = all && all.querySelector("img" + sel);
-      if (!old || !w.hash || old.getAttribute("src") === w.image + v) continue;
+      if (!old || !w.hash || old.getAttribute("src") === base + w.image + v) continue;
       const img = old.cloneNode();
-      img.src = w.image + v;
+      img.src = base + w.image + v;
       if (!all.matches(":target")) old.replaceWith(img); // not shown: loaded when it is
       else { // shown: loaded off-screen, then put in place, never a broken frame
         img.loading = "eager";
@@ -172,7 +182,7 @@
     for (const l of card.querySelectorAll(".windows a[data-window]")) l.toggleAttribute("aria-current", l === a);
     const hash = new URL(a.href).searchParams.get("v") || "";
     const ch = { name: card.dataset.name, image: card.dataset.name + ".png", hash: card.dataset.hash,
-                 windows: [{ name: a.dataset.window, image: a.getAttribute("href").replace(/\?.*$/, ""), hash }] };
+                 windows: [{ name: a.dataset.window, image: a.getAttribute("href").replace(/\?.*$/, "").slice(base.length), hash }] };
     if (a === first) ch.hash = hash;
     swap(card, picked(card, ch));
   });
@@ -234,22 +244,25 @@
     const ac = new AbortController(), t = setTimeout(() => ac.abort(), Math.max(5000, refresh));
     let index = null, changed = [];
     try {
-      const r = await get("status/index.json", ac.signal);
+      const r = await get(base + "status/index.json", ac.signal);
       index = await r.json();
       // Ages use the server's clock when the two disagree by more than a few seconds.
       const d = Date.parse(r.headers.get("Date")) - Date.now();
       skew = Math.abs(d) > 3000 ? d : 0;
       const board = index.board || {};
       if (board.layout && board.layout !== root.dataset.layout && board.generated_at > root.dataset.generated) {
-        location.reload(); // charts were added, removed or regrouped: the page itself changed
+        // charts were added, removed or regrouped: the page itself changed (or, a group's page, is gone)
+        if (base && !(index.groups || []).some((g) => groups.has(g.id))) location.href = root.dataset.index;
+        else location.reload();
         return;
       }
       if (board.generated_at) genAt = board.generated_at;
       for (const g of index.groups || []) {
         const section = groups.get(g.id);
-        if (!section || section.dataset.hash === g.hash) continue;
+        if (section && split) section._index = g;
+        if (!section || split || section.dataset.hash === g.hash) continue;
         // A group's file by its hash: a new version is a new URL, which nginx lets browsers cache for good.
-        const part = await (await get("status/" + g.id + ".json?v=" + encodeURIComponent(g.hash), ac.signal)).json();
+        const part = await (await get(base + "status/" + g.id + ".json?v=" + encodeURIComponent(g.hash), ac.signal)).json();
         changed.push([section, g.hash, part.charts || []]);
       }
     } catch (e) {
@@ -273,6 +286,17 @@
   function applyFilter() {
     const q = filter.elements.q.value.trim().toLowerCase(), state = filter.elements.state.value;
     let n = 0;
+    if (split) { // groups, by their name or a chart's name, and by the states they count
+      for (const g of groups.values()) {
+        const names = ($(g, ".names") || {}).textContent || "", title = ($(g, ".group-title") || g).textContent.toLowerCase();
+        const hit = (!q || title.includes(q) || names.split(" ").some((x) => x.includes(q)))
+          && (!state || !!((g._index && g._index.counts) || {})[state]);
+        if (g.hidden === hit) g.hidden = !hit;
+        if (hit) n++;
+      }
+      filter.elements.shown.value = q || state ? n + " of " + groups.size + " groups" : "";
+      return;
+    }
     for (const c of cards.values()) {
       const hit = (!q || c.dataset.name.includes(q) || $(c, "h2").textContent.toLowerCase().includes(q))
         && (!state || (c._state || c.dataset.state) === state);
@@ -321,8 +345,15 @@
     return parseFloat(m[1]) * ({ ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2] || "s"]);
   }
 
+  const every = kiosk ? rotation() : 0;
+  if (every && (split || base)) { // a split board rotates through its group pages
+    const target = location.hash && document.getElementById(location.hash.slice(1));
+    const first = target && target.matches("section.group") ? target : root.querySelector("section.group[data-group]");
+    const next = split ? first && "groups/" + first.dataset.group + ".html" : root.dataset.next;
+    if (next) setTimeout(() => { location.href = next + location.search; }, split ? 0 : Math.max(1000, every));
+  }
   if (kiosk && cards.size) {
-    const every = rotation(), list = [...groups.values()];
+    const list = [...groups.values()];
     if (every && list.length > 1) {
       let at = Math.max(0, list.findIndex((g) => "#" + g.id === location.hash));
       const show = () => {

@@ -1,0 +1,213 @@
+"""Writing the pages into the output folder: status.json, the split manifest (status/), index.html,
+a split board's group pages (groups/ID.html) and static/ — each file only when what it shows
+changed, so a change in one group rewrites that group's files and not the whole board's.
+
+What each file showed when last written (a digest) and its stamp are kept in
+.plotboard/pages.json; a file missing or altered since is written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from renderer import groups, jsonfile, templating
+from renderer.config import Board
+from renderer.errors import PublishError
+from renderer.pages import GROUP_PAGES, group_contexts, index_context, manifest, render_group, render_index, static_files
+from renderer.publish import write_atomic
+from renderer.repair import damaged, stamp, stamps
+from renderer.state import ChartRecord
+from renderer.status import STATUS_FILE
+
+PAGES_DIGEST = "pages.json"  # in .plotboard/: what each page showed when last written, and its stamp
+OWN_FILE_RES = (groups.GROUP_FILE_RE, groups.GROUP_PAGE_RE)  # files of these shapes are plotboard's to delete
+
+
+def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None) -> dict[str, Any]:
+    """Write what changed of status.json, status/, index.html, groups/ and static/; returns the manifest.
+
+    Nothing is written when nothing the pages show has changed (states are judged at `now`,
+    so a chart turning stale does rewrite them): a build with nothing to do stays cheap.
+    Every page is rendered before anything is written: a template failure keeps the old pages.
+    """
+    now = time.time() if now is None else now
+    man = manifest(board, records, now)
+    static = static_files()
+    context = index_context(board, man, static)
+    written = _written(board)
+    before = written.get("digests", {}) if isinstance(written.get("digests"), dict) else {}
+    intact = set(_intact(board, written))
+    common = _common_digest(board, context)
+    digests = {"index.html": _digest(common, _index_shows(context))}
+    pages = {"index.html": context} | group_contexts(context)
+    for name, page in pages.items():
+        if name != "index.html":
+            digests[name] = _digest(common, [page["group"]["hash"], _cards(page["group"]),
+                                             [p and [p["id"], p["name"]] for p in (page["prev"], page["next"], page["first"])]])
+    split = context["status_files"]
+    stale = [name for name in pages if before.get(name) != digests[name] or name not in intact]
+    changed = [n for n, data in split.items() if n != groups.STATUS_INDEX and before.get(n) != _hash(data)]
+    if not stale and not changed and all(n in intact for n in (*split, STATUS_FILE)):
+        return man
+    texts = {name: (render_index(board, pages[name]) if name == "index.html" else render_group(board, pages[name])).encode()
+             for name in stale}
+    _make_folders(board, static)
+    for name, data in static.items():
+        write_atomic(board.output / "static", name, data)
+    status_dir = _own_folder(board, groups.STATUS_DIR)
+    for name, data in split.items():  # the groups first: the index must not name a hash not there yet
+        if name != groups.STATUS_INDEX and (name not in intact or before.get(name) != _hash(data)):
+            write_atomic(status_dir, name.split("/", 1)[1], data)
+        digests[name] = _hash(data)
+    index_json = _distinct_size(split[groups.STATUS_INDEX], written.get("index_sizes"))
+    write_atomic(status_dir, groups.STATUS_INDEX.split("/", 1)[1], index_json)
+    if context["split"]:
+        pages_dir = _own_folder(board, GROUP_PAGES)
+        for name in stale:
+            if name != "index.html":
+                write_atomic(pages_dir, name.split("/", 1)[1], texts[name])
+    if "index.html" in texts:
+        write_atomic(board.output, "index.html", texts["index.html"])
+    # Compact: json's C encoder (indent= takes the pure-Python one, ~6x slower on a big board);
+    # `plotboard status --json` prints it indented.
+    write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, separators=(",", ":")).encode())
+    current = {"index.html", STATUS_FILE, *split, *pages, *(f"static/{n}" for n in static)}
+    _remove_old(board, written, current)
+    try:
+        board.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
+    record = {"digests": {n: d for n, d in digests.items() if n in current},
+              "stamps": stamps(board.output, sorted(current)),
+              "index_sizes": _sizes_this_second(board, written.get("index_sizes"))}
+    write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode())
+    return man
+
+
+def _common_digest(board: Board, context: dict[str, Any]) -> list:
+    """What every page shows besides its own part: the board (not the time it was generated),
+    the static files' version and the templates' stamps."""
+    board_info = {k: v for k, v in context["board"].items() if k != "generated_at"}
+    return [board_info, context["static_version"], context["split"], _template_stamps(board)]
+
+
+def _index_shows(context: dict[str, Any]) -> Any:
+    """index.html's own part: every card, or (split) each group's summary and chart names."""
+    if not context["split"]:
+        return [context["charts"], context["empty_families"]]
+    return [[g["id"], g["name"], g["summary"], [c["name"] for c in g["charts"]], g["empty_families"]]
+            for g in context["groups"]]
+
+
+def _cards(section: dict[str, Any]) -> list:
+    """What a group page shows of its charts besides their manifest entries (which its hash covers)."""
+    return [[c["name"], c["description"], c["width"], c["height"], c["image2x"], c["svg"]] for c in section["charts"]]
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _template_stamps(board: Board) -> list:
+    found = []
+    for folder in templating.folders(board.templates):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            st = entry.stat()
+            found.append([entry.path, st.st_mtime_ns, st.st_size])
+    return found
+
+
+def _make_folders(board: Board, static: dict[str, bytes]) -> None:
+    try:
+        board.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {exc.filename or board.output}: {exc.strerror or exc}") from None
+    if static:
+        _own_folder(board, "static")
+
+
+def _own_folder(board: Board, name: str) -> Path:
+    """OUTPUT/name made a real folder (a planted symlink is replaced, never written through)."""
+    folder = board.output / name
+    try:
+        if folder.is_symlink():
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def _distinct_size(data: bytes, used: Any) -> bytes:
+    """status/index.json padded with trailing newlines to a size not yet used within this second.
+
+    nginx's ETag and Last-Modified are the mtime in whole seconds and the size: a page that got
+    one version would be answered 304 for another of the same size written in the same second,
+    and miss the change. `used` is what _sizes_this_second recorded: [second, [sizes]].
+    """
+    if not (isinstance(used, list) and len(used) == 2 and used[0] == int(time.time())
+            and isinstance(used[1], list)):
+        return data
+    while len(data) in used[1]:
+        data += b"\n"
+    return data
+
+
+def _sizes_this_second(board: Board, used: Any) -> list:
+    """[mtime second, sizes] of status/index.json as written within that second."""
+    s = stamp(board.output / groups.STATUS_INDEX)
+    if s is None:
+        return []
+    second = s[1] // 1_000_000_000
+    sizes = used[1] if isinstance(used, list) and len(used) == 2 and used[0] == second and isinstance(used[1], list) else []
+    return [second, [*sizes, s[0]]]
+
+
+def _remove_old(board: Board, written: dict[str, Any], current: set[str]) -> None:
+    """Delete the status/ID.json and groups/ID.html of groups that are gone: only names the
+    last write recorded, and only of the shapes plotboard gives them."""
+    for name in written.get("stamps", {}):
+        if isinstance(name, str) and name not in current and any(r.match(name) for r in OWN_FILE_RES):
+            try:
+                (board.output / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise PublishError(f"cannot delete {board.output / name}: {exc.strerror or exc}") from None
+
+
+def _written(board: Board) -> dict[str, Any]:
+    """What write_pages recorded in .plotboard/ when it last wrote the pages ({} if unknown)."""
+    try:
+        record = json.loads((board.state_dir / PAGES_DIGEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and isinstance(record.get("stamps"), dict) else {}
+
+
+def _intact(board: Board, written: dict[str, Any]) -> list[str]:
+    """The files the last write recorded that are still as it left them."""
+    recorded = written.get("stamps")
+    if not recorded:
+        return []
+    try:
+        bad = set(damaged(board.output, recorded, list(recorded)))
+    except (TypeError, ValueError):  # stamps of another shape: rewrite the pages
+        return []
+    return [n for n in recorded if n not in bad]
+
+
+def pages_intact(board: Board) -> bool:
+    """Whether every page file is there, as write_pages left them."""
+    written = _written(board)
+    recorded = written.get("stamps")
+    return bool(recorded) and len(_intact(board, written)) == len(recorded)
