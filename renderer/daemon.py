@@ -40,6 +40,7 @@ from renderer.inflight import InFlight
 from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagebatch import PageBatcher, StaleTimes, stale_at
+from renderer.pages import Pages
 from renderer.pagewrite import pages_intact, write_pages
 from renderer.progress import RenderSummary
 from renderer.reload import compare, keep_output, needs_new_executor
@@ -90,6 +91,7 @@ class Daemon:
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
         self.pages = PageBatcher()
+        self.page_model = Pages()  # what the pages showed when last written, kept between writes
         self.stale = StaleTimes()
         self.summary = RenderSummary()
         self.wake = Wake()
@@ -336,7 +338,7 @@ class Daemon:
         self.builds.published(name, ok, flight.dispatched_at)
         self.summary.add(now, ok, changed=ok and record.changed_at == now)
         self.stale.set(name, stale_at(chart, record))
-        self.pages.dirty(now)
+        self.pages.dirty(now, name)
 
     # -- pages -------------------------------------------------------------------------------
 
@@ -359,7 +361,7 @@ class Daemon:
         started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
         try:
             save_state(self.board, self.records)
-            write_pages(self.board, self.records, now)
+            write_pages(self.board, self.records, now, self.page_model, self.pages.take_changed())
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.pages.wrote(now)

@@ -61,15 +61,24 @@ class PageBatcher:
         self.written_at = 0.0
         self.took = 0.0  # how long the last write took
         self.retry_at: float | None = None  # after a failed write: not before this, even at rest
+        self.changed: set[str] | None = None  # charts whose records changed since the last write; None: any
 
-    def dirty(self, now: float) -> None:
-        """Something the pages show has changed."""
+    def dirty(self, now: float, name: str | None = None) -> None:
+        """Something the pages show has changed (`name`: that chart's record)."""
+        if name is not None and self.changed is not None:
+            self.changed.add(name)
         if self.due is None:
             self.due = now + max(self.delay, COST_FACTOR * self.took)
 
     def urgent(self, now: float) -> None:
-        """Write at the next turn of the loop (a reload changed the board)."""
+        """Write every chart's part at the next turn of the loop (a reload changed the board)."""
         self.due = now
+        self.changed = None
+
+    def take_changed(self) -> set[str] | None:
+        """The charts to write the pages for (None: all), from now on collected afresh."""
+        changed, self.changed = self.changed, set()
+        return changed
 
     def should_write(self, now: float, at_rest: bool, stale_at: float | None) -> bool:
         """Whether to write now; `at_rest`: no render in flight or about to start; `stale_at`:
@@ -90,6 +99,7 @@ class PageBatcher:
 
     def failed(self, now: float) -> None:
         self.due = self.retry_at = now + self.retry
+        self.changed = None  # what the failed write took is not on the pages
 
     def wakeups(self, now: float, stale_at: float | None) -> list[float]:
         """The times the loop must wake up for the pages."""

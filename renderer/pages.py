@@ -1,19 +1,23 @@
-"""What the pages show: status.json's content (the manifest), and the contexts index.html and a
-split board's group pages are rendered from (renderer.pagewrite writes them).
+"""What the pages show: status.json's content (the manifest), the split manifest (status/), and
+the contexts index.html, a split board's group pages and each card are rendered from;
+renderer.pagewrite writes them.
 
-Templates are looked up in the board's own `templates` folder first, then the built-in
-site/templates; everything is autoescaped and every link is relative.
+`Pages` keeps all of it between writes, so the daemon recomputes only the charts that changed
+(`dirty`) or whose state turned with time: each chart's entry, its JSON and its card are made
+once per change, and the manifests are joined from those pieces. Templates are looked up in the
+board's own `templates` folder first, then the built-in site/templates; everything is
+autoescaped and every link is relative.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from renderer import groups, templating
-from renderer import jsonfile
-from renderer.config import Board
+from renderer import groups, jsonfile, templating
+from renderer.config import Board, Chart
 from renderer.repair import stamp
 from renderer.state import ChartRecord, waiting_for
 from renderer.status import iso, judge
@@ -23,44 +27,60 @@ from renderer.windows import window_entries
 GROUP_PAGES = "groups"  # a split board's group pages: OUTPUT/groups/ID.html
 
 
-def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[str, Any]:
-    """status.json's content, states judged at `now`."""
-    def judged(chart, rec: ChartRecord | None) -> tuple[str, str | None]:
+def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now: float) -> dict[str, Any]:
+    """The chart's status.json entry (with its windows), its state judged at `now`; a chart
+    whose image is not in the output folder is never reported ok."""
+    def judged(chart: Chart, rec: ChartRecord | None) -> tuple[str, str | None]:
         rec = rec or ChartRecord()
         error = rec.error
         image = f"{chart.window_of}.{chart.window.name}.png" if chart.window_of else f"{chart.name}.png"
         if error is None and rec.rendered_at is not None and stamp(board.output / image) is None:
-            error = f"ImageMissing: {image} is not in the output folder"  # never reported ok
+            error = f"ImageMissing: {image} is not in the output folder"
         return judge(error, rec.rendered_at, chart.stale_after, now), error
 
-    charts = []
-    for chart in board.shown:
-        rec = records.get(chart.name) or ChartRecord()
-        state, error = judged(chart, rec)
-        entry = {
-            "name": chart.name,
-            "title": chart.title,
-            "group": chart.group,
-            "image": f"{chart.name}.png",
-            "hash": rec.hash,
-            "state": state,
-            "rendered_at": iso(rec.rendered_at),
-            "changed_at": iso(rec.changed_at),
-            "duration_ms": None if rec.duration_ms is None else round(rec.duration_ms, 1),
-            "renders": rec.renders,
-            "failures": rec.failures,
-            "error": error,
-            "stale_after_s": chart.stale_after,
-            "waiting_for": waiting_for(chart, board.root),
-            **({"family": chart.family} if chart.family else {}),
-        }
-        charts.append(window_entries(board, chart, records, entry, judged))
-    families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members)} for f in board.families]
-    return {
-        "board": {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh},
-        "charts": charts,
-        **({"families": families} if families else {}),
+    rec = records.get(chart.name) or ChartRecord()
+    state, error = judged(chart, rec)
+    entry = {
+        "name": chart.name,
+        "title": chart.title,
+        "group": chart.group,
+        "image": f"{chart.name}.png",
+        "hash": rec.hash,
+        "state": state,
+        "rendered_at": iso(rec.rendered_at),
+        "changed_at": iso(rec.changed_at),
+        "duration_ms": None if rec.duration_ms is None else round(rec.duration_ms, 1),
+        "renders": rec.renders,
+        "failures": rec.failures,
+        "error": error,
+        "stale_after_s": chart.stale_after,
+        "waiting_for": waiting_for(chart, board.root),
+        **({"family": chart.family} if chart.family else {}),
     }
+    return window_entries(board, chart, records, entry, judged)
+
+
+def turns_stale_at(board: Board, chart: Chart, records: dict[str, ChartRecord]) -> float | None:
+    """When the chart (or one of its windows) turns stale, or None."""
+    times = []
+    for c in board.windows_of(chart.name) or [chart]:
+        rec = records.get(c.name)
+        if c.stale_after is not None and rec is not None and rec.rendered_at is not None and not rec.error:
+            times.append(rec.rendered_at + c.stale_after)
+    return min(times, default=None)
+
+
+def card(chart: Chart, entry: dict[str, Any]) -> dict[str, Any]:
+    """What a card shows: the chart's entry, its description, its images and their size."""
+    width, height = chart.pixels
+    return {**entry, "description": chart.description,
+            "image2x": f"{chart.name}@2x.png" if chart.hidpi else None,
+            "svg": f"{chart.name}.svg" if "svg" in chart.formats else None, "width": width, "height": height}
+
+
+def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[str, Any]:
+    """status.json's content, states judged at `now`."""
+    return jsonfile.loads(Pages().update(board, records, now).status_json)
 
 
 def static_files() -> dict[str, bytes]:
@@ -69,42 +89,119 @@ def static_files() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
 
 
-def index_context(board: Board, man: dict[str, Any], static: dict[str, bytes]) -> dict[str, Any]:
-    """What index.html is rendered from: the board, every chart (`charts`) and the same charts
-    in their sections (`groups`: id, name, hash of status/ID.json, summary, charts, `page`),
-    besides the split manifest's files (`status_files`, by name) that the page polls.
+def _dumps(obj: Any) -> str:
+    # Compact: json's C encoder (indent= takes the pure-Python one, ~6x slower on a big board).
+    return jsonfile.dumps(obj, separators=(",", ":"))
 
-    A grouped board of more than `page_limit` charts is `split`: index.html lists its groups,
-    and each group's cards are on its own page, groups/ID.html (`page`)."""
-    version = hashlib.sha256(b"".join(static.values())).hexdigest()[:10]
-    charts = []
-    for chart, entry in zip(board.shown, man["charts"]):
-        width, height = chart.pixels
-        charts.append({
-            **entry,
-            "description": chart.description,
-            "image2x": f"{chart.name}@2x.png" if chart.hidpi else None,
-            "svg": f"{chart.name}.svg" if "svg" in chart.formats else None,
-            "width": width,
-            "height": height,
-        })
-    layout = groups.layout_hash(man)
-    files = groups.split_manifest(man, layout)
-    index = jsonfile.loads(files[groups.STATUS_INDEX])
-    grouped = any(c.group is not None for c in board.charts)
-    split = grouped and len(charts) > board.page_limit
-    sections = [{**section, "hash": info["hash"], "summary": groups.summary(section["charts"]),
-                 "page": f"{GROUP_PAGES}/{section['id']}.html" if split else None, "empty_families": []}
-                for section, info in zip(groups.sections(charts), index["groups"])]
-    empty = [f for f in man.get("families", []) if not f["members"]]
-    if empty and not sections:
-        sections = [{"id": groups.UNGROUPED, "name": None, "charts": [], "hash": "", "page": None,
-                     "summary": groups.summary([]), "empty_families": []}]
-    if sections:
-        sections[-1]["empty_families"] = empty
-    return {"board": {**man["board"], "theme": board.theme, "layout": layout}, "charts": charts,
-            "groups": sections, "grouped": grouped, "split": split,
-            "static_version": version, "status_files": files, "empty_families": empty}
+
+@dataclass
+class Snapshot:
+    """The pages as of one update: status.json's bytes, the split manifest's files, the
+    context every page is rendered from, and which groups changed since the last update."""
+
+    status_json: bytes
+    status_files: dict[str, bytes]
+    context: dict[str, Any]
+    changed_groups: set[str] = field(default_factory=set)  # ids; every group after a full update
+    full: bool = True
+
+
+class Pages:
+    """Every chart's entry, JSON and card, kept between updates (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.board: Board | None = None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.json: dict[str, str] = {}
+        self.cards: dict[str, dict[str, Any]] = {}
+        self.html: dict[str, Any] = {}  # chart -> its card's rendered HTML (Markup), made by the writer
+        self.turns: dict[str, float] = {}
+        self.group_files: dict[str, bytes] = {}
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self.static = static_files()
+
+    def update(self, board: Board, records: dict[str, ChartRecord], now: float,
+               dirty: set[str] | None = None) -> Snapshot:
+        """The pages now. `dirty`: the charts (or windows) whose records changed since the last
+        update; None (or another board) recomputes everything."""
+        full = dirty is None or board is not self.board
+        if full:
+            self.__init__()
+            self.board = board
+            names = [c.name for c in board.shown]
+        else:
+            shown = set()
+            for n in dirty:
+                try:
+                    shown.add(board.chart(n).window_of or n)
+                except KeyError:  # removed since: the board's next reload updates everything
+                    pass
+            names = sorted(shown | {n for n, at in self.turns.items() if at < now})
+        for name in names:
+            chart = board.chart(name)
+            entry = chart_entry(board, chart, records, now)
+            self.entries[name], self.json[name] = entry, _dumps(entry)
+            self.cards[name] = card(chart, entry)
+            self.html.pop(name, None)
+            at = turns_stale_at(board, chart, records)
+            if at is None or at < now:
+                self.turns.pop(name, None)
+            else:
+                self.turns[name] = at
+        return self._snapshot(board, now, set(names), full)
+
+    def card_html(self, board: Board, base: str) -> Any:
+        """A function giving a card's HTML (card.html) for the pages at `base`, each card
+        rendered once per change of its chart."""
+        def html(c: dict[str, Any]) -> Any:
+            made = self.html.get(c["name"])
+            if made is None or made[0] != base:
+                made = self.html[c["name"]] = (base, render_card(board, c, base))
+            return made[1]
+
+        return html
+
+    def _snapshot(self, board: Board, now: float, changed: set[str], full: bool) -> Snapshot:
+        cards = [self.cards[c.name] for c in board.shown]
+        layout = hashlib.sha256(_dumps([[c["name"], c["group"]] for c in cards]).encode()).hexdigest()[:16]
+        info = {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh}
+        families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members)} for f in board.families]
+        tail = f',"families":{_dumps(families)}' if families else ""
+        status_json = (f'{{"board":{_dumps(info)},"charts":['
+                       + ",".join(self.json[c.name] for c in board.shown) + f"]{tail}}}").encode()
+        files, index_groups, changed_groups = {}, [], set()
+        sections = groups.sections(cards)
+        for section in sections:
+            name = f"{groups.STATUS_DIR}/{section['id']}.json"
+            if full or name not in self.group_files or any(c["name"] in changed for c in section["charts"]):
+                self.group_files[name] = (f'{{"group":{_dumps(section["name"])},"charts":['
+                                          + ",".join(self.json[c["name"]] for c in section["charts"]) + "]}").encode()
+                changed_groups.add(section["id"])
+            files[name] = self.group_files[name]
+            if section["id"] in changed_groups or section["id"] not in self.summaries:
+                self.summaries[section["id"]] = groups.summary(section["charts"])
+            brief = self.summaries[section["id"]]
+            section.update(hash=hashlib.sha256(files[name]).hexdigest()[:16], summary=brief, empty_families=[])
+            index_groups.append({"id": section["id"], "name": section["name"], "hash": section["hash"],
+                                 "counts": brief["counts"],
+                                 **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
+        self.group_files = {n: files[n] for n in files}
+        files[groups.STATUS_INDEX] = jsonfile.dumps({"board": {**info, "layout": layout}, "groups": index_groups},
+                                                    indent=1).encode()
+        grouped = any(c.group is not None for c in board.charts)
+        split = grouped and len(cards) > board.page_limit
+        for section in sections:
+            section["page"] = f"{GROUP_PAGES}/{section['id']}.html" if split else None
+        empty = [f for f in families if not f["members"]]
+        if empty and not sections:
+            sections = [{"id": groups.UNGROUPED, "name": None, "charts": [], "hash": "", "page": None,
+                         "summary": groups.summary([]), "empty_families": []}]
+        if sections:
+            sections[-1]["empty_families"] = empty
+        version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
+        context = {"board": {**info, "theme": board.theme, "layout": layout}, "charts": cards, "groups": sections,
+                   "grouped": grouped, "split": split, "static_version": version, "empty_families": empty}
+        return Snapshot(status_json, files, context, changed_groups, full)
 
 
 def group_contexts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -133,15 +230,21 @@ def render_group(board: Board, context: dict[str, Any]) -> str:
     return templating.render(board.templates, context, templating.GROUP_PAGE)
 
 
+def render_card(board: Board, c: dict[str, Any], base: str) -> Any:
+    """One card's HTML (card.html), as markup the pages put in as it is."""
+    from markupsafe import Markup
+
+    return Markup(templating.render(board.templates, {"c": c, "base": base}, templating.CARD))
+
+
 def sample_contexts(board: Board, now: float) -> list[dict[str, Any]]:
     """What the board's templates are tried with when it is loaded: every chart pending, then
     every chart ok, then every chart failed (with an image from before); a split board's
     first group page in each of those."""
-    static = static_files()
     ok = ChartRecord(hash="0" * 16, rendered_at=now, changed_at=now, duration_ms=1.0, renders=1)
     failed = ChartRecord(hash="0" * 16, rendered_at=now, changed_at=now, duration_ms=1.0, renders=1, failures=1,
                          error="ExampleError: how a failed render shows")
-    contexts = [index_context(board, manifest(board, {c.name: rec for c in board.charts if rec}, now), static)
+    contexts = [Pages().update(board, {c.name: rec for c in board.charts if rec}, now).context
                 for rec in (None, ok, failed)]
     return contexts + [page for c in contexts for page in list(group_contexts(c).values())[:1]]
 
@@ -151,5 +254,3 @@ def check_templates(board: Board) -> str | None:
     if board.templates is None:
         return None
     return templating.check(board.templates, sample_contexts(board, time.time()))
-
-

@@ -18,7 +18,7 @@ from typing import Any
 from renderer import groups, jsonfile, templating
 from renderer.config import Board
 from renderer.errors import PublishError
-from renderer.pages import GROUP_PAGES, group_contexts, index_context, manifest, render_group, render_index, static_files
+from renderer.pages import GROUP_PAGES, Pages, group_contexts, render_group, render_index
 from renderer.publish import write_atomic
 from renderer.repair import damaged, stamp, stamps
 from renderer.state import ChartRecord
@@ -28,42 +28,59 @@ PAGES_DIGEST = "pages.json"  # in .plotboard/: what each page showed when last w
 OWN_FILE_RES = (groups.GROUP_FILE_RE, groups.GROUP_PAGE_RE)  # files of these shapes are plotboard's to delete
 
 
-def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None) -> dict[str, Any]:
-    """Write what changed of status.json, status/, index.html, groups/ and static/; returns the manifest.
+def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None,
+                pages: Pages | None = None, dirty: set[str] | None = None) -> None:
+    """Write what changed of status.json, status/, index.html, groups/ and static/.
 
-    Nothing is written when nothing the pages show has changed (states are judged at `now`,
-    so a chart turning stale does rewrite them): a build with nothing to do stays cheap.
-    Every page is rendered before anything is written: a template failure keeps the old pages.
+    `pages` (the daemon keeps one) remembers the last write, and `dirty` names the charts whose
+    records changed since: only those are recomputed (None: every chart). Nothing is written
+    when nothing the pages show has changed (states are judged at `now`, so a chart turning
+    stale does rewrite them): a build with nothing to do stays cheap. Every page is rendered
+    before anything is written: a template failure keeps the old pages.
     """
     now = time.time() if now is None else now
-    man = manifest(board, records, now)
-    static = static_files()
-    context = index_context(board, man, static)
+    pages = pages or Pages()
+    snap = pages.update(board, records, now, dirty)
+    try:
+        _write(board, pages, snap)
+    except BaseException:
+        pages.board = None  # what this write took is not on the pages: the next one writes all
+        raise
+
+
+def _write(board: Board, pages: Pages, snap: Any) -> None:
+    context, split = snap.context, snap.status_files
     written = _written(board)
     before = written.get("digests", {}) if isinstance(written.get("digests"), dict) else {}
     intact = set(_intact(board, written))
     common = _common_digest(board, context)
-    digests = {"index.html": _digest(common, _index_shows(context))}
-    pages = {"index.html": context} | group_contexts(context)
-    for name, page in pages.items():
-        if name != "index.html":
-            digests[name] = _digest(common, [page["group"]["hash"], _cards(page["group"]),
-                                             [p and [p["id"], p["name"]] for p in (page["prev"], page["next"], page["first"])]])
-    split = context["status_files"]
-    stale = [name for name in pages if before.get(name) != digests[name] or name not in intact]
-    changed = [n for n, data in split.items() if n != groups.STATUS_INDEX and before.get(n) != _hash(data)]
+    digests = dict(before) if not snap.full else {}
+    digests["index.html"] = _digest(common, _index_shows(context))
+    views = {"index.html": context} | group_contexts(context)
+    for name, view in views.items():
+        if name != "index.html" and (snap.full or view["group"]["id"] in snap.changed_groups or name not in digests):
+            digests[name] = _digest(common, [view["group"]["hash"], _cards(view["group"]),
+                                             [p and [p["id"], p["name"]] for p in (view["prev"], view["next"], view["first"])]])
+    stale = [name for name in views if before.get(name) != digests[name] or name not in intact]
+    for name in split:
+        if name != groups.STATUS_INDEX and (name in (f"{groups.STATUS_DIR}/{g}.json" for g in snap.changed_groups)
+                                           or name not in digests):
+            digests[name] = _hash(split[name])
+    changed = [n for n in split if n != groups.STATUS_INDEX and before.get(n) != digests[n]]
     if not stale and not changed and all(n in intact for n in (*split, STATUS_FILE)):
-        return man
-    texts = {name: (render_index(board, pages[name]) if name == "index.html" else render_group(board, pages[name])).encode()
-             for name in stale}
-    _make_folders(board, static)
-    for name, data in static.items():
+        return
+    texts = {}
+    for name in stale:
+        base = "" if name == "index.html" else "../"
+        view = {**views[name], "card_html": pages.card_html(board, base)}
+        texts[name] = (render_index(board, view) if name == "index.html" else render_group(board, view)).encode()
+    _make_folders(board, pages.static)
+    for name, data in pages.static.items():
         write_atomic(board.output / "static", name, data)
     status_dir = _own_folder(board, groups.STATUS_DIR)
     for name, data in split.items():  # the groups first: the index must not name a hash not there yet
-        if name != groups.STATUS_INDEX and (name not in intact or before.get(name) != _hash(data)):
+        if name != groups.STATUS_INDEX and (name not in intact or before.get(name) != digests[name]):
             write_atomic(status_dir, name.split("/", 1)[1], data)
-        digests[name] = _hash(data)
     index_json = _distinct_size(split[groups.STATUS_INDEX], written.get("index_sizes"))
     write_atomic(status_dir, groups.STATUS_INDEX.split("/", 1)[1], index_json)
     if context["split"]:
@@ -73,10 +90,9 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
                 write_atomic(pages_dir, name.split("/", 1)[1], texts[name])
     if "index.html" in texts:
         write_atomic(board.output, "index.html", texts["index.html"])
-    # Compact: json's C encoder (indent= takes the pure-Python one, ~6x slower on a big board);
     # `plotboard status --json` prints it indented.
-    write_atomic(board.output, STATUS_FILE, jsonfile.dumps(man, separators=(",", ":")).encode())
-    current = {"index.html", STATUS_FILE, *split, *pages, *(f"static/{n}" for n in static)}
+    write_atomic(board.output, STATUS_FILE, snap.status_json)
+    current = {"index.html", STATUS_FILE, *split, *views, *(f"static/{n}" for n in pages.static)}
     _remove_old(board, written, current)
     try:
         board.state_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +102,6 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
               "stamps": stamps(board.output, sorted(current)),
               "index_sizes": _sizes_this_second(board, written.get("index_sizes"))}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode())
-    return man
 
 
 def _common_digest(board: Board, context: dict[str, Any]) -> list:

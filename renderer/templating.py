@@ -25,6 +25,7 @@ from renderer.jobs import describe as describe_exception
 
 ENTRY = "index.html"
 GROUP_PAGE = "group.html"  # a split board's page of one group (renderer.pages.group_contexts)
+CARD = "_card.html"  # one chart's card, rendered once per change of the chart (renderer.pages.Pages)
 MAX_MESSAGE = 400  # characters of a template error's text
 
 
@@ -86,7 +87,7 @@ def check(templates: Path, contexts: Iterable[dict[str, Any]]) -> str | None:
     env = make_environment(templates, auto_reload=False)  # loads each template once: what passed stays
     try:
         seen: set[str] = set()
-        for entry in (ENTRY, GROUP_PAGE):
+        for entry in (ENTRY, GROUP_PAGE, CARD):
             _compile_all(env, entry, seen)
         for context in contexts:
             env.get_template(GROUP_PAGE if "group" in context else ENTRY).render(**context)
