@@ -27,7 +27,7 @@ def _read(inputs):
 
 
 def _axes(fig, window, ylabel):
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.12)
+    fig.subplots_adjust(left=0.115, right=0.985, top=0.95, bottom=0.12)
     ax = fig.add_subplot()
     now = time.time()
     ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))
@@ -54,7 +54,8 @@ def _time_ticks(axis, window):
 
 
 # A legend with a background of its own: the lines pass behind it, never through its text.
-_LEGEND = {"fontsize": "small", "frameon": True, "framealpha": 0.85, "edgecolor": "none"}
+_LEGEND = {"fontsize": "small", "frameon": True, "framealpha": 0.85, "edgecolor": "none",
+           "columnspacing": 1.0, "handlelength": 1.5}
 
 
 def _no_data(ax):
@@ -95,8 +96,8 @@ def requests(fig, inputs, window=600):
         return _no_data(ax)
     labels = [f"{name} {values[-1]:.0f}/s" for name, values in zip(names, columns)]
     ax.stackplot(times, columns, labels=labels, alpha=0.85, linewidth=0)
-    ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.25)
-    ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
+    ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.45)  # room for the legend's two rows
+    ax.legend(loc="upper left", ncol=2, **_LEGEND)
 
 
 def queue(fig, inputs, window=600, warn=200):
@@ -121,14 +122,15 @@ def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
         return _no_data(ax)
     times = [datetime.fromtimestamp(r["time"]) for r in rows]
     used = [r["used"] for r in rows]
-    # Scaled to the window's own range (at least 10 points), so the last hour's slope shows too.
-    low = max(0, 5 * math.floor((min(used) - 2) / 5))
-    high = min(100, max(low + 10, 5 * math.ceil((max(used) + 2) / 5)))
+    # Scaled to the window's own range, so the last hour's slope shows as well as the week's.
+    spread = max(used) - min(used)
+    low = max(0, math.floor(min(used) - max(1.0, 0.1 * spread)))
+    high = min(100, math.ceil(max(used) + max(1.0, 0.3 * spread)))  # room at the top for the legend
     ax.set_ylim(low, high)
     ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
-    ax.fill_between(times, low, used, color="tab:green", alpha=0.25, linewidth=0)
+    ax.fill_between(times, low, used, color="C0", alpha=0.25, linewidth=0)
     change = used[-1] - used[0]
-    ax.plot(times, used, color="tab:green", linewidth=1.1,
+    ax.plot(times, used, color="C0", linewidth=1.1,
             label=f"{used[-1]:.1f}% used ({change:+.1f} in {window_name})")
     if low < warn < high:
         ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}%")
