@@ -2,8 +2,9 @@
 
 The board (renderer/demo_board/plotboard.toml and charts.py) ships inside the package, so an
 installed wheel has it. It is copied into a folder (a temporary one by default, removed
-afterwards), a feeder thread rewrites its data files every second, and the daemon renders
-and serves the board until Ctrl-C.
+afterwards), a feeder thread rewrites its data files every second (the disk family's once a
+minute, after making up a week of history), and the daemon renders and serves the board until
+Ctrl-C.
 """
 
 from __future__ import annotations

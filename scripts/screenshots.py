@@ -1,8 +1,10 @@
-"""Screenshots of the repository's demo board for the README, light and dark.
+"""Screenshots of the board `plotboard demo` shows, for the README, light and dark.
 
-Builds copies of the demo board (plotboard.toml, charts.py, data/ at the repository root; the
-dark one with theme = "dark") with `python -m renderer build`, serves each with nginx running
-deploy/nginx.conf and photographs it in headless Chromium: the same tooling as the page tests
+For each theme: installs the embedded demo board (renderer/demo_board) into a temporary folder
+with renderer.demo.install, sets its theme, starts its synthetic feeder (a made-up history, then
+a step a second) and `python -m renderer run` on it, waits until every chart and every time
+window has rendered, serves the output folder with nginx running deploy/nginx.conf and
+photographs the live page in headless Chromium: the same tooling as the page tests
 (tests/browser.py).
 
     python scripts/screenshots.py [--out docs/screenshots]
@@ -14,58 +16,107 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
+import json
 import re
-import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from browser import (  # noqa: E402
-    ALL_IMAGES_LOADED, CHROMIUM, NGINX, Nginx, launch_chromium, missing_tool, remove_tree, served_dir,
+    ALL_IMAGES_LOADED, CHROMIUM, NGINX, POLL_URL, Nginx, launch_chromium, missing_tool, remove_tree, served_dir,
 )
+from daemon_helpers import cli_env, wait_for  # noqa: E402
+
+from renderer.demo import DATA_DIR, OUTPUT, install, load_feeder  # noqa: E402
 
 THEMES = ("light", "dark")
-VIEWPORT = {"width": 1280, "height": 800}
+WIDTH = 1400  # wide enough for two of the demo's 640-pixel charts side by side
+HEIGHT = 1000  # the first view; the shot is of the whole page
+SEED = 11  # the feeder's random draws, so each run shows the same surges (the waves follow the clock)
+SWITCHED = {"disk-web-1": "1d", "disk-worker-1": "7d"}  # cards shown in another window than their first
 
 
-def demo_copy(folder: Path, theme: str) -> Path:
-    """A copy of the demo board in folder with the given theme; returns its board file."""
-    folder.mkdir()
-    shutil.copy(REPO / "charts.py", folder)
-    shutil.copytree(REPO / "data", folder / "data")
-    text, n = re.subn(r'(?m)^theme = "\w+"$', f'theme = "{theme}"', (REPO / "plotboard.toml").read_text())
+def demo_board(folder: Path, theme: str) -> Path:
+    """The embedded demo board installed in folder with the given theme; returns its board file."""
+    board_file = install(folder)
+    text, n = re.subn(r'(?m)^theme = "\w+"$', f'theme = "{theme}"', board_file.read_text())
     if n != 1:
-        raise SystemExit("plotboard.toml no longer sets theme on a line of its own")
-    (folder / "plotboard.toml").write_text(text)
-    return folder / "plotboard.toml"
+        raise SystemExit("the demo board no longer sets theme on a line of its own")
+    board_file.write_text(text)
+    return board_file
 
 
-def build(board_files: list[Path]) -> None:
-    """`python -m renderer build` on every board, all at once."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), MPLBACKEND="Agg")
-    procs = [subprocess.Popen([sys.executable, "-m", "renderer", "build", "-c", str(f)], cwd=f.parent, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for f in board_files]
-    for f, proc in zip(board_files, procs):
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"build of {f} failed:\n{out}")
+def everything_rendered(output: Path) -> bool:
+    """Every chart, and every window of every chart, rendered and ok."""
+    try:
+        charts = json.loads((output / "status.json").read_text())["charts"]
+    except (OSError, ValueError, KeyError):
+        return False
+    entries = charts + [w for c in charts for w in c.get("windows") or ()]
+    return bool(charts) and all(e["state"] == "ok" for e in entries)
 
 
-def shoot(browser, url: str, dest: Path) -> None:
-    """The whole page at 1280 px wide once every image and the first status.json poll are in."""
+@contextmanager
+def live_demo(board_file: Path) -> Iterator[Path]:
+    """What `plotboard demo` runs (its feeder in a thread, the daemon) on board_file, until
+    every chart is rendered; yields the output folder and stops both on the way out."""
+    root = board_file.parent
+    feeder = load_feeder().Feeder(root / DATA_DIR, seed=SEED)
+    feeder.backfill(time.time())
+    feeder.write()
+    stop = threading.Event()
+    thread = threading.Thread(target=feeder.run, args=(stop,), name="demo-feeder")
+    thread.start()
+    log = open(root / "run.log", "w")
+    daemon = subprocess.Popen([sys.executable, "-m", "renderer", "run", "-c", str(board_file)], cwd=root,
+                              env=cli_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def ready() -> bool:
+            if daemon.poll() is not None:
+                raise SystemExit(f"plotboard run exited ({daemon.returncode}):\n{(root / 'run.log').read_text()}")
+            return everything_rendered(root / OUTPUT)
+
+        wait_for(ready, timeout=120, what="the demo board to render every chart and window")
+        yield root / OUTPUT
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        stop.set()
+        thread.join()
+
+
+def shoot(browser: Any, url: str, dest: Path) -> None:
+    """The whole page, WIDTH pixels wide, once the page has polled the board and every image is in."""
     from PIL import Image
 
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
     try:
         page = context.new_page()
-        with page.expect_response(lambda r: r.url.endswith("/status.json"), timeout=10_000):
+        with page.expect_response(lambda r: r.url.endswith(POLL_URL), timeout=10_000):
             page.goto(url)
-        page.wait_for_function(ALL_IMAGES_LOADED, timeout=10_000)
         page.wait_for_function("() => document.querySelector('.age').textContent.endsWith(' ago')", timeout=10_000)
+        for name, window in SWITCHED.items():  # as a viewer would, to show that the windows differ
+            page.click(f"#chart-{name} .windows a[data-window='{window}']")
+            page.wait_for_function(f"() => document.querySelector('#chart-{name} img').src.includes('.{window}.png')",
+                                   timeout=10_000)
+        # Images off screen load only once scrolled into view: make the whole page the view.
+        height = page.evaluate("() => document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": WIDTH, "height": height})
+        page.wait_for_function(ALL_IMAGES_LOADED, timeout=10_000)
         shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
     finally:
         context.close()
@@ -86,13 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     root = served_dir("plotboard-screenshots-")
     try:
-        files = {theme: demo_copy(root / theme, theme) for theme in THEMES}
-        build(list(files.values()))
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
             try:
-                for theme, board_file in files.items():
-                    with Nginx(board_file.parent / "public", root / f"nginx-{theme}") as server:
+                for theme in THEMES:
+                    board_file = demo_board(root / theme, theme)
+                    with live_demo(board_file) as output, Nginx(output, root / f"nginx-{theme}") as server:
                         dest = args.out / f"board-{theme}.png"
                         shoot(browser, server.url + "board/", dest)
                         print(f"wrote {dest} ({dest.stat().st_size // 1024} KiB)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import http.client
+import io
+import itertools
 import json
 import re
 import signal
@@ -14,12 +16,19 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 
-from conftest import REPO, cli, cli_env, free_port, living, png_problem, temp_files, wait_for
+from conftest import REPO, cli, cli_env, complete_png, free_port, living, png_problem, temp_files, wait_for
 from renderer.demo import BOARD_FILES, DEMO_DIR, load_feeder
 
 CHARTS = ("cpu", "latency", "requests", "queue")
+HOSTS = ("db-1", "web-1", "web-2", "worker-1")
+DISKS = tuple(f"disk-{h}" for h in HOSTS)  # the family disk-{match}, one chart per data/disk-*.csv
+WINDOWS = ("1h", "1d", "7d")
+GROUPS = {"requests": "Web traffic", "latency": "Web traffic", "cpu": "Capacity", "queue": "Capacity",
+          **{d: "Disks" for d in DISKS}}
+DATA = sorted(["cpu.csv", "latency.csv", "queue.csv", "requests.csv", *(f"{d}.csv" for d in DISKS)])
 
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
@@ -84,7 +93,7 @@ def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert f"http://127.0.0.1:{port}/" in out.read_text()
 
         page = wait_for(lambda: served(port, "/"), timeout=10, what="the server to answer")
-        for title in (b"CPU by host", b"Response time", b"Request rate by endpoint", b"Job queue depth"):
+        for title in (b"CPU by host", b"Response time", b"Request rate by endpoint", b"Job queue depth", b"Disk web-1"):
             assert title in page
 
         def hashes() -> dict[str, str]:
@@ -93,9 +102,10 @@ def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
             return {c["name"]: c["hash"] for c in json.loads(body)["charts"]}
 
         first = wait_for(lambda: (h := hashes()) and all(h.values()) and h, timeout=30, what="every chart rendered")
-        assert set(first) == set(CHARTS)
+        assert set(first) == set(CHARTS + DISKS)
         status, png = http_get(port, f"/cpu.png?v={first['cpu']}")
         assert status == 200 and png_problem(png) is None
+        check_family_and_windows(port, public)
         # The feeder keeps writing, so the images keep changing.
         wait_for(lambda: sum(h != first[name] for name, h in hashes().items()) >= 2, timeout=20,
                  what="two charts' images to change")
@@ -107,11 +117,48 @@ def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert code == 0, log
     assert "Traceback" not in log, log
     assert temp_files(folder) == []
-    assert sorted(p.name for p in (folder / "data").iterdir()) == ["cpu.csv", "latency.csv", "queue.csv", "requests.csv"]
+    assert sorted(p.name for p in (folder / "data").iterdir()) == DATA
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))  # the server let go of its port
         s.listen()
+
+
+def check_family_and_windows(port: int, public: Path) -> None:
+    """The demo shows sections, a family and time windows, each window its own, different image."""
+
+    def windowed() -> list[dict] | None:
+        charts = json.loads(http_get(port, "/status.json")[1])["charts"]
+        found = [c for c in charts if c.get("windows")]
+        done = found and all(w["hash"] for c in found for w in c["windows"])
+        return charts if done else None
+
+    charts = wait_for(windowed, timeout=60, what="every window of the disk charts rendered")
+    assert {c["name"]: c["group"] for c in charts} == GROUPS
+    family = [c for c in charts if c.get("family")]
+    assert sorted(c["name"] for c in family) == list(DISKS)
+    assert {c["family"] for c in family} == {"disk-{match}"}
+    assert [c["name"] for c in charts if c.get("windows")] == [c["name"] for c in family]
+    for chart in family:
+        assert [w["name"] for w in chart["windows"]] == list(WINDOWS)
+        assert [w["image"] for w in chart["windows"]] == [f"{chart['name']}.{w}.png" for w in WINDOWS]
+        images = [complete_png(public / w["image"]) for w in chart["windows"]]
+        assert None not in images, chart
+        # Each window draws its own span of the disk's history. Not merely other bytes (a plot
+        # that ignores `window` still slides a little between two renders): another picture.
+        for (a, image_a), (b, image_b) in itertools.combinations(zip(WINDOWS, images), 2):
+            share = changed_share(image_a, image_b)
+            assert share > 0.05, f"{chart['name']}: {a} and {b} differ in only {share:.1%} of their pixels"
+        assert len({w["hash"] for w in chart["windows"]}) == len(WINDOWS)
+
+
+def changed_share(a: bytes, b: bytes) -> float:
+    """The share of the pixels of two same-sized PNGs whose grey level differs by more than 32."""
+    from PIL import Image
+
+    x, y = (np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.int16) for data in (a, b))
+    assert x.shape == y.shape
+    return float((np.abs(x - y) > 32).mean())
 
 
 def test_demo_without_dir_uses_a_temporary_folder_and_removes_it(tmp_path):
@@ -185,6 +232,38 @@ def test_feeder_writes_believable_complete_files(tmp_path):
 
     header, queue = read_csv(tmp_path / "queue.csv")
     assert header == ["time", "depth"] and all(r[1] >= 0 and r[1] == int(r[1]) for r in queue)
+
+    for disk in DISKS:
+        header, used = read_csv(tmp_path / f"{disk}.csv")
+        assert header == ["time", "used"]
+        # A reading a minute over a week and more, up to the last whole minute: the 7d window is full.
+        times = [int(r[0]) for r in used]
+        assert times == list(range(times[-1] - (len(times) - 1) * 60, times[-1] + 1, 60))
+        assert times[-1] == 1_800_000_000 // 60 * 60 and times[-1] - times[0] >= 7 * 86400
+        assert all(0 <= r[1] < 100 for r in used)
+        # Windows look different: the last day moves more than the last hour, the week more than the day.
+        spread = {span: max(r[1] for r in used[-span:]) - min(r[1] for r in used[-span:]) for span in (60, 1440)}
+        whole = max(r[1] for r in used) - min(r[1] for r in used)
+        assert spread[60] < spread[1440] <= whole and whole > 5, (disk, spread, whole)
+
+
+def test_feeder_rewrites_a_disk_file_only_when_it_gains_a_reading(tmp_path):
+    feeder = load_feeder().Feeder(tmp_path, window=60, seed=3)
+    start = 1_800_000_000 // 60 * 60 + 5  # five seconds past a minute
+    feeder.backfill(start)
+    feeder.write()
+    inodes = {p.name: p.stat().st_ino for p in tmp_path.iterdir()}
+    rows = len((tmp_path / "disk-db-1.csv").read_text().splitlines())
+    for t in range(start + 1, start + 55):  # still within the same minute
+        feeder.step(t)
+    feeder.write()
+    kept = sorted(name for name, ino in inodes.items() if (tmp_path / name).stat().st_ino == ino)
+    assert kept == [f"{d}.csv" for d in DISKS]  # the service's files were replaced, the disks' not
+    feeder.step(start + 55)  # the next minute
+    feeder.write()
+    assert all((tmp_path / f"{d}.csv").stat().st_ino != inodes[f"{d}.csv"] for d in DISKS)
+    assert len((tmp_path / "disk-db-1.csv").read_text().splitlines()) == rows  # a week: the oldest went
+    assert temp_files(tmp_path) == []
 
 
 def test_feeder_run_replaces_files_atomically_every_second(tmp_path):

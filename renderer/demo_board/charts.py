@@ -2,10 +2,14 @@
 of the render, so a chart keeps sliding (and shows the gap) even when its data stops."""
 
 import csv
+import math
 import time
 from datetime import datetime
 
 import matplotlib.dates as mdates
+from matplotlib.ticker import MaxNLocator
+
+from renderer.helpers import last, read_csv
 
 
 def _read(inputs):
@@ -23,19 +27,35 @@ def _read(inputs):
 
 
 def _axes(fig, window, ylabel):
-    fig.subplots_adjust(left=0.085, right=0.985, top=0.95, bottom=0.12)
+    fig.subplots_adjust(left=0.115, right=0.985, top=0.95, bottom=0.12)
     ax = fig.add_subplot()
     now = time.time()
     ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))
-    ax.xaxis.set_major_locator(mdates.MinuteLocator(interval=max(1, window // 600)))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    _time_ticks(ax.xaxis, window)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     return ax
 
 
+def _time_ticks(axis, window):
+    """About six to eight labelled ticks whatever the window: minutes, hours or days."""
+    if window <= 2 * 3600:
+        step = next(m for m in (1, 2, 5, 10, 15, 20, 30, 60) if window / 60 / m <= 8)
+        axis.set_major_locator(mdates.MinuteLocator(byminute=range(0, 60, step)))
+        axis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    elif window <= 2 * 86400:
+        step = next(h for h in (1, 2, 3, 4, 6, 12) if window / 3600 / h <= 8)
+        axis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, step)))
+        axis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    else:
+        axis.set_major_locator(mdates.DayLocator(interval=max(1, math.ceil(window / 86400 / 8))))
+        axis.set_major_formatter(mdates.DateFormatter("%a"))
+        axis.set_minor_locator(mdates.HourLocator(byhour=(12,)))
+
+
 # A legend with a background of its own: the lines pass behind it, never through its text.
-_LEGEND = {"fontsize": "small", "frameon": True, "framealpha": 0.85, "edgecolor": "none"}
+_LEGEND = {"fontsize": "small", "frameon": True, "framealpha": 0.85, "edgecolor": "none",
+           "columnspacing": 1.0, "handlelength": 1.5}
 
 
 def _no_data(ax):
@@ -76,8 +96,8 @@ def requests(fig, inputs, window=600):
         return _no_data(ax)
     labels = [f"{name} {values[-1]:.0f}/s" for name, values in zip(names, columns)]
     ax.stackplot(times, columns, labels=labels, alpha=0.85, linewidth=0)
-    ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.25)
-    ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
+    ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.45)  # room for the legend's two rows
+    ax.legend(loc="upper left", ncol=2, **_LEGEND)
 
 
 def queue(fig, inputs, window=600, warn=200):
@@ -90,4 +110,28 @@ def queue(fig, inputs, window=600, warn=200):
     ax.step(times, depth, where="post", color="tab:purple", linewidth=1.1, label=f"depth {depth[-1]:.0f}")
     ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}")
     ax.set_ylim(0, max(warn * 1.3, max(depth) * 1.15))
+    ax.legend(loc="upper left", ncol=2, **_LEGEND)
+
+
+def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
+    """One host's disk (the family disk-{match}): % used over the chart's time window."""
+    rows = last(read_csv(inputs[0]), window, time="time", now=time.time()) if inputs else []
+    ax = _axes(fig, window, "% used")
+    if not rows:
+        ax.set_ylim(0, 100)
+        return _no_data(ax)
+    times = [datetime.fromtimestamp(r["time"]) for r in rows]
+    used = [r["used"] for r in rows]
+    # Scaled to the window's own range, so the last hour's slope shows as well as the week's.
+    spread = max(used) - min(used)
+    low = max(0, math.floor(min(used) - max(1.0, 0.1 * spread)))
+    high = min(100, math.ceil(max(used) + max(1.0, 0.3 * spread)))  # room at the top for the legend
+    ax.set_ylim(low, high)
+    ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
+    ax.fill_between(times, low, used, color="C0", alpha=0.25, linewidth=0)
+    change = used[-1] - used[0]
+    ax.plot(times, used, color="C0", linewidth=1.1,
+            label=f"{used[-1]:.1f}% used ({change:+.1f} in {window_name})")
+    if low < warn < high:
+        ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}%")
     ax.legend(loc="upper left", ncol=2, **_LEGEND)

@@ -2,9 +2,14 @@
 
 Traffic follows a slow wave with noise and the occasional surge; CPU per host, latency
 percentiles and the job queue all follow from it, so the charts move together the way a real
-service's would. Each file keeps the last `window` seconds and is rewritten the way a careful
-producer does it: a hidden temporary file in the same folder, then os.replace, so a reader
-(the daemon, or anyone) sees the old file or the new one, never half of one.
+service's would. Each of those files keeps the last `window` seconds and is rewritten every
+second. Besides, each host's disk is sampled once a minute (data/disk-HOST.csv, the board's
+family): a week of history is made up at start, and a file is rewritten only when it gains a
+row, so the disk charts cost a render a minute, not one a second.
+
+Every file is rewritten the way a careful producer does it: a hidden temporary file in the same
+folder, then os.replace, so a reader (the daemon, or anyone) sees the old file or the new one,
+never half of one.
 
 Run on its own to feed a folder:  python feeder.py DATA_DIR
 """
@@ -25,6 +30,8 @@ ENDPOINTS = {"/api/search": 42.0, "/api/orders": 18.0, "/api/cart": 27.0, "/logi
 SERVICE_RATE = 13.0  # jobs per second the workers drain from the queue
 AUTOSCALE_AT = 150  # a backlog this deep brings a second worker pool online
 FILES = ("cpu.csv", "latency.csv", "requests.csv", "queue.csv")
+DISK_SAMPLE = 60  # seconds between two disk readings
+DISK_HISTORY = 7 * 86400 + 3600  # a week and a bit, so the board's 7d window is full from the start
 
 
 class Feeder:
@@ -40,6 +47,7 @@ class Feeder:
         self.surge_size = 0.0
         self.cpu = {host: 0.0 for host in HOSTS}
         self.queue = 0.0
+        self.disks = Disks(self.rng)
 
     def load(self, t: float) -> float:
         """Traffic relative to normal: a 7-minute wave, noise, and surges of 20-60 s."""
@@ -85,14 +93,17 @@ class Feeder:
         p95 = p50 * (2.1 + 1.5 * busy ** 2 + abs(rng.gauss(0, 0.15)))
         p99 = p95 * (1.5 + 1.2 * busy ** 2 + abs(rng.gauss(0, 0.2)))
         self.rows["latency.csv"].append(f"{stamp},{p50:.1f},{p95:.1f},{p99:.1f}")
+        self.disks.advance(t)
 
     def backfill(self, now: float) -> None:
-        """Simulate the window before now, so the charts have history from the first render."""
+        """Simulate the window before now (and the disks' week), so the charts have history
+        from the first render."""
+        self.disks.advance(now)
         for t in range(int(now) - self.window + 1, int(now) + 1):
             self.step(float(t))
 
     def write(self) -> None:
-        """Publish every file atomically (temp file + os.replace)."""
+        """Publish every file atomically (temp file + os.replace); a disk file only when it changed."""
         headers = {
             "cpu.csv": "time," + ",".join(HOSTS),
             "latency.csv": "time,p50,p95,p99",
@@ -101,11 +112,9 @@ class Feeder:
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         for name, rows in self.rows.items():
-            text = headers[name] + "\n" + "\n".join(rows) + "\n"
-            temp = self.folder / f".{name}.{os.getpid()}.tmp"
-            # No fsync: after a crash the data is simply simulated afresh.
-            temp.write_text(text)
-            os.replace(temp, self.folder / name)
+            _publish(self.folder / name, headers[name] + "\n" + "\n".join(rows) + "\n")
+        for host in self.disks.changed():
+            _publish(self.folder / f"disk-{host}.csv", "time,used\n" + "\n".join(self.disks.rows[host]) + "\n")
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Step and write once per interval, on the tick, until stop is set."""
@@ -117,6 +126,72 @@ class Feeder:
                 self.step(next_tick)
                 next_tick += interval
             self.write()
+
+
+class Disks:
+    """Each host's disk, % used, one reading a minute: what fills it and what empties it.
+
+    web-1, web-2: logs grow with the day's traffic and are rotated (compressed) at 03:00.
+    db-1: tables grow steadily, the nightly backup is dumped at 01:00 and shipped off at 01:50,
+    and a weekly clean-up on Sunday morning gives some space back. worker-1: scratch files grow
+    with the jobs and are purged every six hours. So the last hour shows a slope, the last day
+    the daily cycle, and the last week the trend.
+    """
+
+    def __init__(self, rng: random.Random, history: int = DISK_HISTORY) -> None:
+        self.rng = rng
+        self.history = history
+        self.rows: dict[str, deque[str]] = {h: deque(maxlen=history // DISK_SAMPLE + 1) for h in HOSTS}
+        self.base = {"web-1": 31.0, "web-2": 37.0, "db-1": 58.0, "worker-1": 18.0}
+        self.extra = {"web-1": 10.0, "web-2": 8.0, "db-1": 0.0, "worker-1": 0.0}  # logs, a backup, scratch
+        self.last: int | None = None  # the time of the latest reading
+        self._changed: set[str] = set()
+
+    def advance(self, t: float) -> None:
+        """Take every reading due up to time t (at most `history` of them, after a long pause)."""
+        end = int(t) // DISK_SAMPLE * DISK_SAMPLE
+        start = end - self.history if self.last is None else max(self.last + DISK_SAMPLE, end - self.history)
+        for m in range(start, end + 1, DISK_SAMPLE):
+            self._sample(m)
+            self.last = m
+
+    def changed(self) -> list[str]:
+        """The hosts that gained readings since the last call."""
+        hosts, self._changed = sorted(self._changed), set()
+        return hosts
+
+    def _sample(self, m: int) -> None:
+        rng, now = self.rng, time.localtime(m)
+        minute_of_day = now.tm_hour * 60 + now.tm_min
+        # The day's traffic: quietest at 04:00, busiest at 16:00, lighter at weekends.
+        busy = 0.55 - 0.45 * math.cos(2 * math.pi * (minute_of_day / 1440 - 4 / 24))
+        busy *= 0.6 if now.tm_wday >= 5 else 1.0
+        for host, rate in (("web-1", 0.022), ("web-2", 0.017)):
+            self.base[host] += 0.0003  # caches and uploads creep up
+            self.extra[host] += rate * busy * rng.uniform(0.5, 1.5)
+            if minute_of_day == 3 * 60:
+                self.extra[host] *= 0.15  # logrotate compresses yesterday's logs
+        self.base["db-1"] += 0.0006 + 0.0008 * busy
+        if now.tm_wday == 6 and minute_of_day == 4 * 60:
+            self.base["db-1"] -= 3.0  # the weekly VACUUM FULL
+        if 60 <= minute_of_day < 90:
+            self.extra["db-1"] += 0.3 * rng.uniform(0.8, 1.2)  # the backup dump being written
+        elif minute_of_day == 110:
+            self.extra["db-1"] = 0.0  # shipped to object storage and deleted
+        self.extra["worker-1"] += 0.01 + 0.05 * busy * rng.expovariate(1.0)
+        if minute_of_day % 360 == 0:
+            self.extra["worker-1"] = 0.0  # the scratch purge, four times a day
+        for host in HOSTS:
+            used = self.base[host] + self.extra[host] + rng.gauss(0, 0.04)
+            self.rows[host].append(f"{m},{min(99.9, max(0.0, used)):.2f}")
+            self._changed.add(host)
+
+
+def _publish(path: Path, text: str) -> None:
+    temp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    # No fsync: after a crash the data is simply simulated afresh.
+    temp.write_text(text)
+    os.replace(temp, path)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
