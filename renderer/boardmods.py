@@ -203,3 +203,9 @@ def folders(root: str, charts: Iterable[str]) -> set[str]:
     """The folders holding the files these charts used."""
     board = _used.get(root, {})
     return {os.path.dirname(path) for chart in charts for path in board.get(chart, {})}
+
+
+def all_folders(root: str) -> set[str]:
+    """The folders holding the files any chart of the board used (as `folders` for them all,
+    at the cost of the files, not of the charts)."""
+    return {os.path.dirname(path) for path, users in _users.get(root, {}).items() if users}

@@ -109,6 +109,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
         self.sweep = upkeep.Sweep()  # the periodic check for changes no event reported
+        self.repairs = upkeep.Repair()  # the check for published files that went missing
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -225,13 +226,13 @@ class Daemon:
         if folders != self.watcher.folders():
             self.watcher.watch(folders)
             rescan = True
-        upkeep.repair(self.board, self.records, self.scheduler, self.clock())
+        self.repairs.check(self.board, self.records, self.scheduler, self.clock())
         if not pages_intact(self.board):
             self.pages.urgent(self.clock())
         if rescan:
             upkeep.rescan(self.board, self.records, self.scheduler)
         else:
-            self.sweep.step(self.board, self.records, self.scheduler, REPLAN_EVERY)
+            self.sweep.step(self.board, self.records, self.scheduler, REPLAN_EVERY, self.clock())
         self.family_wanted = self.family_wanted or members_changed(self.board)  # every 5 s: a backstop
 
     def _dispatch(self) -> None:

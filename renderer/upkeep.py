@@ -5,10 +5,11 @@ board, the records and the scheduler; times are passed in."""
 from __future__ import annotations
 
 import logging
+import os
 
 from renderer.config import Board, Chart
 from renderer.schedule import IDLE, RENDERING, Scheduler, next_due
-from renderer.state import ChartRecord, expand_inputs, fingerprint
+from renderer.state import ChartRecord, expand_inputs, fingerprint, is_pattern
 from renderer.windows import held_until
 from renderer.workspace import needs_repair, why_render
 
@@ -73,17 +74,39 @@ def _check(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, 
     return True
 
 
+def _files_seen(chart: Chart, seen: dict[str, tuple[int, int] | None]) -> tuple:
+    """What a cheap look sees of the files a chart's fingerprint reads: each literal input's
+    and the plot module's size and mtime (`seen` caches a file's over one slice), and the
+    patterns, which only the full check expands."""
+    def look(path: str) -> tuple[int, int] | None:
+        if path not in seen:
+            try:
+                st = os.stat(path)
+                seen[path] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                seen[path] = None
+        return seen[path]
+
+    files = [*chart.inputs, *([str(chart.plot_file)] if chart.plot_file else [])]
+    return tuple((p, look(p)) if not is_pattern(p) else (p, None) for p in files)
+
+
 class Sweep:
     """The periodic check that catches changes no event reported (a lost inotify event, a
-    folder reached through a symlink, a file changed over NFS): called every `interval`
-    seconds, it checks a slice of the charts, so that every chart is checked once every
-    `board.check_every` seconds and the cost is spread evenly instead of stalling the loop."""
+    folder reached through a symlink, a file changed over NFS) and published files altered in
+    place: called every `interval` seconds, it checks a slice of the charts, so that every
+    chart is checked once every `board.check_every` seconds and the cost is spread evenly
+    instead of stalling the loop. A chart whose files look as they did at its last check
+    (sizes and mtimes, one stat each) and that has no pattern among its inputs costs no
+    fingerprint."""
 
     def __init__(self) -> None:
         self.position = 0
         self.credit = 0.0
+        self.looked: dict[str, tuple] = {}  # chart -> what _files_seen saw at its last full check
 
-    def step(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, interval: float) -> int:
+    def step(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, interval: float,
+             now: float = 0.0) -> int:
         """Check the next slice; returns how many charts it found changed."""
         charts = board.charts
         if not charts:
@@ -91,8 +114,20 @@ class Sweep:
         self.credit = min(self.credit + len(charts) * interval / max(board.check_every, interval), len(charts))
         count, changed = int(self.credit), 0
         self.credit -= count
+        seen: dict[str, tuple[int, int] | None] = {}
         for i in range(count):
             chart = charts[(self.position + i) % len(charts)]
+            timer = scheduler[chart.name]
+            if timer.state == IDLE and not timer.failures and (bad := needs_repair(board, records.get(chart.name))):
+                log.warning("%s: %s altered; rendering it again", chart.name, ", ".join(bad))
+                timer.request(now, "repair")
+                continue
+            if timer.held(now) or timer.state == RENDERING:
+                continue  # a later time window inside its interval waits anyway; a render looks again
+            files = _files_seen(chart, seen)
+            if self.looked.get(chart.name) == files and not any(is_pattern(p) for p in chart.inputs):
+                continue
+            self.looked[chart.name] = files
             if _check(board, records, scheduler, chart):
                 log.info("%s: a change no file event reported; rendering it", chart.name)
                 changed += 1
@@ -100,14 +135,30 @@ class Sweep:
         return changed
 
 
-def repair(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
-    """Render again the charts whose published files are missing or altered (unless they are
-    failing: their backoff rules)."""
-    for chart in board.charts:
-        timer = scheduler[chart.name]
-        if timer.state != IDLE or timer.failures:
-            continue
-        bad = needs_repair(board, records.get(chart.name))
-        if bad:
-            log.warning("%s: %s missing or altered; rendering it again", chart.name, ", ".join(bad))
-            timer.request(now, "repair")
+class Repair:
+    """Render again the charts whose published files are missing (unless they are failing:
+    their backoff rules), looking at the output folder's listing only when the folder itself
+    changed (its inode or mtime): a board at rest costs one stat. Files altered in place are
+    the Sweep's."""
+
+    def __init__(self) -> None:
+        self.folder_stamp: tuple[int, int] | None = None
+
+    def check(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
+        try:
+            st = os.stat(board.output)
+            stamp, present = (st.st_ino, st.st_mtime_ns), set(os.listdir(board.output))
+        except OSError:
+            stamp, present = None, set()
+        if stamp is not None and stamp == self.folder_stamp:
+            return
+        self.folder_stamp = stamp
+        for chart in board.charts:
+            timer = scheduler[chart.name]
+            rec = records.get(chart.name)
+            if timer.state != IDLE or timer.failures or rec is None or rec.rendered_at is None:
+                continue
+            missing = [f for f in rec.files if f not in present]
+            if missing:
+                log.warning("%s: %s missing; rendering it again", chart.name, ", ".join(missing))
+                timer.request(now, "repair")

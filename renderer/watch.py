@@ -129,34 +129,55 @@ class Matcher:
 
 def plan(board: Board) -> dict[str, bool]:
     """The folders to watch (folder -> recursive) for every chart's inputs, its plot module and
-    the board modules its last render used (renderer.boardmods).
+    the board modules its renders used (renderer.boardmods).
 
     A folder that does not exist yet is watched through its nearest existing ancestor; the
-    daemon plans again on every folder event, so the watch moves down as folders appear.
+    daemon plans again on every folder event, so the watch moves down as folders appear. The
+    work grows with the number of distinct folders, not of charts (the daemon plans every few
+    seconds).
     """
+    bases = dict(_bases(board))
+    for folder in boardmods.all_folders(str(board.root)):
+        bases.setdefault(folder, False)
     wanted: dict[str, bool] = {}
-    # A family's folder too: its members come and go with their files.
-    families = [pattern_base(os.path.normpath(os.path.join(board.root, f.foreach))) for f in board.families]
-    charts: list = [None, *board.charts]
-    for chart in charts:
-        bases = families if chart is None else [pattern_base(p) for p in chart.inputs]
-        if chart is not None and chart.plot_file is not None:
-            bases.append((str(chart.plot_file.parent), False))
-        if chart is not None:
-            bases.extend((folder, False) for folder in boardmods.folders(str(board.root), [chart.name]))
-        for folder, recursive in bases:
-            while not os.path.isdir(folder):
-                parent = os.path.dirname(folder)
-                if parent == folder:
-                    break
-                folder, recursive = parent, False
-            wanted[folder] = wanted.get(folder, False) or recursive
+    for folder, recursive in bases.items():
+        while not os.path.isdir(folder):
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder, recursive = parent, False
+        wanted[folder] = wanted.get(folder, False) or recursive
     # A recursive watch on an ancestor already covers a folder.
     recursive_roots = [f for f, r in wanted.items() if r]
     return {
         f: r for f, r in wanted.items()
         if not any(f != root and f.startswith(root.rstrip(os.sep) + os.sep) for root in recursive_roots)
     }
+
+
+_planned: tuple[Board | None, dict[str, bool]] = (None, {})  # the last board's folders, from its file alone
+
+
+def _bases(board: Board) -> dict[str, bool]:
+    """The folders the board file names (inputs, families' globs, plot modules), recursive or
+    not, whether they exist or not; computed once per board."""
+    global _planned
+    if _planned[0] is board:
+        return _planned[1]
+    bases: dict[str, bool] = {}
+
+    def want(folder: str, recursive: bool) -> None:
+        bases[folder] = bases.get(folder, False) or recursive
+
+    for family in board.families:  # a family's folder too: its members come and go with their files
+        want(*pattern_base(os.path.normpath(os.path.join(board.root, family.foreach))))
+    for chart in board.charts:
+        for path in chart.inputs:
+            want(*pattern_base(path))
+        if chart.plot_file is not None:
+            want(str(chart.plot_file.parent), False)
+    _planned = (board, bases)
+    return bases
 
 
 class _Handler(FileSystemEventHandler):
