@@ -150,14 +150,19 @@ class Pages:
                 self.turns[name] = at
         return self._snapshot(board, now, set(names), full)
 
-    def card_html(self, board: Board, base: str) -> Any:
-        """A function giving a card's HTML (card.html) for the pages at `base`, each card
-        rendered once per change of its chart."""
-        def html(c: dict[str, Any]) -> Any:
-            made = self.html.get(c["name"])
-            if made is None or made[0] != base:
-                made = self.html[c["name"]] = (base, render_card(board, c, base))
-            return made[1]
+    def cards_html(self, board: Board, base: str) -> Any:
+        """A function giving a group's cards' HTML (_card.html each, joined) for the pages at
+        `base`, each card rendered once per change of its chart."""
+        from markupsafe import Markup
+
+        def html(g: dict[str, Any]) -> Any:
+            parts = []
+            for c in g["charts"]:
+                made = self.html.get(c["name"])
+                if made is None or made[0] != base:
+                    made = self.html[c["name"]] = (base, render_card(board, c, base))
+                parts.append(made[1])
+            return Markup("".join(parts))
 
         return html
 
@@ -181,7 +186,8 @@ class Pages:
             if section["id"] in changed_groups or section["id"] not in self.summaries:
                 self.summaries[section["id"]] = groups.summary(section["charts"])
             brief = self.summaries[section["id"]]
-            section.update(hash=hashlib.sha256(files[name]).hexdigest()[:16], summary=brief, empty_families=[])
+            section.update(hash=hashlib.sha256(files[name]).hexdigest()[:16], summary=brief, empty_families=[],
+                           width=max((c["width"] for c in section["charts"]), default=0))
             index_groups.append({"id": section["id"], "name": section["name"], "hash": section["hash"],
                                  "counts": brief["counts"],
                                  **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
@@ -195,7 +201,7 @@ class Pages:
         empty = [f for f in families if not f["members"]]
         if empty and not sections:
             sections = [{"id": groups.UNGROUPED, "name": None, "charts": [], "hash": "", "page": None,
-                         "summary": groups.summary([]), "empty_families": []}]
+                         "summary": groups.summary([]), "empty_families": [], "width": 0}]
         if sections:
             sections[-1]["empty_families"] = empty
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]

@@ -72,7 +72,7 @@ def _write(board: Board, pages: Pages, snap: Any) -> None:
     texts = {}
     for name in stale:
         base = "" if name == "index.html" else "../"
-        view = {**views[name], "card_html": pages.card_html(board, base)}
+        view = {**views[name], "cards_html": pages.cards_html(board, base)}
         texts[name] = (render_index(board, view) if name == "index.html" else render_group(board, view)).encode()
     _make_folders(board, pages.static)
     for name, data in pages.static.items():
