@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import signal
 import threading
@@ -60,6 +61,7 @@ REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exi
 DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
 STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
 MAX_SLEEP = 60.0
+MAX_AHEAD = 64  # renders queued per worker at most, to keep it busy while the loop writes the pages
 EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
 
 
@@ -92,6 +94,7 @@ class Daemon:
         self.early = EarlyRenders()
         self.pages = PageBatcher()
         self.page_model = Pages()  # what the pages showed when last written, kept between writes
+        self.render_s = 0.1  # the recent renders' duration (moving average), for _dispatch
         self.stale = StaleTimes()
         self.summary = RenderSummary()
         self.wake = Wake()
@@ -235,13 +238,16 @@ class Daemon:
             self.sweep.step(self.board, self.records, self.scheduler, REPLAN_EVERY, self.clock())
         self.family_wanted = self.family_wanted or members_changed(self.board)  # every 5 s: a backstop
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, ahead: float = 0.0) -> None:
+        """Start the renders that are due; `ahead`: seconds the loop is about to be busy for."""
         if self.stopping:
             return
         self.dispatched_at = self.clock()
-        # One render queued per worker beyond the one it runs: a worker that finishes starts
-        # its next render at once instead of waiting for this loop to publish and dispatch.
-        capacity = 2 * self.board.workers - len(self.inflight) - self.early.running
+        # One render queued per worker beyond the one it runs, so a worker that finishes starts
+        # its next render at once instead of waiting for this loop to publish and dispatch; before
+        # a page write, enough for the write's duration (the last one's) at the recent render time.
+        queued = 1 + min(MAX_AHEAD, math.ceil(ahead / self.render_s)) if ahead else 1
+        capacity = (1 + queued) * self.board.workers - len(self.inflight) - self.early.running
         for name in self.scheduler.due_now():
             if capacity <= 0:
                 break
@@ -327,6 +333,8 @@ class Daemon:
                 return
             if not outcome.duration_ms:
                 outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
+        if outcome.duration_ms:
+            self.render_s += 0.1 * (max(outcome.duration_ms / 1000, 0.001) - self.render_s)
         try:
             ok = publish_outcome(self.board, self.records, flight.current, outcome, flight.trigger, now, logging.DEBUG)
         except PlotboardError as exc:
@@ -349,6 +357,7 @@ class Daemon:
     def _maybe_write_pages(self) -> None:
         now = self.clock()
         if self.pages.should_write(now, self._at_rest(now), self._next_stale()):
+            self._dispatch(ahead=self.pages.took)
             self._write_pages(now)
 
     def _at_rest(self, now: float) -> bool:

@@ -147,11 +147,15 @@ class Repair:
     def check(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
         try:
             st = os.stat(board.output)
-            stamp, present = (st.st_ino, st.st_mtime_ns), set(os.listdir(board.output))
+            stamp = (st.st_ino, st.st_mtime_ns)
         except OSError:
-            stamp, present = None, set()
+            stamp = None
         if stamp is not None and stamp == self.folder_stamp:
             return
+        try:
+            present = set(os.listdir(board.output))
+        except OSError:
+            present = set()
         self.folder_stamp = stamp
         for chart in board.charts:
             timer = scheduler[chart.name]

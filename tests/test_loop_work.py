@@ -1,0 +1,102 @@
+"""The daemon's work per change does not grow with the board (issue 13): counted, not timed.
+
+A board of 200 and one of 2,000 charts, the same change to one chart: the page model
+recomputes one entry and renders one card, one group's file and page are rewritten, and a
+board at rest costs the repair check no listing of the output folder.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Board
+from renderer import pages as pages_module
+from renderer import upkeep
+
+BOARD = """
+[board]
+workers = 1
+page_limit = 100
+
+[defaults]
+size = [2, 1]
+dpi = 40
+hidpi = false
+plot = "plots:line"
+"""
+
+
+def board_of(root, n: int) -> Board:
+    charts = "".join(f'[[charts]]\nname = "c{i}"\ngroup = "g{i // 50}"\ninputs = ["data/c{i}.txt"]\n' for i in range(n))
+    b = Board(root).write(BOARD + charts)
+    for i in range(n):
+        b.data(f"data/c{i}.txt", "1 2\n")
+    return b
+
+
+def counting(monkeypatch, module, name: str) -> list:
+    """Count the calls of module.name (the real function still runs)."""
+    calls: list = []
+    real = getattr(module, name)
+
+    def counted(*args, **kw):
+        calls.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("n", [200, 2000])
+def test_one_change_costs_one_entry_one_card_and_one_group_whatever_the_board(tmp_path, monkeypatch, n):
+    from renderer.config import load_board
+    from renderer.pagewrite import write_pages
+    from renderer.state import ChartRecord
+
+    b = board_of(tmp_path / "b", n)
+    board = load_board(b.file)
+    records = {c.name: ChartRecord(hash="a" * 16, rendered_at=1000.0, renders=1, files=[f"{c.name}.png"])
+               for c in board.charts}
+    for c in board.charts:
+        (tmp_path / "b" / "public").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "b" / "public" / f"{c.name}.png").write_bytes(b"png")
+    model = pages_module.Pages()
+    write_pages(board, records, 1001.0, model, None)  # the first write: everything
+    entries = counting(monkeypatch, pages_module, "chart_entry")
+    cards = counting(monkeypatch, pages_module, "render_card")
+    out = tmp_path / "b" / "public"
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.*")}
+    records["c77"].hash, records["c77"].rendered_at = "b" * 16, 1002.0
+    write_pages(board, records, 1003.0, model, {"c77"})
+    assert len(entries) == 1 and len(cards) == 1
+    rewritten = sorted(str(p.relative_to(out)) for p, t in before.items() if p.stat().st_mtime_ns != t)
+    assert rewritten == ["groups/g1.html", "status.json", "status/g1.json", "status/index.json"], rewritten
+    write_pages(board, records, 1004.0, model, set())
+    assert len(entries) == 1 and len(cards) == 1, "a write with nothing changed recomputed a chart"
+
+
+def test_a_board_at_rest_costs_the_repair_check_no_listing(tmp_path, monkeypatch):
+    from renderer.config import load_board
+    from renderer.schedule import Scheduler
+    from renderer.state import ChartRecord
+
+    b = board_of(tmp_path / "b", 100)
+    board = load_board(b.file)
+    board.output.mkdir(parents=True)
+    records = {}
+    for c in board.charts:
+        (board.output / f"{c.name}.png").write_bytes(b"png")
+        records[c.name] = ChartRecord(hash="a" * 16, rendered_at=1.0, files=[f"{c.name}.png"])
+    scheduler = Scheduler(lambda: 0.0)
+    for c in board.charts:
+        scheduler.add(c.name)
+    listings = counting(monkeypatch, upkeep.os, "listdir")
+    repair = upkeep.Repair()
+    repair.check(board, records, scheduler, 0.0)
+    repair.check(board, records, scheduler, 5.0)
+    assert len(listings) == 1, "the output folder was listed again though it had not changed"
+    assert all(scheduler[c.name].reason is None for c in board.charts)
+    (board.output / "c42.png").unlink()
+    repair.check(board, records, scheduler, 10.0)
+    assert len(listings) == 2 and scheduler["c42"].reason == "repair"
+    assert [c.name for c in board.charts if scheduler[c.name].reason] == ["c42"]
