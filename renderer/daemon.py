@@ -40,14 +40,12 @@ from renderer.flight import Flight
 from renderer.inflight import InFlight
 from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
-from renderer.pagebatch import PageBatcher, StaleTimes, stale_at
-from renderer.pages import Pages
-from renderer.pagewrite import pages_intact, write_pages
-from renderer.progress import RenderSummary
+from renderer.pagekeeper import PageKeeper
+from renderer.pagewrite import pages_intact
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board
 from renderer.schedule import QUEUED, Scheduler, next_due
-from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
+from renderer.state import ChartRecord, expand_inputs, fingerprint
 from renderer.text import count
 from renderer.wake import Wake, signals_to
 from renderer.watch import Matcher, Watcher, plan
@@ -92,11 +90,8 @@ class Daemon:
         self.scheduler = Scheduler(self.clock)
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
-        self.pages = PageBatcher()
-        self.page_model = Pages()  # what the pages showed when last written, kept between writes
+        self.pages = PageKeeper()
         self.render_s = 0.1  # the recent renders' duration (moving average), for _dispatch
-        self.stale = StaleTimes()
-        self.summary = RenderSummary()
         self.wake = Wake()
         self.builds = BuildRequests(self.clock)
         self.lock: BoardLock | None = None
@@ -150,7 +145,7 @@ class Daemon:
         now = self.clock()
         for chart in self.board.charts:
             upkeep.add_chart(self.board, self.records, self.scheduler, chart, now)
-            self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
+            self.pages.track(chart, self.records.get(chart.name))
         self._write_pages(now)
         log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),
                  count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
@@ -197,7 +192,7 @@ class Daemon:
         if wakeup is not None and wakeup <= self.dispatched_at:
             wakeup = None  # ready but no worker free: a finished render wakes the loop
         times = [t for t in (wakeup, self.next_replan) if t is not None]
-        times += self.pages.wakeups(now, self._next_stale())
+        times += self.pages.wakeups(now)
         timeout = max(0.0, min(times) - now) if times else MAX_SLEEP
         if self.external_stop is not None:
             timeout = min(timeout, STOP_POLL)
@@ -345,18 +340,13 @@ class Daemon:
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
         self.scheduler[name].hold_until = held_until(chart, record)
         self.builds.published(name, ok, flight.dispatched_at)
-        self.summary.add(now, ok, changed=ok and record.changed_at == now)
-        self.stale.set(name, stale_at(chart, record))
-        self.pages.dirty(now, name)
+        self.pages.published(now, chart, record, ok)
 
     # -- pages -------------------------------------------------------------------------------
 
-    def _next_stale(self) -> float | None:
-        return self.stale.next_after(self.pages.written_at)
-
     def _maybe_write_pages(self) -> None:
         now = self.clock()
-        if self.pages.should_write(now, self._at_rest(now), self._next_stale()):
+        if self.pages.due(now, self._at_rest(now)):
             self._dispatch(ahead=self.pages.took)
             self._write_pages(now)
 
@@ -368,19 +358,8 @@ class Daemon:
         return wakeup is None or wakeup > now + PAGES_REST
 
     def _write_pages(self, now: float) -> None:
-        started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
-        try:
-            save_state(self.board, self.records)
-            write_pages(self.board, self.records, now, self.page_model, self.pages.take_changed())
-        except (PlotboardError, OSError) as exc:
-            log.error("cannot write the pages: %s", exc)
-            self.pages.wrote(now)
-            self.pages.failed(now)
-        else:
-            self.pages.wrote(now, took=time.perf_counter() - started)
+        if self.pages.write(self.board, self.records, now, final=self.stopping):
             self.builds.answer_done()
-        if line := self.summary.line(now, force=self.stopping):
-            log.info("%s", line)
 
     # -- charts and reload -------------------------------------------------------------------
 
@@ -407,21 +386,15 @@ class Daemon:
         self.early.drop_all()
         for name in change.removed:
             self.scheduler.remove(name)
-            self.stale.set(name, None)
+            self.pages.forget(name)
             self.builds.removed(name)
             self.inflight.discard(name)
         try:
             forget_removed(new, self.records)
         except PlotboardError as exc:
             log.error("reload: %s", exc)
-        added, changed = set(change.added), set(change.changed)
-        for chart in new.charts:
-            if chart.name in added:
-                upkeep.add_chart(self.board, self.records, self.scheduler, chart, now, reason="reload")
-            elif chart.name in changed:
-                upkeep.update_chart(self.board, self.records, self.scheduler, chart, now)
-            if chart.name in added or chart.name in changed:
-                self.stale.set(chart.name, stale_at(chart, self.records.get(chart.name)))
+        for chart in upkeep.add_and_update(new, self.records, self.scheduler, change, now):
+            self.pages.track(chart, self.records.get(chart.name))
         self._replan(rescan=False)
         self.pages.urgent(now)
         log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())

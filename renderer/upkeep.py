@@ -8,6 +8,7 @@ import logging
 import os
 
 from renderer.config import Board, Chart
+from renderer.reload import BoardChange
 from renderer.schedule import IDLE, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, is_pattern
 from renderer.windows import held_until
@@ -45,6 +46,23 @@ def update_chart(board: Board, records: dict[str, ChartRecord], scheduler: Sched
     rec = records.get(chart.name)
     if rec is not None and rec.rendered_at is not None:
         scheduler[chart.name].scheduled_at = next_due(chart, rec.rendered_at)
+
+
+def add_and_update(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, change: BoardChange,
+                   now: float) -> list[Chart]:
+    """Timers for the charts a reload added, renders for those it changed (add_chart,
+    update_chart); returns those charts."""
+    added, changed = set(change.added), set(change.changed)
+    touched = []
+    for chart in board.charts:
+        if chart.name in added:
+            add_chart(board, records, scheduler, chart, now, reason="reload")
+        elif chart.name in changed:
+            update_chart(board, records, scheduler, chart, now)
+        else:
+            continue
+        touched.append(chart)
+    return touched
 
 
 def want_render(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, name: str, force: bool,

@@ -1,0 +1,74 @@
+"""The daemon's side of the pages: what changed since they were last written (renderer.pages.Pages
+keeps what they show), when to write them next (renderer.pagebatch), when a chart turns stale,
+and the summary line of the renders since. Times are passed in."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from renderer.config import Board, Chart
+from renderer.errors import PlotboardError
+from renderer.pagebatch import PageBatcher, StaleTimes, stale_at
+from renderer.pages import Pages
+from renderer.pagewrite import write_pages
+from renderer.progress import RenderSummary
+from renderer.state import ChartRecord, save_state
+
+log = logging.getLogger("plotboard")
+
+
+class PageKeeper:
+    def __init__(self) -> None:
+        self.batch = PageBatcher()
+        self.model = Pages()  # what the pages showed when last written, kept between writes
+        self.stale = StaleTimes()
+        self.summary = RenderSummary()
+
+    def track(self, chart: Chart, record: ChartRecord | None) -> None:
+        """Know when the chart turns stale (a chart that is new, changed or just published)."""
+        self.stale.set(chart.name, stale_at(chart, record))
+
+    def forget(self, name: str) -> None:
+        self.stale.set(name, None)
+
+    def published(self, now: float, chart: Chart, record: ChartRecord, ok: bool) -> None:
+        self.summary.add(now, ok, changed=ok and record.changed_at == now)
+        self.track(chart, record)
+        self.batch.dirty(now, chart.name)
+
+    def urgent(self, now: float) -> None:
+        """Write every chart's part at the next turn of the loop."""
+        self.batch.urgent(now)
+
+    def _next_stale(self) -> float | None:
+        return self.stale.next_after(self.batch.written_at)
+
+    def wakeups(self, now: float) -> list[float]:
+        return self.batch.wakeups(now, self._next_stale())
+
+    def due(self, now: float, at_rest: bool) -> bool:
+        return self.batch.should_write(now, at_rest, self._next_stale())
+
+    @property
+    def took(self) -> float:
+        """How long the last write took (seconds)."""
+        return self.batch.took
+
+    def write(self, board: Board, records: dict[str, ChartRecord], now: float, final: bool = False) -> bool:
+        """Write state.json and what changed of the pages; False (logged) when that failed."""
+        started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
+        try:
+            save_state(board, records)
+            write_pages(board, records, now, self.model, self.batch.take_changed())
+        except (PlotboardError, OSError) as exc:
+            log.error("cannot write the pages: %s", exc)
+            self.batch.wrote(now)
+            self.batch.failed(now)
+            ok = False
+        else:
+            self.batch.wrote(now, took=time.perf_counter() - started)
+            ok = True
+        if line := self.summary.line(now, force=final):
+            log.info("%s", line)
+        return ok
