@@ -561,7 +561,8 @@ def kiosk_geometry(page: Any) -> dict:
             });
             scrollTo(0, 10000);
             return {sw: de.scrollWidth, sh: de.scrollHeight, y: scrollY,
-                    top: getComputedStyle(document.querySelector(".top")).display, cards};
+                    top: getComputedStyle(document.querySelector(".top")).display, cards,
+                    foot: parseFloat(getComputedStyle(document.querySelector(".card .foot")).fontSize)};
         }"""
     )
 
@@ -580,7 +581,11 @@ def test_kiosk_fits_every_chart_on_a_1920x1080_screen(boards, context, tmp_path,
         assert c["card"]["l"] >= 0 and c["card"]["t"] >= 0 and c["card"]["r"] <= 1920 and c["card"]["b"] <= 1080, c
         assert c["card"]["l"] <= c["img"]["l"] and c["img"]["r"] <= c["card"]["r"], c
         assert c["card"]["t"] <= c["img"]["t"] and c["img"]["b"] <= c["card"]["b"], c
+        # The card takes its image's shape: no blank bands beside or above the drawn chart.
+        w, h = c["img"]["r"] - c["img"]["l"], c["img"]["b"] - c["img"]["t"]
+        assert w - c["drawn"][0] <= 0.04 * w + 2 and h - c["drawn"][1] <= 0.04 * h + 2, c
         area += c["drawn"][0] * c["drawn"][1]
+    assert g["foot"] >= 16, "the age line is readable across a room"
     # The charts use the screen rather than sitting small in a corner.
     assert area >= 0.3 * 1920 * 1080, area
     assert log.problems() == []

@@ -141,3 +141,35 @@ def test_the_split_index_summary_follows_status_without_a_reload(tmp_path, conte
             assert page.evaluate("() => window.sameDocument === true"), "the page reloaded"
     finally:
         remove_tree(root)
+
+
+def test_an_image_off_screen_is_swapped_only_when_scrolled_into_view(tmp_path, context):
+    require_tool(NGINX)
+    root = served_dir()
+    try:
+        names = [f"c{i:02d}" for i in range(40)]
+        b = Board(root / "tall").write(SPLIT.replace('inputs = ["data/shared.txt"]\n', "").replace(
+            "workers = 2", "workers = 2\npage_limit = 2").replace("size = [2, 1]", "size = [10, 5]") + "".join(
+            f'[[charts]]\nname = "{n}"\ngroup = "All"\ninputs = ["data/{n}.txt"]\n' for n in names))
+        for n in names:
+            b.data(f"data/{n}.txt", "1 2 3\n")
+        assert b.cli("build").returncode == 0
+        with Nginx(b.output, tmp_path / "nginx") as s:
+            page, log = open_board(context(viewport={"width": 800, "height": 600}), s.url + "board/groups/all.html")
+            src = lambda: page.evaluate("() => document.querySelector('#chart-c39 img').getAttribute('src')")  # noqa: E731
+            old = src()
+            assert not any("/c39.png" in u for kind, u in log.requests if kind == "image"), "loaded though off screen"
+            b.data("data/c39.txt", "3 2 1 5\n")
+            assert b.cli("build").returncode == 0
+            new_hash = b.chart("c39")["hash"]
+            page.wait_for_function("(h) => document.querySelector('#chart-c39').dataset.hash !== h"
+                                   " || document.querySelector('#chart-c39')._next", arg=old.split("?v=")[1],
+                                   timeout=10_000)
+            assert src() == old, "an off-screen card's image was swapped"
+            page.locator("#chart-c39").scroll_into_view_if_needed()
+            page.wait_for_function("(h) => document.querySelector('#chart-c39 img').getAttribute('src').endsWith(h)"
+                                   " && document.querySelector('#chart-c39 img').complete", arg=new_hash, timeout=10_000)
+            assert page.evaluate("() => document.querySelector('#chart-c39 img').naturalWidth") > 0
+            assert log.problems() == []
+    finally:
+        remove_tree(root)
