@@ -160,6 +160,10 @@ class _Collector:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.problems: list[str] = []
+        self.excluded: tuple[str, ...] = ()  # the charts' `excluded`, once the board's folders are read
+        # An option's check of a plain value depends only on it and the root: a board of
+        # thousands of charts sharing `plot`, `size` or `max_memory` checks each once.
+        self._checked: dict[tuple[str, type, Any], Any] = {}
 
     def add(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -206,11 +210,15 @@ class _Collector:
                          "(TOML's inf and nan, or a number too large for a float, like 1e400)")
                 values[name] = None
                 continue
+            key = (name, type(value), value) if isinstance(value, (str, int, float)) else None
             try:
-                values[name] = option.check(value, root)
+                values[name] = self._checked[key] if key in self._checked else option.check(value, root)
             except ValueError as exc:
                 self.add(f"{where}.{name}", str(exc))
                 values[name] = None
+            else:
+                if key is not None:
+                    self._checked[key] = values[name]
             if option.excludes and name in table:
                 for other in option.excludes:
                     if other in table:
@@ -260,6 +268,8 @@ def board_from_data(path: Path, data: dict) -> Board:
         board_table = {}
     c.unknown("board", board_table, BOARD_KEYS)
     b = c.read("board", board_table, BOARD_OPTIONS)
+    if b["output"] is not None and b["state"] is not None:
+        c.excluded = (str(b["output"]), str(b["state"]))
 
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
@@ -320,8 +330,7 @@ def board_from_data(path: Path, data: dict) -> Board:
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    board = Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
-    return with_exclusions(board)
+    return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
 
 
 def _check_use(board: Board) -> None:
@@ -363,7 +372,7 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
             v["stale_after"] = 3 * v["every"]
         elif v["cron"] is not None:
             v["stale_after"] = 3 * cron_period(v["cron"])
-    return Chart(**v)
+    return Chart(**v, excluded=c.excluded)
 
 
 def _too_many_pixels(size: tuple[float, float], dpi: int, hidpi: bool) -> str | None:
