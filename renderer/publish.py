@@ -2,7 +2,10 @@
 
 Every file goes to a hidden temporary file in the same folder, is flushed and fsynced, and
 moved into place with os.replace, so a reader sees the old file or the new one, never part
-of one. Files whose bytes did not change are not touched, so their mtime and ETag stay put.
+of one, and a crash leaves one of them whole. The folder is not fsynced after the rename: a
+crash may undo a rename, leaving the previous file, which the next render replaces again; it
+would cost a second fsync per image. Files whose bytes did not change are not touched, so
+their mtime and ETag stay put.
 """
 
 from __future__ import annotations
@@ -49,8 +52,6 @@ def write_many(folder: Path, files: dict[str, bytes]) -> list[str]:
         for temp, _ in staged:
             _unlink_quietly(temp)
         raise PublishError(f"cannot write {target}: {exc.strerror or exc}") from None
-    if staged:
-        _fsync_dir(folder)
     return [target.name for _, target in staged]
 
 
@@ -91,19 +92,6 @@ def _same_bytes(target: Path, data: bytes) -> bool:
             return f.read() == data
     except OSError:
         return False
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def remove_temp_files(folder: Path) -> list[str]:
