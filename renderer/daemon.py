@@ -250,8 +250,9 @@ class Daemon:
                 continue  # a removed chart of that name is still rendering
             chart = self.board.chart(name)
             timer = self.scheduler[name]
-            inputs = expand_inputs(chart)
-            current = fingerprint(self.board, chart, inputs)
+            known, timer.known = timer.known, None
+            current, inputs = known or (None, expand_inputs(chart))
+            current = current or fingerprint(self.board, chart, inputs)
             rec = self.records.get(name)
             self.early.window_over(name)
             if (timer.failures and timer.reason in ("change", "move") and rec is not None

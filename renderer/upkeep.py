@@ -26,9 +26,12 @@ def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Schedule
               reason: str | None = None) -> None:
     """A timer for a chart that is new to the daemon, queued if the chart is out of date."""
     timer = scheduler.add(chart.name)
-    why = _why(board, chart, records, now)
+    inputs = expand_inputs(chart)
+    current = fingerprint(board, chart, inputs)
+    why = why_render(board, chart, records.get(chart.name), current, now)
     if why:
         timer.request(now, reason or why)
+        timer.known = (current, inputs)
     rec = records.get(chart.name)
     timer.hold_until = held_until(chart, rec)
     if rec is not None:
