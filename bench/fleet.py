@@ -218,16 +218,25 @@ def idle_cpu(h: ModuleType, daemon: Daemon, seconds: float) -> dict[str, float]:
     out = daemon.output
     h.wait_quiet([out / "status.json", out / "status" / "index.json", out / "index.html"], 3.0, timeout=180)
     root = psutil.Process(daemon.proc.pid)
+    pages = [out / "index.html", out / "status.json", out / "status" / "index.json"]
+    stamps = [h.signature(p) for p in pages]
     before = tree_cpu(root)
     t0 = time.perf_counter()
-    time.sleep(seconds)
+    per_second, last = [], before[root.pid]
+    while time.perf_counter() - t0 < seconds:  # the daemon's own CPU second by second, to see its pattern
+        time.sleep(min(1.0, max(0.0, seconds - (time.perf_counter() - t0))))
+        now = cpu_s(root)
+        per_second.append(round(1000 * (now - last)))
+        last = now
     after = tree_cpu(root)
     elapsed = time.perf_counter() - t0
     own = after[root.pid] - before[root.pid]
     tree = sum(v - before.get(pid, 0.0) for pid, v in after.items())
     mem = daemon_rss(root)
+    rewritten = [p.name for p, st in zip(pages, stamps) if h.signature(p) != st]
     return {"seconds": elapsed, "own_pct": 100 * own / elapsed, "tree_pct": 100 * tree / elapsed,
-            "processes": len(after), "gone": len(set(before) - set(after)), **mem}
+            "processes": len(after), "gone": len(set(before) - set(after)), "own_ms_per_second": per_second,
+            "pages_rewritten": rewritten, **mem}
 
 
 def daemon_rss(root: Any) -> dict[str, float]:
@@ -489,7 +498,9 @@ def scale(run: Any, h: ModuleType) -> None:
             figures["idle"] = idle
             run.row("scale", f"{n:,} charts: idle daemon CPU, {idle_s} s after everything rendered",
                     {"median": idle["own_pct"]}, unit="% of a core", target="<= 1%", met=idle["own_pct"] <= 1.0,
-                    note=f"whole tree ({idle['processes']} processes) {idle['tree_pct']:.2f}%; RSS daemon "
+                    note=f"whole tree ({idle['processes']} processes) {idle['tree_pct']:.2f}%; "
+                         f"busiest second {max(idle['own_ms_per_second'], default=0)} ms; pages rewritten meanwhile: "
+                         f"{', '.join(idle['pages_rewritten']) or 'none'}; RSS daemon "
                          f"{idle['rss_own_mib']:.0f} MiB, tree {idle['rss_tree_mib']:.0f} MiB; "
                          + load_note(before, after))
             if big:
