@@ -354,6 +354,12 @@ document.addEventListener("load", (e) => {
   const t = e.target;
   if (t && t.tagName === "IMG") t.__loadedAt = performance.now();
 }, true);
+window.__longtasks = [];
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) __longtasks.push([e.startTime, e.duration]);
+  }).observe({type: "longtask", buffered: true});
+} catch (e) {}
 """
 
 # Started after the page loaded (a MutationObserver during the parse of a big page would slow it):
@@ -390,7 +396,7 @@ LOADED = """() => {
   }
   return {loaded_ms: last, load_event_ms: nav.loadEventEnd, dcl_ms: nav.domContentLoadedEventEnd,
           response_end_ms: nav.responseEnd, images_on_screen: shown, images: document.images.length,
-          time_origin: performance.timeOrigin};
+          time_origin: performance.timeOrigin, checked_ms: performance.now()};
 }"""
 
 
@@ -443,7 +449,12 @@ def open_board(context: Any, url: str, nginx: LoggingNginx) -> tuple[Any, dict[s
     entries = nginx.entries(since)
     loaded_epoch = (loaded["time_origin"] + loaded["loaded_ms"]) / 1000
     before = [e for e in entries if e["t"] <= loaded_epoch + 0.001]
+    # The page's main thread in long tasks (> 50 ms) up to now: a busy page answers late.
+    tasks = page.evaluate("() => window.__longtasks || []")
     return page, {**loaded, "wall_s": wall_s, "traffic": traffic(entries),
+                  "navigation_after_goto_ms": loaded["time_origin"] - 1000 * t0,
+                  "long_tasks": len(tasks), "long_tasks_ms": sum(d for _, d in tasks),
+                  "longest_task_ms": max((d for _, d in tasks), default=0),
                   "image_requests_by_loaded": sum(kind(e["path"]) == "image" for e in before),
                   "errors": errors}
 
@@ -540,7 +551,11 @@ def browser_figures(run: Any, h: ModuleType, board: Path, daemon: Daemon, n: int
                     met=opened["loaded_ms"] <= 3000,
                     note=f"load event {opened['load_event_ms']:.0f} ms, DOMContentLoaded {opened['dcl_ms']:.0f} ms, "
                          f"HTML received {opened['response_end_ms']:.0f} ms; {opened['images_on_screen']} images on "
-                         f"screen of {opened['images']}; goto->loaded {opened['wall_s']:.1f} s in Python; "
+                         f"screen of {opened['images']}; in Python, goto() to loaded confirmed {opened['wall_s']:.1f} s "
+                         f"(navigation start +{opened['navigation_after_goto_ms']:.0f} ms, confirmed in the page at "
+                         f"{opened['checked_ms']:.0f} ms); long tasks on the page's main thread until quiet: "
+                         f"{opened['long_tasks']}, {opened['long_tasks_ms']:.0f} ms, longest "
+                         f"{opened['longest_task_ms']:.0f} ms; "
                          + load_note(before, after) + (f"; page errors {opened['errors'][:3]}" if opened["errors"] else ""))
             run.row("scale", f"{n:,} charts: opening, HTML/JSON/CSS/JS sent by nginx (gzip as configured)",
                     {"median": t["text_sent"] / KB}, unit="kB", target="<= 400 kB", met=t["text_sent"] <= 400 * KB,
