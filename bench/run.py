@@ -4,6 +4,8 @@
     python bench/run.py latency serve   # a subset, by name
     python bench/run.py --quick         # fewer repeats and shorter runs (a smoke run)
     python bench/run.py --list          # the benchmarks' names
+    python bench/run.py scale           # fleet boards, 1k/3k/10k charts (~25 min; bench/fleet.py),
+                                        # run only when named; --sizes 1000,3000 for other sizes
 
 Run from anywhere with the interpreter that has plotboard's dependencies and the `bench`
 extra (flask, gunicorn, watchdog[watchmedo], psutil), plus nginx and wrk from apt. Every
@@ -38,6 +40,7 @@ PY = sys.executable
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "tests"))  # tests/browser.py: nginx and ports, shared with the tests
 
+import fleet  # noqa: E402  (the `scale` benchmark)
 import reference  # noqa: E402
 import daemon_helpers  # noqa: E402
 from browser import Nginx, accepts, free_port  # noqa: E402
@@ -48,6 +51,7 @@ SOURCE = REPO  # where `python -m renderer` comes from; --src points it at anoth
 PYCACHE = Path(tempfile.gettempdir()) / "plotboard-bench-pycache"
 PNG_END = b"IEND\xaeB`\x82"
 BENCHMARKS: dict[str, Callable[["Run"], None]] = {}
+OPT_IN = {"scale"}  # long: run only when named
 SEEDS = itertools.count(10_000)
 
 
@@ -294,6 +298,7 @@ class Run:
     def __init__(self, quick: bool, work: Path) -> None:
         self.quick = quick
         self.work = work
+        self.sizes: list[int] | None = None  # --sizes, for `scale`
         self.rows: list[dict[str, Any]] = []
         self.raw: dict[str, Any] = {}
         self.loads: dict[str, Any] = {}
@@ -751,6 +756,12 @@ def bench_page(run: Run) -> None:
                  f"status.json {status / 1000:.1f} kB")
 
 
+@benchmark
+def bench_scale(run: Run) -> None:
+    """Fleet boards (issue 13): `run` vs `build` at 1k/3k/10k tiny charts in 100 groups, idle CPU, no-op build; the page in Chromium behind nginx; glass to glass (bench/fleet.py; only when named)."""
+    fleet.scale(run, sys.modules[__name__])
+
+
 # -- output ----------------------------------------------------------------------------------
 
 
@@ -789,6 +800,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--sizes", metavar="N,N,...", type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+                    help="board sizes for `scale` (default 1000,3000,10000; --quick 1000)")
     ap.add_argument("--src", type=Path, metavar="DIR",
                     help="run plotboard from this source tree instead (to measure a change before it lands)")
     args = ap.parse_args()
@@ -804,7 +817,7 @@ def main() -> int:
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [n for n in BENCHMARKS if n not in OPT_IN]
     info = machine()
     if SOURCE != REPO:
         print(f"plotboard from {SOURCE}")
@@ -812,6 +825,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="plotboard-bench-"))
     work.chmod(0o755)
     run = Run(args.quick, work)
+    run.sizes = args.sizes
     started = time.time()
     # Warm-up: matplotlib's font cache, and bytecode for everything the measured processes import.
     subprocess.run([PY, "-c", "import matplotlib.pyplot, flask, renderer.cli, renderer.build, renderer.daemon"],
