@@ -19,7 +19,7 @@ from renderer import groups, jsonfile, templating
 from renderer.config import Board
 from renderer.errors import PublishError
 from renderer.pages import GROUP_PAGES, Pages, group_contexts, render_group, render_index
-from renderer.publish import write_atomic
+from renderer.publish import make_folder, write_atomic
 from renderer.repair import damaged, stamp, stamps
 from renderer.state import ChartRecord
 from renderer.status import STATUS_FILE
@@ -94,10 +94,7 @@ def _write(board: Board, pages: Pages, snap: Any) -> None:
     write_atomic(board.output, STATUS_FILE, snap.status_json)
     current = {"index.html", STATUS_FILE, *split, *views, *(f"static/{n}" for n in pages.static)}
     _remove_old(board, written, current)
-    try:
-        board.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
+    make_folder(board.state_dir)
     record = {"digests": {n: d for n, d in digests.items() if n in current},
               "stamps": stamps(board.output, sorted(current)),
               "index_sizes": _sizes_this_second(board, written.get("index_sizes"))}
@@ -142,10 +139,7 @@ def _template_stamps(board: Board) -> list:
 
 
 def _make_folders(board: Board, static: dict[str, bytes]) -> None:
-    try:
-        board.output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PublishError(f"cannot create {exc.filename or board.output}: {exc.strerror or exc}") from None
+    make_folder(board.output)
     if static:
         _own_folder(board, "static")
 

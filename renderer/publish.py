@@ -28,6 +28,14 @@ def safe_path(folder: Path, name: str) -> Path:
     return folder / name
 
 
+def make_folder(folder: Path) -> None:
+    """Make the folder (and its parents) if it is not there; PublishError naming it if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create {exc.filename or folder}: {exc.strerror or exc}") from None
+
+
 def write_atomic(folder: Path, name: str, data: bytes) -> bool:
     """Publish data as folder/name; returns False (and writes nothing) when unchanged."""
     return bool(write_many(folder, {name: data}))

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from renderer import __version__, boardmods, jsonfile
 from renderer.config import Board, Chart, settings_digest
-from renderer.errors import PublishError
 from renderer.inputs import TooManyInputs, expand
-from renderer.publish import write_atomic
+from renderer.publish import make_folder, write_atomic
 from renderer.record_check import check_state
 from renderer.schedule import next_due
 from renderer.text import cut, one_line
@@ -73,10 +72,7 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
 
 
 def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
-    try:
-        board.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PublishError(f"cannot create {board.state_dir}: {exc.strerror or exc}") from None
+    make_folder(board.state_dir)
     data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
     # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
     write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode())

@@ -9,12 +9,12 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from browser import NGINX, POLL_URL, Nginx, remove_tree, require_tool, served_dir
 from conftest import Board, cli_env
 from test_page import browser, context, no_leaks, open_board  # noqa: F401 - fixtures
+from test_page_fleet import server  # noqa: F401 - a fixture: nginx serving this module's `fleet`
 
 GROUPS, PER_GROUP = 40, 50  # 2,000 tiny charts: split at the default page_limit (500)
 
@@ -51,13 +51,6 @@ def fleet() -> Iterator[Board]:
         yield b
     finally:
         remove_tree(root)
-
-
-@pytest.fixture
-def server(fleet: Board, tmp_path: Path) -> Iterator[Nginx]:
-    require_tool(NGINX)
-    with Nginx(fleet.output, tmp_path / "nginx") as s:
-        yield s
 
 
 def sent(server: Nginx, since: int = 0) -> list[tuple[str, int, int]]:
