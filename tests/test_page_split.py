@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -68,6 +69,8 @@ def test_a_split_index_lists_the_groups_and_loads_no_image(fleet, server, contex
     assert text < 60_000, f"{text} bytes of HTML, JSON, CSS and JS for {GROUPS * PER_GROUP} charts"
     page.locator("section#group-rack-07 .group-title a").click()
     page.wait_for_url("**/board/groups/rack-07.html")
+    with urllib.request.urlopen(server.url + "board/groups/rack-07.html", timeout=30) as response:
+        assert response.headers["Cache-Control"] == "no-cache", "a group page must be revalidated"
     assert log.problems() == []
 
 
