@@ -187,7 +187,8 @@ class Pages:
                 self.summaries[section["id"]] = groups.summary(section["charts"])
             brief = self.summaries[section["id"]]
             section.update(hash=hashlib.sha256(files[name]).hexdigest()[:16], summary=brief, empty_families=[],
-                           width=max((c["width"] for c in section["charts"]), default=0))
+                           width=max((c["width"] for c in section["charts"]), default=0),
+                           names=" ".join(c["name"] for c in section["charts"]))
             index_groups.append({"id": section["id"], "name": section["name"], "hash": section["hash"],
                                  "counts": brief["counts"],
                                  **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
@@ -201,7 +202,7 @@ class Pages:
         empty = [f for f in families if not f["members"]]
         if empty and not sections:
             sections = [{"id": groups.UNGROUPED, "name": None, "charts": [], "hash": "", "page": None,
-                         "summary": groups.summary([]), "empty_families": [], "width": 0}]
+                         "summary": groups.summary([]), "empty_families": [], "width": 0, "names": ""}]
         if sections:
             sections[-1]["empty_families"] = empty
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]

@@ -112,8 +112,7 @@ def _index_shows(context: dict[str, Any]) -> Any:
     """index.html's own part: every card, or (split) each group's summary and chart names."""
     if not context["split"]:
         return [context["charts"], context["empty_families"]]
-    return [[g["id"], g["name"], g["summary"], [c["name"] for c in g["charts"]], g["empty_families"]]
-            for g in context["groups"]]
+    return [[g["id"], g["name"], g["summary"], g["names"], g["empty_families"]] for g in context["groups"]]
 
 
 def _cards(section: dict[str, Any]) -> list:
