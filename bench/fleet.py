@@ -488,7 +488,7 @@ def scale(run: Any, h: ModuleType) -> None:
     sizes = run.sizes or (QUICK_SIZES if run.quick else SIZES)
     idle_s = run.n(30, 10)
     noop_repeat = run.n(3, 1)
-    raw: dict[str, Any] = {"sizes": sizes, "loads": {}}
+    raw: dict[str, Any] = {"sizes": sizes}
     run.raw["scale"] = raw
     for n in sizes:
         big = n == max(sizes)
@@ -694,7 +694,7 @@ def glass_to_glass(run: Any, h: ModuleType) -> None:
                 raw["idle_viewer"] = {**idle, "seconds": elapsed}
                 per_s = idle["sent"] / elapsed
 
-                samples, served, renders = [], [], []
+                samples, served = [], []
                 before2 = h.loadavg()
                 for k in range(warm + count):
                     i = k % 2
