@@ -87,7 +87,12 @@ class PageBatcher:
             self.dirty(now)
         if self.retry_at is not None and now < self.retry_at:
             return False
-        return self.due is not None and (self.due <= now or at_rest)
+        return self.due is not None and (self.due <= now or (at_rest and now >= self._spaced()))
+
+    def _spaced(self) -> float:
+        """The earliest a write may follow the last at rest: changes that trickle in one at a
+        time also leave at least COST_FACTOR times a write's duration between writes."""
+        return self.written_at + COST_FACTOR * self.took
 
     def wrote(self, now: float, took: float = 0.0) -> None:
         """The pages were written at `now`, which took `took` seconds: on a board so big that
@@ -104,6 +109,8 @@ class PageBatcher:
     def wakeups(self, now: float, stale_at: float | None) -> list[float]:
         """The times the loop must wake up for the pages."""
         times = [] if self.due is None else [self.due]
+        if self.due is not None and now < self._spaced() < self.due:
+            times.append(self._spaced())
         if stale_at is not None and stale_at > now:  # one already past is covered by `due`
             times.append(stale_at)
         return times

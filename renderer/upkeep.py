@@ -143,8 +143,8 @@ class Sweep:
                 log.warning("%s: %s altered; rendering it again", chart.name, ", ".join(bad))
                 timer.request(now, "repair")
                 continue
-            if timer.held(now) or timer.state == RENDERING:
-                continue  # a later time window inside its interval waits anyway; a render looks again
+            if timer.held(now) or timer.state != IDLE:
+                continue  # a later time window inside its interval waits anyway; a queued or running render looks again
             files = _files_seen(chart, seen)
             if self.looked.get(chart.name) == files and not any(is_pattern(p) for p in chart.inputs):
                 continue

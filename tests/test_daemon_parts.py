@@ -172,6 +172,24 @@ def test_a_long_burst_writes_the_pages_once_per_delay():
     assert writes[0] - 100.0 <= PAGES_DELAY + step  # the first publish waits at most the delay
 
 
+def test_changes_that_trickle_in_at_rest_leave_five_write_durations_between_writes():
+    """One publish every 60 ms with the renders at rest in between (a 1,000-file family each
+    file changing once a minute): writes that take 0.1 s come at most every 0.5 s."""
+    from renderer.pagebatch import COST_FACTOR
+
+    pages, writes, took = PageBatcher(), [], 0.1
+    for i in range(200):
+        now = 100.0 + i * 0.06
+        pages.dirty(now)
+        if pages.should_write(now, at_rest=True, stale_at=None):
+            pages.wrote(now, took=took)
+            writes.append(now)
+    assert all(b - a >= COST_FACTOR * took - 1e-9 for a, b in zip(writes, writes[1:])), writes
+    assert len(writes) >= 200 * 0.06 / (COST_FACTOR * took + 0.06) - 1  # and no rarer than that
+    pages.dirty(writes[-1] + 0.01)
+    assert pages.wakeups(writes[-1] + 0.01, stale_at=None)[-1] == writes[-1] + COST_FACTOR * took
+
+
 def test_the_loop_wakes_for_the_pages_when_they_are_due():
     pages = PageBatcher()
     assert pages.wakeups(100.0, stale_at=None) == []
@@ -237,4 +255,6 @@ def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often
     pages.dirty(101.0)
     assert pages.due == 101.0 + COST_FACTOR * 0.6
     assert not pages.should_write(102.0, at_rest=False, stale_at=None)
-    assert pages.should_write(102.0, at_rest=True, stale_at=None)  # at rest: written at once
+    # At rest too, the next write waits out five times the last one's duration.
+    assert not pages.should_write(102.0, at_rest=True, stale_at=None)
+    assert pages.should_write(101.0 + COST_FACTOR * 0.6, at_rest=True, stale_at=None)
