@@ -2,27 +2,22 @@
 
     python bench/windows_cost.py [--minutes N] [--files N]   # defaults 5 and 1,000: about 20 minutes
 
-One family (`foreach = "data/h*.csv"`: N tiny charts, a 40 x 20 px line of the rows inside the
-window) with 4 windows, under `plotboard run -v --log-format json`, while a feeder rewrites each
-CSV once a minute (N/60 files a second, evenly spread, a temp file renamed into place). Three
-periods of --minutes each, measured after the cold pass (every window in status.json rendered)
-and a warm-up with the feeder running:
+One family (`foreach = "data/h*.csv"`, N tiny charts: a 40 x 20 px line of the rows inside the
+window) under `plotboard run -v --log-format json`, while a feeder rewrites each CSV once a minute
+(N/60 files a second, evenly spread, renamed into place). Three periods of --minutes each, after
+the cold pass (every window in status.json rendered) and a warm-up with the feeder running:
+every window on every change (the baseline, `windows = { "1d" = "1s", "7d" = "1s", ... }`);
+windowed after a cold start (`windows = ["1d", "7d", "30d", "365d"]`: the cold pass rendered
+every later window, so none is due again within the period); windowed with phases spread (the
+daemon stopped, each later window's `rendered_at` in .plotboard/state.json set to a random time
+within its last interval, as on a board whose charts were not all rendered in the same minute,
+and started again: later windows come due at their long-run rate).
 
-- every window on every change (the baseline): `windows = { "1d" = "1s", "7d" = "1s", ... }`;
-- windowed, after a cold start: `windows = ["1d", "7d", "30d", "365d"]` (later windows at most
-  once per 35 min, 150 min, about 30 h). The cold pass rendered every later window, so none
-  comes due within the period;
-- windowed, phases spread: the same daemon stopped, each later window's `rendered_at` in
-  .plotboard/state.json set to a random time within its last interval (a board whose charts
-  were not all rendered in the same minute), started again: later windows come due at their
-  long-run rate.
-
-Renders are counted from the daemon's log (a line per window; status.json has only a chart's
-first-window count, which cross-checks it). CPU: the daemon and every process below it
-(forkserver, workers), each living process's user + system + reaped children's time, read again
-until the tree is the same before and after the reads, so a recycled worker counts through its
-parent. Lag: from a change (the feeder's rename) to the publish of the first render of that
-chart started after it. Raw figures go to bench/results/windows-<UTC time>.json.
+Renders are counted from the daemon's log (a line per window; status.json's first-window count
+cross-checks it). CPU: the daemon and every process below it, each living process's user + system
++ reaped children's time (a recycled worker counts through the forkserver), read again until the
+tree is the same before and after the reads. Lag: from a change (the feeder's rename) to the
+publish of the first render of that chart started after it. Raw figures: bench/results/windows-*.json.
 """
 
 from __future__ import annotations
@@ -54,33 +49,25 @@ import run as harness  # noqa: E402  machine(), capacity(), loadavg()
 from scale import env  # noqa: E402
 
 WINDOWS = {"1d": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0, "365d": 365 * 86400.0}
-SHARE = 288  # renderer.options.WINDOW_SHARE: a later window's interval is window / 288
+INTERVAL = {w: s / 288 for w, s in WINDOWS.items()}  # a later window's, in the list form (renderer.options.WINDOW_SHARE)
+FIRST = list(WINDOWS)[0]
 PERIOD = 60.0  # seconds between two changes of one file
 LOG_TICK = 0.001  # the log's times are cut to the millisecond: a start logged up to 1 ms before a change may follow it
 TAIL = 15.0  # seconds the daemon runs on after a period, so the period's last changes get rendered
 AGES = [400 * 86400 * 0.8**k for k in range(32)] + [0.0]  # row ages: 1d holds 5 rows, 365d 32
 PLOT = '''from renderer.helpers import last
 
-
 def tiny(fig, inputs, window=86400.0, **params):
-    with open(inputs[0]) as f:
-        rows = [tuple(map(float, line.split(","))) for line in f.read().split()[1:]]
-    rows = last(rows, window)
+    rows = last([tuple(map(float, line.split(","))) for line in open(inputs[0]).read().split()[1:]], window)
     fig.add_subplot().plot([r[0] for r in rows], [r[1] for r in rows])
 '''
 
 
-def interval(window: str) -> float:
-    """A later window's least time between renders in the list form."""
-    return WINDOWS[window] / SHARE
-
-
 def expected_per_hour(n: int, every_change: bool, later: bool = True) -> float:
-    """Renders an hour: the first window (and with every_change every window) once per change,
-    later windows (with `later`) once per interval."""
+    """Renders an hour: the first window (every_change: each) once per change, later ones once per interval."""
     if every_change:
         return n * len(WINDOWS) * 3600 / PERIOD
-    rest = sum(3600 / interval(w) for w in list(WINDOWS)[1:]) if later else 0.0
+    rest = sum(3600 / INTERVAL[w] for w in list(WINDOWS)[1:]) if later else 0.0
     return n * (3600 / PERIOD + rest)
 
 
@@ -103,10 +90,7 @@ def make_board(folder: Path, n: int, every_change: bool) -> Path:
     data = folder / "data"
     data.mkdir(parents=True)
     (folder / "plots.py").write_text(PLOT)
-    if every_change:
-        windows = "{ " + ", ".join(f'"{w}" = "1s"' for w in WINDOWS) + " }"
-    else:
-        windows = json.dumps(list(WINDOWS))
+    windows = "{ " + ", ".join(f'"{w}" = "1s"' for w in WINDOWS) + " }" if every_change else json.dumps(list(WINDOWS))
     (folder / "plotboard.toml").write_text(
         f"[board]\nworkers = {os.cpu_count() or 2}\n[defaults]\nsize = [1, 0.5]\ndpi = 40\nhidpi = false\n"
         f'[[charts]]\nname = "h{{match}}"\nforeach = "data/h*.csv"\ninputs = ["{{path}}"]\n'
@@ -172,11 +156,9 @@ class Daemon:
 
 
 def tree_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of process `pid` and every process below it, living or reaped.
-
-    Each living process counts its own time and that of its children it has reaped (a recycled
-    worker's time is in the forkserver's). Read again until the tree is the same before and
-    after the reads, so no process is reaped between them (counted twice or not at all)."""
+    """CPU seconds so far of process `pid` and every process below it, living or reaped (each
+    living process's own and its reaped children's), read again until no process was reaped
+    between the reads (it would count twice or not at all)."""
     root = psutil.Process(pid)
     for _ in range(100):
         try:
@@ -213,7 +195,7 @@ def read_log(path: Path) -> dict[str, Any]:
 
 
 def window_of(name: str) -> str:
-    return name.rsplit(".", 1)[1] if "." in name else list(WINDOWS)[0]
+    return name.rsplit(".", 1)[1] if "." in name else FIRST
 
 
 # -- one measured period -------------------------------------------------------------------
@@ -227,14 +209,27 @@ def status_renders(board: Path) -> int:
         return -1
 
 
+def page_writes(board: Path, seconds: float) -> int:
+    """How many times status.json is replaced in the next `seconds` (looked at every 20 ms)."""
+    path, end, last, count = board.parent / "public" / "status.json", time.time() + seconds, None, 0
+    while time.time() < end:
+        st = path.stat() if path.exists() else None
+        now = (st.st_ino, st.st_mtime_ns) if st else last
+        count += last is not None and now != last
+        last = now
+        time.sleep(0.02)
+    return count
+
+
 def measure(daemon: Daemon, minutes: float, warmup: float) -> dict[str, Any]:
-    """Warm up, then CPU, load and status.json's count at the start and end of the period."""
+    """Warm up, then CPU, load and status.json's count at the start and end of the period, and
+    how often the pages were written in it."""
     time.sleep(warmup)
     start = {"cpu": tree_cpu(daemon.proc.pid), "load": harness.loadavg(), "status_renders": status_renders(daemon.board)}
-    time.sleep(minutes * 60)
+    pages = page_writes(daemon.board, minutes * 60)
     end = {"cpu": tree_cpu(daemon.proc.pid), "load": harness.loadavg(), "status_renders": status_renders(daemon.board)}
     time.sleep(TAIL)  # the period's last changes get rendered before the daemon stops
-    return {"t0": start["cpu"]["at"], "t1": end["cpu"]["at"], "start": start, "end": end}
+    return {"t0": start["cpu"]["at"], "t1": end["cpu"]["at"], "start": start, "end": end, "page_writes": pages}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -272,29 +267,25 @@ def figures(log: dict[str, Any], period: dict[str, Any], feeder: Feeder, n: int,
             expected: float) -> dict[str, Any]:
     """Renders per window, rates per hour, CPU and lag of one period."""
     t0, t1 = period["t0"], period["t1"]
-    hours = (t1 - t0) / 3600
+    hours, width = (t1 - t0) / 3600, len(str(n - 1))
     per_window = Counter(window_of(name) for name, done in log["done"].items() for t, _ in done if t0 <= t <= t1)
     triggers = Counter(trig for done in log["done"].values() for t, trig in done if t0 <= t <= t1)
     renders = sum(per_window.values())
     cpu = period["end"]["cpu"]["all"] - period["start"]["cpu"]["all"]
     own = period["end"]["cpu"]["daemon"] - period["start"]["cpu"]["daemon"]
-    width = len(str(n - 1))
-    follow = list(WINDOWS) if every_change else list(WINDOWS)[:1]
-    names = [[f"h{i:0{width}d}" + ("" if w == list(WINDOWS)[0] else f".{w}") for w in follow] for i in range(n)]
+    follow = list(WINDOWS) if every_change else [FIRST]
+    names = [[f"h{i:0{width}d}" + ("" if w == FIRST else f".{w}") for w in follow] for i in range(n)]
     changes = sum(1 for ts in feeder.writes for t in ts if t0 <= t <= t1)
-    first = per_window.get(list(WINDOWS)[0], 0)
     lag = lags(log, feeder.writes, names, t0, t1)
     followed = sum(per_window.get(w, 0) for w in follow) / max(changes * len(follow), 1)
-    return {
-        "seconds": t1 - t0, "changes": changes, "renders": renders, "renders_by_window": dict(per_window),
+    return {"seconds": t1 - t0, "changes": changes, "renders": renders, "renders_by_window": dict(per_window),
         "triggers": dict(triggers), "failures": sum(1 for f in log["failed"].values() for t in f if t0 <= t <= t1),
         "renders_per_hour": renders / hours, "expected_per_hour": expected,
         "cpu_s": cpu, "cpu_s_daemon": own, "cpu_s_per_hour": cpu / hours, "cpu_ms_per_render": 1000 * cpu / max(renders, 1),
         "first_window_renders_status_json": period["end"]["status_renders"] - period["start"]["status_renders"],
-        "first_window_renders_log": first,
+        "first_window_renders_log": per_window.get(FIRST, 0),
         "lag": lag, "followed": followed, "kept_up": followed >= 0.99 and (lag["max_s"] or 0) < PERIOD,
-        "load_start": period["start"]["load"], "load_end": period["end"]["load"],
-    }
+        "load_start": period["start"]["load"], "load_end": period["end"]["load"]}
 
 
 def intervals_kept(log: dict[str, Any], seeded: dict[str, float], every_change: bool) -> dict[str, Any]:
@@ -303,7 +294,7 @@ def intervals_kept(log: dict[str, Any], seeded: dict[str, float], every_change: 
     out = {}
     for w in list(WINDOWS)[1:]:
         least, short = None, 0
-        limit = 1.0 if every_change else interval(w)
+        limit = 1.0 if every_change else INTERVAL[w]
         for name, done in log["done"].items():
             if window_of(name) == w:
                 times = sorted([t for t, _ in done] + ([seeded[name]] if name in seeded else []))
@@ -324,7 +315,7 @@ def spread_phases(board: Path, seed: int) -> dict[str, float]:
     seeded = {}
     for name, rec in state["charts"].items():
         if "." in name:
-            rec["rendered_at"] = seeded[name] = now - rng.random() * interval(window_of(name))
+            rec["rendered_at"] = seeded[name] = now - rng.random() * INTERVAL[window_of(name)]
     tmp = path.with_suffix(".bench-tmp")
     tmp.write_text(json.dumps(state))
     os.replace(tmp, path)
@@ -335,32 +326,28 @@ def variant(work: Path, n: int, minutes: float, warmup: float, every_change: boo
     """One board: its cold pass and its measured period(s) (the windowed board also with phases spread)."""
     folder = work / ("every-change" if every_change else "windowed")
     board = make_board(folder, n, every_change)
-    free = harness.capacity()
-    load0 = harness.loadavg()
+    free, load0 = harness.capacity(), harness.loadavg()
     daemon = Daemon(board, folder / "run-1.log")
     cold = daemon.wait_rendered(n)
     print(f"  cold pass: {n * len(WINDOWS):,} renders in {cold:.1f} s", flush=True)
     feeder = Feeder(folder / "data", n)
     feeder.start()
-    periods = [measure(daemon, minutes, warmup)]
+    periods, paths, seeded = [measure(daemon, minutes, warmup)], [daemon.log], {}
     daemon.stop()
-    logs, log_paths = [read_log(daemon.log)], [daemon.log]
-    seeded: dict[str, float] = {}
     if not every_change:
         seeded = spread_phases(board, n)
         daemon = Daemon(board, folder / "run-2.log")
         periods.append(measure(daemon, minutes, warmup))
+        paths.append(daemon.log)
         daemon.stop()
-        logs.append(read_log(daemon.log))
-        log_paths.append(daemon.log)
     feeder.halt.set()
     feeder.join()
     out = []
-    for k, (log, period) in enumerate(zip(logs, periods)):
+    for k, (log, period) in enumerate(zip(map(read_log, paths), periods)):
         name = "every window on every change" if every_change else ("windowed, phases spread" if k else "windowed, after a cold start")
         expected = expected_per_hour(n, every_change, later=bool(k) or every_change)
         fig = figures(log, period, feeder, n, every_change, expected)
-        out.append({"variant": name, "log": str(log_paths[k]), "period": period, "cold_pass_s": cold if k == 0 else None,
+        out.append({"variant": name, "log": str(paths[k]), "period": period, "cold_pass_s": cold if k == 0 else None,
                     "cores_free_before": free, "load_before": load0, "feeder_late_max_s": feeder.late,
                     "intervals": intervals_kept(log, seeded if k else {}, every_change), **fig})
     return out
@@ -379,14 +366,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{lag['p50_s']:.2f} / {lag['p95_s']:.2f} / {lag['max_s']:.2f} | {'yes' if r['kept_up'] else 'no'} | "
             f"{r['load_start'][0]} -> {r['load_end'][0]} |")
     lines += ["", "| variant | changes | renders / (changes x windows that follow each) | pending at the end (oldest) | "
-              "lag p95 by minute, s | later windows: least gap between renders / interval, s | first-window renders: log / status.json |",
-              "| --- " * 7 + "|"]
+              "lag p95 by minute, s | later windows: least gap between renders / interval, s | first-window renders: log / status.json "
+              "| pages written |", "| --- " * 8 + "|"]
     for r in rows:
         gaps = ", ".join(f"{w} {'-' if v['least_gap_s'] is None else round(v['least_gap_s'], 1)} / {v['interval_s']:g}"
                          for w, v in r["intervals"].items())
         lines.append(f"| {r['variant']} | {r['changes']:,} | {r['followed']:.3f} | {r['lag']['pending_at_end']} "
                      f"({r['lag']['oldest_pending_s']:.1f} s) | {r['lag']['p95_by_minute_s']} | {gaps} | "
-                     f"{r['first_window_renders_log']:,} / {r['first_window_renders_status_json']:,} |")
+                     f"{r['first_window_renders_log']:,} / {r['first_window_renders_status_json']:,} | "
+                     f"{r['period']['page_writes']} ({r['period']['page_writes'] / r['seconds'] * 60:.0f} a minute) |")
     return "\n".join(lines)
 
 
@@ -400,9 +388,7 @@ def main() -> None:
     machine = harness.machine()
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, Python {machine['python']}, "
           f"matplotlib {machine['matplotlib']}; load average {machine['load_average']}", flush=True)
-    n = args.files
-    started = time.time()
-    tmp = Path(tempfile.mkdtemp(prefix="plotboard-windows-"))
+    n, started, tmp = args.files, time.time(), Path(tempfile.mkdtemp(prefix="plotboard-windows-"))
     print(f"boards and logs in {tmp}", flush=True)
     try:
         rows = variant(tmp, n, args.minutes, args.warmup, every_change=True)
@@ -417,6 +403,11 @@ def main() -> None:
           f"{expected_per_hour(n, True) / expected_per_hour(n, False):.2f}x fewer. Measured, every change / windowed with phases "
           f"spread: renders {base['renders_per_hour'] / spread['renders_per_hour']:.2f}x, CPU "
           f"{base['cpu_s_per_hour'] / spread['cpu_s_per_hour']:.2f}x.")
+    for r in rows:  # what all the renders asked for would cost at the CPU a render measured
+        r["cpu_s_per_hour_asked"] = r["cpu_ms_per_render"] * expected_per_hour(n, r is base) / 1000
+        print(f"{r['variant']}: {r['followed']:.0%} of the renders its changes asked for; all {expected_per_hour(n, r is base):,.0f} "
+              f"an hour at {r['cpu_ms_per_render']:.1f} ms a render: {r['cpu_s_per_hour_asked']:,.0f} CPU s/h, "
+              f"{r['cpu_s_per_hour_asked'] / 3600:.2f} cores (the machine has {os.cpu_count()})")
     print(f"A {args.minutes:g}-minute period is {args.minutes / 35:.2f} of the 7d window's 35-minute interval: after a cold start "
           f"no later window comes due in it; with phases spread they come due at their long-run rate, on average.")
     machine["load_average_end"] = harness.loadavg()
