@@ -265,7 +265,8 @@ class Daemon:
                     capacity -= 1
                 continue
             trigger = timer.start(now)
-            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now)
+            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now,
+                            files=None if known else upkeep.files_seen(chart))
             self.inflight.add(name, flight)
             self._submit(name, flight, make_job(self.board, chart, inputs))
             capacity -= 1
@@ -342,6 +343,8 @@ class Daemon:
         self.scheduler[name].hold_until = held_until(chart, record)
         self.builds.published(name, ok, flight.dispatched_at)
         self.pages.published(now, chart, record, ok)
+        if ok:
+            self.sweep.rendered(name, flight.files)
 
     # -- pages -------------------------------------------------------------------------------
 

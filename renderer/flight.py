@@ -21,3 +21,4 @@ class Flight:
     discard: bool = False  # its chart was removed meanwhile, or (early) its inputs changed since
     early: bool = False  # started inside the chart's quiet window (renderer.early)
     outcome: RenderOutput | RenderFailure | None = None  # an early render's result, held
+    files: tuple | None = None  # its files' sizes and mtimes when it started (renderer.upkeep.files_seen)

@@ -95,21 +95,28 @@ def _check(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, 
     return True
 
 
-def _files_seen(chart: Chart, seen: dict[str, tuple[int, int] | None]) -> tuple:
+def files_seen(chart: Chart, seen: dict[str, tuple[int, int] | None] | None = None) -> tuple:
     """What a cheap look sees of the files a chart's fingerprint reads: each literal input's
     and the plot module's size and mtime (`seen` caches a file's over one slice), and the
-    patterns, which only the full check expands."""
+    patterns, which only the full check expands. The daemon takes it when a render starts, so
+    the first check after the render costs no fingerprint (Sweep.rendered)."""
     def look(path: str) -> tuple[int, int] | None:
+        if seen is None:
+            return _stat(path)
         if path not in seen:
-            try:
-                st = os.stat(path)
-                seen[path] = (st.st_size, st.st_mtime_ns)
-            except OSError:
-                seen[path] = None
+            seen[path] = _stat(path)
         return seen[path]
 
     files = [*chart.inputs, *([str(chart.plot_file)] if chart.plot_file else [])]
     return tuple((p, look(p)) if not is_pattern(p) else (p, None) for p in files)
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 class Sweep:
@@ -124,7 +131,12 @@ class Sweep:
     def __init__(self) -> None:
         self.position = 0
         self.credit = 0.0
-        self.looked: dict[str, tuple] = {}  # chart -> what _files_seen saw at its last full check
+        self.looked: dict[str, tuple] = {}  # chart -> what files_seen saw at its last full check or render
+
+    def rendered(self, name: str, files: tuple | None) -> None:
+        """A render of the chart succeeded, started when its files looked like `files`."""
+        if files is not None:
+            self.looked[name] = files
 
     def step(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, interval: float,
              now: float = 0.0) -> int:
@@ -145,7 +157,7 @@ class Sweep:
                 continue
             if timer.held(now) or timer.state != IDLE:
                 continue  # a later time window inside its interval waits anyway; a queued or running render looks again
-            files = _files_seen(chart, seen)
+            files = files_seen(chart, seen)
             if self.looked.get(chart.name) == files and not any(is_pattern(p) for p in chart.inputs):
                 continue
             self.looked[chart.name] = files

@@ -100,3 +100,26 @@ def test_a_board_at_rest_costs_the_repair_check_no_listing(tmp_path, monkeypatch
     repair.check(board, records, scheduler, 10.0)
     assert len(listings) == 2 and scheduler["c42"].reason == "repair"
     assert [c.name for c in board.charts if scheduler[c.name].reason] == ["c42"]
+
+
+def test_the_periodic_check_fingerprints_no_chart_whose_files_look_as_when_it_rendered(tmp_path, monkeypatch):
+    from renderer.config import load_board
+    from renderer.schedule import Scheduler
+    from renderer.state import ChartRecord
+
+    b = board_of(tmp_path / "b", 100)
+    board = load_board(b.file)
+    scheduler, sweep = Scheduler(lambda: 0.0), upkeep.Sweep()
+    records = {}
+    for c in board.charts:
+        scheduler.add(c.name)
+        records[c.name] = ChartRecord(fingerprint="x", rendered_at=1.0)
+        sweep.rendered(c.name, upkeep.files_seen(c))  # as the daemon does when a render succeeds
+    fingerprints = counting(monkeypatch, upkeep, "fingerprint")
+    for step in range(12):  # one whole cycle of check_every (1 minute) in 5-s slices
+        sweep.step(board, records, scheduler, 5.0, now=5.0 * step)
+    assert fingerprints == []
+    (b.root / "data/c7.txt").write_text("9 9 9 9\n")  # a change no event reported
+    for step in range(12, 24):
+        sweep.step(board, records, scheduler, 5.0, now=5.0 * step)
+    assert len(fingerprints) == 1 and scheduler["c7"].reason == "change"
