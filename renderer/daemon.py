@@ -251,8 +251,11 @@ class Daemon:
             chart = self.board.chart(name)
             timer = self.scheduler[name]
             known, timer.known = timer.known, None
-            current, inputs = known or (None, expand_inputs(chart))
-            current = current or fingerprint(self.board, chart, inputs)
+            if known is not None:
+                current, inputs, files = known
+            else:
+                inputs = expand_inputs(chart)
+                current, files = fingerprint(self.board, chart, inputs), upkeep.files_seen(chart)
             rec = self.records.get(name)
             self.early.window_over(name)
             if (timer.failures and timer.reason in ("change", "move") and rec is not None
@@ -265,8 +268,7 @@ class Daemon:
                     capacity -= 1
                 continue
             trigger = timer.start(now)
-            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now,
-                            files=None if known else upkeep.files_seen(chart))
+            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now, files=files)
             self.inflight.add(name, flight)
             self._submit(name, flight, make_job(self.board, chart, inputs))
             capacity -= 1

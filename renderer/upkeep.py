@@ -31,7 +31,7 @@ def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Schedule
     why = why_render(board, chart, records.get(chart.name), current, now)
     if why:
         timer.request(now, reason or why)
-        timer.known = (current, inputs)
+        timer.known = (current, inputs, files_seen(chart))
     rec = records.get(chart.name)
     timer.hold_until = held_until(chart, rec)
     if rec is not None:
