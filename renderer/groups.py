@@ -1,19 +1,17 @@
-"""Groups: the board's sections, their summaries, and the manifest split per group.
+"""Groups: the board's sections and their summaries.
 
 A chart's `group` puts it in a section; sections come in the order their groups first appear
 in the board file, and charts without a group form a section of their own where the first of
-them appears. Each section has an id made from its name (`group-ID` on the page, and the file
-`status/ID.json` holding its charts' manifest entries), so an open page polls the small
+them appears. Each section has an id made from its name (`group-ID` on the page, the file
+`status/ID.json` holding its charts' manifest entries and, on a split board, its page
+`groups/ID.html`; renderer.pages makes them), so an open page polls the small
 `status/index.json` (one hash per group) and fetches only the groups whose hash changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
-
-from renderer import jsonfile
 
 STATES = ("error", "stale", "pending", "ok")  # the order a summary counts them: trouble first
 STATUS_DIR = "status"
@@ -65,34 +63,3 @@ def summary(charts: list[dict[str, Any]]) -> dict[str, Any]:
         "trouble": [{"name": c["name"], "title": c["title"], "state": c["state"]} for c in trouble[:MAX_NAMED]],
         "more": max(0, len(trouble) - MAX_NAMED),
     }
-
-
-def group_file(section: dict[str, Any]) -> bytes:
-    """status/ID.json: the section's name and its charts' manifest entries."""
-    # Compact: json's C encoder (indent= takes the pure-Python one, ~6x slower on a big board).
-    return jsonfile.dumps({"group": section["name"], "charts": section["charts"]}, separators=(",", ":")).encode()
-
-
-def split_manifest(man: dict[str, Any], layout: str) -> dict[str, bytes]:
-    """The manifest split for polling, by file name under the output folder: status/index.json
-    (the board, a hash of the layout, and per group its id, name, counts, the charts in trouble
-    when there are any, and content hash) and
-    status/ID.json per group. A group file's bytes change only when one of its charts does."""
-    files: dict[str, bytes] = {}
-    groups = []
-    for section in sections(man["charts"]):
-        data = group_file(section)
-        files[f"{STATUS_DIR}/{section['id']}.json"] = data
-        brief = summary(section["charts"])
-        groups.append({"id": section["id"], "name": section["name"],
-                       "hash": hashlib.sha256(data).hexdigest()[:16], "counts": brief["counts"],
-                       **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
-    index = {"board": {**man["board"], "layout": layout}, "groups": groups}
-    files[STATUS_INDEX] = jsonfile.dumps(index, indent=1).encode()
-    return files
-
-
-def layout_hash(man: dict[str, Any]) -> str:
-    """Changes when charts are added, removed, moved or regrouped: an open page reloads then."""
-    blob = jsonfile.dumps([[c["name"], c.get("group")] for c in man["charts"]])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -78,11 +78,6 @@ def card(chart: Chart, entry: dict[str, Any]) -> dict[str, Any]:
             "svg": f"{chart.name}.svg" if "svg" in chart.formats else None, "width": width, "height": height}
 
 
-def manifest(board: Board, records: dict[str, ChartRecord], now: float) -> dict[str, Any]:
-    """status.json's content, states judged at `now`."""
-    return jsonfile.loads(Pages().update(board, records, now).status_json)
-
-
 def static_files() -> dict[str, bytes]:
     """The built-in static assets, by name."""
     folder = site_dir() / "static"

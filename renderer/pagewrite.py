@@ -18,7 +18,7 @@ from typing import Any
 from renderer import groups, jsonfile, templating
 from renderer.config import Board
 from renderer.errors import PublishError
-from renderer.pages import GROUP_PAGES, Pages, group_contexts, render_group, render_index
+from renderer.pages import GROUP_PAGES, Pages, Snapshot, group_contexts, render_group, render_index
 from renderer.publish import make_folder, write_atomic
 from renderer.repair import damaged, stamp, stamps
 from renderer.state import ChartRecord
@@ -48,8 +48,9 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
         raise
 
 
-def _write(board: Board, pages: Pages, snap: Any) -> None:
+def _write(board: Board, pages: Pages, snap: Snapshot) -> None:
     context, split = snap.context, snap.status_files
+    rebuilt = {f"{groups.STATUS_DIR}/{g}.json" for g in snap.changed_groups}  # every group's after a full update
     written = _written(board)
     before = written.get("digests", {}) if isinstance(written.get("digests"), dict) else {}
     intact = set(_intact(board, written))
@@ -58,13 +59,12 @@ def _write(board: Board, pages: Pages, snap: Any) -> None:
     digests["index.html"] = _digest(common, _index_shows(context))
     views = {"index.html": context} | group_contexts(context)
     for name, view in views.items():
-        if name != "index.html" and (snap.full or view["group"]["id"] in snap.changed_groups or name not in digests):
+        if name != "index.html" and (view["group"]["id"] in snap.changed_groups or name not in digests):
             digests[name] = _digest(common, [view["group"]["hash"], _cards(view["group"]),
                                              [p and [p["id"], p["name"]] for p in (view["prev"], view["next"], view["first"])]])
     stale = [name for name in views if before.get(name) != digests[name] or name not in intact]
     for name in split:
-        if name != groups.STATUS_INDEX and (name in (f"{groups.STATUS_DIR}/{g}.json" for g in snap.changed_groups)
-                                           or name not in digests):
+        if name != groups.STATUS_INDEX and (name in rebuilt or name not in digests):
             digests[name] = _hash(split[name])
     changed = [n for n in split if n != groups.STATUS_INDEX and before.get(n) != digests[n]]
     if not stale and not changed and all(n in intact for n in (*split, STATUS_FILE)):
