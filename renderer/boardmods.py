@@ -31,6 +31,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from renderer.digests import file_digest
+
 # --- worker half --------------------------------------------------------------------------
 
 _root: str | None = None  # the board folder whose modules are loaded
@@ -38,14 +40,6 @@ _digests: dict[str, str] = {}  # file -> sha256 of the source compiled from it
 _deps: dict[str, frozenset[str]] = {}  # board module name -> the board files its execution used
 _stack: list[set[str]] = []  # files used by the render and the module executions in progress
 _original_import = builtins.__import__
-
-
-def digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except OSError:
-        return None
 
 
 class _SourceLoader(importlib.machinery.SourceFileLoader):
@@ -123,7 +117,7 @@ def _use_board(root: str) -> None:
     global _root
     if _BoardFinder not in sys.meta_path:
         sys.meta_path.insert(0, _BoardFinder)
-    stale = root != _root or any(digest(path) != d for path, d in _digests.items())
+    stale = root != _root or any(file_digest(path) != d for path, d in _digests.items())
     if stale and _deps:
         for name in list(_deps):
             sys.modules.pop(name, None)

@@ -98,7 +98,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot) -> None:
     record = {"digests": {n: d for n, d in digests.items() if n in current},
               "stamps": stamps(board.output, sorted(current)),
               "index_sizes": _sizes_this_second(board, written.get("index_sizes"))}
-    write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode())
+    write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode(), durable=True)
 
 
 def _common_digest(board: Board, context: dict[str, Any]) -> list:

@@ -1,11 +1,12 @@
 """Atomic publishing into the output folder.
 
-Every file goes to a hidden temporary file in the same folder, is flushed and fsynced, and
-moved into place with os.replace, so a reader sees the old file or the new one, never part
-of one, and a crash leaves one of them whole. The folder is not fsynced after the rename: a
-crash may undo a rename, leaving the previous file, which the next render replaces again; it
-would cost a second fsync per image. Files whose bytes did not change are not touched, so
-their mtime and ETag stay put.
+Every file goes to a hidden temporary file in the same folder and is moved into place with
+os.replace, so a reader sees the old file or the new one, never part of one. Only the
+bookkeeping in .plotboard/ is fsynced (`durable`): it holds each published file's stamp, so a
+file that a crash of the machine left torn or old is found by the repair check
+(renderer.repair) and written again at the next start. An fsync per image cost more of the
+daemon's CPU than everything else it does for a render. Files whose bytes did not change are
+not touched, so their mtime and ETag stay put.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ def make_folder(folder: Path) -> None:
         raise PublishError(f"cannot create {exc.filename or folder}: {exc.strerror or exc}") from None
 
 
-def write_atomic(folder: Path, name: str, data: bytes) -> bool:
+def write_atomic(folder: Path, name: str, data: bytes, durable: bool = False) -> bool:
     """Publish data as folder/name; returns False (and writes nothing) when unchanged."""
-    return bool(write_many(folder, {name: data}))
+    return bool(write_many(folder, {name: data}, durable))
 
 
-def write_many(folder: Path, files: dict[str, bytes]) -> list[str]:
-    """Publish several files together; returns the names whose bytes changed.
+def write_many(folder: Path, files: dict[str, bytes], durable: bool = False) -> list[str]:
+    """Publish several files together; returns the names whose bytes changed. With `durable`,
+    each is on disk (fsynced) before it replaces the old one.
 
     All temporary files are written first, so a full disk fails before any file is
     replaced and the previous set stays whole.
@@ -53,7 +55,7 @@ def write_many(folder: Path, files: dict[str, bytes]) -> list[str]:
         for name, data in files.items():
             target = safe_path(folder, name)
             if not _same_bytes(target, data):
-                staged.append((_write_temp(folder, name, data), target))
+                staged.append((_write_temp(folder, name, data, durable), target))
         for temp, target in staged:
             os.replace(temp, target)  # replaces a symlink itself, never what it points to
     except OSError as exc:
@@ -63,7 +65,7 @@ def write_many(folder: Path, files: dict[str, bytes]) -> list[str]:
     return [target.name for _, target in staged]
 
 
-def _write_temp(folder: Path, name: str, data: bytes) -> Path:
+def _write_temp(folder: Path, name: str, data: bytes, durable: bool) -> Path:
     temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
     # os.open with 0o666 lets the umask decide, giving 0644 under the usual umask
     # (tempfile.mkstemp would create 0600, which a web server running as another user cannot read).
@@ -72,7 +74,8 @@ def _write_temp(folder: Path, name: str, data: bytes) -> Path:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except OSError:
         os.close(fd)
         _unlink_quietly(temp)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from renderer import __version__, boardmods, jsonfile
+from renderer import __version__, boardmods, digests, jsonfile
 from renderer.config import Board, Chart, settings_digest
 from renderer.inputs import TooManyInputs, expand
 from renderer.publish import make_folder, write_atomic
@@ -75,7 +75,7 @@ def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
     make_folder(board.state_dir)
     data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
     # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
-    write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode())
+    write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode(), durable=True)
 
 
 class Inputs(list):
@@ -149,12 +149,7 @@ def library_versions() -> dict[str, str]:
 
 
 def file_digest(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+    return None if path is None else digests.file_digest(str(path))
 
 
 def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
