@@ -172,9 +172,9 @@ def test_a_long_burst_writes_the_pages_once_per_delay():
     assert writes[0] - 100.0 <= PAGES_DELAY + step  # the first publish waits at most the delay
 
 
-def test_changes_that_trickle_in_at_rest_leave_five_write_durations_between_writes():
+def test_changes_that_trickle_in_at_rest_leave_cost_factor_write_durations_between_writes():
     """One publish every 60 ms with the renders at rest in between (a 1,000-file family each
-    file changing once a minute): writes that take 0.1 s come at most every 0.5 s."""
+    file changing once a minute): writes that take 0.1 s come at most every COST_FACTOR × 0.1 s."""
     from renderer.pagebatch import COST_FACTOR
 
     pages, writes, took = PageBatcher(), [], 0.1
@@ -251,10 +251,10 @@ def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often
     pages.wrote(100.0, took=0.05)  # a small board: the usual delay
     pages.dirty(100.0)
     assert pages.due == 100.0 + PAGES_DELAY
-    pages.wrote(101.0, took=0.6)  # 0.6 s a write: at most a fifth of the time goes to it
+    pages.wrote(101.0, took=0.6)  # 0.6 s a write: at most 1/COST_FACTOR of the time goes to it
     pages.dirty(101.0)
     assert pages.due == 101.0 + COST_FACTOR * 0.6
     assert not pages.should_write(102.0, at_rest=False, stale_at=None)
-    # At rest too, the next write waits out five times the last one's duration.
+    # At rest too, the next write waits out COST_FACTOR times the last one's duration.
     assert not pages.should_write(102.0, at_rest=True, stale_at=None)
     assert pages.should_write(101.0 + COST_FACTOR * 0.6, at_rest=True, stale_at=None)
