@@ -27,7 +27,6 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from multiprocessing.connection import wait
 from types import TracebackType
 from typing import Any, Self
 
@@ -61,6 +60,25 @@ class _Worker:
         self.deadline = float("inf")  # of the render in flight; of leaving, once it is leaving
 
 
+class _Poller:
+    """multiprocessing.connection.wait's answer from one poll object kept while the watched
+    file descriptors stay the same (wait builds a selector on every call: a sizable part of the
+    dispatcher's CPU per render). poll is told the fds at each call, so a reused fd is fine."""
+
+    def __init__(self) -> None:
+        self._poll = select.poll()
+        self._by_fd: dict[int, Any] = {}
+
+    def wait(self, objects: list[Any], timeout: float) -> list[Any]:
+        by_fd = {o if isinstance(o, int) else o.fileno(): o for o in objects}
+        if by_fd.keys() != self._by_fd.keys():
+            self._poll = select.poll()
+            for fd in by_fd:
+                self._poll.register(fd, select.POLLIN)
+        self._by_fd = by_fd
+        return [by_fd[fd] for fd, _ in self._poll.poll(timeout * 1000)]
+
+
 class RenderPool:
     """Local worker processes; every submitted job's future resolves, never raises."""
 
@@ -76,6 +94,9 @@ class RenderPool:
         self._ending: list[_Worker] = []  # leaving or killed: waiting for their exit
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        self._hungry = True  # the dispatcher would hand a new job out: a submit wakes it
+        self._poller = _Poller()
         self._ctx = None
         atexit.register(self._at_exit)
 
@@ -88,7 +109,9 @@ class RenderPool:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="plotboard-pool", daemon=True)
                 self._thread.start()
-        self._wake()
+            hungry = self._hungry
+        if hungry:  # else every worker is busy: the next result wakes the dispatcher anyway
+            self._wake()
         return future
 
     def close(self, wait: bool = True) -> None:
@@ -168,10 +191,9 @@ class RenderPool:
         """Hand queued jobs to idle workers, starting workers up to the pool's size."""
         while True:
             with self._lock:
-                if not self._queue:
-                    return
                 idle = next((w for w in self._workers if w.task is None), None)
-                if idle is None and len(self._workers) >= self.size:
+                self._hungry = idle is not None or len(self._workers) < self.size
+                if not self._queue or not self._hungry:
                     return
                 job, future = self._queue.popleft()
             if idle is None:
@@ -213,12 +235,14 @@ class RenderPool:
             watched += [w.conn, w.proc.sentinel] if w.task else [w.proc.sentinel]
         watched += [w.proc.sentinel for w in self._ending]
         deadline = min([w.deadline for w in self._workers + self._ending], default=float("inf"))
-        ready = set(wait(watched, timeout=max(0.0, min(deadline - time.monotonic(), 3600.0))))
+        ready = set(self._poller.wait(watched, timeout=max(0.0, min(deadline - time.monotonic(), 3600.0))))
         if self._wake_r in ready:
-            while select.select([self._wake_r], [], [], 0)[0] and os.read(self._wake_r, 4096):
+            try:
+                os.read(self._wake_r, 4096)  # more bytes than that left: the next poll returns at once
+            except BlockingIOError:
                 pass
         for w in list(self._workers):
-            if w.task is not None and (w.conn in ready or w.proc.sentinel in ready) and w.conn.poll():
+            if w.task is not None and (w.conn in ready or (w.proc.sentinel in ready and w.conn.poll())):
                 self._result(w)
         for w in list(self._workers):
             if w.proc.sentinel in ready:
