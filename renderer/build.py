@@ -15,7 +15,7 @@ from renderer.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors import require_executor
 from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
-from renderer.pagewrite import write_pages
+from renderer.pagewrite import pages_current, write_pages
 from renderer.progress import Progress
 from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
 from renderer.workspace import make_job, prepare, publish_outcome, why_render
@@ -86,9 +86,10 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
             result.up_to_date.append(chart.name)
     if todo:
         _render_all(board, records, todo, result)
-    save_state(board, records)
+    state = save_state(board, records)
     try:
-        write_pages(board, records)
+        if todo or not pages_current(board, state, time.time()):
+            write_pages(board, records, state=state)
     except PublishError as exc:
         log.error("%s", exc)
         result.pages_error = str(exc)

@@ -59,8 +59,8 @@ class PageKeeper:
         """Write state.json and what changed of the pages; False (logged) when that failed."""
         started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
         try:
-            save_state(board, records)
-            write_pages(board, records, now, self.model, self.batch.take_changed())
+            state = save_state(board, records)
+            write_pages(board, records, now, self.model, self.batch.take_changed(), state)
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.batch.wrote(now)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from renderer import groups, jsonfile, templating
+from renderer import __version__, groups, jsonfile, templating
 from renderer.config import Board
 from renderer.errors import PublishError
 from renderer.pages import GROUP_PAGES, Pages, Snapshot, group_contexts, render_group, render_index
@@ -29,26 +29,51 @@ OWN_FILE_RES = (groups.GROUP_FILE_RE, groups.GROUP_PAGE_RE)  # files of these sh
 
 
 def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None,
-                pages: Pages | None = None, dirty: set[str] | None = None) -> None:
+                pages: Pages | None = None, dirty: set[str] | None = None, state: bytes | None = None) -> None:
     """Write what changed of status.json, status/, index.html, groups/ and static/.
 
     `pages` (the daemon keeps one) remembers the last write, and `dirty` names the charts whose
     records changed since: only those are recomputed (None: every chart). Nothing is written
     when nothing the pages show has changed (states are judged at `now`, so a chart turning
-    stale does rewrite them): a build with nothing to do stays cheap. Every page is rendered
-    before anything is written: a template failure keeps the old pages.
+    stale does rewrite them). Every page is rendered before anything is written: a template
+    failure keeps the old pages. `state`: state.json's bytes as just saved, so that a build
+    with nothing to do can tell the pages are current without computing them (pages_current).
     """
     now = time.time() if now is None else now
     pages = pages or Pages()
     snap = pages.update(board, records, now, dirty)
+    follows = None
+    if state is not None:
+        follows = {"key": pages_key(board, state), "until": min(pages.turns.values(), default=None)}
     try:
-        _write(board, pages, snap)
+        _write(board, pages, snap, follows)
     except BaseException:
         pages.board = None  # what this write took is not on the pages: the next one writes all
         raise
 
 
-def _write(board: Board, pages: Pages, snap: Snapshot) -> None:
+def pages_key(board: Board, state: bytes) -> str:
+    """What the pages follow from besides the time: the records (state.json's bytes), the board
+    file as loaded, the templates and static files, and plotboard itself."""
+    static = [[p.name, *(stamp(p) or [])] for p in sorted((templating.site_dir() / "static").glob("*"))]
+    return _digest(_hash(state), jsonfile.dumps(board.data, sort_keys=True, default=str), str(board.output),
+                   _template_stamps(board), static, __version__)
+
+
+def pages_current(board: Board, state: bytes, now: float) -> bool:
+    """Whether the pages as last written show these records (state.json's bytes) and this board
+    at `now`: nothing changed since, no chart has turned stale, every page file is intact."""
+    written = _written(board)
+    follows = written.get("follows")
+    if not isinstance(follows, dict) or follows.get("key") != pages_key(board, state):
+        return False
+    until = follows.get("until")
+    if until is not None and not (isinstance(until, (int, float)) and now < until):
+        return False
+    return len(_intact(board, written)) == len(written["stamps"])
+
+
+def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] | None = None) -> None:
     context, split = snap.context, snap.status_files
     rebuilt = {f"{groups.STATUS_DIR}/{g}.json" for g in snap.changed_groups}  # every group's after a full update
     written = _written(board)
@@ -68,6 +93,9 @@ def _write(board: Board, pages: Pages, snap: Snapshot) -> None:
             digests[name] = _hash(split[name])
     changed = [n for n in split if n != groups.STATUS_INDEX and before.get(n) != digests[n]]
     if not stale and not changed and all(n in intact for n in (*split, STATUS_FILE)):
+        if follows is not None and written.get("follows") != follows:  # records changed, not what shows
+            write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps({**written, "follows": follows}).encode(),
+                         durable=True)
         return
     texts = {}
     for name in stale:
@@ -97,7 +125,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot) -> None:
     make_folder(board.state_dir)
     record = {"digests": {n: d for n, d in digests.items() if n in current},
               "stamps": stamps(board.output, sorted(current)),
-              "index_sizes": _sizes_this_second(board, written.get("index_sizes"))}
+              "index_sizes": _sizes_this_second(board, written.get("index_sizes")), "follows": follows}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode(), durable=True)
 
 

@@ -71,11 +71,14 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
     return records
 
 
-def save_state(board: Board, records: dict[str, ChartRecord]) -> None:
+def save_state(board: Board, records: dict[str, ChartRecord]) -> bytes:
+    """Write state.json (only when its bytes change: a build with nothing to do stays cheap);
+    returns its bytes."""
     make_folder(board.state_dir)
     data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
-    # Compact, and written only when its bytes change: a build with nothing to do stays cheap.
-    write_atomic(board.state_dir, STATE_FILE, jsonfile.dumps(data, separators=(",", ":")).encode(), durable=True)
+    text = jsonfile.dumps(data, separators=(",", ":")).encode()  # compact
+    write_atomic(board.state_dir, STATE_FILE, text, durable=True)
+    return text
 
 
 class Inputs(list):

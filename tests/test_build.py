@@ -9,11 +9,13 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 
-from conftest import PLOTS, PNG_SIGNATURE, REPO, Board, Snapshot, build_once, cli_env, start_cli, wait_for
+from conftest import PLOTS, PNG_SIGNATURE, REPO, TWO_CHARTS, Board, Snapshot, build_once, cli_env, start_cli, wait_for
+from renderer.status import parse_iso
 
 FOUR = """
 [board]
@@ -401,3 +403,37 @@ def test_fingerprint_versions_are_the_installed_distributions_versions():
     found = library_versions()
     for dist in ("matplotlib", "numpy", "pillow"):
         assert found[dist] == version(dist), dist
+
+
+# -- a build with nothing to render leaves the pages alone only while they are current -------
+
+
+def test_a_build_with_nothing_to_render_still_shows_a_chart_turned_stale(board):
+    board.write(TWO_CHARTS.replace('name = "b"\n', 'name = "b"\nstale_after = "1s"\n'))
+    assert board.cli("build").returncode == 0
+    assert board.cli("build").returncode == 0  # nothing changed: the pages are current
+    assert board.chart("b")["state"] == "ok"
+    rendered_at = parse_iso(board.chart("b")["rendered_at"])
+    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=5, what="chart b to pass its stale_after")
+    result = board.cli("build")
+    assert "build: 0 rendered, 0 failed, 2 up to date" in result.stderr, result.stderr
+    assert board.chart("b")["state"] == "stale"
+    assert 'id="chart-b" data-name="b" data-state="stale"' in (board.output / "index.html").read_text()
+
+
+def test_a_build_with_nothing_to_render_shows_a_new_title_and_a_new_template(built):
+    before = built.cli("build")
+    assert "build: 0 rendered" in before.stderr, before.stderr
+    built.file.write_text(built.file.read_text().replace('title = "Chart A"', 'title = "Chart A, renamed"'))
+    result = built.cli("build")
+    assert "build: 0 rendered, 0 failed, 2 up to date" in result.stderr, result.stderr  # a title is not in the image
+    assert built.chart("a")["title"] == "Chart A, renamed"
+    assert "Chart A, renamed" in (built.output / "index.html").read_text()
+    templates = built.root / "templates"
+    templates.mkdir()
+    (templates / "_card.html").write_text('<article id="chart-{{ c.name }}">own card {{ c.title }}</article>')
+    built.file.write_text(built.file.read_text().replace('[board]\n', '[board]\ntemplates = "templates"\n', 1))
+    assert built.cli("build").returncode == 0
+    (templates / "_card.html").write_text('<article id="chart-{{ c.name }}">own card, edited {{ c.title }}</article>')
+    assert built.cli("build").returncode == 0
+    assert "own card, edited Chart B" in (built.output / "index.html").read_text()
