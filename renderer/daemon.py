@@ -60,6 +60,10 @@ DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in
 STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
 MAX_SLEEP = 60.0
 MAX_AHEAD = 64  # renders queued per worker at most, to keep it busy while the loop writes the pages
+# With more renders due than the workers can take (a cold start, a reload of a big board), the
+# loop turns at most this often and takes the results that came meanwhile together: a turn per
+# result cost more than publishing it. Nobody waits for it: the pages follow 1 s later at best.
+BURST_TURN = 0.05
 EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
 
 
@@ -103,6 +107,7 @@ class Daemon:
         self.replan_wanted = False
         self.next_replan = 0.0
         self.dispatched_at = 0.0
+        self.backlog = False  # the last dispatch left due renders for want of free workers
         self.executors = ExecutorSet()
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
@@ -173,6 +178,7 @@ class Daemon:
 
     def _loop(self) -> None:
         while not self._stop_requested():
+            turn = time.monotonic()  # a duration, not a time of day: not the clock passed in
             self._take_results()
             self._take_changes()
             self._take_builds()
@@ -182,8 +188,10 @@ class Daemon:
             now = self.clock()
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
-            self._dispatch()
+            self._dispatch(ahead=BURST_TURN if self.backlog else 0.0)
             self._maybe_write_pages()
+            if self.backlog and not self.stopping:
+                time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
             self.wake.wait(self._timeout())
 
     def _timeout(self) -> float:
@@ -243,8 +251,10 @@ class Daemon:
         # a page write, enough for the write's duration (the last one's) at the recent render time.
         queued = 1 + min(MAX_AHEAD, math.ceil(ahead / self.render_s)) if ahead else 1
         capacity = (1 + queued) * self.board.workers - len(self.inflight) - self.early.running
+        self.backlog = False
         for name in self.scheduler.due_now():
             if capacity <= 0:
+                self.backlog = True
                 break
             if name in self.inflight:
                 continue  # a removed chart of that name is still rendering
@@ -353,7 +363,7 @@ class Daemon:
     def _maybe_write_pages(self) -> None:
         now = self.clock()
         if self.pages.due(now, self._at_rest(now)):
-            self._dispatch(ahead=self.pages.took)
+            self._dispatch(ahead=max(self.pages.took, BURST_TURN if self.backlog else 0.0))
             self._write_pages(now)
 
     def _at_rest(self, now: float) -> bool:

@@ -31,7 +31,7 @@ def test_an_unexpected_error_in_the_loop_is_logged_and_ends_run_non_zero(tmp_pat
     for name, text in TWO_CHARTS_DATA.items():
         board.data(name, text)
 
-    def broken_dispatch(self) -> None:
+    def broken_dispatch(self, ahead: float = 0.0) -> None:
         raise RuntimeError("a bug in the loop")
 
     # Fault injection: the product has no known bug to trigger, so one loop step is made to raise.
