@@ -5,6 +5,7 @@ records."""
 from __future__ import annotations
 
 import logging
+import os
 
 from renderer import boardmods
 from renderer.config import Board, Chart
@@ -90,7 +91,8 @@ def _publish(
         boardmods.remember(str(board.root), outcome.name, outcome.modules)
     if isinstance(outcome, RenderOutput):
         try:
-            board.output.mkdir(parents=True, exist_ok=True)  # deleted meanwhile: published afresh
+            if not os.path.isdir(board.output):  # deleted meanwhile: published afresh
+                board.output.mkdir(parents=True, exist_ok=True)
             changed = write_many(board.output, outcome.files)
         except (PublishError, OSError) as exc:
             outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms, FailureKind.PUBLISH)
