@@ -362,9 +362,10 @@ class Daemon:
 
     def _maybe_write_pages(self) -> None:
         now = self.clock()
-        if self.pages.due(now, self._at_rest(now)):
+        at_rest = self._at_rest(now)
+        if self.pages.due(now, at_rest):
             self._dispatch(ahead=max(self.pages.took, BURST_TURN if self.backlog else 0.0))
-            self._write_pages(now)
+            self._write_pages(now, at_rest)
 
     def _at_rest(self, now: float) -> bool:
         """No render in flight and none about to start."""
@@ -373,8 +374,8 @@ class Daemon:
         wakeup = self.scheduler.next_wakeup()
         return wakeup is None or wakeup > now + PAGES_REST
 
-    def _write_pages(self, now: float) -> None:
-        if self.pages.write(self.board, self.records, now, final=self.stopping):
+    def _write_pages(self, now: float, at_rest: bool = False) -> None:
+        if self.pages.write(self.board, self.records, now, final=self.stopping, at_rest=at_rest):
             self.builds.answer_done()
 
     # -- charts and reload -------------------------------------------------------------------

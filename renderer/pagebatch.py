@@ -63,6 +63,7 @@ class PageBatcher:
         self.due: float | None = None  # when the pages must be written at the latest
         self.written_at = 0.0
         self.took = 0.0  # how long the last write took
+        self.rested = False  # the last write was made at rest (not during a burst)
         self.retry_at: float | None = None  # after a failed write: not before this, even at rest
         self.changed: set[str] | None = None  # charts whose records changed since the last write; None: any
 
@@ -94,15 +95,18 @@ class PageBatcher:
 
     def _spaced(self) -> float:
         """The earliest a write may follow the last at rest: changes that trickle in one at a
-        time also leave at least COST_FACTOR times a write's duration between writes."""
-        return self.written_at + COST_FACTOR * self.took
+        time also leave at least COST_FACTOR times a write's duration between writes. The
+        first write at rest after a burst (its last renders) comes at once."""
+        return self.written_at + COST_FACTOR * self.took if self.rested else self.written_at
 
-    def wrote(self, now: float, took: float = 0.0) -> None:
-        """The pages were written at `now`, which took `took` seconds: on a board so big that
-        writing them is slow, a burst waits longer between writes (COST_FACTOR)."""
+    def wrote(self, now: float, took: float = 0.0, at_rest: bool = False) -> None:
+        """The pages were written at `now`, which took `took` seconds (`at_rest`: with no render
+        in flight): on a board so big that writing them is slow, a burst waits longer between
+        writes (COST_FACTOR)."""
         self.due = None
         self.written_at = now
         self.took = took
+        self.rested = at_rest
         self.retry_at = None
 
     def failed(self, now: float) -> None:

@@ -55,8 +55,10 @@ class PageKeeper:
         """How long the last write took (seconds)."""
         return self.batch.took
 
-    def write(self, board: Board, records: dict[str, ChartRecord], now: float, final: bool = False) -> bool:
-        """Write state.json and what changed of the pages; False (logged) when that failed."""
+    def write(self, board: Board, records: dict[str, ChartRecord], now: float, final: bool = False,
+              at_rest: bool = False) -> bool:
+        """Write state.json and what changed of the pages (`at_rest`: no render in flight);
+        False (logged) when that failed."""
         started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
         try:
             state = save_state(board, records)
@@ -67,7 +69,7 @@ class PageKeeper:
             self.batch.failed(now)
             ok = False
         else:
-            self.batch.wrote(now, took=time.perf_counter() - started)
+            self.batch.wrote(now, took=time.perf_counter() - started, at_rest=at_rest)
             ok = True
         if line := self.summary.line(now, force=final):
             log.info("%s", line)

@@ -182,7 +182,7 @@ def test_changes_that_trickle_in_at_rest_leave_cost_factor_write_durations_betwe
         now = 100.0 + i * 0.06
         pages.dirty(now)
         if pages.should_write(now, at_rest=True, stale_at=None):
-            pages.wrote(now, took=took)
+            pages.wrote(now, took=took, at_rest=True)
             writes.append(now)
     assert all(b - a >= COST_FACTOR * took - 1e-9 for a, b in zip(writes, writes[1:])), writes
     assert len(writes) >= 200 * 0.06 / (COST_FACTOR * took + 0.06) - 1  # and no rarer than that
@@ -255,6 +255,10 @@ def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often
     pages.dirty(101.0)
     assert pages.due == 101.0 + COST_FACTOR * 0.6
     assert not pages.should_write(102.0, at_rest=False, stale_at=None)
+    # The burst's renders are done: its last ones reach the pages at once.
+    assert pages.should_write(102.0, at_rest=True, stale_at=None)
+    pages.wrote(102.0, took=0.6, at_rest=True)
+    pages.dirty(102.5)
     # At rest too, the next write waits out COST_FACTOR times the last one's duration.
-    assert not pages.should_write(102.0, at_rest=True, stale_at=None)
-    assert pages.should_write(101.0 + COST_FACTOR * 0.6, at_rest=True, stale_at=None)
+    assert not pages.should_write(103.0, at_rest=True, stale_at=None)
+    assert pages.should_write(102.0 + COST_FACTOR * 0.6, at_rest=True, stale_at=None)
