@@ -18,6 +18,7 @@ import os
 import threading
 from typing import Callable, NamedTuple
 
+from watchdog import events as wd
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from renderer import boardmods
@@ -27,6 +28,10 @@ log = logging.getLogger("plotboard")
 
 POLL_INTERVAL = 0.5  # seconds between scans when polling
 IGNORED_EVENTS = {"opened", "closed_no_write"}
+# What the watches ask the kernel for: every event but those two, which each render's worker
+# causes by reading its inputs and which would otherwise cross the observer's threads for nothing.
+HEARD = [wd.FileCreatedEvent, wd.DirCreatedEvent, wd.FileModifiedEvent, wd.DirModifiedEvent, wd.FileDeletedEvent,
+         wd.DirDeletedEvent, wd.FileMovedEvent, wd.DirMovedEvent, wd.FileClosedEvent]
 LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE}
 OVERFLOW = "<inotify queue overflow>"  # the path of the folder change that reports lost events
 
@@ -296,7 +301,7 @@ class Watcher:
         if inode is None:
             return
         try:
-            handle = self._observer.schedule(self._handler, folder, recursive=recursive)
+            handle = self._observer.schedule(self._handler, folder, recursive=recursive, event_filter=HEARD)
         except OSError as exc:
             if exc.errno in LIMIT_ERRNOS and not self.polling:
                 self._fall_back_to_polling(folder, exc)

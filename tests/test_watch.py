@@ -127,6 +127,35 @@ def test_observer_reports_writes_deletes_and_moves_into_place(tmp_path: Path, re
     assert not recorder.seen(below)
 
 
+def inotify_masks() -> list[int]:
+    """The event masks of this process's inotify watches, as the kernel lists them."""
+    masks = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        masks += [int(part[5:], 16) for part in info.split() if part.startswith("mask:")]
+    return masks
+
+
+def test_the_kernel_is_not_asked_for_the_opens_and_reads_of_each_render(tmp_path: Path, recorder: Recorder):
+    """A worker opens and reads its inputs in every render: IN_OPEN and IN_CLOSE_NOWRITE are not
+    asked for, so they never cross the observer's threads; writes, closes after writing, moves,
+    creations and deletions are."""
+    before = set(inotify_masks())
+    recorder.watcher.watch({str(tmp_path): False})
+    wait_for(lambda: set(inotify_masks()) - before, 60, "the watch to be added")
+    [mask] = set(inotify_masks()) - before
+    in_open, in_close_nowrite = 0x20, 0x10
+    wanted = {"modify": 0x2, "attrib": 0x4, "close_write": 0x8, "moved_from": 0x40, "moved_to": 0x80,
+              "create": 0x100, "delete": 0x200, "delete_self": 0x400}
+    assert mask & (in_open | in_close_nowrite) == 0, hex(mask)
+    assert all(mask & bit for bit in wanted.values()), hex(mask)
+
+
 def test_a_folder_deleted_and_created_again_is_watched_afresh(tmp_path: Path, recorder: Recorder):
     data = tmp_path / "data"
     data.mkdir()
