@@ -56,8 +56,18 @@ def pages_key(board: Board, state: bytes) -> str:
     """What the pages follow from besides the time: the records (state.json's bytes), the board
     file as loaded, the templates and static files, and plotboard itself."""
     static = [[p.name, *(stamp(p) or [])] for p in sorted((templating.site_dir() / "static").glob("*"))]
-    return _digest(_hash(state), jsonfile.dumps(board.data, sort_keys=True, default=str), str(board.output),
-                   _template_stamps(board), static, __version__)
+    return _digest(_hash(state), _board_digest(board), str(board.output), _template_stamps(board), static,
+                   __version__)
+
+
+_board_seen: list[Any] = [None, ""]  # the last board (boards never change once loaded) and its digest
+
+
+def _board_digest(board: Board) -> str:
+    """A digest of the board file as loaded, made once per board: the daemon asks at every write."""
+    if _board_seen[0] is not board:
+        _board_seen[:] = [board, _hash(jsonfile.dumps(board.data, sort_keys=True, default=str).encode())]
+    return _board_seen[1]
 
 
 def pages_current(board: Board, state: bytes, now: float) -> bool:
