@@ -19,6 +19,7 @@ import fnmatch
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -103,34 +104,46 @@ def expand(patterns: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
     count (the output folder and `.plotboard/`). Raises TooManyInputs beyond the limits.
     """
     patterns = list(patterns)
-    excluded = _real_folders(tuple(excluded))
+    excluded = [_real_folder(f) for f in excluded]
     walk = _Walk(excluded, ", ".join(repr(p) for p in patterns if has_magic(p)) or "the inputs")
     for pattern in patterns:
         if has_magic(pattern):
             _expand_glob(walk, pattern)
             continue
         try:
-            st = os.stat(pattern)
+            lst = os.lstat(pattern)
+            st = os.stat(pattern) if stat.S_ISLNK(lst.st_mode) else lst
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and not _inside(os.path.realpath(pattern), excluded):
+        real = os.path.realpath(pattern) if stat.S_ISLNK(lst.st_mode) else _real_file(pattern)
+        if stat.S_ISREG(st.st_mode) and not _inside(real, excluded):
             walk.add_file(pattern, st)
     return sorted(walk.found)
 
 
-_real: dict[tuple[str, ...], tuple[tuple, list[str]]] = {}  # excluded folders -> (their identity, real paths)
+RESOLVED_FOR = 1.0  # seconds a folder's resolved path is reused while the folder stays the same
+_resolved: dict[str, tuple[tuple[int, int] | None, str, float]] = {}  # folder -> (identity, real path, when)
 
 
-def _real_folders(folders: tuple[str, ...]) -> list[str]:
-    """The folders' real paths, resolved again only when one of them is no longer the folder it
-    was (every chart of a board excludes the same two: ~25 µs of realpath each, per chart)."""
-    ident = tuple(_ident(f) for f in folders)
-    known = _real.get(folders)
-    if known is not None and known[0] == ident and None not in ident:
+def _real_folder(folder: str) -> str:
+    """os.path.realpath of a folder, reused for a second while the folder is the same one (by
+    device and inode): every chart excludes the same two folders and most share their inputs'
+    folders, and a realpath costs a lstat per path component."""
+    ident, now = _ident(folder), time.monotonic()
+    known = _resolved.get(folder)
+    if known is not None and ident is not None and known[0] == ident and now - known[2] < RESOLVED_FOR:
         return known[1]
-    real = [os.path.realpath(f) for f in folders]
-    _real[folders] = (ident, real)
+    if len(_resolved) > 65536:
+        _resolved.clear()
+    real = os.path.realpath(folder)
+    _resolved[folder] = (ident, real, now)
     return real
+
+
+def _real_file(path: str) -> str:
+    """os.path.realpath of a file that is not a symlink itself: its folder's real path, and its name."""
+    folder, name = os.path.split(path)
+    return os.path.join(_real_folder(folder), name) if folder and name not in ("", ".", "..") else os.path.realpath(path)
 
 
 def _inside(real: str, folders: list[str]) -> bool:

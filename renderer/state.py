@@ -175,6 +175,18 @@ def _modules_digest(modules: dict[str, str | None]) -> str:
     return hashlib.sha256(json.dumps(sorted(modules.items())).encode()).hexdigest()[:32]
 
 
+_settings: dict[int, tuple[Chart, str]] = {}  # id(chart) -> (chart, settings_digest): a chart never changes
+
+
+def _settings_digest(board: Board, chart: Chart) -> str:
+    known = _settings.get(id(chart))
+    if known is None or known[0] is not chart:
+        if len(_settings) > 2 * len(board.charts) + 1024:  # charts of boards a reload replaced
+            _settings.clear()
+        known = _settings[id(chart)] = (chart, settings_digest(chart))
+    return known[1]
+
+
 def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
     """'DEFINITION-DATA': a digest of what defines the chart (its settings, the theme, its
     plot module, library versions), then one of its input files as they are now."""
@@ -185,7 +197,7 @@ def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
             stats.append([p, st.st_size, st.st_mtime_ns])
         except OSError:
             stats.append([p, None, None])
-    definition = json.dumps({"settings": settings_digest(chart), "theme": board.theme,
+    definition = json.dumps({"settings": _settings_digest(board, chart), "theme": board.theme,
                              "module": file_digest(chart.plot_file), "versions": library_versions()}, sort_keys=True)
     data = json.dumps({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)}, sort_keys=True)
     return (hashlib.sha256(definition.encode()).hexdigest()[:32] + "-"
