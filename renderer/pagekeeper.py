@@ -22,6 +22,7 @@ class PageKeeper:
     def __init__(self) -> None:
         self.batch = PageBatcher()
         self.model = Pages()  # what the pages showed when last written, kept between writes
+        self.state: dict[str, str] = {}  # each record's JSON as last saved in state.json
         self.stale = StaleTimes()
         self.summary = RenderSummary()
 
@@ -61,8 +62,9 @@ class PageKeeper:
         False (logged) when that failed."""
         started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
         try:
-            state = save_state(board, records)
-            write_pages(board, records, now, self.model, self.batch.take_changed(), state)
+            changed = self.batch.take_changed()
+            state = save_state(board, records, self.state, changed)
+            write_pages(board, records, now, self.model, changed, state)
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.batch.wrote(now)

@@ -71,12 +71,29 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
     return records
 
 
-def save_state(board: Board, records: dict[str, ChartRecord]) -> bytes:
+def save_state(board: Board, records: dict[str, ChartRecord], kept: dict[str, str] | None = None,
+               dirty: set[str] | None = None) -> bytes:
     """Write state.json (only when its bytes change: a build with nothing to do stays cheap);
-    returns its bytes."""
+    returns its bytes. `kept` (the daemon keeps one) holds each record's JSON from the last
+    save, and `dirty` names the records changed since (None: any): only those are encoded again."""
     make_folder(board.state_dir)
-    data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
-    text = jsonfile.dumps(data, separators=(",", ":")).encode()  # compact
+    if kept is None:
+        data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
+        text = jsonfile.dumps(data, separators=(",", ":")).encode()  # compact
+    else:
+        if dirty is None:
+            kept.clear()
+        for name in dirty or ():
+            kept.pop(name, None)
+        parts = []
+        for name, rec in records.items():
+            encoded = kept.get(name)
+            if encoded is None:
+                encoded = kept[name] = jsonfile.dumps(vars(rec), separators=(",", ":"))
+            parts.append(f"{jsonfile.dumps(name)}:{encoded}")
+        for name in [n for n in kept if n not in records]:
+            del kept[name]
+        text = ('{"version":1,"charts":{' + ",".join(parts) + "}}").encode()  # what the dump above gives
     write_atomic(board.state_dir, STATE_FILE, text, durable=True)
     return text
 

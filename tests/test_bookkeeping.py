@@ -119,3 +119,26 @@ def test_every_record_field_has_its_check():
     assert set(CHECKS) == set(vars(ChartRecord()))
     assert check_record("a", vars(ChartRecord())) == {**vars(ChartRecord()), "files": []}
     assert check_record("a", {"error": "E" * 5000})["error"].endswith("[cut: 5000 characters in all]")
+
+
+def test_state_saved_from_kept_json_has_the_very_bytes_of_a_full_save(built):
+    """The daemon re-encodes only the records changed since its last save (renderer.state.save_state
+    with `kept`): after renders, a new chart, a removed one and a failure, the bytes are a full
+    save's, and the file loads back to the same records."""
+    from renderer.config import load_board
+    from renderer.state import STATE_FILE, load_state, save_state
+
+    board = load_board(built.file)
+    records, kept = load_state(board), {}
+    assert save_state(board, records, kept, None) == save_state(board, records)
+    records["a"].renders += 1
+    records["a"].rendered_at = 1e9 + 0.5
+    records["new"] = ChartRecord(hash="ab", rendered_at=2.0, renders=1, files=["new.png"])
+    assert save_state(board, records, kept, {"a", "new"}) == save_state(board, records)
+    del records["b"]
+    records["new"].error = 'ValueError: "quoted" \u00e9\n'
+    text = save_state(board, records, kept, {"new"})
+    assert text == save_state(board, records)
+    assert (board.state_dir / STATE_FILE).read_bytes() == text
+    assert set(kept) == {"a", "new"}
+    assert {n: vars(r) for n, r in load_state(board).items()} == {n: vars(r) for n, r in records.items()}
