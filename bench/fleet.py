@@ -59,6 +59,7 @@ from urllib.parse import urljoin, urlsplit
 
 from browser import POLL_URL, Nginx, launch_chromium
 from daemon_helpers import Daemon, wait_for
+from scale import rendered as all_rendered  # status.json lists n charts, each rendered
 
 SIZES = [1000, 3000, 10_000]
 QUICK_SIZES = [1000]
@@ -149,14 +150,6 @@ def all_ok(index: Path, n: int) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return sum(g.get("counts", {}).get("ok", 0) for g in groups) >= n
-
-
-def all_rendered(status: Path, n: int) -> bool:
-    try:
-        charts = json.loads(status.read_text())["charts"]
-    except (OSError, ValueError, KeyError):
-        return False
-    return len(charts) == n and all(c.get("renders", 0) >= 1 for c in charts)
 
 
 def when_changed(h: ModuleType, path: Path, check: Callable[[Path], bool]) -> Callable[[], bool]:
