@@ -22,7 +22,7 @@ class PageKeeper:
     def __init__(self) -> None:
         self.batch = PageBatcher()
         self.model = Pages()  # what the pages showed when last written, kept between writes
-        self.state: dict[str, str] = {}  # each record's JSON as last saved in state.json
+        self.state: dict[str, str] = {}  # each record's "name":{...} as last saved in state.json
         self.stale = StaleTimes()
         self.summary = RenderSummary()
 

@@ -74,8 +74,8 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
 def save_state(board: Board, records: dict[str, ChartRecord], kept: dict[str, str] | None = None,
                dirty: set[str] | None = None) -> bytes:
     """Write state.json (only when its bytes change: a build with nothing to do stays cheap);
-    returns its bytes. `kept` (the daemon keeps one) holds each record's JSON from the last
-    save, and `dirty` names the records changed since (None: any): only those are encoded again."""
+    returns its bytes. `kept` (the daemon keeps one) holds each record's `"name":{...}` JSON from
+    the last save, and `dirty` names the records changed since (None: any): only those are encoded again."""
     make_folder(board.state_dir)
     if kept is None:
         data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
@@ -89,8 +89,8 @@ def save_state(board: Board, records: dict[str, ChartRecord], kept: dict[str, st
         for name, rec in records.items():
             encoded = kept.get(name)
             if encoded is None:
-                encoded = kept[name] = jsonfile.dumps(vars(rec), separators=(",", ":"))
-            parts.append(f"{jsonfile.dumps(name)}:{encoded}")
+                encoded = kept[name] = f'{jsonfile.dumps(name)}:{jsonfile.dumps(vars(rec), separators=(",", ":"))}'
+            parts.append(encoded)
         for name in [n for n in kept if n not in records]:
             del kept[name]
         text = ('{"version":1,"charts":{' + ",".join(parts) + "}}").encode()  # what the dump above gives
