@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from renderer import groups, jsonfile, templating
 from renderer.config import Board, Chart
@@ -150,12 +150,16 @@ class Pages:
         `base`, each card rendered once per change of its chart."""
         from markupsafe import Markup
 
+        template = None
+
         def html(g: dict[str, Any]) -> Any:
+            nonlocal template
             parts = []
             for c in g["charts"]:
                 made = self.html.get(c["name"])
                 if made is None or made[0] != base:
-                    made = self.html[c["name"]] = (base, render_card(board, c, base))
+                    template = template or templating.renderer(board.templates, templating.CARD)
+                    made = self.html[c["name"]] = (base, render_card(template, c, base))
                 parts.append(made[1])
             return Markup("".join(parts))
 
@@ -232,11 +236,11 @@ def render_group(board: Board, context: dict[str, Any]) -> str:
     return templating.render(board.templates, context, templating.GROUP_PAGE)
 
 
-def render_card(board: Board, c: dict[str, Any], base: str) -> Any:
-    """One card's HTML (card.html), as markup the pages put in as it is."""
+def render_card(template: Callable[[dict[str, Any]], str], c: dict[str, Any], base: str) -> Any:
+    """One card's HTML (_card.html through templating.renderer), as markup the pages put in as it is."""
     from markupsafe import Markup
 
-    return Markup(templating.render(board.templates, {"c": c, "base": base}, templating.CARD))
+    return Markup(template({"c": c, "base": base}))
 
 
 def sample_contexts(board: Board, now: float) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ data brings out fails at write time as TemplateFailed: logged, and the previous 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,23 @@ def render(templates: Path | None, context: dict[str, Any], entry: str = ENTRY) 
         return environment(templates).get_template(entry).render(**context)
     except Exception as exc:  # noqa: BLE001 - jinja2's errors, and whatever a template's expressions raise
         raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
+
+
+def renderer(templates: Path | None, entry: str) -> Callable[[dict[str, Any]], str]:
+    """render() for many contexts in a row: the template is looked up (and its file looked at
+    for changes) once, not per context; raises TemplateFailed as render() does."""
+    try:
+        template = environment(templates).get_template(entry)
+    except Exception as exc:  # noqa: BLE001 - see render()
+        raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
+
+    def render_one(context: dict[str, Any]) -> str:
+        try:
+            return template.render(**context)
+        except Exception as exc:  # noqa: BLE001 - see render()
+            raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
+
+    return render_one
 
 
 def check(templates: Path, contexts: Iterable[dict[str, Any]]) -> str | None:
