@@ -112,6 +112,8 @@ class Pages:
         self.html: dict[str, Any] = {}  # chart -> its card's rendered HTML (Markup), made by the writer
         self.turns: dict[str, float] = {}
         self.group_files: dict[str, bytes] = {}
+        self.hashes: dict[str, str] = {}  # status/ID.json -> its hash
+        self.layout: _Layout | None = None
         self.summaries: dict[str, dict[str, Any]] = {}
         self.static = static_files()
 
@@ -124,6 +126,7 @@ class Pages:
             self.__init__()
             self.board = board
             names = [c.name for c in board.shown]
+            self.layout = _Layout(board)
         else:
             shown = set()
             for n in dirty:
@@ -166,32 +169,36 @@ class Pages:
         return html
 
     def _snapshot(self, board: Board, now: float, changed: set[str], full: bool) -> Snapshot:
-        cards = [self.cards[c.name] for c in board.shown]
-        layout = hashlib.sha256(_dumps([[c["name"], c["group"]] for c in cards]).encode()).hexdigest()[:16]
+        shape = self.layout
+        cards = [self.cards[n] for n in shape.names]
         info = {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh}
         families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members)} for f in board.families]
         tail = f',"families":{_dumps(families)}' if families else ""
         status_json = (f'{{"board":{_dumps(info)},"charts":['
-                       + ",".join(self.json[c.name] for c in board.shown) + f"]{tail}}}").encode()
-        files, index_groups, changed_groups = {}, [], set()
-        sections = groups.sections(cards)
-        for section in sections:
-            name = f"{groups.STATUS_DIR}/{section['id']}.json"
-            if full or name not in self.group_files or any(c["name"] in changed for c in section["charts"]):
-                self.group_files[name] = (f'{{"group":{_dumps(section["name"])},"charts":['
-                                          + ",".join(self.json[c["name"]] for c in section["charts"]) + "]}").encode()
-                changed_groups.add(section["id"])
+                       + ",".join([self.json[n] for n in shape.names]) + f"]{tail}}}").encode()
+        files, index_groups = {}, []
+        changed_groups = {shape.section_of[n] for n in changed if n in shape.section_of}
+        sections = []
+        for sid, group, names, width in shape.sections:
+            section = {"id": sid, "name": group, "charts": [self.cards[n] for n in names]}
+            sections.append(section)
+            name = f"{groups.STATUS_DIR}/{sid}.json"
+            if full or name not in self.group_files or sid in changed_groups:
+                self.group_files[name] = (f'{{"group":{_dumps(group)},"charts":['
+                                          + ",".join([self.json[n] for n in names]) + "]}").encode()
+                self.hashes[name] = hashlib.sha256(self.group_files[name]).hexdigest()[:16]
+                changed_groups.add(sid)
             files[name] = self.group_files[name]
-            if section["id"] in changed_groups or section["id"] not in self.summaries:
-                self.summaries[section["id"]] = groups.summary(section["charts"])
-            brief = self.summaries[section["id"]]
-            section.update(hash=hashlib.sha256(files[name]).hexdigest()[:16], summary=brief, empty_families=[],
-                           width=max((c["width"] for c in section["charts"]), default=0),
-                           names=" ".join(c["name"] for c in section["charts"]))
+            if sid in changed_groups or sid not in self.summaries:
+                self.summaries[sid] = groups.summary(section["charts"])
+            brief = self.summaries[sid]
+            section.update(hash=self.hashes[name], summary=brief, empty_families=[], width=width,
+                           names=shape.names_text[sid])
             index_groups.append({"id": section["id"], "name": section["name"], "hash": section["hash"],
                                  "counts": brief["counts"],
                                  **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
         self.group_files = {n: files[n] for n in files}
+        layout = shape.digest
         files[groups.STATUS_INDEX] = jsonfile.dumps({"board": {**info, "layout": layout}, "groups": index_groups},
                                                     indent=1).encode()
         grouped = any(c.group is not None for c in board.charts)
@@ -208,6 +215,21 @@ class Pages:
         context = {"board": {**info, "theme": board.theme, "layout": layout}, "charts": cards, "groups": sections,
                    "grouped": grouped, "split": split, "static_version": version, "empty_families": empty}
         return Snapshot(status_json, files, context, changed_groups, full)
+
+
+class _Layout:
+    """What the pages show of a board's shape, made once per board: the charts shown in order,
+    their sections (id, group, chart names, widest image) and the layout's digest (which charts
+    in which groups: an open page reloads when it changes)."""
+
+    def __init__(self, board: Board) -> None:
+        self.names = [c.name for c in board.shown]
+        shown = [{"name": c.name, "group": c.group, "width": c.pixels[0]} for c in board.shown]
+        self.sections = [(s["id"], s["name"], [c["name"] for c in s["charts"]],
+                          max((c["width"] for c in s["charts"]), default=0)) for s in groups.sections(shown)]
+        self.section_of = {n: sid for sid, _, names, _ in self.sections for n in names}
+        self.names_text = {sid: " ".join(names) for sid, _, names, _ in self.sections}
+        self.digest = hashlib.sha256(_dumps([[c["name"], c["group"]] for c in shown]).encode()).hexdigest()[:16]
 
 
 def group_contexts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
