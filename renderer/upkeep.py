@@ -190,12 +190,14 @@ class Repair:
         except OSError:
             present = set()
         self.folder_stamp = stamp
-        for chart in board.charts:
-            timer = scheduler[chart.name]
-            rec = records.get(chart.name)
-            if timer.state != IDLE or timer.failures or rec is None or rec.rendered_at is None:
+        # The output folder changes with every publish: while renders go on, this runs every
+        # REPLAN_EVERY seconds over the whole board, so the common case stays one set operation a chart.
+        for name, rec in records.items():
+            if rec.rendered_at is None or present.issuperset(rec.files) or name not in scheduler:
+                continue
+            timer = scheduler[name]
+            if timer.state != IDLE or timer.failures:
                 continue
             missing = [f for f in rec.files if f not in present]
-            if missing:
-                log.warning("%s: %s missing; rendering it again", chart.name, ", ".join(missing))
-                timer.request(now, "repair")
+            log.warning("%s: %s missing; rendering it again", name, ", ".join(missing))
+            timer.request(now, "repair")
