@@ -165,3 +165,19 @@ def test_a_worker_that_exits_with_status_0_in_a_render_is_reported_at_once(plots
         outcome = pool.submit(job(plots, "kill9")).result(timeout=60)
         assert outcome.error == "WorkerDied: the render process was killed by SIGKILL (perhaps out of memory?)"
         assert isinstance(pool.submit(job(plots, "line")).result(timeout=60), RenderOutput)
+
+
+def test_jobs_a_worker_held_behind_a_render_that_died_or_hung_or_left_are_rendered(plots):
+    """A backlog of short renders is pipelined (several jobs sent to one worker); the jobs waiting
+    behind a render whose worker died, was killed at the timeout or left are given to a new worker."""
+    with RenderPool(1, 5.0, max_tasks=4) as pool:
+        warm = [pool.submit(job(plots, "line")) for _ in range(30)]  # short renders: pipelining starts
+        assert all(isinstance(f.result(timeout=120), RenderOutput) for f in warm)
+        batch = [pool.submit(job(plots, name)) for name in ["line", "kill9", "line", "line", "line", "line"]]
+        hang = pool.submit(job(plots, "forks", pids=str(plots / "pids"), hang=True))
+        after = [pool.submit(job(plots, "line")) for _ in range(6)]
+        outcomes = [f.result(timeout=120) for f in batch + [hang] + after]
+    assert outcomes[1].kind is FailureKind.WORKER_DIED
+    assert outcomes[len(batch)].kind is FailureKind.TIMEOUT
+    rest = [o for i, o in enumerate(outcomes) if i not in (1, len(batch))]
+    assert all(isinstance(o, RenderOutput) for o in rest), [o for o in rest if not isinstance(o, RenderOutput)]
