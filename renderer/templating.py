@@ -74,27 +74,29 @@ def environment(templates: Path | None) -> Any:
 
 def render(templates: Path | None, context: dict[str, Any], entry: str = ENTRY) -> str:
     """The page's text (index.html, or `entry`); raises TemplateFailed naming the template file and line."""
-    try:
-        return environment(templates).get_template(entry).render(**context)
-    except Exception as exc:  # noqa: BLE001 - jinja2's errors, and whatever a template's expressions raise
-        raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
+    return renderer(templates, entry)(context)
 
 
 def renderer(templates: Path | None, entry: str) -> Callable[[dict[str, Any]], str]:
-    """render() for many contexts in a row: the template is looked up (and its file looked at
-    for changes) once, not per context; raises TemplateFailed as render() does."""
+    """A function rendering `entry` with a context, for many contexts in a row: the template is
+    looked up (and its file looked at for changes) once; raises TemplateFailed naming the
+    template file and line."""
     try:
         template = environment(templates).get_template(entry)
-    except Exception as exc:  # noqa: BLE001 - see render()
-        raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
+    except Exception as exc:  # noqa: BLE001 - jinja2's errors, and whatever a template's expressions raise
+        raise _failed(entry, exc, templates) from None
 
     def render_one(context: dict[str, Any]) -> str:
         try:
             return template.render(**context)
-        except Exception as exc:  # noqa: BLE001 - see render()
-            raise TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}") from None
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise _failed(entry, exc, templates) from None
 
     return render_one
+
+
+def _failed(entry: str, exc: BaseException, templates: Path | None) -> TemplateFailed:
+    return TemplateFailed(f"cannot render {entry}: {where_and_what(exc, folders(templates))}")
 
 
 def check(templates: Path, contexts: Iterable[dict[str, Any]]) -> str | None:
