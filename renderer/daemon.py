@@ -42,6 +42,7 @@ from renderer.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagekeeper import PageKeeper
 from renderer.pagewrite import pages_intact
+from renderer.pool import MAX_PAUSE
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board
 from renderer.schedule import QUEUED, Scheduler, next_due
@@ -64,6 +65,9 @@ MAX_AHEAD = 64  # renders queued per worker at most, to keep it busy while the l
 # loop turns at most this often and takes the results that came meanwhile together: a turn per
 # result cost more than publishing it. Nobody waits for it: the pages follow 1 s later at best.
 BURST_TURN = 0.05
+# The render pool may keep finished renders this long before handing them over (renderer.pool's
+# MAX_PAUSE): during a burst the workers are given enough to render through it and a turn.
+BURST_AHEAD = BURST_TURN + MAX_PAUSE
 EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
 
 
@@ -188,7 +192,7 @@ class Daemon:
             now = self.clock()
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
-            self._dispatch(ahead=BURST_TURN if self.backlog else 0.0)
+            self._dispatch(ahead=BURST_AHEAD if self.backlog else 0.0)
             self._maybe_write_pages()
             if self.backlog and not self.stopping:
                 time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
@@ -364,7 +368,7 @@ class Daemon:
         now = self.clock()
         at_rest = self._at_rest(now)
         if self.pages.due(now, at_rest):
-            self._dispatch(ahead=max(self.pages.took, BURST_TURN if self.backlog else 0.0))
+            self._dispatch(ahead=max(self.pages.took, BURST_AHEAD if self.backlog else 0.0))
             self._write_pages(now, at_rest)
 
     def _at_rest(self, now: float) -> bool:

@@ -199,8 +199,9 @@ class RenderPool:
             self._dispatch()
             if closing and not self._queue and not any(w.tasks for w in self._workers):
                 break
-            if self._stocked():
-                time.sleep(min(MAX_PAUSE, self._render_s * (PIPELINE - 1) / 2))
+            pause = self._pause()
+            if pause:
+                time.sleep(pause)
             self._step()
         self._shut_down()
 
@@ -252,9 +253,13 @@ class RenderPool:
                 return fewest
         return None
 
-    def _stocked(self) -> bool:
-        """Every worker renders and has its next job waiting: results can gather for a moment."""
-        return len(self._workers) >= self.size and all(len(w.tasks) >= 2 for w in self._workers)
+    def _pause(self) -> float:
+        """Seconds results may gather before this thread looks: while every worker renders and
+        has jobs waiting, half of what the least stocked one holds (none runs dry meanwhile)."""
+        if len(self._workers) < self.size:
+            return 0.0
+        least = min((len(w.tasks) for w in self._workers), default=0)
+        return min(MAX_PAUSE, self._render_s * (least - 1) / 2) if least >= 2 else 0.0
 
     def _start(self) -> _Worker:
         from renderer.worker import serve

@@ -131,3 +131,29 @@ def hang(fig, inputs, **params):
         assert (hung.kind, hung.error) == (FailureKind.TIMEOUT, "RenderTimeout: render took longer than 1s and was killed")
     finally:
         _close_idle()
+
+
+def test_the_dispatcher_pauses_for_half_of_what_the_least_stocked_worker_holds():
+    """While every worker renders with jobs waiting, results gather for a moment; never so long
+    that a worker holding fewer jobs than the others runs dry meanwhile."""
+    from collections import deque
+
+    from renderer.pool import MAX_PAUSE, PIPELINE
+
+    pool = RenderPool(2, timeout=10)
+    try:
+        pool._render_s = 0.01
+
+        def holding(*counts: int) -> float:
+            pool._workers = [SimpleNamespace(tasks=deque(range(c))) for c in counts]
+            return pool._pause()
+
+        assert holding(PIPELINE, PIPELINE) == pytest.approx(0.01 * (PIPELINE - 1) / 2)
+        assert holding(PIPELINE, 2) == pytest.approx(0.005)  # the least stocked holds one in reserve
+        assert holding(PIPELINE, 1) == 0.0  # nothing in reserve: no pause
+        assert holding(PIPELINE) == 0.0  # a worker still to start
+        pool._render_s = 1.0
+        assert holding(PIPELINE, PIPELINE) == MAX_PAUSE
+    finally:
+        pool._workers = []
+        pool.close()
