@@ -85,7 +85,7 @@ class ChartTimer:
         object.__setattr__(self, key, value)
         owner = self.__dict__.get("_owner")
         if owner is not None:
-            owner._dirty.add(self.name)  # its due time may have moved: the scheduler looks again
+            owner._dirty[self.name] = None  # its due time may have moved: the scheduler looks again
 
     def change(self, now: float, moved: bool = False) -> None:
         """An input (or the plot module) changed; `moved` when a file was moved into place."""
@@ -187,14 +187,17 @@ class Scheduler:
         self.timers: dict[str, ChartTimer] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # (due, tie-break, name, version)
         self._version: dict[str, int] = {}
-        self._dirty: set[str] = set()
+        # Timers to look at again, as an ordered set: charts due at the same moment start in the
+        # order they were added or changed (the board's at start, so a cold board fills group by
+        # group and each page write rewrites only the groups that changed, not every one).
+        self._dirty: dict[str, None] = {}
         self._seq = itertools.count()
         self._last_now = float("-inf")
 
     def add(self, name: str) -> ChartTimer:
         timer = self.timers[name] = ChartTimer(name)
         object.__setattr__(timer, "_owner", self)
-        self._dirty.add(name)
+        self._dirty[name] = None
         return timer
 
     def remove(self, name: str) -> None:
@@ -202,7 +205,7 @@ class Scheduler:
         if timer is not None:
             object.__setattr__(timer, "_owner", None)
         self._version.pop(name, None)
-        self._dirty.discard(name)
+        self._dirty.pop(name, None)
 
     def __getitem__(self, name: str) -> ChartTimer:
         return self.timers[name]
@@ -219,7 +222,7 @@ class Scheduler:
     def _look(self, now: float) -> None:
         """Push the dirty timers' new due times (all of them if the clock went back)."""
         if now < self._last_now:
-            self._dirty.update(self.timers)  # due times were judged against a later clock
+            self._dirty.update(dict.fromkeys(self.timers))  # due times were judged against a later clock
         self._last_now = now
         for name in self._dirty:
             timer = self.timers.get(name)
@@ -244,7 +247,7 @@ class Scheduler:
             if self._version.get(name) != version:
                 continue  # changed since: its newer entry is elsewhere in the heap
             timer = self.timers[name]
-            self._dirty.add(name)  # looked at again next time, whatever the caller does
+            self._dirty[name] = None  # looked at again next time, whatever the caller does
             timer.tick(now)
             if timer.ready(now):
                 yield name

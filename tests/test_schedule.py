@@ -189,6 +189,21 @@ def test_ready_orders_charts_by_how_long_they_waited():
     assert s.ready() == ["c", "b", "a"]  # c was requested at once, b's window closed first
 
 
+def test_charts_requested_at_the_same_moment_start_in_board_order():
+    """A cold start requests every chart at once: they render in the order they were added
+    (the board's), so the board fills group by group and a page write rewrites few groups."""
+    clock = Clock()
+    s = Scheduler(clock)
+    names = [f"c{i:04d}" for i in range(500)]
+    for name in names:
+        s.add(name).request(clock(), "new")
+    assert s.ready() == names
+    clock.t -= 1  # a clock that went back: every timer is looked at again, in the board's order
+    assert s.ready() == []
+    clock.advance(1)
+    assert s.ready() == names
+
+
 def test_a_clock_that_goes_back_does_not_stall_a_render():
     clock = Clock()
     s = Scheduler(clock)
