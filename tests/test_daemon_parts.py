@@ -248,7 +248,7 @@ def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often
     from renderer.pagebatch import COST_FACTOR
 
     pages = PageBatcher()
-    pages.wrote(100.0, took=0.05)  # a small board: the usual delay
+    pages.wrote(100.0, took=0.02)  # a small board: the usual delay
     pages.dirty(100.0)
     assert pages.due == 100.0 + PAGES_DELAY
     pages.wrote(101.0, took=0.6)  # 0.6 s a write: at most 1/COST_FACTOR of the time goes to it
