@@ -202,23 +202,25 @@ class _Collector:
                 if value is None:
                     values[name] = None
                     continue
-            found = non_finite(value)
-            if found is not None:
+            key = (name, type(value), value) if isinstance(value, (str, int, float)) else None
+            if key in self._checked:  # checked before (so finite)
+                values[name] = self._checked[key]
+            elif (found := non_finite(value)) is not None:
                 inside, number = found
                 written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
                 self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
                          "(TOML's inf and nan, or a number too large for a float, like 1e400)")
                 values[name] = None
                 continue
-            key = (name, type(value), value) if isinstance(value, (str, int, float)) else None
-            try:
-                values[name] = self._checked[key] if key in self._checked else option.check(value, root)
-            except ValueError as exc:
-                self.add(f"{where}.{name}", str(exc))
-                values[name] = None
             else:
-                if key is not None:
-                    self._checked[key] = values[name]
+                try:
+                    values[name] = option.check(value, root)
+                except ValueError as exc:
+                    self.add(f"{where}.{name}", str(exc))
+                    values[name] = None
+                else:
+                    if key is not None:
+                        self._checked[key] = values[name]
             if option.excludes and name in table:
                 for other in option.excludes:
                     if other in table:
@@ -315,9 +317,10 @@ def board_from_data(path: Path, data: dict) -> Board:
     if output is not None:
         if output == root or output in root.parents:
             c.add("board.output", f"must be a folder of its own below the board file's folder, got {output}")
+        inside = str(output) + os.sep  # inputs are normalized absolute paths: a lexical test, as Path's
         for chart in (c for c in charts if c.window_of is None):
             for pattern in chart.inputs:
-                if Path(pattern).is_relative_to(output):
+                if pattern == str(output) or pattern.startswith(inside):
                     c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
     state = b["state"]
     if state is not None:
