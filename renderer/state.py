@@ -177,7 +177,7 @@ def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
     MODULES a digest of the board modules its last render used (renderer.boardmods), as they
     are now."""
     used = boardmods.used_by(str(board.root), chart.name)
-    return _base(board, chart, inputs) + "." + _modules_digest({path: file_digest(Path(path)) for path in used})
+    return _base(board, chart, inputs) + "." + _modules_digest({path: digests.file_digest(path) for path in used})
 
 
 def with_modules(current: str, modules: dict[str, str] | None) -> str:
@@ -189,7 +189,12 @@ def with_modules(current: str, modules: dict[str, str] | None) -> str:
 
 
 def _modules_digest(modules: dict[str, str | None]) -> str:
-    return hashlib.sha256(json.dumps(sorted(modules.items())).encode()).hexdigest()[:32]
+    return _digest_of_modules(tuple(sorted(modules.items())))
+
+
+@lru_cache(maxsize=1024)
+def _digest_of_modules(modules: tuple[tuple[str, str | None], ...]) -> str:
+    return hashlib.sha256(json.dumps(modules).encode()).hexdigest()[:32]  # a tuple dumps as the list did
 
 
 _settings: dict[int, tuple[Chart, str]] = {}  # id(chart) -> (chart, settings_digest): a chart never changes
@@ -214,11 +219,17 @@ def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
             stats.append([p, st.st_size, st.st_mtime_ns])
         except OSError:
             stats.append([p, None, None])
-    definition = json.dumps({"settings": _settings_digest(board, chart), "theme": board.theme,
-                             "module": file_digest(chart.plot_file), "versions": library_versions()}, sort_keys=True)
     data = json.dumps({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)}, sort_keys=True)
-    return (hashlib.sha256(definition.encode()).hexdigest()[:32] + "-"
+    return (_definition_digest(_settings_digest(board, chart), board.theme, file_digest(chart.plot_file)) + "-"
             + hashlib.sha256(data.encode()).hexdigest()[:32])
+
+
+@lru_cache(maxsize=65536)
+def _definition_digest(settings: str, theme: str, module: str | None) -> str:
+    """What defines a chart besides its inputs, with the libraries' versions (fixed while this process runs)."""
+    definition = json.dumps({"settings": settings, "theme": theme, "module": module, "versions": library_versions()},
+                            sort_keys=True)
+    return hashlib.sha256(definition.encode()).hexdigest()[:32]
 
 
 def redefined(old: str | None, current: str) -> bool:
