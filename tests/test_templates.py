@@ -123,3 +123,17 @@ def test_the_board_file_is_named_with_the_template_problem_and_status_still_read
     assert board.cli("build").returncode == 2
     status = board.cli("status")  # reads status.json only: the template does not matter to it
     assert status.returncode == 0 and re.match(r"PLOTBOARD OK - 2 charts ok", status.stdout), status
+
+
+def test_dotted_names_in_templates_resolve_as_jinja2_resolves_them():
+    """The pages' environment looks a dict's keys up before its attributes only where jinja2
+    would find no attribute: a key named like a dict method still gives the method."""
+    import jinja2
+
+    from renderer.templating import make_environment
+
+    source = ("{{ c.state }}|{{ c.items is callable }}|{{ c.missing is undefined }}|{{ c.get('state') }}|"
+              "{{ o.real }}|{{ o.state }}")
+    context = {"c": {"state": "ok", "items": "a key", "missing_not": 1}, "o": 3}
+    expected = jinja2.Environment().from_string(source).render(context)
+    assert make_environment(None).from_string(source).render(context) == expected == "ok|True|True|ok|3|"
