@@ -393,5 +393,7 @@ def _too_many_pixels(size: tuple[float, float], dpi: int, hidpi: bool) -> str | 
 
 def settings_digest(chart: Chart) -> str:
     """A stable digest of the settings that change a chart's image."""
-    blob = json.dumps(chart.render_settings(), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(_SETTINGS_JSON(chart.render_settings()).encode()).hexdigest()
+
+
+_SETTINGS_JSON = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps with these options, made once

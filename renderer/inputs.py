@@ -40,14 +40,12 @@ def has_magic(pattern: str) -> bool:
 class _Walk:
     """One chart's expansion: what was visited, what was found, and the budget left."""
 
-    def __init__(self, excluded: Iterable[str], pattern_text: str) -> None:
-        self.excluded: set[tuple[int, int]] = set()
-        for folder in excluded:
-            ident = _ident(folder)
-            if ident is not None:
-                self.excluded.add(ident)
+    def __init__(self, excluded: list[str], pattern_text: str) -> None:
+        self.excluded_folders = excluded
+        self._excluded: set[tuple[int, int]] | None = None  # their identities, taken when a pattern first needs them
         self.seen_files: set[tuple[int, int]] = set()
         self.found: list[str] = []
+        self.stats: dict[str, tuple[int, int]] = {}  # found file -> (size, mtime_ns)
         self.scanned = 0
         self.pattern_text = pattern_text
         self._listed: dict[str, list[os.DirEntry]] = {}  # `**` then a wildcard lists a folder twice
@@ -58,6 +56,7 @@ class _Walk:
             return
         self.seen_files.add(key)
         self.found.append(path)
+        self.stats[path] = (st.st_size, st.st_mtime_ns)
         if len(self.found) > MAX_INPUTS:
             raise TooManyInputs(f"{self.pattern_text} match more than {MAX_INPUTS:,} files, the limit per chart; "
                                 "narrow the patterns")
@@ -81,8 +80,10 @@ class _Walk:
 
     def enterable(self, folder: str) -> tuple[int, int] | None:
         """The folder's identity if it may be entered: a folder, not plotboard's own."""
+        if self._excluded is None:
+            self._excluded = {i for i in map(_ident, self.excluded_folders) if i is not None}
         ident = _ident(folder)
-        if ident is None or ident in self.excluded:
+        if ident is None or ident in self._excluded:
             return None
         return ident
 
@@ -97,11 +98,13 @@ def _ident(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def expand(patterns: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
+def expand(patterns: Iterable[str], excluded: Iterable[str] = (),
+           stats: dict[str, tuple[int, int]] | None = None) -> list[str]:
     """The existing files the patterns name or match, each real file once, sorted.
 
     `patterns` are absolute paths or glob patterns; `excluded` are folders whose files never
     count (the output folder and `.plotboard/`). Raises TooManyInputs beyond the limits.
+    `stats`, if given, gets each file's (size, mtime_ns) as the expansion saw it.
     """
     patterns = list(patterns)
     excluded = [_real_folder(f) for f in excluded]
@@ -118,6 +121,8 @@ def expand(patterns: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
         real = os.path.realpath(pattern) if stat.S_ISLNK(lst.st_mode) else _real_file(pattern)
         if stat.S_ISREG(st.st_mode) and not _inside(real, excluded):
             walk.add_file(pattern, st)
+    if stats is not None:
+        stats.update(walk.stats)
     return sorted(walk.found)
 
 

@@ -24,6 +24,7 @@ from renderer.windows import limited
 log = logging.getLogger("plotboard")
 
 STATE_FILE = "state.json"
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True), its encoder made once
 
 
 @dataclass
@@ -100,20 +101,25 @@ def save_state(board: Board, records: dict[str, ChartRecord], kept: dict[str, st
 
 class Inputs(list):
     """A chart's input files (renderer.inputs.expand); `problem` says why there are none when
-    the patterns went past the limits: the chart's render then fails with that message."""
+    the patterns went past the limits: the chart's render then fails with that message.
+    `stats`: each file's (size, mtime_ns) as the expansion saw them, which the fingerprint reads."""
 
     problem: str | None = None
+    stats: dict[str, tuple[int, int]] | None = None
 
 
 def expand_inputs(chart: Chart) -> Inputs:
     """The chart's input files that exist, globs expanded, each real file once, sorted; never
     a file of the output folder or `.plotboard/`."""
+    stats: dict[str, tuple[int, int]] = {}
     try:
-        return Inputs(expand(chart.inputs, chart.excluded))
+        inputs = Inputs(expand(chart.inputs, chart.excluded, stats))
     except TooManyInputs as exc:
         inputs = Inputs()
         inputs.problem = str(exc)
         return inputs
+    inputs.stats = stats
+    return inputs
 
 
 def is_pattern(path: str) -> bool:
@@ -212,14 +218,18 @@ def _settings_digest(board: Board, chart: Chart) -> str:
 def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
     """'DEFINITION-DATA': a digest of what defines the chart (its settings, the theme, its
     plot module, library versions), then one of its input files as they are now."""
+    seen = getattr(inputs, "stats", None) or {}  # taken by expand_inputs, just before
     stats = []
     for p in inputs:
-        try:
-            st = os.stat(p)
-            stats.append([p, st.st_size, st.st_mtime_ns])
-        except OSError:
-            stats.append([p, None, None])
-    data = json.dumps({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)}, sort_keys=True)
+        known = seen.get(p)
+        if known is None:
+            try:
+                st = os.stat(p)
+                known = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                known = (None, None)
+        stats.append([p, *known])
+    data = _SORTED_JSON({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)})
     return (_definition_digest(_settings_digest(board, chart), board.theme, file_digest(chart.plot_file)) + "-"
             + hashlib.sha256(data.encode()).hexdigest()[:32])
 
@@ -227,8 +237,7 @@ def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
 @lru_cache(maxsize=65536)
 def _definition_digest(settings: str, theme: str, module: str | None) -> str:
     """What defines a chart besides its inputs, with the libraries' versions (fixed while this process runs)."""
-    definition = json.dumps({"settings": settings, "theme": theme, "module": module, "versions": library_versions()},
-                            sort_keys=True)
+    definition = _SORTED_JSON({"settings": settings, "theme": theme, "module": module, "versions": library_versions()})
     return hashlib.sha256(definition.encode()).hexdigest()[:32]
 
 

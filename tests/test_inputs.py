@@ -94,3 +94,20 @@ def test_plotboards_own_files_are_never_inputs_and_a_second_build_renders_nothin
     assert second.returncode == 0, second.stderr
     assert "0 rendered" in second.stderr, second.stderr
     assert {c["name"]: c["renders"] for c in b.status()["charts"]} == renders
+
+
+def test_the_expansion_hands_back_each_files_size_and_mtime_as_it_saw_them(tmp_path: Path):
+    """The fingerprint reads these instead of a second stat per input: they must be the real
+    files' (a link's target's), for literal paths and patterns alike, and only for files found."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_text("12345")
+    (tmp_path / "d" / "b.csv").write_text("1")
+    os.symlink(tmp_path / "d" / "a.csv", tmp_path / "link.csv")
+    stats: dict = {}
+    found = expand([str(tmp_path / "link.csv"), str(tmp_path / "d" / "*.csv"), str(tmp_path / "missing.csv")],
+                   (), stats)
+    assert found == [str(tmp_path / "d" / "b.csv"), str(tmp_path / "link.csv")]  # a.csv is link.csv's file
+    for path in found:
+        st = os.stat(path)
+        assert stats[path] == (st.st_size, st.st_mtime_ns)
+    assert set(stats) == set(found) and stats[str(tmp_path / "link.csv")][0] == 5
