@@ -12,6 +12,7 @@ autoescaped and every link is relative.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,7 +35,7 @@ def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now
         rec = rec or ChartRecord()
         error = rec.error
         image = f"{chart.window_of}.{chart.window.name}.png" if chart.window_of else f"{chart.name}.png"
-        if error is None and rec.rendered_at is not None and stamp(board.output / image) is None:
+        if error is None and rec.rendered_at is not None and stamp(os.path.join(board.output, image)) is None:
             error = f"ImageMissing: {image} is not in the output folder"
         return judge(error, rec.rendered_at, chart.stale_after, now), error
 
