@@ -86,7 +86,9 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
             result.up_to_date.append(chart.name)
     if todo:
         _render_all(board, records, todo, result)
-    state = save_state(board, records)
+    # Nothing rendered or removed: state.json holds these records already (its encoding is most
+    # of what a build with nothing to do would write).
+    state = records.loaded if not todo and records.loaded is not None else save_state(board, records)
     try:
         if todo or not pages_current(board, state, time.time()):
             write_pages(board, records, state=state)

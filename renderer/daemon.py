@@ -146,6 +146,7 @@ class Daemon:
 
     def _start(self, stack: ExitStack) -> None:
         self.records = prepare(self.board)
+        self.records.loaded = None  # only a build reuses the bytes read (renderer.build); no need to keep them
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
                                                    wanted=lambda path: self.matcher.wanted(path)))
         self.watcher.watch(plan(self.board))

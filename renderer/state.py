@@ -47,7 +47,15 @@ class ChartRecord:
     modules: dict[str, str] = field(default_factory=dict)  # board files the last render used -> digest
 
 
-def load_state(board: Board) -> dict[str, ChartRecord]:
+class Records(dict):
+    """Chart name -> ChartRecord, as load_state read them. `loaded`: state.json's bytes when
+    every record in them was valid, so that a pass which changed no record need not write
+    them again (None once anything was dropped or changed)."""
+
+    loaded: bytes | None = None
+
+
+def load_state(board: Board) -> Records:
     """The records of every chart seen before.
 
     Bookkeeping of any shape never stops a command: a file that is not readable JSON starts
@@ -55,18 +63,20 @@ def load_state(board: Board) -> dict[str, ChartRecord]:
     """
     path = board.state_dir / STATE_FILE
     try:
-        data = jsonfile.loads(path.read_bytes())
+        raw = path.read_bytes()
+        data = jsonfile.loads(raw)
     except FileNotFoundError:
-        return {}
+        return Records()
     except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         log.warning("ignored %s (%s): every chart starts afresh", path, reason)
-        return {}
+        return Records()
     checked, problems = check_state(data)
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         log.warning("ignored invalid bookkeeping in %s (charts without a valid record start afresh): %s", path, one_line(cut(shown)))
-    records = {name: ChartRecord(**fields_) for name, fields_ in checked.items()}
+    records = Records((name, ChartRecord(**fields_)) for name, fields_ in checked.items())
+    records.loaded = None if problems else raw
     for name, rec in records.items():
         boardmods.remember(str(board.root), name, rec.modules)
     return records

@@ -13,13 +13,13 @@ from renderer.errors import PublishError
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.publish import remove_files, remove_temp_files, write_many
 from renderer.repair import damaged, stamps
-from renderer.state import ChartRecord, load_state, out_of_date, with_modules
+from renderer.state import ChartRecord, Records, load_state, out_of_date, with_modules
 from renderer.windows import ignores_window, report_ignored
 
 log = logging.getLogger("plotboard")
 
 
-def prepare(board: Board) -> dict[str, ChartRecord]:
+def prepare(board: Board) -> Records:
     """Ready the output folder and bookkeeping for a pass (under the lock); returns the records.
 
     Removes temporary files a killed writer left, then the records and files of charts that
@@ -31,7 +31,8 @@ def prepare(board: Board) -> dict[str, ChartRecord]:
         for name in remove_temp_files(folder):  # never through a planted static/ link (pages replace it)
             log.info("removed leftover temporary file %s", folder / name)
     records = load_state(board)
-    forget_removed(board, records)
+    if forget_removed(board, records):
+        records.loaded = None
     return records
 
 

@@ -142,3 +142,20 @@ def test_state_saved_from_kept_json_has_the_very_bytes_of_a_full_save(built):
     assert (board.state_dir / STATE_FILE).read_bytes() == text
     assert set(kept) == {"a", "new"}
     assert {n: vars(r) for n, r in load_state(board).items()} == {n: vars(r) for n, r in records.items()}
+
+
+def test_a_build_with_nothing_to_do_keeps_valid_bookkeeping_as_it_reads(built):
+    """Valid records that nothing changed are not encoded and written again (whatever their
+    layout); once a record is dropped as invalid, the file is written afresh without it."""
+    board = built
+    pretty = json.dumps(json.loads(state_file(board).read_text()), indent=2).encode()
+    state_file(board).write_bytes(pretty)
+    result = board.cli("build")
+    assert result.returncode == 0 and "0 rendered, 0 failed, 2 up to date" in result.stderr, result.stderr
+    assert state_file(board).read_bytes() == pretty
+    records = json.loads(pretty)["charts"]
+    state_file(board).write_text(json.dumps({"charts": {**records, "zz": {"renders": "many"}}}, indent=2))
+    result = board.cli("build")
+    assert result.returncode == 0 and len(warnings(result.stderr)) == 1, result.stderr
+    assert "0 rendered" in result.stderr
+    assert json.loads(state_file(board).read_bytes()) == {"version": 1, "charts": records}
