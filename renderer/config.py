@@ -155,6 +155,14 @@ DEFAULTS = {o.name: o.default for o in CHART_OPTIONS if o.default is not None}
 _ABSENT = object()
 
 
+def _list_key(name: str, value: list) -> tuple | None:
+    """What an option's checked list is cached under, if it holds plain values only (each with
+    its type, so that 1, 1.0 and true stay apart, as for a plain value)."""
+    if all(isinstance(v, (str, int, float)) for v in value):
+        return name, list, tuple((type(v), v) for v in value)
+    return None
+
+
 class _Collector:
     """Collects problems; a value that is wrong reads as None and its problem is recorded."""
 
@@ -203,7 +211,8 @@ class _Collector:
                 if value is None:
                     values[name] = None
                     continue
-            key = (name, type(value), value) if isinstance(value, (str, int, float)) else None
+            key = ((name, type(value), value) if isinstance(value, (str, int, float))
+                   else _list_key(name, value) if isinstance(value, list) else None)
             if key in self._checked:  # checked before (so finite)
                 values[name] = self._checked[key]
             elif (found := non_finite(value)) is not None:

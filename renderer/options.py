@@ -335,18 +335,19 @@ def non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
     TOML writes them as `inf` and `nan`, and `1e400` reads as inf; none has a place in a
     board (status.json, the plot's parameters, sizes and intervals all need real numbers).
     """
-    if isinstance(value, float) and not math.isfinite(value):
-        return where, value
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
     if isinstance(value, dict):
-        items = ((f".{k}", v) for k, v in value.items())
+        items, step = value.items(), ".{}".format
     elif isinstance(value, list):
-        items = ((f"[{i}]", v) for i, v in enumerate(value))
+        items, step = enumerate(value), "[{}]".format
     else:
         return None
-    for step, item in items:
-        found = non_finite(item, where + step)
-        if found is not None:
-            return found
+    for key, item in items:
+        if isinstance(item, (float, dict, list)):  # the path is made only for what may hold a float
+            found = non_finite(item, where + step(key))
+            if found is not None:
+                return found
     return None
 
 

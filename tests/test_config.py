@@ -70,6 +70,14 @@ def test_wrong_size_is_named(bad):
     rejected(bad, with_b("size = [4]"), "(b)", ".size")
 
 
+def test_a_value_another_chart_had_right_is_judged_with_its_own_types(bad):
+    """Checked values are reused across charts (a fleet shares most of them); `[true, 1]`
+    equals `[1, 1]` in Python but is no size, and `1` is no size either."""
+    toml = TWO_CHARTS.replace('name = "a"\n', 'name = "a"\nsize = [1, 1]\n')
+    rejected(bad, toml.replace('name = "b"\n', 'name = "b"\nsize = [true, 1]\n'), "(b)", ".size", "[True, 1]")
+    rejected(bad, toml.replace('name = "b"\n', 'name = "b"\nsize = 1\n'), "(b)", ".size")
+
+
 def test_wrong_type_in_defaults_is_named_as_defaults(bad):
     line = rejected(bad, TWO_CHARTS.replace("dpi = 50", 'dpi = "high"'), "defaults.dpi", "'high'")
     assert "charts" not in line
