@@ -87,7 +87,7 @@ def static_files() -> dict[str, bytes]:
 
 def _dumps(obj: Any) -> str:
     # Compact: json's C encoder (indent= takes the pure-Python one, ~6x slower on a big board).
-    return jsonfile.dumps(obj, separators=(",", ":"))
+    return jsonfile.compact(obj)
 
 
 @dataclass

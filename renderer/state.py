@@ -90,7 +90,7 @@ def save_state(board: Board, records: dict[str, ChartRecord], kept: dict[str, st
     make_folder(board.state_dir)
     if kept is None:
         data = {"version": 1, "charts": {name: vars(rec) for name, rec in records.items()}}
-        text = jsonfile.dumps(data, separators=(",", ":")).encode()  # compact
+        text = jsonfile.compact(data).encode()
     else:
         if dirty is None:
             kept.clear()
@@ -100,7 +100,7 @@ def save_state(board: Board, records: dict[str, ChartRecord], kept: dict[str, st
         for name, rec in records.items():
             encoded = kept.get(name)
             if encoded is None:
-                encoded = kept[name] = f'{jsonfile.dumps(name)}:{jsonfile.dumps(vars(rec), separators=(",", ":"))}'
+                encoded = kept[name] = f'{jsonfile.compact(name)}:{jsonfile.compact(vars(rec))}'
             parts.append(encoded)
         for name in [n for n in kept if n not in records]:
             del kept[name]
