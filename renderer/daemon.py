@@ -43,6 +43,7 @@ from renderer.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.pagekeeper import PageKeeper
 from renderer.pagewrite import pages_intact
 from renderer.pool import MAX_PAUSE
+from renderer.publish import discard
 from renderer.reload import compare, keep_output, needs_new_executor
 from renderer.serve import serve_board
 from renderer.schedule import QUEUED, Scheduler, next_due
@@ -329,15 +330,22 @@ class Daemon:
     def _take_results(self) -> None:
         for name, flight, outcome in self.inflight.take():
             if flight.early:
-                self.early.finished(name, flight, outcome)
+                if not self.early.finished(name, flight, outcome):
+                    self._drop(outcome)
             else:
                 self._publish(name, flight, outcome)
         self.executors.close_idle(self.inflight.executors() + [f.executor for f in self.early.flights()])
+
+    def _drop(self, outcome: RenderOutput | RenderFailure) -> None:
+        """A render that will not be published: delete the files its worker staged."""
+        if isinstance(outcome, RenderOutput):
+            discard(self.board.output, outcome.files)
 
     def _publish(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
         now = self.clock()
         if flight.discard or name not in self.scheduler:
             log.info("discarded the render of %s: the chart was removed", name)
+            self._drop(outcome)
             return
         if isinstance(outcome, RenderFailure):
             if self.stopping and outcome.kind is FailureKind.WORKER_DIED:

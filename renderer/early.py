@@ -85,13 +85,14 @@ class EarlyRenders:
         log.debug("%s: inputs quiet since its early render started; that render is the one", name)
         return flight
 
-    def finished(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
-        """An early render's result came back: held while still current, else dropped."""
+    def finished(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> bool:
+        """An early render's result came back: held while still current (True), else dropped."""
         self._running.discard(flight)
         if not flight.discard and self._held.get(name) is flight:
             flight.outcome = outcome
-        else:
-            log.debug("%s: dropped an early render, its inputs changed while it ran", name)
+            return True
+        log.debug("%s: dropped an early render, its inputs changed while it ran", name)
+        return False
 
     def drop_all(self) -> None:
         """The board changed: every chart renders again in the ordinary way."""

@@ -53,7 +53,7 @@ def make_executor(board: Board, workers: int | None = None) -> Executor:
         return DaskExecutor(board.scheduler, board.render_timeout)
     from renderer.pool import RenderPool
 
-    return RenderPool(workers or board.workers, board.render_timeout)
+    return RenderPool(workers or board.workers, board.render_timeout, stage_in=str(board.output))
 
 
 def timed_out(name: str, timeout: float) -> RenderFailure:

@@ -96,8 +96,10 @@ class _Poller:
 class RenderPool:
     """Local worker processes; every submitted job's future resolves, never raises."""
 
-    def __init__(self, workers: int, timeout: float, max_tasks: int = RECYCLE_AFTER) -> None:
+    def __init__(self, workers: int, timeout: float, max_tasks: int = RECYCLE_AFTER,
+                 stage_in: str | None = None) -> None:
         self.timeout = timeout
+        self.stage_in = stage_in  # the output folder: workers write their files there (renderer.worker.serve)
         self.size = max(1, workers)
         self.max_tasks = max(1, max_tasks)
         self._lock = threading.Lock()
@@ -267,7 +269,7 @@ class RenderPool:
         if self._ctx is None:
             self._ctx = _context()
         ours, theirs = self._ctx.Pipe()
-        proc = self._ctx.Process(target=serve, args=(theirs, os.getpid(), self.max_tasks),
+        proc = self._ctx.Process(target=serve, args=(theirs, os.getpid(), self.max_tasks, self.stage_in),
                                  name="plotboard-render", daemon=False)
         try:
             proc.start()

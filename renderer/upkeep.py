@@ -8,6 +8,7 @@ import logging
 import os
 
 from renderer.config import Board, Chart
+from renderer.publish import remove_leftovers
 from renderer.reload import BoardChange
 from renderer.schedule import IDLE, RENDERING, Scheduler, next_due
 from renderer.state import ChartRecord, expand_inputs, fingerprint, is_pattern
@@ -190,6 +191,8 @@ class Repair:
         except OSError:
             present = set()
         self.folder_stamp = stamp
+        for name in remove_leftovers(board.output, present):
+            log.info("removed leftover temporary file %s", board.output / name)
         # The output folder changes with every publish: while renders go on, this runs every
         # REPLAN_EVERY seconds over the whole board, so the common case stays one set operation a chart.
         for name, rec in records.items():

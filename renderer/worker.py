@@ -16,6 +16,7 @@ from renderer import boardmods
 from renderer.durations import format_size
 from renderer.jobs import RenderFailure, RenderJob, RenderOutput, describe
 from renderer.limits import memory_limit
+from renderer.publish import stage
 
 
 def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
@@ -47,12 +48,14 @@ def out_of_memory(outcome: RenderOutput | RenderFailure) -> bool:
     return isinstance(outcome, RenderFailure) and outcome.error.startswith("MemoryError")
 
 
-def serve(conn: Connection, owner: int, max_tasks: int) -> None:
+def serve(conn: Connection, owner: int, max_tasks: int, stage_in: str | None = None) -> None:
     """A local worker: render the jobs the pool sends, at most `max_tasks`, then leave.
 
     Each job comes as a RenderJob (None: leave now) and goes back as (outcome, leaving). The
-    processes a render started are killed before its outcome is sent. The worker leaves with
-    os._exit, whatever threads a plot left running, so it is always reclaimable."""
+    processes a render started are killed before its outcome is sent. With `stage_in` (the
+    output folder), a render's files are written there as hidden temporary files and only their
+    names go back (renderer.publish.stage): the daemon renames them into place. The worker leaves
+    with os._exit, whatever threads a plot left running, so it is always reclaimable."""
     from renderer.contain import kill_descendants, lead_own_group
     from renderer.pool import die_with_owner
 
@@ -67,6 +70,8 @@ def serve(conn: Connection, owner: int, max_tasks: int) -> None:
                 break
             outcome = run_job(job)
             kill_descendants()
+            if stage_in is not None and isinstance(outcome, RenderOutput):
+                outcome = dataclasses.replace(outcome, files=stage(stage_in, outcome.files))
             leaving = done == max_tasks or out_of_memory(outcome)
             conn.send((outcome, leaving))
             if leaving:

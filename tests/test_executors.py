@@ -3,6 +3,7 @@ context managers that close once however often they are closed."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from conftest import cli_env, free_port
 from renderer.executors import make_executor, process_died, timed_out, worker_died
 from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.pool import PRELOAD, RenderPool
+from renderer.publish import Staged, write_many
 
 PLOTS = '''
 def line(fig, inputs, **params):
@@ -65,11 +67,18 @@ def test_every_module_a_local_worker_needs_at_first_task_is_preloaded():
 
 def test_the_local_pool_is_a_context_manager_and_closes_once(tmp_path):
     (tmp_path / "plots.py").write_text(PLOTS)
-    board = SimpleNamespace(executor="local", workers=1, render_timeout=60.0, scheduler="")
+    board = SimpleNamespace(executor="local", workers=1, render_timeout=60.0, scheduler="", output=tmp_path / "out")
     with make_executor(board) as pool:
         assert isinstance(pool, RenderPool)
-        outcome = pool.submit(job(tmp_path)).result(timeout=60)
-    assert isinstance(outcome, RenderOutput) and outcome.files["c.png"].startswith(b"\x89PNG")
+        outcome = pool.submit(job(tmp_path)).result(timeout=60)  # no output folder: the bytes come back
+        assert isinstance(outcome, RenderOutput) and outcome.files["c.png"].startswith(b"\x89PNG")
+        board.output.mkdir()
+        staged = pool.submit(job(tmp_path)).result(timeout=60)
+    # The worker wrote the image next to its target; publishing only renames it.
+    temp = staged.files["c.png"]
+    assert isinstance(temp, Staged) and (board.output / temp.temp).read_bytes() == outcome.files["c.png"]
+    assert write_many(board.output, staged.files) == ["c.png"]
+    assert os.listdir(board.output) == ["c.png"] and (board.output / "c.png").read_bytes() == outcome.files["c.png"]
     pool.close()
     pool.close(wait=False)
     with pytest.raises(RuntimeError):

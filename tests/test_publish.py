@@ -9,8 +9,12 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
+
+from renderer.errors import PublishError
+from renderer.publish import LEFTOVER_AFTER, TEMP_RE, Staged, remove_leftovers, stage, write_many
 
 
 # Reads PATH as fast as it can until STOP exists; reports every distinct content's digest, how
@@ -188,3 +192,38 @@ def test_nothing_but_plotboard_files_is_written_to_the_output(built):
     assert {n for n in static if n.startswith("status/")} == {"status/index.json", "status/ungrouped.json"}
     assert not [n for n in static if n.rsplit("/", 1)[-1].startswith(".")]
     assert (board.root / ".plotboard/state.json").is_file()
+
+
+def test_a_render_process_stages_its_files_and_publishing_only_renames_them(tmp_path):
+    """renderer.publish.stage: the bytes go to hidden temporary files next to their targets
+    (none for a target holding the same bytes); where that cannot be done nothing is left and
+    the bytes come back for the daemon to write, as before."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "same.png").write_bytes(b"same")
+    staged = stage(str(out), {"new.png": b"new", "same.png": b"same"})
+    assert staged["same.png"] == Staged(None) and isinstance(staged["new.png"], Staged)
+    assert (out / staged["new.png"].temp).read_bytes() == b"new" and TEMP_RE.match(staged["new.png"].temp)
+    assert write_many(out, staged) == ["new.png"]
+    assert sorted(os.listdir(out)) == ["new.png", "same.png"]
+    files = {"a.png": b"a", "../b.png": b"b"}  # a name that would leave the folder: nothing staged
+    assert stage(str(out), files) is files and sorted(os.listdir(out)) == ["new.png", "same.png"]
+    assert stage(str(tmp_path / "gone"), {"a.png": b"a"}) == {"a.png": b"a"}
+    with pytest.raises(PublishError, match="not a temporary file"):
+        write_many(out, {"x.png": Staged("same.png")})
+    assert (out / "same.png").read_bytes() == b"same" and not (out / "x.png").exists()
+
+
+def test_leftover_staged_files_are_deleted_once_old_and_only_those(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    old = stage(str(out), {"a.png": b"a"})["a.png"].temp
+    young = stage(str(out), {"b.png": b"b"})["b.png"].temp
+    long_ago = time.time() - LEFTOVER_AFTER - 60
+    (out / ".notes.tmp").touch()  # a user's hidden file, not a name plotboard makes
+    (out / "user.tmp").touch()
+    for name in (old, ".notes.tmp", "user.tmp"):
+        os.utime(out / name, (long_ago, long_ago))
+    os.symlink("/etc/hostname", out / ".link.png.0123abcd.tmp")
+    assert remove_leftovers(out, os.listdir(out)) == [old]
+    assert sorted(os.listdir(out)) == sorted([young, ".notes.tmp", "user.tmp", ".link.png.0123abcd.tmp"])
