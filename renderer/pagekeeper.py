@@ -64,7 +64,9 @@ class PageKeeper:
         try:
             changed = self.batch.take_changed()
             state = save_state(board, records, self.state, changed)
-            write_pages(board, records, now, self.model, changed, state)
+            # What the pages follow from (for a later build's pages_current) costs a digest of
+            # all of state.json: worth it once renders rest, not at each write of a burst.
+            write_pages(board, records, now, self.model, changed, state if at_rest or final else None)
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.batch.wrote(now)

@@ -153,9 +153,12 @@ def test_sigterm_during_renders_finishes_them_exits_0_and_a_build_finds_nothing_
     assert d.image("s") != before  # the render in flight was finished and published
     assert temp_files(board.output) == [] and temp_files(board.root / ".plotboard") == []
     assert board.chart("s")["renders"] == 2
+    pages = {name: os.stat(board.output / name).st_mtime_ns for name in ("index.html", "status.json")}
     result = board.cli("build")
     assert result.returncode == 0, result.stderr
     assert "build: 0 rendered, 0 failed, 2 up to date" in result.stderr
+    # The daemon's last write recorded what its pages show: the build leaves them as they are.
+    assert {name: os.stat(board.output / name).st_mtime_ns for name in pages} == pages
 
 
 def test_sigint_stops_an_idle_daemon_cleanly(board, daemons):
