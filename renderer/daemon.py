@@ -154,8 +154,9 @@ class Daemon:
         self.next_replan = self.clock() + REPLAN_EVERY
         self.executors.replace(self._make_executor(self.board))
         now = self.clock()
+        seen: dict[str, tuple[int, int] | None] = {}  # the plot module is looked at once, not once a chart
         for chart in self.board.charts:
-            upkeep.add_chart(self.board, self.records, self.scheduler, chart, now)
+            upkeep.add_chart(self.board, self.records, self.scheduler, chart, now, seen=seen)
             self.pages.track(chart, self.records.get(chart.name))
         self._write_pages(now)
         log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),

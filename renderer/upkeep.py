@@ -24,15 +24,18 @@ def _why(board: Board, chart: Chart, records: dict[str, ChartRecord], now: float
 
 
 def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart, now: float,
-              reason: str | None = None) -> None:
-    """A timer for a chart that is new to the daemon, queued if the chart is out of date."""
+              reason: str | None = None, seen: dict[str, tuple[int, int] | None] | None = None) -> None:
+    """A timer for a chart that is new to the daemon, queued if the chart is out of date.
+    `seen`: files' stats over the daemon's start (files_seen), which many charts share."""
     timer = scheduler.add(chart.name)
     inputs = expand_inputs(chart)
     current = fingerprint(board, chart, inputs)
     why = why_render(board, chart, records.get(chart.name), current, now)
     if why:
         timer.request(now, reason or why)
-        timer.known = (current, inputs, files_seen(chart))
+        if seen is not None and inputs.stats:
+            seen.update(inputs.stats)  # taken just now by the expansion
+        timer.known = (current, inputs, files_seen(chart, seen))
     rec = records.get(chart.name)
     timer.hold_until = held_until(chart, rec)
     if rec is not None:
