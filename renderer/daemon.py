@@ -331,10 +331,11 @@ class Daemon:
     def _take_results(self) -> None:
         for name, flight, outcome in self.inflight.take():
             if flight.early:
-                if not self.early.finished(name, flight, outcome):
-                    self._drop(outcome)
+                self.early.finished(name, flight, outcome)
             else:
                 self._publish(name, flight, outcome)
+        for outcome in self.early.take_dropped():
+            self._drop(outcome)
         self.executors.close_idle(self.inflight.executors() + [f.executor for f in self.early.flights()])
 
     def _drop(self, outcome: RenderOutput | RenderFailure) -> None:

@@ -28,6 +28,7 @@ class EarlyRenders:
         self._running: set[Flight] = set()  # early renders whose result has not come back
         self._wanted: set[str] = set()  # charts whose input a writer has just closed
         self._tried: set[str] = set()  # charts that had their early render this window
+        self._dropped: list[RenderOutput | RenderFailure] = []  # results never to be published
 
     @property
     def running(self) -> int:
@@ -42,11 +43,23 @@ class EarlyRenders:
         """Charts with an early render that is still current."""
         return list(self._held)
 
+    def take_dropped(self) -> list[RenderOutput | RenderFailure]:
+        """The results of early renders dropped since the last call: the daemon deletes the
+        files their workers staged (renderer.publish.discard)."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
+    def _discard(self, flight: Flight) -> None:
+        flight.discard = True
+        if flight.outcome is not None:
+            self._dropped.append(flight.outcome)
+            flight.outcome = None
+
     def changed(self, name: str, closed: bool) -> None:
         """An event for the chart's inputs: its early render (if any) read old files."""
         flight = self._held.pop(name, None)
         if flight is not None:
-            flight.discard = True
+            self._discard(flight)
         if closed:
             self._wanted.add(name)
         else:
@@ -78,24 +91,24 @@ class EarlyRenders:
         if flight is None:
             return None
         if flight.current != current or not queued:
-            flight.discard = True
+            self._discard(flight)
             return None
         flight.early = False
         self._running.discard(flight)
         log.debug("%s: inputs quiet since its early render started; that render is the one", name)
         return flight
 
-    def finished(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> bool:
-        """An early render's result came back: held while still current (True), else dropped."""
+    def finished(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
+        """An early render's result came back: held while still current, else dropped."""
         self._running.discard(flight)
         if not flight.discard and self._held.get(name) is flight:
             flight.outcome = outcome
-            return True
-        log.debug("%s: dropped an early render, its inputs changed while it ran", name)
-        return False
+        else:
+            log.debug("%s: dropped an early render, its inputs changed while it ran", name)
+            self._dropped.append(outcome)
 
     def drop_all(self) -> None:
         """The board changed: every chart renders again in the ordinary way."""
         for flight in self._held.values():
-            flight.discard = True
+            self._discard(flight)
         self._held.clear()

@@ -101,8 +101,10 @@ def test_an_event_after_the_early_render_started_discards_it():
     h.scheduler.change("c")
     h.early.changed("c", closed=False)  # the writer opened the file again
     assert flight.discard
-    h.early.finished("c", flight, output())
-    assert flight.outcome is None  # its result is dropped
+    result = output()
+    h.early.finished("c", flight, result)
+    assert flight.outcome is None  # its result is dropped: the daemon deletes what its worker staged
+    assert h.early.take_dropped() == [result] and h.early.take_dropped() == []
     assert h.start_early() is None  # not closed again: no second early render
     h.clock.advance(QUIET)
     assert h.dispatch() is None and h.published == []  # an ordinary render starts instead
@@ -112,9 +114,22 @@ def test_an_early_render_whose_inputs_differ_at_the_window_end_is_not_used():
     h = EarlyHarness()
     h.closed_write()
     flight = h.start_early(current="v1")
-    h.early.finished("c", flight, output())
+    result = output()
+    h.early.finished("c", flight, result)
+    assert h.early.take_dropped() == []  # held while it may still be used
     h.clock.advance(QUIET)
     assert h.dispatch(current="v2") is None and flight.discard and h.published == []
+    assert h.early.take_dropped() == [result] and flight.outcome is None
+
+
+def test_early_results_held_when_the_board_changes_are_dropped():
+    h = EarlyHarness()
+    h.closed_write()
+    flight = h.start_early()
+    result = output()
+    h.early.finished("c", flight, result)
+    h.early.drop_all()
+    assert flight.discard and h.early.take_dropped() == [result] and h.early.held() == []
 
 
 def test_one_early_render_per_chart_and_quiet_window():
