@@ -60,7 +60,10 @@ class PageKeeper:
               at_rest: bool = False) -> bool:
         """Write state.json and what changed of the pages (`at_rest`: no render in flight);
         False (logged) when that failed."""
-        started = time.perf_counter()  # a cost, not a time of day: not the clock passed in
+        # The write's cost is this thread's CPU time, not the time that passed: a write the
+        # process was stopped in (SIGSTOP, a suspended machine) would otherwise count the pause,
+        # and delay the next writes by COST_FACTOR times it.
+        started = time.thread_time()
         try:
             changed = self.batch.take_changed()
             state = save_state(board, records, self.state, changed)
@@ -73,7 +76,7 @@ class PageKeeper:
             self.batch.failed(now)
             ok = False
         else:
-            self.batch.wrote(now, took=time.perf_counter() - started, at_rest=at_rest)
+            self.batch.wrote(now, took=time.thread_time() - started, at_rest=at_rest)
             ok = True
         if line := self.summary.line(now, force=final):
             log.info("%s", line)

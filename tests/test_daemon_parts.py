@@ -277,3 +277,26 @@ def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often
     # At rest too, the next write waits out COST_FACTOR times the last one's duration.
     assert not pages.should_write(103.0, at_rest=True, stale_at=None)
     assert pages.should_write(102.0 + COST_FACTOR * 0.6, at_rest=True, stale_at=None)
+
+
+def test_a_page_write_the_process_was_paused_in_is_not_counted_as_costly(built, monkeypatch):
+    """The pages' spacing during a burst is COST_FACTOR times the last write's cost: a pause in
+    the middle of a write (SIGSTOP, a suspended machine; here a sleep, which uses no CPU) must
+    not count, or the next writes would wait COST_FACTOR times the pause."""
+    import time
+
+    import renderer.pagekeeper as pagekeeper
+    from renderer.config import load_board
+    from renderer.state import load_state
+
+    real = pagekeeper.write_pages
+
+    def paused(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pagekeeper, "write_pages", paused)
+    board = load_board(built.file)
+    keeper = pagekeeper.PageKeeper()
+    assert keeper.write(board, load_state(board), time.time())
+    assert keeper.took < 0.5  # the write's own CPU time (milliseconds for two charts), not the pause
