@@ -14,7 +14,7 @@ from renderer.state import ChartRecord
 
 PAGES_DELAY = 1.0  # longest a publish waits for state.json and the pages while renders go on
 RETRY_AFTER = 1.0  # after a failed write
-# Between writes, at least COST_FACTOR times the last write's duration: at most 1/40 of the
+# Between writes, at least COST_FACTOR times the last write's CPU time: at most 1/40 of the
 # daemon's time goes to the pages (a 10,000-chart board's write takes about a tenth of a second,
 # so it is rewritten every few seconds while renders go on; a small board's stays at the delay).
 COST_FACTOR = 40.0
