@@ -32,7 +32,13 @@ IGNORED_EVENTS = {"opened", "closed_no_write"}
 # causes by reading its inputs and which would otherwise cross the observer's threads for nothing.
 HEARD = [wd.FileCreatedEvent, wd.DirCreatedEvent, wd.FileModifiedEvent, wd.DirModifiedEvent, wd.FileDeletedEvent,
          wd.DirDeletedEvent, wd.FileMovedEvent, wd.DirMovedEvent, wd.FileClosedEvent]
+# watchdog 7.1.1 reports an inotify queue overflow as a public event; 7.1.0 only logs it, and
+# Watcher._hear_overflows reaches into its inotify reader instead.
+EVENTS_LOST = getattr(wd, "EventsLostEvent", None)
+if EVENTS_LOST is not None:
+    HEARD.append(EVENTS_LOST)
 LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE}
+_UNSEEN = object()
 OVERFLOW = "<inotify queue overflow>"  # the path of the folder change that reports lost events
 
 
@@ -188,13 +194,17 @@ def _bases(board: Board) -> dict[str, bool]:
 class _Handler(FileSystemEventHandler):
     """The observer's callback: records paths and wakes the daemon, never raises."""
 
-    def __init__(self, record: Callable[[list[Change]], None]) -> None:
+    def __init__(self, record: Callable[[list[Change]], None], lost: Callable[[], None]) -> None:
         super().__init__()
         self.record = record
+        self.lost = lost  # the kernel dropped events
 
     def dispatch(self, event: FileSystemEvent) -> None:
         try:
             if event.event_type in IGNORED_EVENTS:
+                return
+            if EVENTS_LOST is not None and isinstance(event, EVENTS_LOST):
+                self.lost()
                 return
             if event.is_directory and event.event_type == "modified":
                 return  # a file inside changed: its own event follows
@@ -217,9 +227,10 @@ class Watcher:
         self.polling = poll
         self._lock = threading.Lock()
         self._changes: list[Change] = []
-        self._handler = _Handler(self._record)
+        self._handler = _Handler(self._record, self._events_lost)
         self._watches: dict[str, tuple[bool, int, object]] = {}  # folder -> (recursive, inode, watch)
         self.overflows = 0  # inotify queue overflows heard
+        self._hooked: object = _UNSEEN  # the inotify reader _hear_overflows last looked at (watchdog 7.1.0)
         self._observer = self._new_observer()
 
     def _new_observer(self):
@@ -233,8 +244,6 @@ class Watcher:
                 if exc.errno not in LIMIT_ERRNOS:
                     raise
                 self._limit_reached(None, exc)
-            else:
-                self._hear_overflows(observer)
         if observer is None:
             from watchdog.observers.polling import PollingObserver
 
@@ -244,22 +253,34 @@ class Watcher:
         observer.start()
         return observer
 
-    def _hear_overflows(self, observer: object) -> None:
-        """Have the kernel's IN_Q_OVERFLOW (events were lost) reach the daemon as a folder change:
-        the daemon then re-plans and rescans every chart. watchdog only logs it, so its inotify
-        reader's event handler is wrapped; where watchdog is built otherwise, the periodic check
-        (renderer.upkeep.Sweep) still catches what was lost."""
-        reader = getattr(observer, "_inotify_fd", None)
+    def _events_lost(self) -> None:
+        """The kernel's inotify queue overflowed: report it as a folder change, so the daemon
+        re-plans and rescans every chart."""
+        self.overflows += 1
+        log.warning("watcher: the inotify queue overflowed and file events were lost; rescanning every chart")
+        self._record([Change(OVERFLOW, False, True)])
+
+    def _hear_overflows(self) -> None:
+        """Where watchdog only logs an overflow (7.1.0), wrap its inotify reader's event handler.
+
+        The reader exists once a folder is scheduled (from 7.1.1 on, only then), so this runs
+        after each schedule; a watchdog built otherwise is said at WARNING, and the periodic
+        check (renderer.upkeep.Sweep) still catches what was lost within `check_every`."""
+        if EVENTS_LOST is not None or self.polling:
+            return
+        reader = getattr(self._observer, "_inotify_fd", None)
+        if reader is self._hooked:
+            return  # hooked already, or said already that it cannot be
+        self._hooked = reader
         handle = getattr(reader, "handle_event", None)
         if handle is None:
-            log.debug("watcher: cannot hear inotify queue overflows with this watchdog")
+            log.warning("watcher: this watchdog does not report inotify queue overflows; events it loses are "
+                        "found by the periodic check only (every check_every)")
             return
 
         def handle_event(event: object) -> None:
             if getattr(event, "is_queue_overflow", False):
-                self.overflows += 1
-                log.warning("watcher: the inotify queue overflowed and file events were lost; rescanning every chart")
-                self._record([Change(OVERFLOW, False, True)])
+                self._events_lost()
             handle(event)
 
         reader.handle_event = handle_event
@@ -310,6 +331,7 @@ class Watcher:
                 log.warning("watcher: cannot watch %s: %s", folder, exc.strerror or exc)
             return
         self._watches[folder] = (recursive, inode, handle)
+        self._hear_overflows()
 
     def _unschedule(self, folder: str) -> None:
         _, _, handle = self._watches.pop(folder)
