@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine with Python 3.11 and pip
 # (Debian's chromium and nginx for the browser and serving tests, plotboard with its test
-# extras), then runs the suite. Extra arguments go to pytest.
+# extras, each dependency at the newest version its range allows: what a fresh install gets),
+# prints the versions it runs with, then runs the suite. Extra arguments go to pytest; the exit
+# status is pytest's. PLOTBOARD_TEST_NO_INSTALL=1 skips the installs (the suite's own test of
+# this script uses it).
 #
 # Python packages go into the active virtual environment; with none active, into .venv/ in
 # the repository (created here), so an externally managed Python (Debian's /usr/bin/python3,
@@ -16,6 +19,10 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+if [ "${PLOTBOARD_TEST_NO_INSTALL:-}" = 1 ]; then
+  exec python -m pytest -q "$@"
+fi
+
 if ! { [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ]; }; then
   apt_install chromium nginx-light fonts-dejavu-core
 fi
@@ -26,5 +33,8 @@ if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
   fi
   export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"  # tests start plotboard, supervisord
 fi
-python -m pip install -q --disable-pip-version-check -e '.[test,dask]'
-python -m pytest -q "$@"
+python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test,dask]'
+echo "versions: $(python --version 2>&1 | tr -d '\n'); $(python -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
+  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|distributed|pytest|playwright|psutil|supervisor)==' | tr '\n' ' ')"
+echo "versions: $(/usr/bin/chromium --version 2>/dev/null); $(/usr/sbin/nginx -v 2>&1)"
+exec python -m pytest -q "$@"
