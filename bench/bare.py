@@ -4,7 +4,7 @@
                                        to memory) one after another: per-render ms and phases.
 `python bench/bare.py png CSV N`       PNG encode cost and size at compress levels 0-9, for the
                                        1x (800x400) and 2x (1600x800) image, Pillow's encoder
-                                       (what savefig uses) and plotboard's renderer.png.
+                                       (what savefig uses) and plotboard's renderer.render.png.
 `python bench/bare.py render CSV N`    plotboard's render() against a bare Figure + savefig,
                                        interleaved: ms per render.
 Prints one JSON object on stdout.
@@ -73,11 +73,11 @@ def savefig_figures(csv: Path, n: int) -> dict:
 
 
 def png_figures(csv: Path, n: int) -> dict:
-    """Encode ms and file bytes per compress level: Pillow (what savefig uses) and renderer.png."""
+    """Encode ms and file bytes per compress level: Pillow (what savefig uses) and renderer.render.png."""
     from PIL import Image
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from renderer import png
+    from renderer.render import png
 
     out: dict = {}
     for scale in (1, 2):
@@ -110,8 +110,8 @@ def render_figures(csv: Path, n: int) -> dict:
     """plotboard's render() against the bare idiom (fresh Figure, savefig), interleaved, same chart."""
     import matplotlib.style
 
-    from renderer.jobs import RenderJob
-    from renderer.render import BASE_RC, THEME_STYLES, render
+    from renderer.render.jobs import RenderJob
+    from renderer.render.draw import BASE_RC, THEME_STYLES, render
 
     def job(level: int) -> RenderJob:
         return RenderJob(name="ref", plot="reference:reference", plot_file=str(Path(reference.__file__)),

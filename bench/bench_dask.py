@@ -93,10 +93,10 @@ def cli_build(board: Path) -> float:
 
 def executor_figures(make, board_file: Path, serial: int) -> tuple[float, float, float]:
     """(charts/s with all jobs at once, mean overhead ms, mean render ms) on a warm executor."""
-    from renderer.workspace import make_job
-    from renderer.config import load_board
-    from renderer.jobs import RenderOutput
-    from renderer.state import expand_inputs
+    from renderer.store.workspace import make_job
+    from renderer.board.config import load_board
+    from renderer.render.jobs import RenderOutput
+    from renderer.store.records import expand_inputs
 
     board = load_board(board_file)
     jobs = [make_job(board, c, expand_inputs(c)) for c in board.charts]
@@ -167,7 +167,7 @@ def main() -> None:
                 "dask": write_board(Path(tmp) / "dask", args.charts,
                                     f'executor = "dask"\nscheduler = "{address}"'),
             }
-            from renderer.executors import make_executor
+            from renderer.executors.base import make_executor
 
             # Alternate the two so a change in the machine's load hits both alike.
             builds: dict[str, list[float]] = {kind: [] for kind in boards}

@@ -1,4 +1,4 @@
-"""The daemon's periodic check (renderer.upkeep.Sweep) on a 10,000-chart board: its CPU cost.
+"""The daemon's periodic check (renderer.daemon.upkeep.Sweep) on a 10,000-chart board: its CPU cost.
 
 Writes a board of N charts (each reading its own data file; half a plain path, half a glob over a
 folder of its own; one shared plot module that imports a helper), records every chart as rendered with its
@@ -17,12 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from renderer import boardmods, upkeep  # noqa: E402
-from renderer.config import load_board  # noqa: E402
-from renderer.schedule import Scheduler  # noqa: E402
-from renderer.state import ChartRecord, expand_inputs, file_digest, fingerprint  # noqa: E402
+from renderer.render import modules as boardmods  # noqa: E402
 
-REPLAN_EVERY = 5.0  # renderer.daemon's
+from renderer.daemon import upkeep
+from renderer.board.config import load_board  # noqa: E402
+from renderer.daemon.schedule import Scheduler  # noqa: E402
+from renderer.store.records import ChartRecord, expand_inputs, file_digest, fingerprint  # noqa: E402
+
+REPLAN_EVERY = 5.0  # renderer.daemon.loop's
 
 
 def make_board(folder: Path, n: int) -> Path:

@@ -385,7 +385,7 @@ def bench_png(run: Run) -> None:
             continue
         theirs = figures[f"{scale}/{level}/pillow"]
         ours, base = stats(value["encode_ms"]), stats(theirs["encode_ms"])
-        run.row("png", f"PNG encode {scale} image, compress_level {level}: renderer.png", ours, base,
+        run.row("png", f"PNG encode {scale} image, compress_level {level}: renderer.render.png", ours, base,
                 "Pillow (savefig's encoder)", "ms", base["median"] / ours["median"],
                 note=f"{value['bytes'] / 1000:.1f} kB vs {theirs['bytes'] / 1000:.1f} kB")
 
@@ -828,7 +828,7 @@ def main() -> int:
     run.sizes = args.sizes
     started = time.time()
     # Warm-up: matplotlib's font cache, and bytecode for everything the measured processes import.
-    subprocess.run([PY, "-c", "import matplotlib.pyplot, flask, renderer.cli, renderer.build, renderer.daemon"],
+    subprocess.run([PY, "-c", "import matplotlib.pyplot, flask, renderer.cli, renderer.build, renderer.daemon.loop"],
                    env=env(), check=True)
     try:
         for name in names:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from run import capacity, loadavg, machine  # noqa: E402
 
-SERVERS = {"before": "baseline_serve", "after": "renderer.serve"}
+SERVERS = {"before": "baseline_serve", "after": "renderer.serve.server"}
 CLIENTS = 200
 
 SERVER = """

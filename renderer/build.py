@@ -10,15 +10,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from renderer.config import Board
-from renderer.control import ask_daemon
+from renderer.board.config import Board
+from renderer.daemon.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
-from renderer.executors import require_executor
-from renderer.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
-from renderer.pagewrite import pages_current, write_pages
-from renderer.progress import Progress
-from renderer.state import ChartRecord, expand_inputs, fingerprint, save_state
-from renderer.workspace import make_job, prepare, publish_outcome, why_render
+from renderer.executors.base import require_executor
+from renderer.store.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
+from renderer.pages.write import pages_current, write_pages
+from renderer.daemon.progress import Progress
+from renderer.store.records import ChartRecord, expand_inputs, fingerprint, save_state
+from renderer.store.workspace import make_job, prepare, publish_outcome, why_render
 
 log = logging.getLogger("plotboard")
 
@@ -99,7 +99,7 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
 
 
 def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, result: BuildResult) -> None:
-    from renderer.executors import make_executor
+    from renderer.executors.base import make_executor
 
     progress = Progress(len(todo)) if Progress.wanted() else None
     with make_executor(board, workers=min(board.workers, len(todo))) as executor, _showing(progress):
@@ -132,7 +132,7 @@ def _showing(progress: Progress | None) -> Iterator[None]:
 
 def _warm_pages(board: Board) -> None:
     """Import jinja2 and compile the board's template now, off the critical path."""
-    from renderer.templating import ENTRY, environment
+    from renderer.pages.templating import ENTRY, environment
 
     try:
         environment(board.templates).get_template(ENTRY)

@@ -20,7 +20,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from renderer.status import iso
+        from renderer.pages.status import iso
 
         entry = {"time": iso(record.created), "level": record.levelname.lower(), "message": record.getMessage()}
         entry.update(getattr(record, "fields", {}))
@@ -96,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     if "run" in (sys.argv[1:] if argv is None else argv) and threading.current_thread() is threading.main_thread():
-        from renderer.wake import catch_early_signals
+        from renderer.daemon.wake import catch_early_signals
 
         catch_early_signals()
     args = parser().parse_args(argv)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from renderer.build import build
-    from renderer.config import load_board
+    from renderer.board.config import load_board
 
     board = load_board(args.config)
     result = build(board, force=args.force, only=args.only)
@@ -122,8 +122,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from renderer import status
-    from renderer.config import load_board
+    from renderer.pages import status
+    from renderer.board.config import load_board
 
     try:
         board = load_board(args.config, checks=False)
@@ -146,7 +146,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from renderer.daemon import run
+    from renderer.daemon.loop import run
 
     return run(args.config, serve=args.serve, poll=args.poll)
 

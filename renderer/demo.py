@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from renderer.errors import PlotboardError
-from renderer.serve import BoardServer, start_server
+from renderer.serve.server import BoardServer, start_server
 
 log = logging.getLogger("plotboard")
 
@@ -92,7 +92,7 @@ def demo(port: int = 8000, folder: Path | None = None) -> int:
     The demo serves the output folder itself (bound before anything is written, so a port in
     use fails early) and prints the port actually bound, which with port 0 the system picks.
     """
-    from renderer.daemon import run
+    from renderer.daemon.loop import run
 
     temporary = folder is None
     root = Path(tempfile.mkdtemp(prefix="plotboard-demo-")) if temporary else Path(folder).resolve()

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from conftest import Board, chart, fast_board, write_data
-from renderer.record_check import CHECKS, check_record, could_have_written
-from renderer.state import ChartRecord
+from renderer.store.record_check import CHECKS, check_record, could_have_written
+from renderer.store.records import ChartRecord
 
 CORRUPT = {
     "charts is a list": {"charts": []},
@@ -122,11 +122,11 @@ def test_every_record_field_has_its_check():
 
 
 def test_state_saved_from_kept_json_has_the_very_bytes_of_a_full_save(built):
-    """The daemon re-encodes only the records changed since its last save (renderer.state.save_state
+    """The daemon re-encodes only the records changed since its last save (renderer.store.records.save_state
     with `kept`): after renders, a new chart, a removed one and a failure, the bytes are a full
     save's, and the file loads back to the same records."""
-    from renderer.config import load_board
-    from renderer.state import STATE_FILE, load_state, save_state
+    from renderer.board.config import load_board
+    from renderer.store.records import STATE_FILE, load_state, save_state
 
     board = load_board(built.file)
     records, kept = load_state(board), {}

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from conftest import PLOTS, PNG_SIGNATURE, REPO, TWO_CHARTS, Board, Snapshot, build_once, cli_env, start_cli, wait_for
-from renderer.status import parse_iso
+from renderer.pages.status import parse_iso
 
 FOUR = """
 [board]
@@ -398,7 +398,7 @@ def test_fingerprint_versions_are_the_installed_distributions_versions():
     """Read from .dist-info folder names, without importlib.metadata; they must agree with it."""
     from importlib.metadata import version
 
-    from renderer.state import library_versions
+    from renderer.store.records import library_versions
 
     found = library_versions()
     for dist in ("matplotlib", "numpy", "pillow"):

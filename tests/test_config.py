@@ -144,7 +144,7 @@ def test_every_problem_is_reported_in_one_go(bad):
 
 
 def test_durations_accept_every_unit():
-    from renderer.config import parse_duration
+    from renderer.board.config import parse_duration
 
     assert [parse_duration(d) for d in ("500ms", "30s", "5m", "1h", "1d", "2w")] == [
         0.5, 30.0, 300.0, 3600.0, 86400.0, 1209600.0]

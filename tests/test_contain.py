@@ -12,8 +12,8 @@ import psutil
 import pytest
 from conftest import Board, chart, fast_board, wait_for
 
-from renderer.jobs import FailureKind, RenderJob, RenderOutput
-from renderer.pool import RenderPool
+from renderer.render.jobs import FailureKind, RenderJob, RenderOutput
+from renderer.executors.pool import RenderPool
 
 PLOTS = '''
 import os, signal, subprocess, threading, time

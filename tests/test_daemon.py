@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import TWO_CHARTS, Board, chart, fast_board, free_port, temp_files, wait_for, write_data
 
-from renderer.schedule import CEILING, QUIET
+from renderer.daemon.schedule import CEILING, QUIET
 
 PAGES_DELAY = 1.0  # the daemon's longest wait before writing the pages during a burst of renders
 
@@ -59,7 +59,7 @@ def test_interval_chart_rerenders_on_schedule(tmp_path, daemons):
         return len(times) >= 3
     wait_for(two_more, 60, "three renders, two of them scheduled")
     assert d.stop() == 0
-    from renderer.status import parse_iso
+    from renderer.pages.status import parse_iso
     gaps = [parse_iso(b) - parse_iso(a) for a, b in zip(times, times[1:])]
     # Never early. How late a due render may start is the timer's business (test_schedule.py,
     # made-up times); a loaded machine may add any delay here.
@@ -238,7 +238,7 @@ def test_pages_are_written_in_batches(tmp_path, daemons):
     finally:
         observer.stop()
         observer.join()
-    from renderer.status import parse_iso
+    from renderer.pages.status import parse_iso
 
     # Batched: during a burst at most one write per PAGES_DELAY, and one more once the renders
     # come to rest. The bound is counted from how long this burst really took (the first to the

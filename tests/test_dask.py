@@ -337,8 +337,8 @@ def test_a_missing_distributed_names_the_extra(tmp_path):
 
 
 def test_parcels_carry_small_inputs_and_leave_big_ones_in_place(tmp_path):
-    from renderer.dask_remote import InputNotShipped, pack, unpack
-    from renderer.jobs import RenderJob
+    from renderer.executors.dask_remote import InputNotShipped, pack, unpack
+    from renderer.render.jobs import RenderJob
 
     small, big, module = tmp_path / "d" / "small.csv", tmp_path / "big.csv", tmp_path / "plots.py"
     small.parent.mkdir()

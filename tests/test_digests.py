@@ -1,10 +1,10 @@
-"""renderer.digests: a source file's digest is read again whenever it may have changed."""
+"""renderer.render.digests: a source file's digest is read again whenever it may have changed."""
 
 import hashlib
 import os
 import time
 
-from renderer import digests
+from renderer.render import digests
 
 
 def sha(data: bytes) -> str:

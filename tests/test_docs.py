@@ -10,8 +10,8 @@ import pytest
 
 from conftest import REPO, cli
 from renderer.cli import parser
-from renderer.config import BOARD_KEYS, CHART_KEYS
-from renderer.options import BOARD_OPTIONS, CHART_OPTIONS
+from renderer.board.config import BOARD_KEYS, CHART_KEYS
+from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS
 
 README = (REPO / "README.md").read_text()
 

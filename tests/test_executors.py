@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 from conftest import cli_env, free_port
 
-from renderer.executors import make_executor, process_died, timed_out, worker_died
-from renderer.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
-from renderer.pool import PRELOAD, RenderPool
-from renderer.publish import Staged, write_many
+from renderer.executors.base import make_executor, process_died, timed_out, worker_died
+from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
+from renderer.executors.pool import PRELOAD, RenderPool
+from renderer.store.publish import Staged, write_many
 
 PLOTS = '''
 def line(fig, inputs, **params):
@@ -56,7 +56,7 @@ def test_failures_read_as_before():
 
 def test_every_module_a_local_worker_needs_at_first_task_is_preloaded():
     # What unpickling a task imports: the initializer's module and the task's, with their imports.
-    needed = {"renderer.pool", "renderer.worker", "renderer.executors", "renderer.jobs"}
+    needed = {"renderer.executors.pool", "renderer.render.worker", "renderer.executors.base", "renderer.render.jobs"}
     preloaded = set(PRELOAD)
     for name in PRELOAD:
         if name.startswith("renderer."):
@@ -87,8 +87,8 @@ def test_the_local_pool_is_a_context_manager_and_closes_once(tmp_path):
 
 DASK_UNREACHABLE = """
 import sys
-from renderer.dask_executor import DaskExecutor
-from renderer.jobs import RenderJob
+from renderer.executors.dask_client import DaskExecutor
+from renderer.render.jobs import RenderJob
 
 job = RenderJob(name="c", plot="plots:line", plot_file=None, root=".", inputs=(), size=(2.0, 1.0), dpi=40,
                 hidpi=False, formats=("png",), png_compression=1, theme="light")
@@ -115,7 +115,7 @@ def test_the_dask_executor_is_a_context_manager_and_an_absent_scheduler_fails_re
 
 
 def test_the_render_process_beside_a_dask_worker_reports_kinds(tmp_path):
-    from renderer.dask_remote import _close_idle, pack, run_remote
+    from renderer.executors.dask_remote import _close_idle, pack, run_remote
 
     (tmp_path / "plots.py").write_text(PLOTS + '''
 import os, signal, time
@@ -147,7 +147,7 @@ def test_the_dispatcher_pauses_for_half_of_what_the_least_stocked_worker_holds()
     that a worker holding fewer jobs than the others runs dry meanwhile."""
     from collections import deque
 
-    from renderer.pool import MAX_PAUSE, PIPELINE
+    from renderer.executors.pool import MAX_PAUSE, PIPELINE
 
     pool = RenderPool(2, timeout=10)
     try:

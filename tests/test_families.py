@@ -21,7 +21,7 @@ def family_board(root, *extra: str, family: str = FAMILY) -> Board:
 
 
 def test_a_family_expands_into_one_chart_per_file_with_its_windows(tmp_path):
-    from renderer.config import load_board
+    from renderer.board.config import load_board
 
     b = family_board(tmp_path / "b")
     board = load_board(b.file)
@@ -37,7 +37,7 @@ def test_a_family_expands_into_one_chart_per_file_with_its_windows(tmp_path):
 
 
 def test_the_table_form_gives_each_window_its_interval(tmp_path):
-    from renderer.config import load_board
+    from renderer.board.config import load_board
 
     b = fast_board(tmp_path / "b", chart("cpu", inputs="data/cpu.txt", extra='windows = { "1d" = "1m", "7d" = "30m" }'))
     assert [(c.window.name, c.window.interval) for c in load_board(b.file).windows_of("cpu")] == [
@@ -143,14 +143,14 @@ def test_build_re_renders_every_window_of_every_member_when_the_family_definitio
 
 
 def test_a_fingerprint_tells_a_new_definition_from_new_data():
-    from renderer.state import redefined
+    from renderer.store.records import redefined
 
     assert not redefined("d1-i1.m1", "d1-i2.m1")
     assert redefined("d1-i1.m1", "d2-i1.m1") and redefined("d1-i1.m1", "d1-i1.m2") and redefined(None, "d1-i1.m1")
 
 
 def test_window_intervals_are_at_least_100ms(tmp_path):
-    from renderer.options import CHART
+    from renderer.board.options import CHART
 
     assert CHART["windows"].check(["10s"], None)[0].interval == 0.1  # 10 s ÷ 288 would be 35 ms
     with pytest.raises(ValueError, match="window '1d': interval: expected at least 100ms, got '50ms'"):
@@ -178,10 +178,10 @@ def test_a_plot_that_ignores_window_is_reported_once_in_the_log_and_on_the_card(
 
 
 def test_later_windows_wait_out_their_interval_in_build():
-    from renderer.config import Chart
-    from renderer.families import windowed
-    from renderer.options import CHART
-    from renderer.state import ChartRecord, out_of_date
+    from renderer.board.config import Chart
+    from renderer.board.families import windowed
+    from renderer.board.options import CHART
+    from renderer.store.records import ChartRecord, out_of_date
 
     base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=60.0, cron=None,
                  stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))
@@ -197,15 +197,15 @@ def test_later_windows_wait_out_their_interval_in_build():
 
 
 def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_once_per_35_minutes():
-    """The daemon's scheduler and limiter (renderer.windows.held_until, as renderer.daemon uses
+    """The daemon's scheduler and limiter (renderer.board.windows.held_until, as renderer.daemon.loop uses
     it) against a made-up clock: two hours of a file rewritten every 100 ms."""
     from fakeclock import Clock
-    from renderer.config import Chart
-    from renderer.families import windowed
-    from renderer.options import CHART
-    from renderer.schedule import Scheduler
-    from renderer.state import ChartRecord
-    from renderer.windows import held_until
+    from renderer.board.config import Chart
+    from renderer.board.families import windowed
+    from renderer.board.options import CHART
+    from renderer.daemon.schedule import Scheduler
+    from renderer.store.records import ChartRecord
+    from renderer.board.windows import held_until
 
     base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=None, cron=None,
                  stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))

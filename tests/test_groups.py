@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from conftest import Board
-from renderer import groups
+from renderer.pages import groups
 
 GROUPED = """
 [board]

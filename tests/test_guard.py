@@ -11,7 +11,7 @@ import pytest
 from conftest import TWO_CHARTS, TWO_CHARTS_DATA, Board
 
 from renderer import cli as cli_module
-from renderer import daemon
+from renderer.daemon import loop as daemon
 
 
 @pytest.fixture

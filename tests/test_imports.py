@@ -18,7 +18,7 @@ def all_modules() -> list[str]:
 
 def test_no_module_decides_the_exit_status_of_a_process_that_imports_it():
     modules = all_modules()
-    assert "renderer.forkserver" in modules and len(modules) > 40
+    assert "renderer.executors.forkserver" in modules and len(modules) > 40
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nsys.exit(3)\n"
     result = subprocess.run([sys.executable, "-c", code, *modules], env=cli_env(), cwd=REPO,
                             capture_output=True, text=True, timeout=120)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import fast_board
 
-from renderer.inputs import MAX_INPUTS, TooManyInputs, expand
+from renderer.board.inputs import MAX_INPUTS, TooManyInputs, expand
 
 # A plot that writes the inputs it was handed (relative to the board) to `out`, a file outside
 # the board's folder: what it saw.

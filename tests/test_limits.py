@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import Board
 
-from renderer.durations import format_size, parse_size
-from renderer.jobs import RenderFailure, RenderJob, RenderOutput
-from renderer.pool import RenderPool
+from renderer.board.durations import format_size, parse_size
+from renderer.render.jobs import RenderFailure, RenderJob, RenderOutput
+from renderer.executors.pool import RenderPool
 
 PLOTS = '''
 def line(fig, inputs, **params):
@@ -87,7 +87,7 @@ def test_a_render_over_max_memory_fails_alone_quickly_naming_memory(tmp_path):
 
 
 def test_a_dask_render_process_enforces_max_memory(plots):
-    from renderer.dask_remote import _close_idle, pack, run_remote
+    from renderer.executors.dask_remote import _close_idle, pack, run_remote
 
     try:
         j = replace(job(plots, "hog"), max_memory=2**30)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import Board
-from renderer import pages as pages_module
-from renderer import upkeep
+from renderer.pages import model as pages_module
+from renderer.daemon import upkeep
 
 BOARD = """
 [board]
@@ -49,9 +49,9 @@ def counting(monkeypatch, module, name: str) -> list:
 
 @pytest.mark.parametrize("n", [200, 2000])
 def test_one_change_costs_one_entry_one_card_and_one_group_whatever_the_board(tmp_path, monkeypatch, n):
-    from renderer.config import load_board
-    from renderer.pagewrite import write_pages
-    from renderer.state import ChartRecord
+    from renderer.board.config import load_board
+    from renderer.pages.write import write_pages
+    from renderer.store.records import ChartRecord
 
     b = board_of(tmp_path / "b", n)
     board = load_board(b.file)
@@ -76,9 +76,9 @@ def test_one_change_costs_one_entry_one_card_and_one_group_whatever_the_board(tm
 
 
 def test_a_board_at_rest_costs_the_repair_check_no_listing(tmp_path, monkeypatch):
-    from renderer.config import load_board
-    from renderer.schedule import Scheduler
-    from renderer.state import ChartRecord
+    from renderer.board.config import load_board
+    from renderer.daemon.schedule import Scheduler
+    from renderer.store.records import ChartRecord
 
     b = board_of(tmp_path / "b", 100)
     board = load_board(b.file)
@@ -103,9 +103,9 @@ def test_a_board_at_rest_costs_the_repair_check_no_listing(tmp_path, monkeypatch
 
 
 def test_the_periodic_check_fingerprints_no_chart_whose_files_look_as_when_it_rendered(tmp_path, monkeypatch):
-    from renderer.config import load_board
-    from renderer.schedule import Scheduler
-    from renderer.state import ChartRecord
+    from renderer.board.config import load_board
+    from renderer.daemon.schedule import Scheduler
+    from renderer.store.records import ChartRecord
 
     b = board_of(tmp_path / "b", 100)
     board = load_board(b.file)

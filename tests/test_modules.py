@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import chart, fast_board
 
-from renderer import plotfunc
+from renderer.render import plotfunc
 
 # -- item 4: packages and the load-time check ----------------------------------------------------
 

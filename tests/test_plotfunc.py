@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from renderer import plotfunc
-from renderer.jobs import RenderJob
+from renderer.render import plotfunc
+from renderer.render.jobs import RenderJob
 
 
 def job(root: Path, plot: str, plot_file: Path | None) -> RenderJob:

@@ -12,7 +12,7 @@ import sys
 from conftest import chart, cli_env, fast_board
 from fakeclock import Clock
 
-from renderer.progress import Progress, RenderSummary
+from renderer.daemon.progress import Progress, RenderSummary
 
 
 def many_charts(tmp_path, n: int = 6):

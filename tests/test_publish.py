@@ -14,7 +14,7 @@ import time
 import pytest
 
 from renderer.errors import PublishError
-from renderer.publish import LEFTOVER_AFTER, TEMP_RE, Staged, remove_leftovers, stage, write_many
+from renderer.store.publish import LEFTOVER_AFTER, TEMP_RE, Staged, remove_leftovers, stage, write_many
 
 
 # Reads PATH as fast as it can until STOP exists; reports every distinct content's digest, how
@@ -76,7 +76,7 @@ def umask022():
 
 
 def test_reader_never_sees_a_torn_png_during_300_replacements(built, tmp_path, umask022):
-    from renderer.publish import write_atomic
+    from renderer.store.publish import write_atomic
 
     out = tmp_path / "public"
     out.mkdir()
@@ -195,7 +195,7 @@ def test_nothing_but_plotboard_files_is_written_to_the_output(built):
 
 
 def test_a_render_process_stages_its_files_and_publishing_only_renames_them(tmp_path):
-    """renderer.publish.stage: the bytes go to hidden temporary files next to their targets
+    """renderer.store.publish.stage: the bytes go to hidden temporary files next to their targets
     (none for a target holding the same bytes); where that cannot be done nothing is left and
     the bytes come back for the daemon to write, as before."""
     out = tmp_path / "out"

@@ -14,9 +14,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from conftest import png_problem
-from renderer import png
-from renderer.jobs import RenderJob
-from renderer.render import BASE_RC, THEME_STYLES, load_plot_function, render
+from renderer.render import png
+from renderer.render.jobs import RenderJob
+from renderer.render.draw import BASE_RC, THEME_STYLES, load_plot_function, render
 
 PLOTS = '''
 import numpy as np

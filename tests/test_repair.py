@@ -13,8 +13,8 @@ import urllib.request
 
 from conftest import remove_tree, chart, fast_board, wait_for, write_data
 
-from renderer.pagebatch import PageBatcher
-from renderer.watch import Watcher
+from renderer.daemon.pagebatch import PageBatcher
+from renderer.daemon.watch import Watcher
 
 
 def rendered_count(result) -> tuple[int, int, int]:
@@ -44,7 +44,7 @@ def test_an_altered_image_is_rendered_again_alone(built):
 
 
 def test_an_image_a_crash_of_the_machine_left_empty_is_rendered_again(built):
-    # Images are not fsynced (renderer.publish): after a power loss one may be empty, its
+    # Images are not fsynced (renderer.store.publish): after a power loss one may be empty, its
     # rename kept and its data lost; its recorded stamp tells, even with the mtime it had.
     path = built.output / "b.png"
     good, st = path.read_bytes(), path.stat()

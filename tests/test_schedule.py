@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 from fakeclock import Clock
 
-from renderer.config import Chart
-from renderer.schedule import (
+from renderer.board.config import Chart
+from renderer.daemon.schedule import (
     BACKOFF_CAP, CEILING, IDLE, QUEUED, QUIET, RENDERING, ChartTimer, Scheduler, backoff, next_due,
 )
 

@@ -1,4 +1,4 @@
-"""The preview server (renderer.serve): real HTTP requests against a real folder."""
+"""The preview server (renderer.serve.server): real HTTP requests against a real folder."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import psutil
 import pytest
 from conftest import chart, cli_env, fast_board, free_port, wait_for, write_data
 
-from renderer.serve import Limits, start_server
+from renderer.serve.server import Limits, start_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
 
@@ -254,7 +254,7 @@ def assert_not_spinning(pid: int, since_cpu: float, since_wall: float, window: f
 
 SERVER_ONLY = """
 import sys
-from renderer.serve import Limits, start_server
+from renderer.serve.server import Limits, start_server
 server = start_server(sys.argv[1], 0, Limits(connections=10_000))
 print(server.port, flush=True)
 sys.stdin.read()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import TWO_CHARTS, Board, chart, fast_board, wait_for, write_data
-from renderer.status import parse_iso
+from renderer.pages.status import parse_iso
 
 
 def judged(board: Board) -> tuple[int, dict]:

@@ -130,7 +130,7 @@ def test_dotted_names_in_templates_resolve_as_jinja2_resolves_them():
     would find no attribute: a key named like a dict method still gives the method."""
     import jinja2
 
-    from renderer.templating import make_environment
+    from renderer.pages.templating import make_environment
 
     source = ("{{ c.state }}|{{ c.items is callable }}|{{ c.missing is undefined }}|{{ c.get('state') }}|"
               "{{ o.real }}|{{ o.state }}")

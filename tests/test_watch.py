@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, cli_env, wait_for
 
-from renderer.config import load_board
-from renderer.watch import Matcher, Watcher, glob_match, pattern_base, plan
+from renderer.board.config import load_board
+from renderer.daemon.watch import Matcher, Watcher, glob_match, pattern_base, plan
 
 
 @pytest.mark.parametrize("pattern, path, expected", [
@@ -186,7 +186,7 @@ LIMIT_SCRIPT = """
 import ctypes, errno, logging, os, sys, time
 from pathlib import Path
 import watchdog.observers, watchdog.observers.polling  # imported while the repository is readable
-from renderer.watch import Watcher
+from renderer.daemon.watch import Watcher
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 folder = Path(sys.argv[1])

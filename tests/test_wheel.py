@@ -48,7 +48,7 @@ def test_wheel_in_a_fresh_venv_builds_the_demo_board(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MPLBACKEND"] = "Agg"
 
-    where = run(venv / "bin/python", "-c", "import renderer, renderer.pages as p; print(renderer.__file__); print(p.site_dir())",
+    where = run(venv / "bin/python", "-c", "import renderer, renderer.pages.model as p; print(renderer.__file__); print(p.site_dir())",
                 cwd=elsewhere, env=env).stdout.split()
     for path in where:
         assert Path(path).is_relative_to(venv), f"not from the wheel: {path}"

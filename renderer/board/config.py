@@ -1,0 +1,408 @@
+"""The board file: one validating loader that turns plotboard.toml into frozen dataclasses.
+
+Every problem is collected and named by its path (``charts[0] (cpu).every``) so a user fixes
+them all in one go; unknown keys are errors, never silently ignored. What each key accepts and
+its default are in renderer/options.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import tomli  # tomllib itself, compiled: 3-4x faster on a board file of thousands of charts
+
+from renderer.board.durations import cron_period, parse_duration  # noqa: F401 - re-exported
+from renderer.errors import ConfigError
+from renderer.board.families import Family, expand, windowed
+from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
+from renderer.board.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, Window, non_finite, program_default
+from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
+
+log = logging.getLogger("plotboard")
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of the board, with defaults applied and paths made absolute."""
+
+    name: str
+    title: str
+    description: str
+    plot: str  # "module:function"
+    plot_file: Path | None  # the module's source file, when it has one
+    inputs: tuple[str, ...]  # absolute paths or glob patterns
+    every: float | None
+    cron: str | None
+    stale_after: float | None
+    params: dict[str, Any] = field(hash=False)
+    group: str | None = None  # the board's section; not a render setting (the image does not change)
+    # Defaults for charts made in code; the board file's come from the same table.
+    size: tuple[float, float] = program_default(CHART["size"])
+    dpi: int = program_default(CHART["dpi"])
+    hidpi: bool = program_default(CHART["hidpi"])
+    formats: tuple[str, ...] = program_default(CHART["formats"])
+    png_compression: int = program_default(CHART["png_compression"])
+    max_memory: int = program_default(CHART["max_memory"])  # bytes
+    # Folders whose files are never inputs: the board's output folder and .plotboard/.
+    excluded: tuple[str, ...] = field(default=(), compare=False)
+    family: str | None = None  # a family member: the family's unexpanded name ("disk-{match}")
+    windows: tuple[Window, ...] = ()  # every window of the chart, as the board file lists them
+    window: Window | None = None  # the window this (internal) chart renders
+    window_of: str | None = None  # a later window's internal chart: the chart it belongs to
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        """Width and height of the 1x PNG in pixels."""
+        return round(self.size[0] * self.dpi), round(self.size[1] * self.dpi)
+
+    def files(self) -> list[str]:
+        """The output files this chart publishes."""
+        bases = [self.name]
+        if self.window is not None and self.window_of is None:
+            bases.append(f"{self.name}.{self.window.name}")  # the first window: NAME.png and NAME.1d.png
+        names = []
+        for base in bases:
+            names.append(f"{base}.png")
+            if self.hidpi:
+                names.append(f"{base}@2x.png")
+            if "svg" in self.formats:
+                names.append(f"{base}.svg")
+        return names
+
+    def render_settings(self) -> dict[str, Any]:
+        """The settings that change the image's bytes (title and schedule do not)."""
+        return {
+            "plot": self.plot,
+            "inputs": list(self.inputs),
+            "params": self.params,
+            "size": list(self.size),
+            "dpi": self.dpi,
+            "hidpi": self.hidpi,
+            "formats": list(self.formats),
+            "png_compression": self.png_compression,
+            **({"window": [self.window.name, self.window.seconds]} if self.window else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Board:
+    """A whole board file."""
+
+    path: Path  # the board file
+    root: Path  # its folder: relative paths and plot modules are found here
+    title: str
+    output: Path
+    state: Path  # the bookkeeping folder: `[board] state`, by default .plotboard next to the board file
+    refresh: float
+    workers: int
+    render_timeout: float
+    theme: str
+    check_every: float
+    page_limit: int
+    templates: Path | None
+    executor: str
+    scheduler: str | None
+    charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
+    families: tuple[Family, ...] = ()
+    data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
+
+    @property
+    def state_dir(self) -> Path:
+        """plotboard's bookkeeping folder (.plotboard next to the board file unless `[board]
+        state` says otherwise), never in the output folder."""
+        return self.state
+
+    def chart(self, name: str) -> Chart:
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, Chart]:
+        return {chart.name: chart for chart in self.charts}
+
+    @cached_property
+    def shown(self) -> tuple[Chart, ...]:
+        """The charts as the page and status.json show them: a chart's later windows are inside it."""
+        return tuple(c for c in self.charts if c.window_of is None)
+
+    def windows_of(self, name: str) -> list[Chart]:
+        """The internal charts of a chart's windows, first window first (none without windows)."""
+        return self._windows.get(name, [])
+
+    @cached_property
+    def _windows(self) -> dict[str, list[Chart]]:
+        found: dict[str, list[Chart]] = {}
+        for chart in self.charts:
+            if chart.window is not None:
+                found.setdefault(chart.window_of or chart.name, []).append(chart)
+        return found
+
+
+BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
+CHART_KEYS = {o.name for o in CHART_OPTIONS}
+CHART_ONLY_KEYS = {o.name for o in CHART_OPTIONS if not o.in_defaults}
+# What a chart gets for a key that neither it nor [defaults] sets (as a board file writes it).
+DEFAULTS = {o.name: o.default for o in CHART_OPTIONS if o.default is not None}
+_ABSENT = object()
+
+
+def _list_key(name: str, value: list) -> tuple | None:
+    """What an option's checked list is cached under, if it holds plain values only (each with
+    its type, so that 1, 1.0 and true stay apart, as for a plain value)."""
+    if all(isinstance(v, (str, int, float)) for v in value):
+        return name, list, tuple((type(v), v) for v in value)
+    return None
+
+
+class _Collector:
+    """Collects problems; a value that is wrong reads as None and its problem is recorded."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[str] = []
+        self.excluded: tuple[str, ...] = ()  # the charts' `excluded`, once the board's folders are read
+        # An option's check of a plain value depends only on it and the root: a board of
+        # thousands of charts sharing `plot`, `size` or `max_memory` checks each once.
+        self._checked: dict[tuple[str, type, Any], Any] = {}
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def unknown(self, where: str, table: dict, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = f" (allowed: {', '.join(sorted(allowed))})"
+                self.add(f"{where}.{key}" if where else key, f"unknown key{hint}")
+
+    def blame_defaults(self, since: int, where: str, own: dict, defaults: dict) -> None:
+        """Name `defaults.KEY` (once) for problems with a value the chart took from [defaults]."""
+        kept = self.problems[:since]
+        for problem in self.problems[since:]:
+            for key in defaults:
+                if key not in own and re.match(rf"{re.escape(where)}\.{re.escape(key)}[:.\[]", problem):
+                    problem = "defaults." + problem[len(where) + 1:]
+                    break
+            if problem not in kept:
+                kept.append(problem)
+        self.problems[:] = kept
+
+    def read(self, where: str, table: dict, options: tuple[Option, ...]) -> dict[str, Any]:
+        """Every option's value from `table` (its default when absent); None where it is wrong."""
+        values: dict[str, Any] = {}
+        root = self.root
+        for option in options:
+            name = option.name
+            value = table.get(name, _ABSENT)
+            if value is _ABSENT:
+                if option.required is not None:
+                    self.add(f"{where}.{name}", f"missing ({option.required})")
+                    values[name] = None
+                    continue
+                value = option.default if option.default_from is None else option.default_from(table)
+                if value is None:
+                    values[name] = None
+                    continue
+            key = ((name, type(value), value) if isinstance(value, (str, int, float))
+                   else _list_key(name, value) if isinstance(value, list) else None)
+            if key in self._checked:  # checked before (so finite)
+                values[name] = self._checked[key]
+            elif (found := non_finite(value)) is not None:
+                inside, number = found
+                written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+                self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
+                         "(TOML's inf and nan, or a number too large for a float, like 1e400)")
+                values[name] = None
+                continue
+            else:
+                try:
+                    values[name] = option.check(value, root)
+                except ValueError as exc:
+                    self.add(f"{where}.{name}", str(exc))
+                    values[name] = None
+                else:
+                    if key is not None:
+                        self._checked[key] = values[name]
+            if option.excludes and name in table:
+                for other in option.excludes:
+                    if other in table:
+                        self.add(f"{where}.{name}", f"set either {other} or {name}, not both")
+        return values
+
+
+def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
+    """Read and validate a board file; raises ConfigError listing every problem.
+
+    With `checks` (all but `plotboard status`, which only reads status.json), also what a run
+    or build will do with it: the board's own templates must compile and render, and each
+    literal input that does not exist is logged as a warning.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the board file: {exc.strerror}"]) from None
+    try:
+        data = tomli.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text: {exc}"]) from None
+    except tomli.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+    board = board_from_data(path, data)
+    if checks:
+        _check_use(board)
+    return board
+
+
+def expand_again(board: Board) -> Board:
+    """The board as its file reads now that files matching a family's glob appeared or went
+    (the same board file, expanded afresh); raises ConfigError like load_board."""
+    return board_from_data(board.path, board.data)
+
+
+def board_from_data(path: Path, data: dict) -> Board:
+    """A Board from a parsed board file; raises ConfigError listing every problem."""
+    root = path.resolve().parent
+    c = _Collector(root)
+    c.unknown("", data, {"board", "defaults", "charts"})
+
+    board_table = data.get("board", {})
+    if not isinstance(board_table, dict):
+        c.add("board", f"expected a table, got {board_table!r}")
+        board_table = {}
+    c.unknown("board", board_table, BOARD_KEYS)
+    b = c.read("board", board_table, BOARD_OPTIONS)
+    if b["output"] is not None and b["state"] is not None:
+        c.excluded = (str(b["output"]), str(b["state"]))
+
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        c.add("defaults", f"expected a table, got {defaults!r}")
+        defaults = {}
+    c.unknown("defaults", defaults, CHART_KEYS - CHART_ONLY_KEYS)
+
+    charts_raw = data.get("charts", [])
+    if not isinstance(charts_raw, list):
+        c.add("charts", "expected an array of tables ([[charts]])")
+        charts_raw = []
+    charts: list[Chart] = []
+    families: list[Family] = []
+    seen: dict[str, str] = {}  # name -> which chart of the board file gave it
+    for i, table in enumerate(charts_raw):
+        where = f"charts[{i}]"
+        if not isinstance(table, dict):
+            c.add(where, f"expected a table, got {table!r}")
+            continue
+        name = table.get("name")
+        if isinstance(name, str):
+            where = f"charts[{i}] ({name})"
+        before = len(c.problems)
+        if "foreach" in table:
+            family, made = expand(where, {**defaults, **table}, root, c.add,
+                                  lambda w, t: _load_chart(c, w, t, t))
+            if family is not None:
+                families.append(family)
+            made = [(chart, f"{where} from {path}") for chart, path in made]
+        else:
+            chart = _load_chart(c, where, {**defaults, **table}, table)
+            made = [] if chart is None else [(chart, where)]
+        c.blame_defaults(before, where, table, defaults)
+        for chart, origin in made:
+            if chart.name in seen:
+                c.add(f"{where}.name", f"duplicate name {chart.name!r} ({origin}; also {seen[chart.name]})")
+                continue
+            seen[chart.name] = origin
+            charts.extend(windowed(chart))
+
+    # Cross-field rules, checked last.
+    output = b["output"]
+    if output is not None:
+        if output == root or output in root.parents:
+            c.add("board.output", f"must be a folder of its own below the board file's folder, got {output}")
+        inside = str(output) + os.sep  # inputs are normalized absolute paths: a lexical test, as Path's
+        for chart in (c for c in charts if c.window_of is None):
+            for pattern in chart.inputs:
+                if pattern == str(output) or pattern.startswith(inside):
+                    c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")
+    state = b["state"]
+    if state is not None:
+        if state == root or state in root.parents:
+            c.add("board.state", f"must be a folder of its own, not the board file's folder or above it, got {state}")
+        if output is not None and (state == output or state.is_relative_to(output) or output.is_relative_to(state)):
+            c.add("board.state", f"must be apart from the output folder {output}, got {state}")
+    if b["executor"] == "dask" and not b["scheduler"]:
+        c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
+
+    if c.problems:
+        raise ConfigError(path, c.problems)
+    return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
+
+
+def _check_use(board: Board) -> None:
+    """A template that does not render is an error; a missing input file only a warning: a
+    producer may create it later, and the chart renders once it appears."""
+    from renderer.pages.model import check_templates
+    from renderer.store.records import waiting_for
+
+    problem = check_templates(board)
+    if problem:
+        raise ConfigError(board.path, [f"board.templates: {problem}"])
+    for i, chart in enumerate(board.shown):
+        for missing in waiting_for(chart, board.root):
+            log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
+                        "until it appears (a typo?)", board.path, i, chart.name, missing, missing)
+
+
+def with_exclusions(board: Board) -> Board:
+    """The board with each chart told which folders' files are never its inputs."""
+    excluded = (str(board.output), str(board.state_dir))
+    return dataclasses.replace(board, charts=tuple(dataclasses.replace(c, excluded=excluded) for c in board.charts))
+
+
+def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
+    """One chart from its table `t` ([defaults] merged in); None when it has problems."""
+    before = len(c.problems)
+    c.unknown(where, own, CHART_KEYS)
+    v = c.read(where, t, CHART_OPTIONS)
+    if len(c.problems) > before:
+        return None
+    v["plot"], v["plot_file"] = v["plot"]
+    if problem := _too_many_pixels(v["size"], v["dpi"], v["hidpi"]):
+        c.add(f"{where}.size", problem)
+        return None
+    v.pop("foreach", None)
+    v["windows"] = v["windows"] or ()
+    if v["stale_after"] is None:
+        if v["every"] is not None:
+            v["stale_after"] = 3 * v["every"]
+        elif v["cron"] is not None:
+            v["stale_after"] = 3 * cron_period(v["cron"])
+    return Chart(**v, excluded=c.excluded)
+
+
+def _too_many_pixels(size: tuple[float, float], dpi: int, hidpi: bool) -> str | None:
+    """Why an image of `size` inches at `dpi` (and twice that with hidpi) is too large, or None."""
+    scale = 2 if hidpi else 1
+    width, height = round(size[0] * dpi * scale), round(size[1] * dpi * scale)
+    which = "the @2x image" if hidpi else "the image"
+    if width * height > PIXEL_LIMIT or max(width, height) > SIDE_LIMIT:
+        return (f"{which} would be {width} × {height} = {width * height:,} pixels (size × dpi = {dpi}"
+                f"{', × 2 for hidpi' if hidpi else ''}); the limit is {PIXEL_LIMIT:,} pixels, "
+                f"{SIDE_LIMIT:,} along a side: make size or dpi smaller")
+    return None
+
+
+def settings_digest(chart: Chart) -> str:
+    """A stable digest of the settings that change a chart's image."""
+    return hashlib.sha256(_SETTINGS_JSON(chart.render_settings()).encode()).hexdigest()
+
+
+_SETTINGS_JSON = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps with these options, made once

@@ -1,0 +1,460 @@
+"""`plotboard run`: the daemon that keeps every chart current for as long as it runs.
+
+One thread (the caller's) runs the loop; everything else only wakes it (renderer.daemon.wake). The
+watcher's callback records changed paths, finished renders arrive through a queue, and
+signals only set flags. Each turn of the loop publishes finished renders, feeds changes to
+the per-chart timers (renderer.daemon.schedule), starts the renders whose time has come (at most one
+queued per worker beyond those running, so a worker never idles between two renders while a
+change to one chart never waits behind a long queue of others), starts early renders for
+files a writer has just closed (renderer.daemon.early) and, batched (renderer.daemon.pagebatch), rewrites
+state.json, status.json and index.html.
+
+The daemon holds the board's lock (renderer.store.lock) for its whole life, so it is the only writer
+of the output folder and of `.plotboard/`; a `build` meanwhile hands its work to it
+(renderer.daemon.control, renderer.daemon.build_requests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+
+from renderer.daemon import upkeep
+
+from renderer.daemon.build_requests import BuildRequests
+from renderer.board.config import Board, expand_again, load_board
+from renderer.board.families import members_changed
+from renderer.daemon.early import EarlyRenders
+from renderer.daemon.executor_set import ExecutorSet
+from renderer.errors import PlotboardError
+from renderer.executors.base import require_executor
+from renderer.daemon.flight import Flight
+from renderer.daemon.inflight import InFlight
+from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
+from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
+from renderer.daemon.pagekeeper import PageKeeper
+from renderer.pages.write import pages_intact
+from renderer.executors.pool import MAX_PAUSE
+from renderer.store.publish import discard
+from renderer.daemon.reload import compare, keep_output, needs_new_executor
+from renderer.serve.server import serve_board
+from renderer.daemon.schedule import QUEUED, Scheduler, next_due
+from renderer.store.records import ChartRecord, expand_inputs, fingerprint
+from renderer.text import count
+from renderer.daemon.wake import Wake, signals_to
+from renderer.daemon.watch import Matcher, Watcher, plan
+from renderer.board.windows import held_until
+from renderer.store.workspace import forget_removed, make_job, prepare, publish_outcome
+
+log = logging.getLogger("plotboard")
+
+PAGES_REST = 0.05  # a render starting sooner than this is part of the same burst
+REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exists
+DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
+STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
+MAX_SLEEP = 60.0
+MAX_AHEAD = 64  # renders queued per worker at most, to keep it busy while the loop writes the pages
+# With more renders due than the workers can take (a cold start, a reload of a big board), the
+# loop turns at most this often and takes the results that came meanwhile together: a turn per
+# result cost more than publishing it. Nobody waits for it: the pages follow 1 s later at best.
+BURST_TURN = 0.05
+# The render pool may keep finished renders this long before handing them over (renderer.executors.pool's
+# MAX_PAUSE): during a burst the workers are given enough to render through it and a turn.
+BURST_AHEAD = BURST_TURN + MAX_PAUSE
+EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
+
+
+def run(
+    config_path: str | os.PathLike, serve: int | None = None, stop: threading.Event | None = None,
+    poll: bool = False,
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit status.
+
+    `serve` also serves the output folder on 127.0.0.1:PORT; `poll` watches inputs by
+    polling instead of inotify. Signals are handled only when called from the main thread.
+    """
+    board = load_board(config_path)
+    require_executor(board)
+    return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
+
+
+class Daemon:
+    """The state of one `plotboard run`."""
+
+    def __init__(self, board: Board, config_path: Path, stop: threading.Event | None = None,
+                 poll: bool = False) -> None:
+        self.board = board
+        self.config_path = config_path
+        self.external_stop = stop
+        self.poll = poll
+        self.clock = time.time
+        self.scheduler = Scheduler(self.clock)
+        self.records: dict[str, ChartRecord] = {}
+        self.early = EarlyRenders()
+        self.pages = PageKeeper()
+        self.render_s = 0.1  # the recent renders' duration (moving average), for _dispatch
+        self.wake = Wake()
+        self.builds = BuildRequests(self.clock)
+        self.lock: BoardLock | None = None
+        self.inflight = InFlight(self.wake)
+        self.stopping = False
+        self.hard_stop = False
+        self.reload_wanted = False
+        self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
+        self.replan_wanted = False
+        self.next_replan = 0.0
+        self.dispatched_at = 0.0
+        self.backlog = False  # the last dispatch left due renders for want of free workers
+        self.executors = ExecutorSet()
+        self.watcher: Watcher | None = None
+        self.matcher = Matcher(board)
+        self.sweep = upkeep.Sweep()  # the periodic check for changes no event reported
+        self.repairs = upkeep.Repair()  # the check for published files that went missing
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def run(self, serve: int | None = None) -> int:
+        with ExitStack() as stack:
+            stack.enter_context(self.wake)
+            stack.enter_context(signals_to(self._on_signal, self.wake))
+            self.lock = stack.enter_context(board_lock(self.board, RUN, wait=BUILD_WAIT, cancel=self._stop_requested))
+            if self.lock is None:
+                log.info("stopped before the board was free")
+                return 0
+            stack.callback(self._shutdown)
+            self._start(stack)
+            stack.enter_context(self.builds.listen(self.board.root, self.wake))
+            if serve is not None:
+                stack.enter_context(serve_board(self.board.output, serve))
+            try:
+                self._loop()
+                self._drain()
+            except Exception:  # noqa: BLE001 - the guard: log it, clean up, let the supervisor restart us
+                log.exception("unexpected error in the daemon's loop; stopping (exit status %d) so that "
+                              "a supervisor can restart it", EXIT_CRASHED)
+                self.stopping = True
+                return EXIT_CRASHED
+        log.info("stopped")
+        return 0
+
+    def _start(self, stack: ExitStack) -> None:
+        self.records = prepare(self.board)
+        self.records.loaded = None  # only a build reuses the bytes read (renderer.build); no need to keep them
+        self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
+                                                   wanted=lambda path: self.matcher.wanted(path)))
+        self.watcher.watch(plan(self.board))
+        self.next_replan = self.clock() + REPLAN_EVERY
+        self.executors.replace(self._make_executor(self.board))
+        now = self.clock()
+        seen: dict[str, tuple[int, int] | None] = {}  # the plot module is looked at once, not once a chart
+        for chart in self.board.charts:
+            upkeep.add_chart(self.board, self.records, self.scheduler, chart, now, seen=seen)
+            self.pages.track(chart, self.records.get(chart.name))
+        self._write_pages(now)
+        log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),
+                 count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
+
+    def _make_executor(self, board: Board):
+        from renderer.executors.base import make_executor
+
+        return make_executor(board)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Flags only: the signal's byte on the wake-up fd wakes the loop.
+        if signum == signal.SIGHUP:
+            self.reload_wanted = True
+        elif self.stopping:
+            self.hard_stop = True
+        else:
+            self.stopping = True
+
+    def _stop_requested(self) -> bool:
+        if self.external_stop is not None and self.external_stop.is_set() and not self.stopping:
+            self.stopping = True
+        return self.stopping
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop_requested():
+            turn = time.monotonic()  # a duration, not a time of day: not the clock passed in
+            self._take_results()
+            self._take_changes()
+            self._take_builds()
+            if self.reload_wanted or self.family_wanted:
+                self._reload(expand_only=not self.reload_wanted)
+                self.reload_wanted = self.family_wanted = False
+            now = self.clock()
+            if self.replan_wanted or now >= self.next_replan:
+                self._replan(rescan=self.replan_wanted)
+            self._dispatch(ahead=BURST_AHEAD if self.backlog else 0.0)
+            self._maybe_write_pages()
+            if self.backlog and not self.stopping:
+                time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
+            self.wake.wait(self._timeout())
+
+    def _timeout(self) -> float:
+        now = self.clock()
+        wakeup = self.scheduler.next_wakeup()
+        if wakeup is not None and wakeup <= self.dispatched_at:
+            wakeup = None  # ready but no worker free: a finished render wakes the loop
+        times = [t for t in (wakeup, self.next_replan) if t is not None]
+        times += self.pages.wakeups(now)
+        timeout = max(0.0, min(times) - now) if times else MAX_SLEEP
+        if self.external_stop is not None:
+            timeout = min(timeout, STOP_POLL)
+        return min(timeout, MAX_SLEEP)
+
+    def _take_changes(self) -> None:
+        for change in self.watcher.take():
+            if change.is_dir:
+                self.replan_wanted = True
+                continue
+            self.family_wanted = self.family_wanted or self.matcher.family_changed(change.path)
+            for name in self.matcher.charts(change.path):
+                if name in self.scheduler:
+                    self.scheduler.change(name, moved=change.moved)
+                    self.early.changed(name, closed=change.closed)
+
+    def _take_builds(self) -> None:
+        want = partial(upkeep.want_render, self.board, self.records, self.scheduler, now=self.clock())
+        if self.builds.take(lambda: [c.name for c in self.board.charts], want):
+            self.pages.urgent(self.clock())
+
+    def _replan(self, rescan: bool) -> None:
+        """Move watches to folders that appeared or vanished; with rescan, render charts whose
+        inputs changed while no watch could see them."""
+        self.replan_wanted = False
+        self.next_replan = self.clock() + REPLAN_EVERY
+        self.lock.refresh()
+        folders = plan(self.board)
+        if folders != self.watcher.folders():
+            self.watcher.watch(folders)
+            rescan = True
+        self.repairs.check(self.board, self.records, self.scheduler, self.clock())
+        if not pages_intact(self.board):
+            self.pages.urgent(self.clock())
+        if rescan:
+            upkeep.rescan(self.board, self.records, self.scheduler)
+        else:
+            self.sweep.step(self.board, self.records, self.scheduler, REPLAN_EVERY, self.clock())
+        self.family_wanted = self.family_wanted or members_changed(self.board)  # every 5 s: a backstop
+
+    def _dispatch(self, ahead: float = 0.0) -> None:
+        """Start the renders that are due; `ahead`: seconds the loop is about to be busy for."""
+        if self.stopping:
+            return
+        self.dispatched_at = self.clock()
+        # One render queued per worker beyond the one it runs, so a worker that finishes starts
+        # its next render at once instead of waiting for this loop to publish and dispatch; before
+        # a page write, enough for the write's duration (the last one's) at the recent render time.
+        queued = 1 + min(MAX_AHEAD, math.ceil(ahead / self.render_s)) if ahead else 1
+        capacity = (1 + queued) * self.board.workers - len(self.inflight) - self.early.running
+        self.backlog = False
+        for name in self.scheduler.due_now():
+            if capacity <= 0:
+                self.backlog = True
+                break
+            if name in self.inflight:
+                continue  # a removed chart of that name is still rendering
+            chart = self.board.chart(name)
+            timer = self.scheduler[name]
+            known, timer.known = timer.known, None
+            if known is not None:
+                current, inputs, files = known
+            else:
+                inputs = expand_inputs(chart)
+                current, files = fingerprint(self.board, chart, inputs), upkeep.files_seen(chart)
+            rec = self.records.get(name)
+            self.early.window_over(name)
+            if (timer.failures and timer.reason in ("change", "move") and rec is not None
+                    and rec.failed_fingerprint == current):
+                timer.skip(self.clock())  # nothing new for a failing chart: wait for its retry
+                continue
+            now = self.clock()
+            if self._take_early(name, current, now):
+                if name in self.inflight:
+                    capacity -= 1
+                continue
+            trigger = timer.start(now)
+            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now, files=files)
+            self.inflight.add(name, flight)
+            self._submit(name, flight, make_job(self.board, chart, inputs))
+            capacity -= 1
+            log.debug("started %s trigger=%s", name, trigger)
+        self._start_early()
+
+    def _start_early(self) -> None:
+        """Render charts whose input a writer has just closed, while their quiet window runs."""
+        idle = self.board.workers - len(self.inflight) - self.early.running
+        for name in self.early.candidates():
+            if idle <= 0 or self.stopping:
+                return
+            if name not in self.scheduler or name in self.inflight:
+                continue
+            timer = self.scheduler[name]
+            if timer.state != QUEUED or timer.reason != "change" or timer.failures or timer.held(self.clock()):
+                continue
+            chart = self.board.chart(name)
+            inputs = expand_inputs(chart)
+            flight = Flight(chart, fingerprint(self.board, chart, inputs), "change", self.clock(), self.executors.current)
+            self.early.started(name, flight)
+            self._submit(name, flight, make_job(self.board, chart, inputs))
+            idle -= 1
+            log.debug("started %s early, inside its quiet window", name)
+
+    def _take_early(self, name: str, current: str, now: float) -> bool:
+        """Make the chart's early render its render, if it is still current (fingerprint
+        `current`): the timer starts, and the result is published now or when it comes back."""
+        flight = self.early.take(name, current, queued=self.scheduler[name].state == QUEUED)
+        if flight is None:
+            return False
+        flight.trigger = self.scheduler[name].start(now)
+        flight.dispatched_at = now
+        if flight.outcome is not None:
+            self._publish(name, flight, flight.outcome)
+        else:
+            self.inflight.add(name, flight)
+        return True
+
+    def _submit(self, name: str, flight: Flight, job) -> None:
+        self.inflight.submit(self.executors.current, name, flight, job)
+
+    def _take_results(self) -> None:
+        for name, flight, outcome in self.inflight.take():
+            if flight.early:
+                self.early.finished(name, flight, outcome)
+            else:
+                self._publish(name, flight, outcome)
+        for outcome in self.early.take_dropped():
+            self._drop(outcome)
+        self.executors.close_idle(self.inflight.executors() + [f.executor for f in self.early.flights()])
+
+    def _drop(self, outcome: RenderOutput | RenderFailure) -> None:
+        """A render that will not be published: delete the files its worker staged."""
+        if isinstance(outcome, RenderOutput):
+            discard(self.board.output, outcome.files)
+
+    def _publish(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
+        now = self.clock()
+        if flight.discard or name not in self.scheduler:
+            log.info("discarded the render of %s: the chart was removed", name)
+            self._drop(outcome)
+            return
+        if isinstance(outcome, RenderFailure):
+            if self.stopping and outcome.kind is FailureKind.WORKER_DIED:
+                # Stopping with the whole process group (supervisord's stopasgroup): the render
+                # was interrupted, not broken; the chart stays out of date for the next start.
+                log.info("render of %s interrupted by the shutdown", name)
+                return
+            if not outcome.duration_ms:
+                outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
+        if outcome.duration_ms:
+            self.render_s += 0.1 * (max(outcome.duration_ms / 1000, 0.001) - self.render_s)
+        try:
+            ok = publish_outcome(self.board, self.records, flight.current, outcome, flight.trigger, now, logging.DEBUG)
+        except PlotboardError as exc:
+            log.error("cannot publish %s: %s", name, exc)
+            ok = False
+        chart, record = self.board.chart(name), self.records.setdefault(name, ChartRecord())
+        scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
+        self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
+        self.scheduler[name].hold_until = held_until(chart, record)
+        self.builds.published(name, ok, flight.dispatched_at)
+        self.pages.published(now, chart, record, ok)
+        if ok:
+            self.sweep.rendered(name, flight.files)
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _maybe_write_pages(self) -> None:
+        now = self.clock()
+        at_rest = self._at_rest(now)
+        if self.pages.due(now, at_rest):
+            self._dispatch(ahead=max(self.pages.took, BURST_AHEAD if self.backlog else 0.0))
+            self._write_pages(now, at_rest)
+
+    def _at_rest(self, now: float) -> bool:
+        """No render in flight and none about to start."""
+        if self.inflight:
+            return False
+        wakeup = self.scheduler.next_wakeup()
+        return wakeup is None or wakeup > now + PAGES_REST
+
+    def _write_pages(self, now: float, at_rest: bool = False) -> None:
+        if self.pages.write(self.board, self.records, now, final=self.stopping, at_rest=at_rest):
+            self.builds.answer_done()
+
+    # -- charts and reload -------------------------------------------------------------------
+
+    def _reload(self, expand_only: bool = False) -> None:
+        """Read the board file again (SIGHUP), or with `expand_only` expand its families again."""
+        try:
+            new = expand_again(self.board) if expand_only else load_board(self.config_path)
+        except PlotboardError as exc:
+            log.error("%s failed, keeping the board as it was:\n%s",
+                      "expanding the families" if expand_only else "reload", exc)
+            return
+        old = self.board
+        new = keep_output(old, new)
+        if needs_new_executor(old, new):
+            try:
+                self.executors.replace(self._make_executor(new))
+            except PlotboardError as exc:
+                log.error("reload failed, keeping the board as it was:\n%s", exc)
+                return
+        now = self.clock()
+        self.board = new
+        self.matcher = Matcher(new)
+        change = compare(old, new)
+        self.early.drop_all()
+        for name in change.removed:
+            self.scheduler.remove(name)
+            self.pages.forget(name)
+            self.builds.removed(name)
+            self.inflight.discard(name)
+        try:
+            forget_removed(new, self.records)
+        except PlotboardError as exc:
+            log.error("reload: %s", exc)
+        for chart in upkeep.add_and_update(new, self.records, self.scheduler, change, now):
+            self.pages.track(chart, self.records.get(chart.name))
+        self._replan(rescan=False)
+        self.pages.urgent(now)
+        log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Let the renders in flight finish (each bounded by render_timeout) and publish them."""
+        for name in self.early.held():  # a started render that is still current counts as in flight
+            chart = self.board.chart(name)
+            self._take_early(name, fingerprint(self.board, chart, expand_inputs(chart)), self.clock())
+        if self.inflight:
+            log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
+        deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE
+        while self.inflight and not self.hard_stop and self.clock() < deadline:
+            self._take_results()
+            if self.inflight:
+                self.wake.wait(min(STOP_POLL, max(0.0, deadline - self.clock())))
+        self._take_results()
+        if self.inflight:
+            log.warning("stopping: abandoning %d render(s): %s", len(self.inflight), ", ".join(self.inflight.by_chart))
+
+    def _shutdown(self) -> None:
+        """Close the executors and write the pages a last time (the watcher has stopped)."""
+        abandon = bool(self.inflight or self.early.running)  # early renders are never waited for
+        started = self.executors.current is not None
+        self.executors.close_all(wait=not abandon)
+        self.inflight.clear()
+        if started:
+            self._write_pages(self.clock())
+        self.builds.answer_all(error="plotboard run stopped before the build's renders were done")

@@ -1,0 +1,1 @@
+"""What a viewer reads: the page model, templates, manifests (`status.json`, `status/`), groups, `plotboard status`."""

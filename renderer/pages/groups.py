@@ -1,0 +1,65 @@
+"""Groups: the board's sections and their summaries.
+
+A chart's `group` puts it in a section; sections come in the order their groups first appear
+in the board file, and charts without a group form a section of their own where the first of
+them appears. Each section has an id made from its name (`group-ID` on the page, the file
+`status/ID.json` holding its charts' manifest entries and, on a split board, its page
+`groups/ID.html`; renderer.pages.model makes them), so an open page polls the small
+`status/index.json` (one hash per group) and fetches only the groups whose hash changed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+STATES = ("error", "stale", "pending", "ok")  # the order a summary counts them: trouble first
+STATUS_DIR = "status"
+STATUS_INDEX = f"{STATUS_DIR}/index.json"
+GROUP_FILE_RE = re.compile(rf"{STATUS_DIR}/[a-z0-9][a-z0-9-]*\.json\Z")
+GROUP_PAGE_RE = re.compile(r"groups/[a-z0-9][a-z0-9-]*\.html\Z")  # a split board's group pages
+UNGROUPED = "ungrouped"  # the id of the section of charts without a group
+MAX_NAMED = 12  # charts in trouble a summary names, at most
+
+
+def slug(name: str | None) -> str:
+    """A group's id: its name lowercased, every run of other characters than [a-z0-9] a '-'."""
+    if name is None:
+        return UNGROUPED
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return text or "group"
+
+
+def sections(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries (status.json's, each with "group") as sections in first-appearance order:
+    [{"id", "name", "charts": [...]}]; ids are unique (a clash gets -2, -3, …) and never
+    "index" (that name is status/index.json's)."""
+    by_name: dict[str | None, dict[str, Any]] = {}
+    taken = {"index"}
+    for entry in entries:
+        name = entry.get("group")
+        section = by_name.get(name)
+        if section is None:
+            base = slug(name)
+            sid, n = base, 1
+            while sid in taken:
+                n += 1
+                sid = f"{base}-{n}"
+            taken.add(sid)
+            section = by_name[name] = {"id": sid, "name": name, "charts": []}
+        section["charts"].append(entry)
+    return list(by_name.values())
+
+
+def summary(charts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per state (trouble first, states with none left out) and the charts in error,
+    then the stale ones, named (at most MAX_NAMED)."""
+    counts = {state: 0 for state in STATES}
+    for c in charts:
+        counts[c["state"]] = counts.get(c["state"], 0) + 1
+    trouble = [c for state in ("error", "stale") for c in charts if c["state"] == state]
+    return {
+        "counts": {s: n for s, n in counts.items() if n},
+        "trouble": [{"name": c["name"], "title": c["title"], "state": c["state"]} for c in trouble[:MAX_NAMED]],
+        "more": max(0, len(trouble) - MAX_NAMED),
+    }

@@ -1,0 +1,162 @@
+"""What a request to the built-in server may read: regular files below the output folder,
+opened segment by segment with O_NOFOLLOW (no symlink below the folder is ever followed), with
+strong ETags and the caching headers deploy/nginx.conf sends (renderer.serve.server runs the server)."""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import logging
+import os
+import socket
+import stat
+import time
+import urllib.parse
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler
+from typing import Any, BinaryIO
+
+log = logging.getLogger("plotboard")
+
+NO_CACHE = "no-cache"
+IMMUTABLE = "public, max-age=31536000, immutable"
+ALWAYS_FRESH = {"index.html", "status.json"}
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks
+
+
+class Output:
+    """The handler's wfile: collects writes (headers and a small body leave in one send) and
+    sends them with a total deadline for the whole answer."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock, self.deadline, self.buffer, self.closed = sock, deadline, bytearray(), False
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        if len(self.buffer) >= 64 * 1024:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buffer:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the answer took longer than send_timeout")
+            self.sock.settimeout(left)
+            self.sock.sendall(self.buffer)
+            self.buffer.clear()
+
+    def close(self) -> None:
+        self.closed = True  # the socket is the pool's to close
+
+
+class Handler(SimpleHTTPRequestHandler):
+    """Answers one complete request head (read by the loop) from one folder: no directory
+    listings, no hidden names, no symlinks; ETag and Cache-Control."""
+
+    server_version = "plotboard"
+    # HTTP/1.0: one request per connection, so no idle keep-alive connection holds a slot.
+    protocol_version = "HTTP/1.0"
+    server: Any  # renderer.serve.server.BoardServer: its `limits`
+
+    def setup(self) -> None:
+        self.connection, head = self.request
+        self.rfile = io.BytesIO(head)
+        self.wfile = Output(self.connection, time.monotonic() + self.server.limits.send_timeout)
+
+    def finish(self) -> None:
+        if not self.wfile.closed:
+            self.wfile.flush()
+
+    def send_head(self) -> BinaryIO | None:
+        parts = urllib.parse.urlsplit(self.path)
+        path = urllib.parse.unquote(parts.path, errors="surrogateescape")
+        if "\x00" in path or not path.startswith("/"):
+            self.send_error(HTTPStatus.BAD_REQUEST)
+            return None
+        segments = [seg for seg in path.split("/") if seg]
+        if any(seg.startswith(".") for seg in segments):
+            # Hidden names: temporary files of a publish in progress are never served ("..", too).
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return None
+        try:
+            f, name = self._open(segments, path.endswith("/"))
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return None
+        if f is None:
+            self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+            self.send_header("Location", urllib.parse.urlunsplit(parts._replace(path=parts.path + "/")))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        try:
+            st = os.fstat(f.fileno())
+            etag = f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+            if name in ALWAYS_FRESH:
+                cache = NO_CACHE
+            elif "v" in urllib.parse.parse_qs(parts.query):
+                cache = IMMUTABLE
+            else:
+                cache = NO_CACHE
+            if _matches(self.headers.get("If-None-Match"), etag):
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.send_header("ETag", etag)
+                self.send_header("Cache-Control", cache)
+                self.end_headers()
+                f.close()
+                return None
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", self.guess_type(name))
+            self.send_header("Content-Length", str(st.st_size))
+            self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
+            self.send_header("ETag", etag)
+            self.send_header("Cache-Control", cache)
+            self.end_headers()
+            return f
+        except Exception:
+            f.close()
+            raise
+
+    def _open(self, segments: list[str], trailing_slash: bool) -> tuple[BinaryIO | None, str]:
+        """The regular file the segments name, opened without following any symlink below
+        the folder; a folder gives its index.html when asked with a trailing slash, else
+        (None, "") for a redirect. OSError when there is nothing to serve."""
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for seg in segments[:-1]:
+                fd, parent = os.open(seg, DIR_FLAGS, dir_fd=fd), fd
+                os.close(parent)
+            name = segments[-1] if segments else ""
+            if name:
+                fd, parent = os.open(name, FILE_FLAGS, dir_fd=fd), fd
+                os.close(parent)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                if not trailing_slash:
+                    return None, ""
+                name = "index.html"
+                fd, parent = os.open(name, FILE_FLAGS, dir_fd=fd), fd
+                os.close(parent)
+            elif trailing_slash:
+                raise NotADirectoryError(name)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(name)  # a folder, FIFO or device: nothing to serve
+            f = os.fdopen(fd, "rb")
+            fd = -1
+            return f, name
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("serve: %s %s", self.address_string(), format % args)
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    """If-None-Match: `*` matches any existing file; else weak comparison of the listed tags."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return etag in {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}

@@ -1,0 +1,306 @@
+"""A preview web server for the output folder: stdlib, bounded, bound to 127.0.0.1.
+
+It sends the same caching headers as deploy/nginx.conf: `no-cache` for the page and
+status.json, long-lived caching for versioned URLs (`NAME.png?v=HASH`). Validation uses a
+strong ETag built from the file's inode, mtime in nanoseconds and size, never
+If-Modified-Since alone: that has one-second precision, and an image replaced twice within
+a second would get a stale 304.
+
+No client can starve the daemon it runs in (README.md, "The built-in server", says how): a
+selectors loop accepts and reads request heads without blocking, so an idle connection costs a
+descriptor, never a thread; a fixed pool of threads answers complete heads; connections are
+capped below RLIMIT_NOFILE (at the cap the oldest unfinished head is dropped); heads and answers
+have deadlines; accept backs off when out of descriptors instead of spinning. Files are opened
+segment by segment with O_NOFOLLOW: no symlink below the folder is ever followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import resource
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from renderer.errors import PlotboardError
+from renderer.serve.files import Handler
+
+log = logging.getLogger("plotboard")
+
+HOST = "127.0.0.1"
+BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+MAX_HEAD = 16 * 1024  # bytes of request line and headers
+ACCEPT_BATCH = 64  # accepts per readiness event of the listening socket
+OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def default_connection_cap() -> int:
+    """A quarter of the soft RLIMIT_NOFILE, between 8 and 512: the rest is for the renders."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(8, min(512, soft // 4))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of the process one server may use; None: default_connection_cap()."""
+
+    connections: int | None = None
+    threads: int = 4
+    header_timeout: float = 10.0
+    send_timeout: float = 20.0
+
+
+def _head_complete(buffer: bytearray, start: int) -> bool:
+    """Whether the head has ended, looking only at bytes from `start` on (the new ones)."""
+    return buffer.find(b"\r\n\r\n", start) >= 0 or buffer.find(b"\n\n", start) >= 0
+
+
+class BoardServer:
+    """The server; its loop runs in `thread` (a daemon thread), its answers in a fixed pool of
+    daemon threads. shutdown() (or leaving a `with` block) stops both and joins them."""
+
+    def __init__(self, folder: Path, port: int, limits: Limits | None = None) -> None:
+        self.folder = os.fspath(folder)
+        self.limits = limits or Limits()
+        self.cap = self.limits.connections or default_connection_cap()
+        self.socket = socket.create_server((HOST, port), backlog=BACKLOG)
+        self.socket.setblocking(False)
+        self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._accepting = False
+        self._resume_at = 0.0  # no accept before this (monotonic), after running out of fds
+        self._backoff = 0.0
+        # Connections still sending their heads, oldest first: deadline and bytes so far (None:
+        # refused, its bytes are read and dropped until it closes, so it sees the answer).
+        self._heads: dict[socket.socket, tuple[float, bytearray | None]] = {}
+        self._lock = threading.Lock()
+        self._answering: set[socket.socket] = set()  # handed to the pool, not yet closed
+        self._jobs: queue.SimpleQueue[tuple[socket.socket, bytes] | None] = queue.SimpleQueue()
+        self._stopping = False
+        self.thread = threading.Thread(target=self._loop, name=f"plotboard-serve-{self.port}", daemon=True)
+        self._pool = [threading.Thread(target=self._answer_jobs, name=f"plotboard-serve-{self.port}-{i}",
+                                       daemon=True) for i in range(self.limits.threads)]
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful when started with port 0)."""
+        return self.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def start(self) -> "BoardServer":
+        for t in self._pool:
+            t.start()
+        self.thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        """Stop serving, close every connection and the socket, and join all threads."""
+        self._stopping = True
+        self._wake()
+        if self.thread.is_alive():
+            self.thread.join()
+        with self._lock:
+            for sock in self._answering:  # wakes a thread blocked sending to a slow reader
+                _quietly(sock.shutdown, socket.SHUT_RDWR)
+        for _ in self._pool:
+            self._jobs.put(None)
+        for t in self._pool:
+            if t.is_alive():
+                t.join()
+        with self._lock:
+            for sock in self._answering:  # handed over but never answered
+                sock.close()
+            self._answering.clear()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> "BoardServer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # -- the loop: accepting and reading heads ----------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                self._expire(now)
+                self._listen(now)
+                for key, _ in self._selector.select(self._timeout(now)):
+                    if key.fileobj is self.socket:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        _quietly(self._wake_r.recv, 4096)
+                    else:
+                        self._read(key.fileobj)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a bug here must not take the daemon down
+            log.exception("serve: the server loop failed; no longer serving")
+        finally:
+            for sock in list(self._heads):
+                self._drop(sock)
+            self.socket.close()
+
+    def _open_connections(self) -> int:
+        with self._lock:
+            return len(self._heads) + len(self._answering)
+
+    def _listen(self, now: float) -> None:
+        """Watch the listening socket unless backing off, or at the cap with nothing to evict."""
+        want = now >= self._resume_at and (bool(self._heads) or self._open_connections() < self.cap)
+        if want != self._accepting:
+            if want:
+                self._selector.register(self.socket, selectors.EVENT_READ)
+            else:
+                self._selector.unregister(self.socket)
+            self._accepting = want
+
+    def _timeout(self, now: float) -> float | None:
+        times = [deadline for deadline, _ in self._heads.values()][:1]  # the oldest expires first
+        if not self._accepting and self._resume_at > now:
+            times.append(self._resume_at)
+        return max(0.0, min(times) - now) if times else None
+
+    def _expire(self, now: float) -> None:
+        while self._heads:
+            sock, (deadline, head) = next(iter(self._heads.items()))
+            if deadline > now:
+                break
+            if head is not None:
+                _quietly(sock.send, b"HTTP/1.0 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+            self._drop(sock)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self._open_connections() >= self.cap and not self._heads:
+                return  # all answering: _listen stops watching until one is done
+            try:
+                sock, _ = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in OUT_OF_RESOURCES:
+                    self._back_off(exc)
+                    break
+                continue  # ECONNABORTED and the like: that client is gone
+            self._backoff = 0.0
+            if self._open_connections() >= self.cap:
+                self._drop(next(iter(self._heads)))  # the oldest head still on its way
+            sock.setblocking(False)
+            _quietly(sock.setsockopt, socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._heads[sock] = (time.monotonic() + self.limits.header_timeout, bytearray())
+            try:
+                self._selector.register(sock, selectors.EVENT_READ)
+            except (OSError, ValueError):
+                self._drop(sock)
+                continue
+            self._read(sock)  # a local client's request is usually there already
+
+    def _back_off(self, exc: OSError) -> None:
+        """Out of descriptors: pause accepting, and free the older half of the connections
+        still sending their heads (a local client sends its head at once: these are idle)."""
+        first = self._backoff == 0.0 and time.monotonic() - self._resume_at > 10
+        self._backoff = min(1.0, max(0.05, self._backoff * 2))
+        self._resume_at = time.monotonic() + self._backoff
+        for sock in list(self._heads)[:max(1, len(self._heads) // 2)]:
+            self._drop(sock)
+        log.log(logging.WARNING if first else logging.DEBUG,  # once an episode, not 20 times a second
+                "serve: cannot accept (%s); pausing new connections", os.strerror(exc.errno or 0))
+
+    def _read(self, sock: socket.socket) -> None:
+        entry = self._heads.get(sock)
+        if entry is None:
+            return
+        try:
+            data = sock.recv(MAX_HEAD + 1 - len(entry[1] or b""))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(sock)
+            return
+        deadline, head = entry
+        if head is None:
+            return
+        scanned = max(0, len(head) - 3)
+        head += data
+        if len(head) > MAX_HEAD:
+            # Close only once the client has stopped sending: a close with unread bytes
+            # resets the connection, and the client could lose the answer.
+            _quietly(sock.send, b"HTTP/1.0 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n")
+            _quietly(sock.shutdown, socket.SHUT_WR)
+            self._heads[sock] = (deadline, None)
+        elif _head_complete(head, scanned):
+            self._selector.unregister(sock)
+            with self._lock:
+                del self._heads[sock]
+                self._answering.add(sock)
+            self._jobs.put((sock, bytes(head)))
+
+    def _drop(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._heads.pop(sock, None)
+        _quietly(self._selector.unregister, sock)
+        sock.close()
+
+    def _wake(self) -> None:
+        _quietly(self._wake_w.send, b"\0")
+
+    # -- the pool: answering ----------------------------------------------------------------------
+
+    def _answer_jobs(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            sock, head = job
+            try:
+                if not self._stopping:
+                    sock.setblocking(True)
+                    Handler((sock, head), sock.getpeername(), self, directory=self.folder)
+            except Exception:  # noqa: BLE001 - a client that goes away mid-answer is normal
+                log.debug("serve: error while answering", exc_info=True)
+            finally:
+                with self._lock:
+                    self._answering.discard(sock)
+                sock.close()
+                self._wake()  # a slot is free: the loop may listen again
+
+
+def _quietly(func: Callable[..., object], *args: object) -> object:
+    """func(*args), or None when it raises OSError (or KeyError, ValueError: not registered)."""
+    try:
+        return func(*args)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def start_server(folder: Path, port: int, limits: Limits | None = None) -> BoardServer:
+    """Serve folder on 127.0.0.1:port (0: any free port) from daemon threads."""
+    return BoardServer(folder, port, limits).start()
+
+
+def serve_board(folder: Path, port: int) -> BoardServer:
+    """start_server for the daemon's --serve: a port that cannot be had is a user error."""
+    try:
+        server = start_server(folder, port)
+    except OSError as exc:
+        raise PlotboardError(f"cannot serve on {HOST}:{port}: {exc.strerror or exc}") from None
+    log.info("serving %s on %s", folder, server.url)
+    return server

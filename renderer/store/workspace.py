@@ -1,0 +1,143 @@
+"""What `build` and `run` share: a board prepared for work (under its lock, renderer.store.lock),
+jobs made from charts, and render outcomes published into the output folder and the charts'
+records."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from renderer.render import modules as boardmods
+from renderer.board.config import Board, Chart
+from renderer.errors import PublishError
+from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
+from renderer.store.publish import remove_files, remove_temp_files, write_many
+from renderer.store.repair import damaged, stamps
+from renderer.store.records import ChartRecord, Records, load_state, out_of_date, with_modules
+from renderer.board.windows import ignores_window, report_ignored
+
+log = logging.getLogger("plotboard")
+
+
+def prepare(board: Board) -> Records:
+    """Ready the output folder and bookkeeping for a pass (under the lock); returns the records.
+
+    Removes temporary files a killed writer left, then the records and files of charts that
+    are no longer in the board.
+    """
+    board.output.mkdir(parents=True, exist_ok=True)
+    static = board.output / "static"
+    for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
+        for name in remove_temp_files(folder):  # never through a planted static/ link (pages replace it)
+            log.info("removed leftover temporary file %s", folder / name)
+    records = load_state(board)
+    if forget_removed(board, records):
+        records.loaded = None
+    return records
+
+
+def why_render(board: Board, chart: Chart, record: ChartRecord | None, current: str, now: float,
+               limit: bool = True) -> str | None:
+    """Why the chart must render now (renderer.store.records.out_of_date, or 'repair' when a file it
+    published is missing or altered), or None."""
+    return out_of_date(chart, record, current, now, limit) or ("repair" if needs_repair(board, record) else None)
+
+
+def needs_repair(board: Board, record: ChartRecord | None) -> list[str]:
+    """The chart's published files that are missing or altered (none if it never published)."""
+    if record is None or record.rendered_at is None:
+        return []
+    return damaged(board.output, record.stamps, record.files)
+
+
+def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
+    return RenderJob(
+        name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
+        root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
+        formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
+        params=dict(chart.params), max_memory=chart.max_memory,
+        inputs_problem=_inputs_problem(board, chart, inputs),
+        window=chart.window.seconds if chart.window else None, window_name=chart.window.name if chart.window else None,
+        aliases=(f"{chart.name}.{chart.window.name}",) if chart.window and chart.window_of is None else (),
+    )
+
+
+def _inputs_problem(board: Board, chart: Chart, inputs: list[str]) -> str | None:
+    problem = getattr(inputs, "problem", None)
+    return f"{board.path.name}: charts ({chart.name}).inputs: {problem}" if problem else None
+
+
+def publish_outcome(
+    board: Board, records: dict[str, ChartRecord], current: str, outcome: RenderOutput | RenderFailure,
+    trigger: str, now: float, level: int = logging.INFO,
+) -> bool:
+    """Publish a render's files and update its record; returns True when it succeeded.
+
+    A success is logged at `level` (the daemon logs them at DEBUG and sums them up instead),
+    a failure always as an error; a render that makes every time window's image the same is
+    reported once (renderer.board.windows)."""
+    before = ignores_window(board, records, outcome.name)
+    ok = _publish(board, records.setdefault(outcome.name, ChartRecord()), current, outcome, trigger, now, level)
+    report_ignored(board, records, outcome.name, before)
+    return ok
+
+
+def _publish(
+    board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
+    trigger: str, now: float, level: int,
+) -> bool:
+    current = with_modules(current, outcome.modules)
+    if outcome.modules is not None:
+        record.modules = dict(outcome.modules)
+        boardmods.remember(str(board.root), outcome.name, outcome.modules)
+    if isinstance(outcome, RenderOutput):
+        try:
+            if not os.path.isdir(board.output):  # deleted meanwhile: published afresh
+                board.output.mkdir(parents=True, exist_ok=True)
+            changed = write_many(board.output, outcome.files)
+        except (PublishError, OSError) as exc:
+            outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms, FailureKind.PUBLISH)
+        else:
+            record.files = sorted(set(record.files) | set(outcome.files))
+            stale = [f for f in record.files if f not in outcome.files]
+            if stale:
+                remove_files(board.output, stale)
+                record.files = sorted(outcome.files)
+            record.stamps = stamps(board.output, record.files)
+            if changed or record.hash != outcome.hash:
+                record.changed_at = now
+            record.hash = outcome.hash
+            record.fingerprint = current
+            record.rendered_at = now
+            record.duration_ms = outcome.duration_ms
+            record.renders += 1
+            record.error = None
+            record.failed_fingerprint = None
+            record.consecutive_failures = 0
+            result = "changed" if changed else "unchanged"
+            log.log(level, "rendered %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, result,
+                     extra={"fields": {"chart": outcome.name, "trigger": trigger,
+                                       "duration_ms": round(outcome.duration_ms, 1), "result": result}})
+            return True
+    record.error = outcome.error
+    record.failed_at = now
+    record.failed_fingerprint = current
+    record.failures += 1
+    record.consecutive_failures += 1
+    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error,
+              extra={"fields": {"chart": outcome.name, "trigger": trigger, "duration_ms": round(outcome.duration_ms, 1),
+                                "result": "failed", "error": outcome.error}})
+    if outcome.traceback:
+        log.debug("%s", outcome.traceback.rstrip())
+    return False
+
+
+def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
+    """Drop charts no longer in the board: their records and the files they published."""
+    names = {c.name for c in board.charts}
+    removed = [name for name in records if name not in names]
+    for name in removed:
+        remove_files(board.output, records.pop(name).files)
+        boardmods.forget(str(board.root), name)
+        log.info("removed %s", name)
+    return removed
