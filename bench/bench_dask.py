@@ -167,7 +167,7 @@ def main() -> None:
                 "dask": write_board(Path(tmp) / "dask", args.charts,
                                     f'executor = "dask"\nscheduler = "{address}"'),
             }
-            from renderer.executors.base import make_executor
+            from renderer.executors.factory import make_executor
 
             # Alternate the two so a change in the machine's load hits both alike.
             builds: dict[str, list[float]] = {kind: [] for kind in boards}

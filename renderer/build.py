@@ -13,7 +13,7 @@ from typing import Iterator
 from renderer.board.config import Board
 from renderer.daemon.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
-from renderer.executors.base import require_executor
+from renderer.executors.factory import require_executor
 from renderer.store.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages.write import pages_current, write_pages
 from renderer.daemon.progress import Progress
@@ -99,7 +99,7 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
 
 
 def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, result: BuildResult) -> None:
-    from renderer.executors.base import make_executor
+    from renderer.executors.factory import make_executor
 
     progress = Progress(len(todo)) if Progress.wanted() else None
     with make_executor(board, workers=min(board.workers, len(todo))) as executor, _showing(progress):

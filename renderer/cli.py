@@ -20,7 +20,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from renderer.pages.status import iso
+        from renderer.text import iso
 
         entry = {"time": iso(record.created), "level": record.levelname.lower(), "message": record.getMessage()}
         entry.update(getattr(record, "fields", {}))
@@ -112,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from renderer.build import build
+    from renderer.pages.model import check_use
     from renderer.board.config import load_board
 
     board = load_board(args.config)
+    check_use(board)
     result = build(board, force=args.force, only=args.only)
     log.info("build: %d rendered, %d failed, %d up to date%s", len(result.rendered), len(result.failed),
              len(result.up_to_date), f" (done by {result.by})" if result.by else "")
@@ -126,7 +128,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from renderer.board.config import load_board
 
     try:
-        board = load_board(args.config, checks=False)
+        board = load_board(args.config)
         manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
         code = status.exit_code(manifest)
         out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code)

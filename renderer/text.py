@@ -1,9 +1,11 @@
 """Bounding text that comes from outside plotboard (exception messages, old bookkeeping) before
-it reaches state.json, status.json, the page, the log or `plotboard status`; and counting words."""
+it reaches state.json, status.json, the page, the log or `plotboard status`; counting words; and
+sizes and times as people read them."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 MAX_ERROR = 2000  # characters of a render's error text, marker included
 MAX_TRACEBACK = 20000  # characters of a failed render's traceback (logged with -v)
@@ -31,3 +33,21 @@ def one_line(text: str) -> str:
 def count(n: int, word: str) -> str:
     """'1 chart', '2 charts', '0 charts'."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_SIZE_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}  # as the board file writes sizes
+
+
+def format_size(size: int) -> str:
+    """Bytes as the board file writes a size: '1GiB', '512MiB', '1.5GiB'."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size >= _SIZE_UNITS[unit]:
+            return f"{size / _SIZE_UNITS[unit]:.4g}{unit}"
+    return f"{size}B"
+
+
+def iso(t: float | None) -> str | None:
+    """Epoch seconds as UTC ISO 8601 with milliseconds: 2026-11-21T22:42:57.123Z."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -15,10 +15,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import cli_env, free_port
 
-from renderer.executors.base import make_executor, process_died, timed_out, worker_died
+from renderer.executors.base import process_died, timed_out, worker_died
+from renderer.executors.factory import make_executor
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.executors.pool import PRELOAD, RenderPool
-from renderer.store.publish import Staged, write_many
+from renderer.render.files import Staged
+from renderer.store.publish import write_many
 
 PLOTS = '''
 def line(fig, inputs, **params):

@@ -226,7 +226,7 @@ def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_onc
             starts[name].append(clock())
             records[name].rendered_at = clock()  # a render that takes no time
             timer.finish(clock(), True, 0, None)
-            timer.hold_until = held_until(charts[name], records[name])
+            timer.hold_until = held_until(charts[name], records[name].rendered_at)
         clock.advance(0.1)
     week = starts["cpu.7d"]
     assert 3 <= len(week) <= 4, week  # 2 h ÷ 35 min, plus the first render

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Board
 
-from renderer.board.durations import format_size, parse_size
+from renderer.board.durations import parse_size
+from renderer.text import format_size
 from renderer.render.jobs import RenderFailure, RenderJob, RenderOutput
 from renderer.executors.pool import RenderPool
 

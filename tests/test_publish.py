@@ -14,7 +14,8 @@ import time
 import pytest
 
 from renderer.errors import PublishError
-from renderer.store.publish import LEFTOVER_AFTER, TEMP_RE, Staged, remove_leftovers, stage, write_many
+from renderer.render.files import TEMP_RE, Staged, stage
+from renderer.store.publish import LEFTOVER_AFTER, remove_leftovers, write_many
 
 
 # Reads PATH as fast as it can until STOP exists; reports every distinct content's digest, how
@@ -195,7 +196,7 @@ def test_nothing_but_plotboard_files_is_written_to_the_output(built):
 
 
 def test_a_render_process_stages_its_files_and_publishing_only_renames_them(tmp_path):
-    """renderer.store.publish.stage: the bytes go to hidden temporary files next to their targets
+    """renderer.render.files.stage: the bytes go to hidden temporary files next to their targets
     (none for a target holding the same bytes); where that cannot be done nothing is left and
     the bytes come back for the daemon to write, as before."""
     out = tmp_path / "out"

@@ -8,8 +8,9 @@ import pytest
 from fakeclock import Clock
 
 from renderer.board.config import Chart
+from renderer.board.durations import next_due
 from renderer.daemon.schedule import (
-    BACKOFF_CAP, CEILING, IDLE, QUEUED, QUIET, RENDERING, ChartTimer, Scheduler, backoff, next_due,
+    BACKOFF_CAP, CEILING, IDLE, QUEUED, QUIET, RENDERING, ChartTimer, Scheduler, backoff,
 )
 
 

@@ -238,12 +238,11 @@ class _Collector:
         return values
 
 
-def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
+def load_board(path: str | os.PathLike) -> Board:
     """Read and validate a board file; raises ConfigError listing every problem.
 
-    With `checks` (all but `plotboard status`, which only reads status.json), also what a run
-    or build will do with it: the board's own templates must compile and render, and each
-    literal input that does not exist is logged as a warning.
+    What a run or build will do with it (its own templates render, its literal inputs exist)
+    is checked by them: renderer.pages.model.check_use.
     """
     path = Path(path)
     try:
@@ -256,10 +255,7 @@ def load_board(path: str | os.PathLike, checks: bool = True) -> Board:
         raise ConfigError(path, [f"not UTF-8 text: {exc}"]) from None
     except tomli.TOMLDecodeError as exc:
         raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
-    board = board_from_data(path, data)
-    if checks:
-        _check_use(board)
-    return board
+    return board_from_data(path, data)
 
 
 def expand_again(board: Board) -> Board:
@@ -344,21 +340,6 @@ def board_from_data(path: Path, data: dict) -> Board:
     if c.problems:
         raise ConfigError(path, c.problems)
     return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
-
-
-def _check_use(board: Board) -> None:
-    """A template that does not render is an error; a missing input file only a warning: a
-    producer may create it later, and the chart renders once it appears."""
-    from renderer.pages.model import check_templates
-    from renderer.store.records import waiting_for
-
-    problem = check_templates(board)
-    if problem:
-        raise ConfigError(board.path, [f"board.templates: {problem}"])
-    for i, chart in enumerate(board.shown):
-        for missing in waiting_for(chart, board.root):
-            log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
-                        "until it appears (a typo?)", board.path, i, chart.name, missing, missing)
 
 
 def with_exclusions(board: Board) -> Board:

@@ -1,11 +1,15 @@
 """Durations ('500ms', '30s', '5m', '1h', '1d', '1w'), sizes ('512MiB', '2GiB') and cron periods,
-as the board file writes them."""
+as the board file writes them; when a chart's schedule makes it due next."""
 
 from __future__ import annotations
 
 import math
 import re
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from renderer.board.config import Chart
 
 DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*\Z")
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -45,14 +49,6 @@ def parse_size(value: object) -> int:
     raise ValueError(f"expected a size like '512MiB' or '2GiB', got {value!r}")
 
 
-def format_size(size: int) -> str:
-    """Bytes as the board file writes a size: '1GiB', '512MiB', '1.5GiB'."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        if size >= SIZE_UNITS[unit]:
-            return f"{size / SIZE_UNITS[unit]:.4g}{unit}"
-    return f"{size}B"
-
-
 def cron_period(expr: str) -> float:
     """Seconds between two consecutive firings of a cron expression (raises ValueError if bad)."""
     from cronsim import CronSim, CronSimError
@@ -63,3 +59,15 @@ def cron_period(expr: str) -> float:
     except (CronSimError, StopIteration) as exc:
         raise ValueError(f"not a valid cron expression: {expr!r} ({exc})") from None
     return (second - first).total_seconds()
+
+
+def next_due(chart: Chart, last: float) -> float | None:
+    """Epoch seconds of the first scheduled render after `last`, or None for on-change charts."""
+    if chart.every is not None:
+        return last + chart.every
+    if chart.cron is not None:
+        from cronsim import CronSim
+
+        after = datetime.fromtimestamp(last, timezone.utc).astimezone()  # cron speaks local time
+        return next(iter(CronSim(chart.cron, after))).timestamp()
+    return None

@@ -22,6 +22,11 @@ import stat
 import time
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from renderer.board.config import Chart
 
 MAX_INPUTS = 10_000  # files one chart's patterns may match
 MAX_SCANNED = 100_000  # folder entries one chart's expansion may look at
@@ -230,3 +235,14 @@ def _maybe_file(walk: _Walk, path: str) -> None:
         return
     if stat.S_ISREG(st.st_mode):
         walk.add_file(path, st)
+
+
+def is_pattern(path: str) -> bool:
+    """Whether an input is a glob pattern rather than one file's path."""
+    return any(ch in path for ch in "*?[")
+
+
+def waiting_for(chart: Chart, root: Path) -> list[str]:
+    """The chart's literal inputs (not patterns) that are not there (yet), relative to `root`,
+    the board file's folder: a typo, or a file a producer has not written yet."""
+    return [os.path.relpath(p, root) for p in chart.inputs if not is_pattern(p) and not os.path.isfile(p)]

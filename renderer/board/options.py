@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from renderer.render import plotfunc
-from renderer.board.durations import cron_period, format_size, parse_duration, parse_size
+from renderer.board.durations import cron_period, parse_duration, parse_size
+from renderer.text import format_size
 from renderer.render.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")

@@ -9,11 +9,10 @@ under `run`, its own timer; only the page and status.json see them as one chart.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from renderer.board.config import Board, Chart
-    from renderer.store.records import ChartRecord
 
 log = logging.getLogger("plotboard")
 
@@ -23,20 +22,21 @@ IGNORED = ("the plot ignores `window`: every window's image is identical "
            "(use renderer.helpers.last(rows, window) or slice its data to the last `window` seconds)")
 
 
-def held_until(chart: "Chart", record: "ChartRecord | None") -> float | None:
+def held_until(chart: "Chart", rendered_at: float | None) -> float | None:
     """Until when a later window's render waits for a change or its schedule (None: no wait).
 
     The first window follows the chart's triggers; a later window renders at most once per
     interval (window ÷ 288, or the table form's) after its last good render.
     """
-    if chart.window_of is None or chart.window is None or record is None or record.rendered_at is None:
+    if chart.window_of is None or chart.window is None or rendered_at is None:
         return None
-    return record.rendered_at + chart.window.interval
+    return rendered_at + chart.window.interval
 
 
-def limited(chart: "Chart", record: "ChartRecord | None", reason: str | None, now: float) -> bool:
-    """Whether a render for `reason` must wait: a later window inside its interval."""
-    until = held_until(chart, record)
+def limited(chart: "Chart", rendered_at: float | None, reason: str | None, now: float) -> bool:
+    """Whether a render for `reason` must wait: a later window inside its interval (`rendered_at`:
+    its last good render)."""
+    until = held_until(chart, rendered_at)
     return reason in LIMITED and until is not None and now < until
 
 
@@ -44,48 +44,21 @@ def worst(states: list[str]) -> str:
     return next((s for s in WORST if s in states), "ok")
 
 
-def ignores_window(board: "Board", records: dict[str, "ChartRecord"], name: str) -> bool:
+def ignores_window(board: "Board", hash_of: Callable[[str], str | None], name: str) -> bool:
     """Whether every window of the chart (of which `name` may be any window) rendered the very
-    same image: a plot that does not look at `window`."""
+    same image (`hash_of`: a chart's last image's hash, or None): a plot that does not look at
+    `window`."""
     try:
         chart = board.chart(name)
     except KeyError:
         return False
     entries = board.windows_of(chart.window_of or chart.name)
-    hashes = [records[c.name].hash if c.name in records else None for c in entries]
+    hashes = [hash_of(c.name) for c in entries]
     return len(entries) > 1 and None not in hashes and len(set(hashes)) == 1
 
 
-def report_ignored(board: "Board", records: dict[str, "ChartRecord"], name: str, before: bool) -> None:
+def report_ignored(board: "Board", hash_of: Callable[[str], str | None], name: str, before: bool) -> None:
     """Log once, when a render makes every window's image identical (`before`: whether they were)."""
-    if not before and ignores_window(board, records, name):
+    if not before and ignores_window(board, hash_of, name):
         chart = board.chart(name)
         log.warning("%s: %s", chart.window_of or chart.name, IGNORED)
-
-
-def window_entries(board: "Board", chart: "Chart", records: dict[str, "ChartRecord"],
-                   entry: dict[str, Any], judge_entry) -> dict[str, Any]:
-    """The chart's status.json entry with its `windows` (each judged by `judge_entry(chart,
-    record)` -> (state, error)), its state the worst of theirs and its error the first one's."""
-    windows = []
-    for c in board.windows_of(chart.name):
-        rec = records.get(c.name)
-        state, error = judge_entry(c, rec)
-        windows.append({"name": c.window.name, "image": f"{chart.name}.{c.window.name}.png",
-                        "hash": rec.hash if rec else None, "rendered_at": entry_time(rec),
-                        "state": state, "error": error})
-    if not windows:
-        return entry
-    entry["windows"] = windows
-    entry["state"] = worst([w["state"] for w in windows])
-    if entry["error"] is None:
-        entry["error"] = next((f"{w['name']}: {w['error']}" for w in windows if w["error"]), None)
-    if ignores_window(board, records, chart.name):
-        entry["warning"] = IGNORED
-    return entry
-
-
-def entry_time(rec: "ChartRecord | None") -> str | None:
-    from renderer.pages.status import iso
-
-    return iso(rec.rendered_at) if rec else None

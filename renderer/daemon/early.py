@@ -45,7 +45,7 @@ class EarlyRenders:
 
     def take_dropped(self) -> list[RenderOutput | RenderFailure]:
         """The results of early renders dropped since the last call: the daemon deletes the
-        files their workers staged (renderer.store.publish.discard)."""
+        files their workers staged (renderer.render.files.discard)."""
         dropped, self._dropped = self._dropped, []
         return dropped
 

@@ -35,18 +35,20 @@ from renderer.board.families import members_changed
 from renderer.daemon.early import EarlyRenders
 from renderer.daemon.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
-from renderer.executors.base import require_executor
+from renderer.executors.factory import require_executor
 from renderer.daemon.flight import Flight
 from renderer.daemon.inflight import InFlight
 from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
+from renderer.pages.model import check_use
 from renderer.pages.write import pages_intact
 from renderer.executors.pool import MAX_PAUSE
-from renderer.store.publish import discard
+from renderer.render.files import discard
 from renderer.daemon.reload import compare, keep_output, needs_new_executor
 from renderer.serve.server import serve_board
-from renderer.daemon.schedule import QUEUED, Scheduler, next_due
+from renderer.board.durations import next_due
+from renderer.daemon.schedule import QUEUED, Scheduler
 from renderer.store.records import ChartRecord, expand_inputs, fingerprint
 from renderer.text import count
 from renderer.daemon.wake import Wake, signals_to
@@ -82,6 +84,7 @@ def run(
     polling instead of inotify. Signals are handled only when called from the main thread.
     """
     board = load_board(config_path)
+    check_use(board)
     require_executor(board)
     return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
 
@@ -163,7 +166,7 @@ class Daemon:
                  count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
 
     def _make_executor(self, board: Board):
-        from renderer.executors.base import make_executor
+        from renderer.executors.factory import make_executor
 
         return make_executor(board)
 
@@ -367,7 +370,7 @@ class Daemon:
         chart, record = self.board.chart(name), self.records.setdefault(name, ChartRecord())
         scheduled = next_due(chart, record.rendered_at) if record.rendered_at is not None else None
         self.scheduler[name].finish(now, ok, record.consecutive_failures, scheduled)
-        self.scheduler[name].hold_until = held_until(chart, record)
+        self.scheduler[name].hold_until = held_until(chart, record.rendered_at)
         self.builds.published(name, ok, flight.dispatched_at)
         self.pages.published(now, chart, record, ok)
         if ok:
@@ -399,6 +402,8 @@ class Daemon:
         """Read the board file again (SIGHUP), or with `expand_only` expand its families again."""
         try:
             new = expand_again(self.board) if expand_only else load_board(self.config_path)
+            if not expand_only:
+                check_use(new)
         except PlotboardError as exc:
             log.error("%s failed, keeping the board as it was:\n%s",
                       "expanding the families" if expand_only else "reload", exc)

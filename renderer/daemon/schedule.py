@@ -24,10 +24,8 @@ import heapq
 import itertools
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from renderer.board.config import Chart
 
 QUIET = 0.2  # seconds without changes before a render starts
 CEILING = 1.0  # longest a render waits for changes to stop
@@ -35,18 +33,6 @@ BACKOFF_BASE = 1.0  # first retry of a failing chart, doubled at every further f
 BACKOFF_CAP = 300.0  # longest wait between retries
 
 IDLE, QUEUED, RENDERING = "idle", "queued", "rendering"
-
-
-def next_due(chart: Chart, last: float) -> float | None:
-    """Epoch seconds of the first scheduled render after `last`, or None for on-change charts."""
-    if chart.every is not None:
-        return last + chart.every
-    if chart.cron is not None:
-        from cronsim import CronSim
-
-        after = datetime.fromtimestamp(last, timezone.utc).astimezone()  # cron speaks local time
-        return next(iter(CronSim(chart.cron, after))).timestamp()
-    return None
 
 
 def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:

@@ -10,8 +10,10 @@ import os
 from renderer.board.config import Board, Chart
 from renderer.store.publish import remove_leftovers
 from renderer.daemon.reload import BoardChange
-from renderer.daemon.schedule import IDLE, RENDERING, Scheduler, next_due
-from renderer.store.records import ChartRecord, expand_inputs, fingerprint, is_pattern
+from renderer.board.durations import next_due
+from renderer.daemon.schedule import IDLE, RENDERING, Scheduler
+from renderer.board.inputs import is_pattern
+from renderer.store.records import ChartRecord, expand_inputs, fingerprint
 from renderer.board.windows import held_until
 from renderer.store.workspace import needs_repair, why_render
 
@@ -37,7 +39,7 @@ def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Schedule
             seen.update(inputs.stats)  # taken just now by the expansion
         timer.known = (current, inputs, files_seen(chart, seen))
     rec = records.get(chart.name)
-    timer.hold_until = held_until(chart, rec)
+    timer.hold_until = held_until(chart, rec.rendered_at if rec is not None else None)
     if rec is not None:
         timer.failures = rec.consecutive_failures if rec.error else 0
         if rec.rendered_at is not None:

@@ -1,5 +1,5 @@
-"""What renders jobs: the executor interface, the factory that picks one for a board, and the
-failures that every executor reports in the same words.
+"""What renders jobs: the executor interface, and the failures that every executor reports in
+the same words (the factory that picks one for a board is renderer.executors.factory).
 
 Light on purpose (no process pool, no distributed): local workers and remote render processes import
 it for `RECYCLE_AFTER` and the failure constructors.
@@ -10,12 +10,9 @@ from __future__ import annotations
 import signal
 from concurrent.futures import Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
-
-if TYPE_CHECKING:
-    from renderer.board.config import Board
 
 RECYCLE_AFTER = 100  # renders per worker process: memory stays flat, and replacing one costs ~0.7 s
 
@@ -35,25 +32,6 @@ class Executor(Protocol):
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None: ...
-
-
-def require_executor(board: Board) -> None:
-    """Fail early, before anything is written, when the board's executor cannot be used."""
-    if board.executor == "dask":
-        from renderer.executors.dask_client import require_distributed
-
-        require_distributed()
-
-
-def make_executor(board: Board, workers: int | None = None) -> Executor:
-    """The executor the board asks for: local worker processes, or a Dask cluster."""
-    if board.executor == "dask":
-        from renderer.executors.dask_client import DaskExecutor
-
-        return DaskExecutor(board.scheduler, board.render_timeout)
-    from renderer.executors.pool import RenderPool
-
-    return RenderPool(workers or board.workers, board.render_timeout, stage_in=str(board.output))
 
 
 def timed_out(name: str, timeout: float) -> RenderFailure:

@@ -27,7 +27,6 @@ import atexit
 import logging
 import os
 import select
-import signal
 import threading
 import time
 from collections import deque
@@ -392,35 +391,3 @@ def _readable(conn: Any) -> bool:
 def _cancelled(job: RenderJob) -> RenderFailure:
     return RenderFailure(job.name, "Cancelled: plotboard stopped before this render finished",
                          kind=FailureKind.CANCELLED)
-
-
-def die_with_owner(owner: int) -> None:
-    """In a worker: kill this worker as soon as the process that owns the pool is gone.
-
-    Workers are children of the forkserver, not of their owner, and the forkserver lives on
-    while any worker does, so neither a parent-death signal nor the pool's pipes end a busy
-    worker whose owner was killed with SIGKILL: the worker watches its owner itself.
-    """
-
-    def watch() -> None:
-        try:
-            fd = os.pidfd_open(owner)  # readable once the owner has exited
-            select.select([fd], [], [])
-        except OSError:
-            while _alive(owner):
-                time.sleep(0.5)
-        if os.getpgid(0) == os.getpid():
-            os.killpg(0, signal.SIGKILL)  # the worker and what its render started
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="plotboard-owner-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True

@@ -12,22 +12,28 @@ autoescaped and every link is relative.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from renderer import jsonfile
+from renderer.errors import ConfigError
 
 from renderer.pages import groups
 
 from renderer.pages import templating
 from renderer.board.config import Board, Chart
 from renderer.store.repair import stamp
-from renderer.store.records import ChartRecord, waiting_for
-from renderer.pages.status import iso, judge
+from renderer.board.inputs import waiting_for
+from renderer.store.records import ChartRecord, hash_of
+from renderer.pages.status import judge
+from renderer.text import iso
 from renderer.pages.templating import site_dir  # noqa: F401 - re-exported
-from renderer.board.windows import window_entries
+from renderer.board.windows import IGNORED, ignores_window, worst
+
+log = logging.getLogger("plotboard")
 
 GROUP_PAGES = "groups"  # a split board's group pages: OUTPUT/groups/ID.html
 
@@ -63,6 +69,32 @@ def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now
         **({"family": chart.family} if chart.family else {}),
     }
     return window_entries(board, chart, records, entry, judged)
+
+
+def window_entries(board: Board, chart: Chart, records: dict[str, ChartRecord],
+                   entry: dict[str, Any], judge_entry) -> dict[str, Any]:
+    """The chart's status.json entry with its `windows` (each judged by `judge_entry(chart,
+    record)` -> (state, error)), its state the worst of theirs and its error the first one's."""
+    windows = []
+    for c in board.windows_of(chart.name):
+        rec = records.get(c.name)
+        state, error = judge_entry(c, rec)
+        windows.append({"name": c.window.name, "image": f"{chart.name}.{c.window.name}.png",
+                        "hash": rec.hash if rec else None, "rendered_at": entry_time(rec),
+                        "state": state, "error": error})
+    if not windows:
+        return entry
+    entry["windows"] = windows
+    entry["state"] = worst([w["state"] for w in windows])
+    if entry["error"] is None:
+        entry["error"] = next((f"{w['name']}: {w['error']}" for w in windows if w["error"]), None)
+    if ignores_window(board, hash_of(records), chart.name):
+        entry["warning"] = IGNORED
+    return entry
+
+
+def entry_time(rec: ChartRecord | None) -> str | None:
+    return iso(rec.rendered_at) if rec else None
 
 
 def turns_stale_at(board: Board, chart: Chart, records: dict[str, ChartRecord]) -> float | None:
@@ -287,3 +319,16 @@ def check_templates(board: Board) -> str | None:
     if board.templates is None:
         return None
     return templating.check(board.templates, sample_contexts(board, time.time()))
+
+
+def check_use(board: Board) -> None:
+    """What `build` and `run` check of a loaded board before they use it: a template that does
+    not render is an error (ConfigError); a missing input file only a warning: a producer may
+    create it later, and the chart renders once it appears."""
+    problem = check_templates(board)
+    if problem:
+        raise ConfigError(board.path, [f"board.templates: {problem}"])
+    for i, chart in enumerate(board.shown):
+        for missing in waiting_for(chart, board.root):
+            log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
+                        "until it appears (a typo?)", board.path, i, chart.name, missing, missing)

@@ -4,7 +4,7 @@ moment someone looks, so a board whose daemon died turns stale by itself."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,6 @@ from renderer.text import MAX_STATUS_ERROR, MAX_STATUS_LINE, count, cut, one_lin
 
 OK, STALE, ERROR, UNKNOWN = 0, 1, 2, 3
 STATUS_FILE = "status.json"
-
-
-def iso(t: float | None) -> str | None:
-    """Epoch seconds as UTC ISO 8601 with milliseconds: 2026-11-21T22:42:57.123Z."""
-    if t is None:
-        return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(s: str | None) -> float | None:

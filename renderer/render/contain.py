@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
+import threading
+import time
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -96,3 +99,35 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def die_with_owner(owner: int) -> None:
+    """In a worker: kill this worker as soon as the process that owns the pool is gone.
+
+    Workers are children of the forkserver, not of their owner, and the forkserver lives on
+    while any worker does, so neither a parent-death signal nor the pool's pipes end a busy
+    worker whose owner was killed with SIGKILL: the worker watches its owner itself.
+    """
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(owner)  # readable once the owner has exited
+            select.select([fd], [], [])
+        except OSError:
+            while _alive(owner):
+                time.sleep(0.5)
+        if os.getpgid(0) == os.getpid():
+            os.killpg(0, signal.SIGKILL)  # the worker and what its render started
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="plotboard-owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

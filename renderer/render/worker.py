@@ -13,10 +13,10 @@ import traceback
 from multiprocessing.connection import Connection
 
 from renderer.render import modules as boardmods
-from renderer.board.durations import format_size
+from renderer.text import format_size
 from renderer.render.jobs import RenderFailure, RenderJob, RenderOutput, describe
 from renderer.render.limits import memory_limit
-from renderer.store.publish import stage
+from renderer.render.files import stage
 
 
 def run_job(job: RenderJob) -> RenderOutput | RenderFailure:
@@ -54,10 +54,9 @@ def serve(conn: Connection, owner: int, max_tasks: int, stage_in: str | None = N
     Each job comes as a RenderJob (None: leave now) and goes back as (outcome, leaving). The
     processes a render started are killed before its outcome is sent. With `stage_in` (the
     output folder), a render's files are written there as hidden temporary files and only their
-    names go back (renderer.store.publish.stage): the daemon renames them into place. The worker leaves
+    names go back (renderer.render.files.stage): the daemon renames them into place. The worker leaves
     with os._exit, whatever threads a plot left running, so it is always reclaimable."""
-    from renderer.render.contain import kill_descendants, lead_own_group
-    from renderer.executors.pool import die_with_owner
+    from renderer.render.contain import die_with_owner, kill_descendants, lead_own_group
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -7,31 +7,19 @@ file that a crash of the machine left torn or old is found by the repair check
 (renderer.store.repair) and written again at the next start. An fsync per image cost more of the
 daemon's CPU than everything else it does for a render. Files whose bytes did not change are
 not touched, so their mtime and ETag stay put. Local render processes write their temporary
-files themselves (`stage`), so publishing a render is a rename in the daemon.
+files themselves (renderer.render.files.stage), so publishing a render is a rename in the daemon.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import stat
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from renderer.errors import PublishError
-
-# Exactly the names _write_temp makes, so a user's own hidden .tmp file is never deleted.
-TEMP_RE = re.compile(r"\..+\.[0-9a-f]{8}\.tmp\Z")
-
-
-def safe_path(folder: Path, name: str) -> Path:
-    """folder/name, refusing any name that would leave the folder."""
-    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
-        raise PublishError(f"refusing to write {name!r}: not a plain file name")
-    return folder / name
+from renderer.render.files import TEMP_RE, Staged, discard, safe_path, same_bytes, unlink_quietly, write_temp
 
 
 def make_folder(folder: Path) -> None:
@@ -45,40 +33,6 @@ def make_folder(folder: Path) -> None:
 def write_atomic(folder: Path, name: str, data: bytes, durable: bool = False) -> bool:
     """Publish data as folder/name; returns False (and writes nothing) when unchanged."""
     return bool(write_many(folder, {name: data}, durable))
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A file a render process wrote already (renderer.render.worker): `temp`, the name of its hidden
-    temporary file next to the target, or None when the target held these very bytes."""
-
-    temp: str | None
-
-
-def stage(folder: str, files: dict[str, bytes]) -> dict[str, bytes | Staged]:
-    """Write each file to a hidden temporary file in `folder`, for write_many to move into place.
-
-    Render processes do this, so that the daemon never handles an image's bytes: it only
-    renames. A file whose target holds the same bytes is not written. On any problem nothing
-    stays staged and the bytes are given back: the publishing process writes them itself
-    (making a deleted folder again) or reports what went wrong, as it would have anyway.
-    """
-    staged: dict[str, bytes | Staged] = {}
-    try:
-        for name, data in files.items():
-            target = safe_path(Path(folder), name)
-            staged[name] = Staged(None if _same_bytes(target, data) else _write_temp(Path(folder), name, data, False).name)
-    except (OSError, PublishError):
-        discard(folder, staged)
-        return files
-    return staged
-
-
-def discard(folder: str | Path, files: dict[str, bytes | Staged]) -> None:
-    """Delete the temporary files of staged files that will not be published."""
-    for data in files.values():
-        if isinstance(data, Staged) and data.temp is not None and TEMP_RE.match(data.temp):
-            _unlink_quietly(Path(folder) / data.temp)
 
 
 def write_many(folder: Path, files: dict[str, bytes | Staged], durable: bool = False) -> list[str]:
@@ -98,58 +52,18 @@ def write_many(folder: Path, files: dict[str, bytes | Staged], durable: bool = F
                     if not TEMP_RE.match(data.temp):
                         raise PublishError(f"refusing to publish {data.temp!r}: not a temporary file plotboard writes")
                     staged.append((safe_path(folder, data.temp), target))
-            elif not _same_bytes(target, data):
-                staged.append((_write_temp(folder, name, data, durable), target))
+            elif not same_bytes(target, data):
+                staged.append((write_temp(folder, name, data, durable), target))
         for temp, target in staged:
             os.replace(temp, target)  # replaces a symlink itself, never what it points to
     except (OSError, PublishError) as exc:
         for temp, _ in staged:
-            _unlink_quietly(temp)
+            unlink_quietly(temp)
         discard(folder, files)
         if isinstance(exc, PublishError):
             raise
         raise PublishError(f"cannot write {target}: {exc.strerror or exc}") from None
     return [target.name for _, target in staged]
-
-
-def _write_temp(folder: Path, name: str, data: bytes, durable: bool) -> Path:
-    temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 lets the umask decide, giving 0644 under the usual umask
-    # (tempfile.mkstemp would create 0600, which a web server running as another user cannot read).
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if durable:
-            os.fsync(fd)
-    except OSError:
-        os.close(fd)
-        _unlink_quietly(temp)
-        raise
-    os.close(fd)
-    return temp
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _same_bytes(target: Path, data: bytes) -> bool:
-    try:
-        st = os.lstat(target)
-    except OSError:
-        return False
-    if not (st.st_mode & 0o170000 == 0o100000) or st.st_size != len(data):
-        return False
-    try:
-        with open(target, "rb") as f:
-            return f.read() == data
-    except OSError:
-        return False
 
 
 LEFTOVER_AFTER = 600.0  # seconds: a temporary file this old is a leftover (a staged render never published)

@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 from renderer import __version__, jsonfile
@@ -21,7 +22,7 @@ from renderer.board.config import Board, Chart, settings_digest
 from renderer.board.inputs import TooManyInputs, expand
 from renderer.store.publish import make_folder, write_atomic
 from renderer.store.record_check import check_state
-from renderer.daemon.schedule import next_due
+from renderer.board.durations import next_due
 from renderer.text import cut, one_line
 from renderer.board.windows import limited
 
@@ -134,17 +135,6 @@ def expand_inputs(chart: Chart) -> Inputs:
         return inputs
     inputs.stats = stats
     return inputs
-
-
-def is_pattern(path: str) -> bool:
-    """Whether an input is a glob pattern rather than one file's path."""
-    return any(ch in path for ch in "*?[")
-
-
-def waiting_for(chart: Chart, root: Path) -> list[str]:
-    """The chart's literal inputs (not patterns) that are not there (yet), relative to `root`,
-    the board file's folder: a typo, or a file a producer has not written yet."""
-    return [os.path.relpath(p, root) for p in chart.inputs if not is_pattern(p) and not os.path.isfile(p)]
 
 
 @lru_cache(maxsize=1)
@@ -281,6 +271,11 @@ def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: flo
         due = next_due(chart, record.rendered_at)
         if due is not None and due <= now:
             reason = "schedule"
-    if limit and limited(chart, record, reason, now):
+    if limit and limited(chart, record.rendered_at, reason, now):
         return None
     return reason
+
+
+def hash_of(records: dict[str, ChartRecord]) -> Callable[[str], str | None]:
+    """A chart's last image's hash from the records, or None (for renderer.board.windows)."""
+    return lambda name: records[name].hash if name in records else None

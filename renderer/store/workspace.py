@@ -13,7 +13,7 @@ from renderer.errors import PublishError
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.store.publish import remove_files, remove_temp_files, write_many
 from renderer.store.repair import damaged, stamps
-from renderer.store.records import ChartRecord, Records, load_state, out_of_date, with_modules
+from renderer.store.records import ChartRecord, Records, hash_of, load_state, out_of_date, with_modules
 from renderer.board.windows import ignores_window, report_ignored
 
 log = logging.getLogger("plotboard")
@@ -76,9 +76,9 @@ def publish_outcome(
     A success is logged at `level` (the daemon logs them at DEBUG and sums them up instead),
     a failure always as an error; a render that makes every time window's image the same is
     reported once (renderer.board.windows)."""
-    before = ignores_window(board, records, outcome.name)
+    before = ignores_window(board, hash_of(records), outcome.name)
     ok = _publish(board, records.setdefault(outcome.name, ChartRecord()), current, outcome, trigger, now, level)
-    report_ignored(board, records, outcome.name, before)
+    report_ignored(board, hash_of(records), outcome.name, before)
     return ok
 
 
