@@ -96,7 +96,7 @@ def executor_figures(make, board_file: Path, serial: int) -> tuple[float, float,
     from renderer.store.workspace import make_job
     from renderer.board.config import load_board
     from renderer.render.jobs import RenderOutput
-    from renderer.store.records import expand_inputs
+    from renderer.store.fingerprints import expand_inputs
 
     board = load_board(board_file)
     jobs = [make_job(board, c, expand_inputs(c)) for c in board.charts]

@@ -1,4 +1,4 @@
-"""The daemon's periodic check (renderer.daemon.upkeep.Sweep) on a 10,000-chart board: its CPU cost.
+"""The daemon's periodic check (renderer.daemon.sweep.Sweep) on a 10,000-chart board: its CPU cost.
 
 Writes a board of N charts (each reading its own data file; half a plain path, half a glob over a
 folder of its own; one shared plot module that imports a helper), records every chart as rendered with its
@@ -17,12 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from renderer.render import modules as boardmods  # noqa: E402
+from renderer.store import module_use  # noqa: E402
 
 from renderer.daemon import upkeep
+from renderer.daemon.sweep import Sweep
 from renderer.board.config import load_board  # noqa: E402
 from renderer.daemon.schedule import Scheduler  # noqa: E402
-from renderer.store.records import ChartRecord, expand_inputs, file_digest, fingerprint  # noqa: E402
+from renderer.store.records import ChartRecord
+from renderer.store.fingerprints import expand_inputs, file_digest, fingerprint  # noqa: E402
 
 REPLAN_EVERY = 5.0  # renderer.daemon.loop's
 
@@ -55,7 +57,7 @@ def main() -> None:
         scheduler = Scheduler()
         records = {}
         for chart in board.charts:
-            boardmods.remember(root, chart.name, used)
+            module_use.remember(root, chart.name, used)
             records[chart.name] = ChartRecord(fingerprint=fingerprint(board, chart, expand_inputs(chart)),
                                               rendered_at=time.time())
             scheduler.add(chart.name)
@@ -65,7 +67,7 @@ def main() -> None:
             upkeep.rescan(board, records, scheduler)
             full.append(time.process_time() - started)
         assert not scheduler.ready(), "nothing changed, yet the check found changes"
-        sweep, cycles = upkeep.Sweep(), []
+        sweep, cycles = Sweep(), []
         for _ in range(2):  # the first cycle fingerprints every chart; later ones, what looks changed
             steps = []
             for _ in range(round(board.check_every / REPLAN_EVERY)):  # one whole cycle

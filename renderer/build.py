@@ -17,7 +17,8 @@ from renderer.executors.factory import require_executor
 from renderer.store.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages.write import pages_current, write_pages
 from renderer.daemon.progress import Progress
-from renderer.store.records import ChartRecord, expand_inputs, fingerprint, save_state
+from renderer.store.records import ChartRecord, save_state
+from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.store.workspace import make_job, prepare, publish_outcome, why_render
 
 log = logging.getLogger("plotboard")

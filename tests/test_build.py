@@ -398,7 +398,7 @@ def test_fingerprint_versions_are_the_installed_distributions_versions():
     """Read from .dist-info folder names, without importlib.metadata; they must agree with it."""
     from importlib.metadata import version
 
-    from renderer.store.records import library_versions
+    from renderer.store.fingerprints import library_versions
 
     found = library_versions()
     for dist in ("matplotlib", "numpy", "pillow"):

@@ -16,7 +16,7 @@ from renderer.board.config import Chart
 from renderer.daemon.early import EarlyRenders
 from renderer.daemon.flight import Flight
 from renderer.render.jobs import RenderFailure, RenderOutput
-from renderer.daemon.pagebatch import PAGES_DELAY, PageBatcher, StaleTimes, stale_at
+from renderer.daemon.pagekeeper import PAGES_DELAY, PageBatcher, StaleTimes, stale_at
 from renderer.daemon.schedule import QUEUED, QUIET, RENDERING, Scheduler
 from renderer.store.records import ChartRecord
 
@@ -190,7 +190,7 @@ def test_a_long_burst_writes_the_pages_once_per_delay():
 def test_changes_that_trickle_in_at_rest_leave_cost_factor_write_durations_between_writes():
     """One publish every 60 ms with the renders at rest in between (a 1,000-file family each
     file changing once a minute): writes that take 0.1 s come at most every COST_FACTOR × 0.1 s."""
-    from renderer.daemon.pagebatch import COST_FACTOR
+    from renderer.daemon.pagekeeper import COST_FACTOR
 
     pages, writes, took = PageBatcher(), [], 0.1
     for i in range(200):
@@ -260,7 +260,7 @@ def test_charts_in_error_or_never_rendered_do_not_turn_stale():
 
 
 def test_on_a_board_whose_pages_are_slow_to_write_a_burst_writes_them_less_often():
-    from renderer.daemon.pagebatch import COST_FACTOR
+    from renderer.daemon.pagekeeper import COST_FACTOR
 
     pages = PageBatcher()
     pages.wrote(100.0, took=0.02)  # a small board: the usual delay

@@ -143,7 +143,7 @@ def test_build_re_renders_every_window_of_every_member_when_the_family_definitio
 
 
 def test_a_fingerprint_tells_a_new_definition_from_new_data():
-    from renderer.store.records import redefined
+    from renderer.store.fingerprints import redefined
 
     assert not redefined("d1-i1.m1", "d1-i2.m1")
     assert redefined("d1-i1.m1", "d2-i1.m1") and redefined("d1-i1.m1", "d1-i1.m2") and redefined(None, "d1-i1.m1")
@@ -181,7 +181,8 @@ def test_later_windows_wait_out_their_interval_in_build():
     from renderer.board.config import Chart
     from renderer.board.families import windowed
     from renderer.board.options import CHART
-    from renderer.store.records import ChartRecord, out_of_date
+    from renderer.store.records import ChartRecord
+    from renderer.store.fingerprints import out_of_date
 
     base = Chart(name="cpu", title="", description="", plot="p:f", plot_file=None, inputs=(), every=60.0, cron=None,
                  stale_after=None, params={}, windows=CHART["windows"].check(["1d", "7d"], None))

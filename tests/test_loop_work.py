@@ -11,7 +11,8 @@ import pytest
 
 from conftest import Board
 from renderer.pages import model as pages_module
-from renderer.daemon import upkeep
+from renderer.daemon import repair_check, upkeep
+from renderer.daemon.sweep import Sweep
 
 BOARD = """
 [board]
@@ -90,8 +91,8 @@ def test_a_board_at_rest_costs_the_repair_check_no_listing(tmp_path, monkeypatch
     scheduler = Scheduler(lambda: 0.0)
     for c in board.charts:
         scheduler.add(c.name)
-    listings = counting(monkeypatch, upkeep.os, "listdir")
-    repair = upkeep.Repair()
+    listings = counting(monkeypatch, repair_check.os, "listdir")
+    repair = repair_check.Repair()
     repair.check(board, records, scheduler, 0.0)
     repair.check(board, records, scheduler, 5.0)
     assert len(listings) == 1, "the output folder was listed again though it had not changed"
@@ -109,7 +110,7 @@ def test_the_periodic_check_fingerprints_no_chart_whose_files_look_as_when_it_re
 
     b = board_of(tmp_path / "b", 100)
     board = load_board(b.file)
-    scheduler, sweep = Scheduler(lambda: 0.0), upkeep.Sweep()
+    scheduler, sweep = Scheduler(lambda: 0.0), Sweep()
     records = {}
     for c in board.charts:
         scheduler.add(c.name)

@@ -13,7 +13,7 @@ import urllib.request
 
 from conftest import remove_tree, chart, fast_board, wait_for, write_data
 
-from renderer.daemon.pagebatch import PageBatcher
+from renderer.daemon.pagekeeper import PageBatcher
 from renderer.daemon.watch import Watcher
 
 

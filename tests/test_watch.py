@@ -15,7 +15,8 @@ import pytest
 from conftest import REPO, cli_env, wait_for
 
 from renderer.board.config import load_board
-from renderer.daemon.watch import Matcher, Watcher, glob_match, pattern_base, plan
+from renderer.board.inputs import expand, glob_match, pattern_base
+from renderer.daemon.watch import Matcher, Watcher, plan
 
 
 @pytest.mark.parametrize("pattern, path, expected", [
@@ -33,6 +34,21 @@ from renderer.daemon.watch import Matcher, Watcher, glob_match, pattern_base, pl
 ])
 def test_glob_match_agrees_with_glob(pattern, path, expected):
     assert glob_match(pattern, path) is expected
+
+
+@pytest.mark.parametrize("pattern", ["*.csv", "**/*.csv", "**", "data/**", "data/**/*", "**/x/*.csv", "data/*",
+                                     "data/[ab].csv", "data/?.csv", "*/*", ".hidden/*", "data/**/.*"])
+def test_the_watcher_and_the_expansion_agree_on_which_files_a_pattern_names(tmp_path: Path, pattern: str):
+    """One set of rules: a file the watcher says a pattern concerns is one the expansion finds."""
+    files = ["a.csv", "data/a.csv", "data/b.csv", "data/c.txt", "data/.h.csv", "data/x/y.csv", "data/x/z/w.csv",
+             ".hidden/a.csv", "data/.hidden/b.csv", "x/q.csv"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1")
+    full = os.path.join(str(tmp_path), pattern)
+    found = set(expand([full]))
+    matched = {str(tmp_path / name) for name in files if glob_match(full, str(tmp_path / name))}
+    assert found == matched
 
 
 def test_pattern_base():

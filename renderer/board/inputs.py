@@ -38,8 +38,9 @@ class TooManyInputs(Exception):
     """A chart's patterns matched (or made plotboard look at) more files than the limits allow."""
 
 
-def has_magic(pattern: str) -> bool:
-    return _MAGIC.search(pattern) is not None
+def is_pattern(path: str) -> bool:
+    """Whether an input is a glob pattern rather than one file's path."""
+    return _MAGIC.search(path) is not None
 
 
 class _Walk:
@@ -113,9 +114,9 @@ def expand(patterns: Iterable[str], excluded: Iterable[str] = (),
     """
     patterns = list(patterns)
     excluded = [_real_folder(f) for f in excluded]
-    walk = _Walk(excluded, ", ".join(repr(p) for p in patterns if has_magic(p)) or "the inputs")
+    walk = _Walk(excluded, ", ".join(repr(p) for p in patterns if is_pattern(p)) or "the inputs")
     for pattern in patterns:
-        if has_magic(pattern):
+        if is_pattern(pattern):
             _expand_glob(walk, pattern)
             continue
         try:
@@ -162,7 +163,7 @@ def _inside(real: str, folders: list[str]) -> bool:
 
 def _expand_glob(walk: _Walk, pattern: str) -> None:
     parts = pattern.split(os.sep)
-    first = next(i for i, p in enumerate(parts) if has_magic(p))
+    first = next(i for i, p in enumerate(parts) if is_pattern(p))
     base = os.sep.join(parts[:first]) or os.sep
     if walk.enterable(base) is None:
         return
@@ -178,7 +179,7 @@ def _match(walk: _Walk, folder: str, parts: list[str]) -> None:
     if head == "**":
         _double_star(walk, folder, rest)
         return
-    if not has_magic(head):
+    if not is_pattern(head):
         path = os.path.join(folder, head)
         if rest:
             if walk.enterable(path) is not None:
@@ -237,9 +238,44 @@ def _maybe_file(walk: _Walk, path: str) -> None:
         walk.add_file(path, st)
 
 
-def is_pattern(path: str) -> bool:
-    """Whether an input is a glob pattern rather than one file's path."""
-    return any(ch in path for ch in "*?[")
+def pattern_base(pattern: str) -> tuple[str, bool]:
+    """The folder to watch for an input path or glob pattern, and whether recursively."""
+    parts = pattern.split(os.sep)
+    for i, part in enumerate(parts):
+        if is_pattern(part):
+            return os.sep.join(parts[:i]) or os.sep, i < len(parts) - 1
+    return os.path.dirname(pattern) or os.sep, False
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Whether `expand` could find the file `path` for `pattern`: the same rules, checked on one
+    path (the watcher asks it of each changed file) instead of walking the folders."""
+    return _glob_match(pattern.split(os.sep), path.split(os.sep))
+
+
+def _glob_match(pp: list[str], sp: list[str]) -> bool:
+    if not pp:
+        return not sp
+    head = pp[0]
+    if head == "**":
+        if len(pp) == 1:
+            return False  # a trailing "**" matches folders only, as in _double_star: no file
+        for i in range(len(sp)):
+            if i > 0 and sp[i - 1].startswith("."):
+                break  # ** never descends into hidden folders
+            if _glob_match(pp[1:], sp[i:]):
+                return True
+        return False
+    if not sp:
+        return False
+    if is_pattern(head):
+        if sp[0].startswith(".") and not head.startswith("."):
+            return False  # wildcards never match hidden names
+        if not _compiled(head)(sp[0]):
+            return False
+    elif head != sp[0]:
+        return False
+    return _glob_match(pp[1:], sp[1:])
 
 
 def waiting_for(chart: Chart, root: Path) -> list[str]:

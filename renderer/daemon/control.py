@@ -5,7 +5,8 @@ inode), so deleting `.plotboard/` cannot take it away, and only processes of the
 (or root) are heard. A build sends one JSON line, `{"force": false, "only": null}`; the daemon
 renders what the build would have rendered, writes the pages, and answers with one JSON line
 `{"rendered": [...], "failed": [...], "up_to_date": [...], "pid": N}` (or `{"error": "..."}`).
-The accepting thread only records requests and wakes the loop; the loop does the work.
+The accepting thread only records requests and wakes the loop; the loop does the work, and
+keeps each request's account (renderer.daemon.builds).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import queue
 import socket
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,23 +34,12 @@ def address(root: Path) -> str:
 
 
 @dataclass(eq=False)
-class BuildRequest:
-    """A build's request, and what the daemon has done about it so far."""
+class Request:
+    """A build's request as it came in: what it asks for, and the connection to answer on."""
 
     conn: socket.socket
     force: bool
     only: list[str] | None
-    at: float = 0.0  # when the loop took it: renders dispatched since then count
-    pending: set[str] = field(default_factory=set)
-    rendered: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    up_to_date: list[str] = field(default_factory=list)
-
-    def published(self, name: str, ok: bool, dispatched_at: float) -> None:
-        """A render of `name` was published; it counts if it started after the request."""
-        if name in self.pending and dispatched_at >= self.at:
-            self.pending.discard(name)
-            (self.rendered if ok else self.failed).append(name)
 
     def answer(self, **message: object) -> None:
         """Send the result (or an error) and hang up; a client that went away is no matter."""
@@ -59,10 +49,6 @@ class BuildRequest:
             pass
         finally:
             self.conn.close()
-
-    def result(self) -> dict:
-        return {"rendered": self.rendered, "failed": self.failed, "up_to_date": self.up_to_date,
-                "pid": os.getpid()}
 
 
 def parse_request(line: bytes) -> tuple[bool, list[str] | None]:
@@ -82,7 +68,7 @@ class ControlServer:
 
     def __init__(self, root: Path, wake: Callable[[], None]) -> None:
         self.wake = wake
-        self._requests: "queue.SimpleQueue[BuildRequest]" = queue.SimpleQueue()
+        self._requests: "queue.SimpleQueue[Request]" = queue.SimpleQueue()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self._sock.bind(address(root))
@@ -126,13 +112,13 @@ class ControlServer:
                 line += chunk
             force, only = parse_request(line)
         except (OSError, ValueError) as exc:
-            BuildRequest(conn, False, None).answer(error=f"bad request: {exc}")
+            Request(conn, False, None).answer(error=f"bad request: {exc}")
             return
         conn.settimeout(None)
-        self._requests.put(BuildRequest(conn, force, only))
+        self._requests.put(Request(conn, force, only))
         self.wake()
 
-    def take(self) -> list[BuildRequest]:
+    def take(self) -> list[Request]:
         """The requests that came in since the last call."""
         got = []
         while True:

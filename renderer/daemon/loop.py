@@ -6,12 +6,12 @@ signals only set flags. Each turn of the loop publishes finished renders, feeds 
 the per-chart timers (renderer.daemon.schedule), starts the renders whose time has come (at most one
 queued per worker beyond those running, so a worker never idles between two renders while a
 change to one chart never waits behind a long queue of others), starts early renders for
-files a writer has just closed (renderer.daemon.early) and, batched (renderer.daemon.pagebatch), rewrites
+files a writer has just closed (renderer.daemon.early) and, batched (renderer.daemon.pagekeeper), rewrites
 state.json, status.json and index.html.
 
 The daemon holds the board's lock (renderer.store.lock) for its whole life, so it is the only writer
 of the output folder and of `.plotboard/`; a `build` meanwhile hands its work to it
-(renderer.daemon.control, renderer.daemon.build_requests).
+(renderer.daemon.control, renderer.daemon.builds).
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
-from renderer.daemon import upkeep
+from renderer.daemon import repair_check, sweep, upkeep
 
-from renderer.daemon.build_requests import BuildRequests
+from renderer.daemon.builds import BuildRequests
 from renderer.board.config import Board, expand_again, load_board
 from renderer.board.families import members_changed
 from renderer.daemon.early import EarlyRenders
 from renderer.daemon.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
 from renderer.executors.factory import require_executor
-from renderer.daemon.flight import Flight
-from renderer.daemon.inflight import InFlight
+from renderer.daemon.flight import Flight, InFlight
+
 from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
@@ -49,7 +49,8 @@ from renderer.daemon.reload import compare, keep_output, needs_new_executor
 from renderer.serve.server import serve_board
 from renderer.board.durations import next_due
 from renderer.daemon.schedule import QUEUED, Scheduler
-from renderer.store.records import ChartRecord, expand_inputs, fingerprint
+from renderer.store.records import ChartRecord
+from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.text import count
 from renderer.daemon.wake import Wake, signals_to
 from renderer.daemon.watch import Matcher, Watcher, plan
@@ -119,8 +120,8 @@ class Daemon:
         self.executors = ExecutorSet()
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
-        self.sweep = upkeep.Sweep()  # the periodic check for changes no event reported
-        self.repairs = upkeep.Repair()  # the check for published files that went missing
+        self.sweep = sweep.Sweep()  # the periodic check for changes no event reported
+        self.repairs = repair_check.Repair()  # the check for published files that went missing
 
     # -- life cycle ---------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """What the daemon asks of its charts' records: which timers to queue at start, after a reload,
-for a build's request, after a rescan, or to repair damaged output. Plain functions over the
-board, the records and the scheduler; times are passed in."""
+for a build's request or after a rescan. Plain functions over the board, the records and the
+scheduler; times are passed in. The periodic checks are renderer.daemon.sweep (changes no event
+reported, files altered in place) and renderer.daemon.repair_check (files deleted)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import logging
 import os
 
 from renderer.board.config import Board, Chart
-from renderer.store.publish import remove_leftovers
 from renderer.daemon.reload import BoardChange
 from renderer.board.durations import next_due
-from renderer.daemon.schedule import IDLE, RENDERING, Scheduler
+from renderer.daemon.schedule import RENDERING, Scheduler
 from renderer.board.inputs import is_pattern
-from renderer.store.records import ChartRecord, expand_inputs, fingerprint
+from renderer.store.records import ChartRecord
+from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.board.windows import held_until
-from renderer.store.workspace import needs_repair, why_render
+from renderer.store.workspace import why_render
 
 log = logging.getLogger("plotboard")
 
@@ -86,10 +87,10 @@ def want_render(board: Board, records: dict[str, ChartRecord], scheduler: Schedu
 def rescan(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler) -> None:
     """Render charts whose inputs changed while no watch could see them."""
     for chart in board.charts:
-        _check(board, records, scheduler, chart)
+        check(board, records, scheduler, chart)
 
 
-def _check(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart) -> bool:
+def check(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart) -> bool:
     """Treat the chart as changed if its fingerprint is not that of its last render; True then."""
     rec = records.get(chart.name)
     if scheduler[chart.name].state == RENDERING or rec is None:
@@ -123,89 +124,3 @@ def _stat(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns)
-
-
-class Sweep:
-    """The periodic check that catches changes no event reported (a lost inotify event, a
-    folder reached through a symlink, a file changed over NFS) and published files altered in
-    place: called every `interval` seconds, it checks a slice of the charts, so that every
-    chart is checked once every `board.check_every` seconds and the cost is spread evenly
-    instead of stalling the loop. A chart whose files look as they did at its last check
-    (sizes and mtimes, one stat each) and that has no pattern among its inputs costs no
-    fingerprint."""
-
-    def __init__(self) -> None:
-        self.position = 0
-        self.credit = 0.0
-        self.looked: dict[str, tuple] = {}  # chart -> what files_seen saw at its last full check or render
-
-    def rendered(self, name: str, files: tuple | None) -> None:
-        """A render of the chart succeeded, started when its files looked like `files`."""
-        if files is not None:
-            self.looked[name] = files
-
-    def step(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, interval: float,
-             now: float = 0.0) -> int:
-        """Check the next slice; returns how many charts it found changed."""
-        charts = board.charts
-        if not charts:
-            return 0
-        self.credit = min(self.credit + len(charts) * interval / max(board.check_every, interval), len(charts))
-        count, changed = int(self.credit), 0
-        self.credit -= count
-        seen: dict[str, tuple[int, int] | None] = {}
-        for i in range(count):
-            chart = charts[(self.position + i) % len(charts)]
-            timer = scheduler[chart.name]
-            if timer.state == IDLE and not timer.failures and (bad := needs_repair(board, records.get(chart.name))):
-                log.warning("%s: %s altered; rendering it again", chart.name, ", ".join(bad))
-                timer.request(now, "repair")
-                continue
-            if timer.held(now) or timer.state != IDLE:
-                continue  # a later time window inside its interval waits anyway; a queued or running render looks again
-            files = files_seen(chart, seen)
-            if self.looked.get(chart.name) == files and not any(is_pattern(p) for p in chart.inputs):
-                continue
-            self.looked[chart.name] = files
-            if _check(board, records, scheduler, chart):
-                log.info("%s: a change no file event reported; rendering it", chart.name)
-                changed += 1
-        self.position = (self.position + count) % len(charts)
-        return changed
-
-
-class Repair:
-    """Render again the charts whose published files are missing (unless they are failing:
-    their backoff rules), looking at the output folder's listing only when the folder itself
-    changed (its inode or mtime): a board at rest costs one stat. Files altered in place are
-    the Sweep's."""
-
-    def __init__(self) -> None:
-        self.folder_stamp: tuple[int, int] | None = None
-
-    def check(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
-        try:
-            st = os.stat(board.output)
-            stamp = (st.st_ino, st.st_mtime_ns)
-        except OSError:
-            stamp = None
-        if stamp is not None and stamp == self.folder_stamp:
-            return
-        try:
-            present = set(os.listdir(board.output))
-        except OSError:
-            present = set()
-        self.folder_stamp = stamp
-        for name in remove_leftovers(board.output, present):
-            log.info("removed leftover temporary file %s", board.output / name)
-        # The output folder changes with every publish: while renders go on, this runs every
-        # REPLAN_EVERY seconds over the whole board, so the common case stays one set operation a chart.
-        for name, rec in records.items():
-            if rec.rendered_at is None or present.issuperset(rec.files) or name not in scheduler:
-                continue
-            timer = scheduler[name]
-            if timer.state != IDLE or timer.failures:
-                continue
-            missing = [f for f in rec.files if f not in present]
-            log.warning("%s: %s missing; rendering it again", name, ", ".join(missing))
-            timer.request(now, "repair")

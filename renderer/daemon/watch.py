@@ -12,7 +12,6 @@ file systems need it).
 from __future__ import annotations
 
 import errno
-import fnmatch
 import logging
 import os
 import threading
@@ -21,7 +20,8 @@ from typing import Callable, NamedTuple
 from watchdog import events as wd
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from renderer.render import modules as boardmods
+from renderer.board.inputs import glob_match, is_pattern, pattern_base
+from renderer.store import module_use
 from renderer.board.config import Board
 
 log = logging.getLogger("plotboard")
@@ -51,47 +51,6 @@ class Change(NamedTuple):
     closed: bool = False  # a writer closed the file (inotify only): possibly a finished save
 
 
-def _has_magic(part: str) -> bool:
-    return any(ch in part for ch in "*?[")
-
-
-def pattern_base(pattern: str) -> tuple[str, bool]:
-    """The folder to watch for an input path or glob pattern, and whether recursively."""
-    parts = pattern.split(os.sep)
-    for i, part in enumerate(parts):
-        if _has_magic(part):
-            return os.sep.join(parts[:i]) or os.sep, i < len(parts) - 1
-    return os.path.dirname(pattern) or os.sep, False
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    """Whether `path` is one `glob.glob(pattern, recursive=True)` could return."""
-    return _match(pattern.split(os.sep), path.split(os.sep))
-
-
-def _match(pp: list[str], sp: list[str]) -> bool:
-    if not pp:
-        return not sp
-    head = pp[0]
-    if head == "**":
-        for i in range(len(sp) + 1):
-            if i > 0 and sp[i - 1].startswith("."):
-                break  # like glob, ** does not descend into hidden folders
-            if _match(pp[1:], sp[i:]):
-                return True
-        return False
-    if not sp:
-        return False
-    if _has_magic(head):
-        if sp[0].startswith(".") and not head.startswith("."):
-            return False  # like glob, wildcards do not match hidden names
-        if not fnmatch.fnmatchcase(sp[0], head):
-            return False
-    elif head != sp[0]:
-        return False
-    return _match(pp[1:], sp[1:])
-
-
 class Matcher:
     """Which charts a changed path concerns: an input, a file a glob pattern matches, or a
     chart's plot module. Paths in the output folder and the bookkeeping folder never count."""
@@ -103,7 +62,7 @@ class Matcher:
         self.root = str(board.root)
         for chart in board.charts:
             for pattern in chart.inputs:
-                if _has_magic(pattern):
+                if is_pattern(pattern):
                     self.patterns.append((pattern, chart.name))
                 else:
                     self.exact.setdefault(pattern, set()).add(chart.name)
@@ -131,7 +90,7 @@ class Matcher:
         if path.startswith(self.ignore):
             return set()
         names = set(self.exact.get(path, ()))
-        names.update(boardmods.charts_using(self.root, path))  # helper modules the charts' renders used
+        names.update(module_use.charts_using(self.root, path))  # helper modules the charts' renders used
         for pattern, name in self.patterns:
             if name not in names and glob_match(pattern, path):
                 names.add(name)
@@ -148,7 +107,7 @@ def plan(board: Board) -> dict[str, bool]:
     seconds).
     """
     bases = dict(_bases(board))
-    for folder in boardmods.all_folders(str(board.root)):
+    for folder in module_use.all_folders(str(board.root)):
         bases.setdefault(folder, False)
     wanted: dict[str, bool] = {}
     for folder, recursive in bases.items():
@@ -265,7 +224,7 @@ class Watcher:
 
         The reader exists once a folder is scheduled (from 7.1.1 on, only then), so this runs
         after each schedule; a watchdog built otherwise is said at WARNING, and the periodic
-        check (renderer.daemon.upkeep.Sweep) still catches what was lost within `check_every`."""
+        check (renderer.daemon.sweep.Sweep) still catches what was lost within `check_every`."""
         if EVENTS_LOST is not None or self.polling:
             return
         reader = getattr(self._observer, "_inotify_fd", None)

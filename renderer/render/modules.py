@@ -1,6 +1,7 @@
-"""The board's own Python modules: imported in workers, and remembered per chart by the daemon.
+"""The board's own Python modules, imported in workers (which files each chart used is kept
+by renderer.store.module_use).
 
-Worker half. A board module (a .py file under the board's folder) is imported the ordinary
+A board module (a .py file under the board's folder) is imported the ordinary
 way, so packages and relative imports work (`mycharts:cpu`, `mycharts.lines:cpu`), but:
 
 - it is compiled from its source every time it is loaded, never from a `.pyc` (a cache keyed
@@ -12,11 +13,7 @@ way, so packages and relative imports work (`mycharts:cpu`, `mycharts.lines:cpu`
 - a render records which board files its plot used (the plot module, what it imports, at load
   or while drawing, and their packages) with the digest of the source that ran.
 
-Daemon half. Each chart's used files, as its last render reported them, are kept here (and in
-its record in `.plotboard/state.json`): renderer.store.records fingerprints them, renderer.daemon.watch watches
-them, so an edit to a helper re-renders the charts that use it, in `build` and `run`.
-
-Light: no matplotlib. Every worker and the daemon import it.
+Light: no matplotlib. Every worker imports it.
 """
 
 from __future__ import annotations
@@ -28,12 +25,10 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from renderer.render.digests import file_digest
-
-# --- worker half --------------------------------------------------------------------------
 
 _root: str | None = None  # the board folder whose modules are loaded
 _digests: dict[str, str] = {}  # file -> sha256 of the source compiled from it
@@ -159,47 +154,3 @@ def import_plot_module(name: str):
     if _stack:
         _note(name)
     return module
-
-
-# --- daemon half: which board files each chart used, by board folder and chart ------------
-
-_used: dict[str, dict[str, dict[str, str]]] = {}  # board root -> chart -> {file: digest}
-_users: dict[str, dict[str, set[str]]] = {}  # board root -> file -> charts that used it
-
-
-def remember(root: str, chart: str, files: dict[str, str]) -> None:
-    forget(root, chart)
-    _used.setdefault(root, {})[chart] = dict(files)
-    users = _users.setdefault(root, {})
-    for path in files:
-        users.setdefault(path, set()).add(chart)
-
-
-def forget(root: str, chart: str) -> None:
-    old = _used.get(root, {}).pop(chart, None)
-    users = _users.get(root, {})
-    for path in old or ():
-        users.get(path, set()).discard(chart)
-        if not users.get(path):
-            users.pop(path, None)
-
-
-def used_by(root: str, chart: str) -> dict[str, str]:
-    """The board files the chart's last render used, with the digests of what ran."""
-    return _used.get(root, {}).get(chart, {})
-
-
-def charts_using(root: str, path: str) -> set[str]:
-    return _users.get(root, {}).get(path, set())
-
-
-def folders(root: str, charts: Iterable[str]) -> set[str]:
-    """The folders holding the files these charts used."""
-    board = _used.get(root, {})
-    return {os.path.dirname(path) for chart in charts for path in board.get(chart, {})}
-
-
-def all_folders(root: str) -> set[str]:
-    """The folders holding the files any chart of the board used (as `folders` for them all,
-    at the cost of the files, not of the charts)."""
-    return {os.path.dirname(path) for path, users in _users.get(root, {}).items() if users}

@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 import os
 
-from renderer.render import modules as boardmods
+from renderer.store import module_use
 from renderer.board.config import Board, Chart
 from renderer.errors import PublishError
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.store.publish import remove_files, remove_temp_files, write_many
 from renderer.store.repair import damaged, stamps
-from renderer.store.records import ChartRecord, Records, hash_of, load_state, out_of_date, with_modules
+from renderer.store.records import ChartRecord, Records, hash_of, load_state
+from renderer.store.fingerprints import out_of_date, with_modules
 from renderer.board.windows import ignores_window, report_ignored
 
 log = logging.getLogger("plotboard")
@@ -89,7 +90,7 @@ def _publish(
     current = with_modules(current, outcome.modules)
     if outcome.modules is not None:
         record.modules = dict(outcome.modules)
-        boardmods.remember(str(board.root), outcome.name, outcome.modules)
+        module_use.remember(str(board.root), outcome.name, outcome.modules)
     if isinstance(outcome, RenderOutput):
         try:
             if not os.path.isdir(board.output):  # deleted meanwhile: published afresh
@@ -138,6 +139,6 @@ def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
     removed = [name for name in records if name not in names]
     for name in removed:
         remove_files(board.output, records.pop(name).files)
-        boardmods.forget(str(board.root), name)
+        module_use.forget(str(board.root), name)
         log.info("removed %s", name)
     return removed

@@ -1,19 +1,49 @@
-"""The daemon's side of a `plotboard build` handed to it (renderer.daemon.control): which charts each
-request waits for, and its answer once their renders are published and the pages written."""
+"""The daemon's account of each `plotboard build` handed to it (the socket is renderer.daemon.control):
+which charts a request waits for, and its answer once their renders are published and the pages
+written."""
 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from renderer.daemon.control import BuildRequest, ControlServer
+from renderer.daemon.control import ControlServer, Request
 
 log = logging.getLogger("plotboard")
 
 
+@dataclass(eq=False)
+class BuildRequest:
+    """A build's request, and what the daemon has done about it so far."""
+
+    request: Request
+    at: float = 0.0  # when the loop took it: renders dispatched since then count
+    pending: set[str] = field(default_factory=set)
+    rendered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+
+    def published(self, name: str, ok: bool, dispatched_at: float) -> None:
+        """A render of `name` was published; it counts if it started after the request."""
+        if name in self.pending and dispatched_at >= self.at:
+            self.pending.discard(name)
+            (self.rendered if ok else self.failed).append(name)
+
+    def answer(self, **message: object) -> None:
+        self.request.answer(**message)
+
+    def result(self) -> dict:
+        return {"rendered": self.rendered, "failed": self.failed, "up_to_date": self.up_to_date,
+                "pid": os.getpid()}
+
+
 class BuildRequests:
+    """The builds' requests the daemon works on, answered once done."""
+
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.server: ControlServer | None = None
@@ -35,16 +65,17 @@ class BuildRequests:
         if self.server is None:
             return False
         pages_only = False
-        for request in self.server.take():
+        for incoming in self.server.take():
             names = charts()
-            request.at = self.clock()
-            unknown = sorted(set(request.only or ()) - set(names))
+            request = BuildRequest(incoming, at=self.clock())
+            only = incoming.only
+            unknown = sorted(set(only or ()) - set(names))
             if unknown:
                 request.answer(error=f"--only: no chart named {', '.join(unknown)}")
                 continue
             for name in names:
-                if request.only is None or name in request.only:
-                    if want(name, request.force):
+                if only is None or name in only:
+                    if want(name, incoming.force):
                         request.pending.add(name)
                     else:
                         request.up_to_date.append(name)

@@ -1,0 +1,51 @@
+"""The check that renders again the charts whose published files were deleted (or the whole
+output folder), from the output folder's listing. Times are passed in."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from renderer.board.config import Board
+from renderer.daemon.schedule import IDLE, Scheduler
+from renderer.store.publish import remove_leftovers
+from renderer.store.records import ChartRecord
+
+log = logging.getLogger("plotboard")
+
+
+class Repair:
+    """Render again the charts whose published files are missing (unless they are failing:
+    their backoff rules), looking at the output folder's listing only when the folder itself
+    changed (its inode or mtime): a board at rest costs one stat. Files altered in place are
+    the Sweep's."""
+
+    def __init__(self) -> None:
+        self.folder_stamp: tuple[int, int] | None = None
+
+    def check(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
+        try:
+            st = os.stat(board.output)
+            stamp = (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self.folder_stamp:
+            return
+        try:
+            present = set(os.listdir(board.output))
+        except OSError:
+            present = set()
+        self.folder_stamp = stamp
+        for name in remove_leftovers(board.output, present):
+            log.info("removed leftover temporary file %s", board.output / name)
+        # The output folder changes with every publish: while renders go on, this runs every
+        # REPLAN_EVERY seconds over the whole board, so the common case stays one set operation a chart.
+        for name, rec in records.items():
+            if rec.rendered_at is None or present.issuperset(rec.files) or name not in scheduler:
+                continue
+            timer = scheduler[name]
+            if timer.state != IDLE or timer.failures:
+                continue
+            missing = [f for f in rec.files if f not in present]
+            log.warning("%s: %s missing; rendering it again", name, ", ".join(missing))
+            timer.request(now, "repair")

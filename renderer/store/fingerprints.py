@@ -1,0 +1,183 @@
+"""Fingerprints: what a chart's image follows from (its inputs' bytes, its settings, its plot
+module and the board modules it used, the library versions), digested, and whether a chart is
+out of date against its record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from renderer import __version__
+from renderer.board.config import Board, Chart, settings_digest
+from renderer.board.durations import next_due
+from renderer.board.inputs import TooManyInputs, expand
+from renderer.board.windows import limited
+from renderer.render import digests
+from renderer.store import module_use
+from renderer.store.records import ChartRecord
+
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True), its encoder made once
+
+class Inputs(list):
+    """A chart's input files (renderer.board.inputs.expand); `problem` says why there are none when
+    the patterns went past the limits: the chart's render then fails with that message.
+    `stats`: each file's (size, mtime_ns) as the expansion saw them, which the fingerprint reads."""
+
+    problem: str | None = None
+    stats: dict[str, tuple[int, int]] | None = None
+
+
+def expand_inputs(chart: Chart) -> Inputs:
+    """The chart's input files that exist, globs expanded, each real file once, sorted; never
+    a file of the output folder or `.plotboard/`."""
+    stats: dict[str, tuple[int, int]] = {}
+    try:
+        inputs = Inputs(expand(chart.inputs, chart.excluded, stats))
+    except TooManyInputs as exc:
+        inputs = Inputs()
+        inputs.problem = str(exc)
+        return inputs
+    inputs.stats = stats
+    return inputs
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions that change the output's bytes, read without importing matplotlib.
+
+    Read from the name of each package's .dist-info folder next to it (what pip installs),
+    which costs one directory listing; importlib.metadata (~25 ms to import, ~10 ms a
+    look-up) only when that folder is not there.
+    """
+    import importlib.util
+
+    versions = {"plotboard": __version__}
+    listings: dict[str, list[str]] = {}
+    for dist, module in (("matplotlib", "matplotlib"), ("numpy", "numpy"), ("pillow", "PIL")):
+        found = None
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin:
+            folder = os.path.dirname(os.path.dirname(spec.origin))
+            if folder not in listings:
+                try:
+                    listings[folder] = os.listdir(folder)
+                except OSError:
+                    listings[folder] = []
+            prefix = dist.lower() + "-"
+            for name in listings[folder]:
+                if name.endswith(".dist-info") and name.lower().startswith(prefix):
+                    found = name[len(prefix):-len(".dist-info")]
+                    break
+        if found is None:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                found = version(dist)
+            except PackageNotFoundError:
+                found = "none"
+        versions[dist] = found
+    return versions
+
+
+def file_digest(path: Path | None) -> str | None:
+    return None if path is None else digests.file_digest(str(path))
+
+
+def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
+    """Changes whenever anything that could change the chart's image changes: 'BASE.MODULES',
+    MODULES a digest of the board modules its last render used (renderer.render.modules), as they
+    are now."""
+    used = module_use.used_by(str(board.root), chart.name)
+    return _base(board, chart, inputs) + "." + _modules_digest({path: digests.file_digest(path) for path in used})
+
+
+def with_modules(current: str, modules: dict[str, str] | None) -> str:
+    """The fingerprint a render had: `current` with the board modules it reported using, as
+    they were when it ran (an edit made during the render still makes the chart out of date)."""
+    if modules is None:
+        return current
+    return current.partition(".")[0] + "." + _modules_digest(modules)
+
+
+def _modules_digest(modules: dict[str, str | None]) -> str:
+    return _digest_of_modules(tuple(sorted(modules.items())))
+
+
+@lru_cache(maxsize=1024)
+def _digest_of_modules(modules: tuple[tuple[str, str | None], ...]) -> str:
+    return hashlib.sha256(json.dumps(modules).encode()).hexdigest()[:32]  # a tuple dumps as the list did
+
+
+_settings: dict[int, tuple[Chart, str]] = {}  # id(chart) -> (chart, settings_digest): a chart never changes
+
+
+def _settings_digest(board: Board, chart: Chart) -> str:
+    known = _settings.get(id(chart))
+    if known is None or known[0] is not chart:
+        if len(_settings) > 2 * len(board.charts) + 1024:  # charts of boards a reload replaced
+            _settings.clear()
+        known = _settings[id(chart)] = (chart, settings_digest(chart))
+    return known[1]
+
+
+def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
+    """'DEFINITION-DATA': a digest of what defines the chart (its settings, the theme, its
+    plot module, library versions), then one of its input files as they are now."""
+    seen = getattr(inputs, "stats", None) or {}  # taken by expand_inputs, just before
+    stats = []
+    for p in inputs:
+        known = seen.get(p)
+        if known is None:
+            try:
+                st = os.stat(p)
+                known = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                known = (None, None)
+        stats.append([p, *known])
+    data = _SORTED_JSON({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)})
+    return (_definition_digest(_settings_digest(board, chart), board.theme, file_digest(chart.plot_file)) + "-"
+            + hashlib.sha256(data.encode()).hexdigest()[:32])
+
+
+@lru_cache(maxsize=65536)
+def _definition_digest(settings: str, theme: str, module: str | None) -> str:
+    """What defines a chart besides its inputs, with the libraries' versions (fixed while this process runs)."""
+    definition = _SORTED_JSON({"settings": settings, "theme": theme, "module": module, "versions": library_versions()})
+    return hashlib.sha256(definition.encode()).hexdigest()[:32]
+
+
+def redefined(old: str | None, current: str) -> bool:
+    """Whether two fingerprints differ in what defines the chart (settings, theme, code), not
+    only in its input files: a new definition re-renders every time window at once."""
+    def code(fp: str) -> tuple[str, str]:
+        base, _, modules = fp.partition(".")
+        return base.partition("-")[0], modules
+
+    return old is None or code(old) != code(current)
+
+
+def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float, limit: bool = True) -> str | None:
+    """Why the chart must be rendered ('new', 'failed', 'redefined', 'changed', 'schedule'), or None.
+
+    With `limit`, a later time window inside its interval is not out of date for a change of
+    its inputs or its schedule (renderer.board.windows.limited); a new definition always is."""
+    if record is None or record.rendered_at is None:
+        return "new"
+    if record.error is not None:
+        return "failed"
+    reason = None
+    if record.fingerprint != current:
+        reason = "redefined" if redefined(record.fingerprint, current) else "changed"
+    else:
+        due = next_due(chart, record.rendered_at)
+        if due is not None and due <= now:
+            reason = "schedule"
+    if limit and limited(chart, record.rendered_at, reason, now):
+        return None
+    return reason
