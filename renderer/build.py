@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from renderer.board.triggers import Trigger
 from renderer.board.config import Board
 from renderer.daemon.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
@@ -80,7 +81,7 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
             continue
         inputs = expand_inputs(chart)
         current = fingerprint(board, chart, inputs)
-        reason = "force" if force else why_render(board, chart, records.get(chart.name), current, now)
+        reason = Trigger.FORCE if force else why_render(board, chart, records.get(chart.name), current, now)
         if reason:
             todo.append((chart, inputs, current, reason))
         else:

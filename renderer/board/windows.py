@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Callable
 
+from renderer.board.triggers import LIMITED, Trigger
+
 if TYPE_CHECKING:
     from renderer.board.config import Board, Chart
 
 log = logging.getLogger("plotboard")
 
-LIMITED = ("changed", "change", "move", "schedule")  # triggers a later window waits out its interval for
 WORST = ("error", "stale", "pending", "ok")  # a chart's state is the first of these any window is in
 IGNORED = ("the plot ignores `window`: every window's image is identical "
            "(use renderer.helpers.last(rows, window) or slice its data to the last `window` seconds)")
@@ -33,7 +34,7 @@ def held_until(chart: "Chart", rendered_at: float | None) -> float | None:
     return rendered_at + chart.window.interval
 
 
-def limited(chart: "Chart", rendered_at: float | None, reason: str | None, now: float) -> bool:
+def limited(chart: "Chart", rendered_at: float | None, reason: Trigger | None, now: float) -> bool:
     """Whether a render for `reason` must wait: a later window inside its interval (`rendered_at`:
     its last good render)."""
     until = held_until(chart, rendered_at)

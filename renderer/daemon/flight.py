@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from renderer.board.config import Chart
+from renderer.board.triggers import Trigger
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 
 
@@ -22,7 +23,7 @@ class Flight:
 
     chart: Chart
     current: str  # the fingerprint of what it renders
-    trigger: str
+    trigger: Trigger
     started: float
     executor: object
     dispatched_at: float = 0.0  # when its chart's timer started it (for an early render: later)

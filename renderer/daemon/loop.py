@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import signal
 import threading
@@ -32,6 +31,7 @@ from renderer.daemon import repair_check, sweep, upkeep
 from renderer.daemon.builds import BuildRequests
 from renderer.board.config import Board, expand_again, load_board
 from renderer.board.families import members_changed
+from renderer.daemon.dispatch import BURST_AHEAD, BURST_TURN, Dispatcher
 from renderer.daemon.early import EarlyRenders
 from renderer.daemon.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
@@ -43,19 +43,18 @@ from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
 from renderer.pages.model import check_use
 from renderer.pages.write import pages_intact
-from renderer.executors.pool import MAX_PAUSE
 from renderer.render.files import discard
 from renderer.daemon.reload import compare, keep_output, needs_new_executor
 from renderer.serve.server import serve_board
 from renderer.board.durations import next_due
-from renderer.daemon.schedule import QUEUED, Scheduler
+from renderer.daemon.schedule import Scheduler
 from renderer.store.records import ChartRecord
 from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.text import count
 from renderer.daemon.wake import Wake, signals_to
 from renderer.daemon.watch import Matcher, Watcher, plan
 from renderer.board.windows import held_until
-from renderer.store.workspace import forget_removed, make_job, prepare, publish_outcome
+from renderer.store.workspace import forget_removed, prepare, publish_outcome
 
 log = logging.getLogger("plotboard")
 
@@ -64,14 +63,6 @@ REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exi
 DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
 STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
 MAX_SLEEP = 60.0
-MAX_AHEAD = 64  # renders queued per worker at most, to keep it busy while the loop writes the pages
-# With more renders due than the workers can take (a cold start, a reload of a big board), the
-# loop turns at most this often and takes the results that came meanwhile together: a turn per
-# result cost more than publishing it. Nobody waits for it: the pages follow 1 s later at best.
-BURST_TURN = 0.05
-# The render pool may keep finished renders this long before handing them over (renderer.executors.pool's
-# MAX_PAUSE): during a burst the workers are given enough to render through it and a turn.
-BURST_AHEAD = BURST_TURN + MAX_PAUSE
 EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
 
 
@@ -104,20 +95,19 @@ class Daemon:
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
         self.pages = PageKeeper()
-        self.render_s = 0.1  # the recent renders' duration (moving average), for _dispatch
         self.wake = Wake()
         self.builds = BuildRequests(self.clock)
         self.lock: BoardLock | None = None
         self.inflight = InFlight(self.wake)
+        self.executors = ExecutorSet()
+        self.dispatcher = Dispatcher(self.clock, self.scheduler, self.inflight, self.early, self.executors,
+                                     self._publish)
         self.stopping = False
         self.hard_stop = False
         self.reload_wanted = False
         self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
         self.replan_wanted = False
         self.next_replan = 0.0
-        self.dispatched_at = 0.0
-        self.backlog = False  # the last dispatch left due renders for want of free workers
-        self.executors = ExecutorSet()
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
         self.sweep = sweep.Sweep()  # the periodic check for changes no event reported
@@ -199,16 +189,16 @@ class Daemon:
             now = self.clock()
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
-            self._dispatch(ahead=BURST_AHEAD if self.backlog else 0.0)
+            self._dispatch(ahead=BURST_AHEAD if self.dispatcher.backlog else 0.0)
             self._maybe_write_pages()
-            if self.backlog and not self.stopping:
+            if self.dispatcher.backlog and not self.stopping:
                 time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
             self.wake.wait(self._timeout())
 
     def _timeout(self) -> float:
         now = self.clock()
         wakeup = self.scheduler.next_wakeup()
-        if wakeup is not None and wakeup <= self.dispatched_at:
+        if wakeup is not None and wakeup <= self.dispatcher.dispatched_at:
             wakeup = None  # ready but no worker free: a finished render wakes the loop
         times = [t for t in (wakeup, self.next_replan) if t is not None]
         times += self.pages.wakeups(now)
@@ -253,84 +243,8 @@ class Daemon:
         self.family_wanted = self.family_wanted or members_changed(self.board)  # every 5 s: a backstop
 
     def _dispatch(self, ahead: float = 0.0) -> None:
-        """Start the renders that are due; `ahead`: seconds the loop is about to be busy for."""
-        if self.stopping:
-            return
-        self.dispatched_at = self.clock()
-        # One render queued per worker beyond the one it runs, so a worker that finishes starts
-        # its next render at once instead of waiting for this loop to publish and dispatch; before
-        # a page write, enough for the write's duration (the last one's) at the recent render time.
-        queued = 1 + min(MAX_AHEAD, math.ceil(ahead / self.render_s)) if ahead else 1
-        capacity = (1 + queued) * self.board.workers - len(self.inflight) - self.early.running
-        self.backlog = False
-        for name in self.scheduler.due_now():
-            if capacity <= 0:
-                self.backlog = True
-                break
-            if name in self.inflight:
-                continue  # a removed chart of that name is still rendering
-            chart = self.board.chart(name)
-            timer = self.scheduler[name]
-            known, timer.known = timer.known, None
-            if known is not None:
-                current, inputs, files = known
-            else:
-                inputs = expand_inputs(chart)
-                current, files = fingerprint(self.board, chart, inputs), upkeep.files_seen(chart)
-            rec = self.records.get(name)
-            self.early.window_over(name)
-            if (timer.failures and timer.reason in ("change", "move") and rec is not None
-                    and rec.failed_fingerprint == current):
-                timer.skip(self.clock())  # nothing new for a failing chart: wait for its retry
-                continue
-            now = self.clock()
-            if self._take_early(name, current, now):
-                if name in self.inflight:
-                    capacity -= 1
-                continue
-            trigger = timer.start(now)
-            flight = Flight(chart, current, trigger, now, self.executors.current, dispatched_at=now, files=files)
-            self.inflight.add(name, flight)
-            self._submit(name, flight, make_job(self.board, chart, inputs))
-            capacity -= 1
-            log.debug("started %s trigger=%s", name, trigger)
-        self._start_early()
-
-    def _start_early(self) -> None:
-        """Render charts whose input a writer has just closed, while their quiet window runs."""
-        idle = self.board.workers - len(self.inflight) - self.early.running
-        for name in self.early.candidates():
-            if idle <= 0 or self.stopping:
-                return
-            if name not in self.scheduler or name in self.inflight:
-                continue
-            timer = self.scheduler[name]
-            if timer.state != QUEUED or timer.reason != "change" or timer.failures or timer.held(self.clock()):
-                continue
-            chart = self.board.chart(name)
-            inputs = expand_inputs(chart)
-            flight = Flight(chart, fingerprint(self.board, chart, inputs), "change", self.clock(), self.executors.current)
-            self.early.started(name, flight)
-            self._submit(name, flight, make_job(self.board, chart, inputs))
-            idle -= 1
-            log.debug("started %s early, inside its quiet window", name)
-
-    def _take_early(self, name: str, current: str, now: float) -> bool:
-        """Make the chart's early render its render, if it is still current (fingerprint
-        `current`): the timer starts, and the result is published now or when it comes back."""
-        flight = self.early.take(name, current, queued=self.scheduler[name].state == QUEUED)
-        if flight is None:
-            return False
-        flight.trigger = self.scheduler[name].start(now)
-        flight.dispatched_at = now
-        if flight.outcome is not None:
-            self._publish(name, flight, flight.outcome)
-        else:
-            self.inflight.add(name, flight)
-        return True
-
-    def _submit(self, name: str, flight: Flight, job) -> None:
-        self.inflight.submit(self.executors.current, name, flight, job)
+        if not self.stopping:
+            self.dispatcher.dispatch(self.board, self.records, ahead)
 
     def _take_results(self) -> None:
         for name, flight, outcome in self.inflight.take():
@@ -362,7 +276,7 @@ class Daemon:
             if not outcome.duration_ms:
                 outcome = dataclasses.replace(outcome, duration_ms=(now - flight.started) * 1000)
         if outcome.duration_ms:
-            self.render_s += 0.1 * (max(outcome.duration_ms / 1000, 0.001) - self.render_s)
+            self.dispatcher.rendered(outcome.duration_ms / 1000)
         try:
             ok = publish_outcome(self.board, self.records, flight.current, outcome, flight.trigger, now, logging.DEBUG)
         except PlotboardError as exc:
@@ -383,7 +297,7 @@ class Daemon:
         now = self.clock()
         at_rest = self._at_rest(now)
         if self.pages.due(now, at_rest):
-            self._dispatch(ahead=max(self.pages.took, BURST_AHEAD if self.backlog else 0.0))
+            self._dispatch(ahead=max(self.pages.took, BURST_AHEAD if self.dispatcher.backlog else 0.0))
             self._write_pages(now, at_rest)
 
     def _at_rest(self, now: float) -> bool:
@@ -443,7 +357,7 @@ class Daemon:
         """Let the renders in flight finish (each bounded by render_timeout) and publish them."""
         for name in self.early.held():  # a started render that is still current counts as in flight
             chart = self.board.chart(name)
-            self._take_early(name, fingerprint(self.board, chart, expand_inputs(chart)), self.clock())
+            self.dispatcher.take_early(name, fingerprint(self.board, chart, expand_inputs(chart)), self.clock())
         if self.inflight:
             log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
         deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE

@@ -7,6 +7,7 @@ import logging
 import os
 
 from renderer.board.config import Board
+from renderer.board.triggers import Trigger
 from renderer.daemon.schedule import IDLE, Scheduler
 from renderer.store.publish import remove_leftovers
 from renderer.store.records import ChartRecord
@@ -48,4 +49,4 @@ class Repair:
                 continue
             missing = [f for f in rec.files if f not in present]
             log.warning("%s: %s missing; rendering it again", name, ", ".join(missing))
-            timer.request(now, "repair")
+            timer.request(now, Trigger.REPAIR)

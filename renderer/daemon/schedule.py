@@ -23,8 +23,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Callable, Iterator
+
+from renderer.board.triggers import LIMITED, Trigger
+
+log = logging.getLogger("plotboard")
 
 
 QUIET = 0.2  # seconds without changes before a render starts
@@ -32,7 +38,15 @@ CEILING = 1.0  # longest a render waits for changes to stop
 BACKOFF_BASE = 1.0  # first retry of a failing chart, doubled at every further failure
 BACKOFF_CAP = 300.0  # longest wait between retries
 
-IDLE, QUEUED, RENDERING = "idle", "queued", "rendering"
+
+
+class TimerState(StrEnum):
+    IDLE = "idle"  # nothing to render until a change, a request, the schedule or a retry
+    QUEUED = "queued"  # a render is wanted; it starts once due (quiet window, held window)
+    RENDERING = "rendering"  # its render is in flight; a change now queues one more
+
+
+IDLE, QUEUED, RENDERING = TimerState.IDLE, TimerState.QUEUED, TimerState.RENDERING
 
 
 def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -49,8 +63,8 @@ class ChartTimer:
     name: str
     quiet: float = QUIET
     ceiling: float = CEILING
-    state: str = IDLE
-    reason: str | None = None  # trigger of the queued render
+    state: TimerState = IDLE  # changed only by _to, which logs every transition
+    reason: Trigger | None = None  # trigger of the queued render
     first_change: float | None = None  # debounce window of the queued render
     last_change: float | None = None
     asap_at: float | None = None  # a move into place or an explicit request: no quiet window
@@ -65,7 +79,7 @@ class ChartTimer:
     def held(self, now: float) -> bool:
         """Whether the queued render waits out a later time window's interval (renderer.board.windows)."""
         return (self.hold_until is not None and now < self.hold_until
-                and (self.reason or "change") in ("change", "move", "schedule"))
+                and (self.reason or Trigger.CHANGE) in LIMITED)
 
     def __setattr__(self, key: str, value: object) -> None:
         object.__setattr__(self, key, value)
@@ -81,19 +95,25 @@ class ChartTimer:
         self.last_change = now
         if moved:
             self.asap_at = now if self.asap_at is None else min(self.asap_at, now)
-        self._want("move" if moved else "change", upgrade=moved)
+        self._want(Trigger.MOVE if moved else Trigger.CHANGE, upgrade=moved)
 
-    def request(self, now: float, reason: str, upgrade: bool = False) -> None:
+    def request(self, now: float, reason: Trigger, upgrade: bool = False) -> None:
         """Render as soon as possible (at start, after a reload); with upgrade, `reason`
         replaces the queued render's trigger (a build's request is never skipped as a change)."""
         self.asap_at = now if self.asap_at is None else min(self.asap_at, now)
         self._want(reason, upgrade)
 
-    def _want(self, reason: str, upgrade: bool = False) -> None:
+    def _want(self, reason: Trigger, upgrade: bool = False) -> None:
         if self.reason is None or upgrade:
             self.reason = reason
         if self.state == IDLE:
-            self.state = QUEUED
+            self._to(QUEUED)
+
+    def _to(self, state: TimerState) -> None:
+        """The one place a timer changes state: logged (at DEBUG) with the trigger it is for."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s -> %s (%s)", self.name, self.state, state, self.reason)
+        self.state = state
 
     def timed_at(self) -> float | None:
         """When the schedule (or, while failing, the next retry) comes due."""
@@ -103,9 +123,9 @@ class ChartTimer:
         """IDLE to QUEUED when the schedule or a retry has come due."""
         at = self.timed_at()
         if self.state == IDLE and at is not None and at <= now:
-            self.reason = "retry" if self.failures else "schedule"
+            self.reason = Trigger.RETRY if self.failures else Trigger.SCHEDULE
             self.asap_at = at
-            self.state = QUEUED
+            self._to(QUEUED)
 
     def due(self, now: float) -> float | None:
         """When the queued render may start (IDLE: when the next timed render comes due)."""
@@ -130,19 +150,19 @@ class ChartTimer:
         due = self.due(now)
         return due is not None and due <= now
 
-    def start(self, now: float) -> str:
+    def start(self, now: float) -> Trigger:
         """QUEUED to RENDERING; returns the trigger. Changes from now on queue another render."""
         if self.state != QUEUED:
             raise RuntimeError(f"{self.name}: start() in state {self.state}")
-        reason = self.reason or "change"
-        self.state = RENDERING
+        reason = self.reason or Trigger.CHANGE
+        self._to(RENDERING)
         self._clear()
         return reason
 
     def skip(self, now: float) -> None:
         """QUEUED to IDLE: the daemon found nothing new to render."""
         if self.state == QUEUED:
-            self.state = IDLE
+            self._to(IDLE)
             self._clear()
 
     def finish(self, now: float, ok: bool, failures: int, scheduled_at: float | None) -> None:
@@ -152,7 +172,7 @@ class ChartTimer:
         self.failures = 0 if ok else max(failures, 1)
         self.retry_at = None if ok else now + backoff(self.failures)
         self.scheduled_at = scheduled_at
-        self.state = QUEUED if self.reason is not None else IDLE
+        self._to(QUEUED if self.reason is not None else IDLE)
 
     def _clear(self) -> None:
         self.reason = None
@@ -202,7 +222,7 @@ class Scheduler:
     def change(self, name: str, moved: bool = False) -> None:
         self.timers[name].change(self.clock(), moved)
 
-    def request(self, name: str, reason: str) -> None:
+    def request(self, name: str, reason: Trigger) -> None:
         self.timers[name].request(self.clock(), reason)
 
     def _look(self, now: float) -> None:

@@ -7,6 +7,7 @@ import logging
 
 from renderer.board.config import Board
 from renderer.board.inputs import is_pattern
+from renderer.board.triggers import Trigger
 from renderer.daemon.schedule import IDLE, Scheduler
 from renderer.daemon.upkeep import check, files_seen
 from renderer.store.records import ChartRecord
@@ -49,7 +50,7 @@ class Sweep:
             timer = scheduler[chart.name]
             if timer.state == IDLE and not timer.failures and (bad := needs_repair(board, records.get(chart.name))):
                 log.warning("%s: %s altered; rendering it again", chart.name, ", ".join(bad))
-                timer.request(now, "repair")
+                timer.request(now, Trigger.REPAIR)
                 continue
             if timer.held(now) or timer.state != IDLE:
                 continue  # a later time window inside its interval waits anyway; a queued or running render looks again

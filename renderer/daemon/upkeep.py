@@ -13,6 +13,7 @@ from renderer.daemon.reload import BoardChange
 from renderer.board.durations import next_due
 from renderer.daemon.schedule import RENDERING, Scheduler
 from renderer.board.inputs import is_pattern
+from renderer.board.triggers import Trigger
 from renderer.store.records import ChartRecord
 from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.board.windows import held_until
@@ -27,7 +28,7 @@ def _why(board: Board, chart: Chart, records: dict[str, ChartRecord], now: float
 
 
 def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, chart: Chart, now: float,
-              reason: str | None = None, seen: dict[str, tuple[int, int] | None] | None = None) -> None:
+              reason: Trigger | None = None, seen: dict[str, tuple[int, int] | None] | None = None) -> None:
     """A timer for a chart that is new to the daemon, queued if the chart is out of date.
     `seen`: files' stats over the daemon's start (files_seen), which many charts share."""
     timer = scheduler.add(chart.name)
@@ -52,7 +53,7 @@ def update_chart(board: Board, records: dict[str, ChartRecord], scheduler: Sched
     """A reload changed the chart's settings: render it if that makes it out of date (a later
     time window too: its interval limits changes of its inputs, not of its settings)."""
     if _why(board, chart, records, now, limit=False):
-        scheduler[chart.name].request(now, "reload")
+        scheduler[chart.name].request(now, Trigger.RELOAD)
     rec = records.get(chart.name)
     if rec is not None and rec.rendered_at is not None:
         scheduler[chart.name].scheduled_at = next_due(chart, rec.rendered_at)
@@ -66,7 +67,7 @@ def add_and_update(board: Board, records: dict[str, ChartRecord], scheduler: Sch
     touched = []
     for chart in board.charts:
         if chart.name in added:
-            add_chart(board, records, scheduler, chart, now, reason="reload")
+            add_chart(board, records, scheduler, chart, now, reason=Trigger.RELOAD)
         elif chart.name in changed:
             update_chart(board, records, scheduler, chart, now)
         else:
@@ -80,7 +81,7 @@ def want_render(board: Board, records: dict[str, ChartRecord], scheduler: Schedu
     """For a build's request: queue the chart's render if forced or out of date."""
     if not force and not _why(board, board.chart(name), records, now):
         return False
-    scheduler[name].request(now, "build", upgrade=True)  # also a failing chart's: never skipped
+    scheduler[name].request(now, Trigger.BUILD, upgrade=True)  # also a failing chart's: never skipped
     return True
 
 

@@ -14,6 +14,7 @@ from renderer import __version__
 from renderer.board.config import Board, Chart, settings_digest
 from renderer.board.durations import next_due
 from renderer.board.inputs import TooManyInputs, expand
+from renderer.board.triggers import Trigger
 from renderer.board.windows import limited
 from renderer.render import digests
 from renderer.store import module_use
@@ -162,22 +163,22 @@ def redefined(old: str | None, current: str) -> bool:
     return old is None or code(old) != code(current)
 
 
-def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float, limit: bool = True) -> str | None:
-    """Why the chart must be rendered ('new', 'failed', 'redefined', 'changed', 'schedule'), or None.
+def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: float, limit: bool = True) -> Trigger | None:
+    """Why the chart must be rendered (new, failed, redefined, changed, schedule), or None.
 
     With `limit`, a later time window inside its interval is not out of date for a change of
     its inputs or its schedule (renderer.board.windows.limited); a new definition always is."""
     if record is None or record.rendered_at is None:
-        return "new"
+        return Trigger.NEW
     if record.error is not None:
-        return "failed"
+        return Trigger.FAILED
     reason = None
     if record.fingerprint != current:
-        reason = "redefined" if redefined(record.fingerprint, current) else "changed"
+        reason = Trigger.REDEFINED if redefined(record.fingerprint, current) else Trigger.CHANGED
     else:
         due = next_due(chart, record.rendered_at)
         if due is not None and due <= now:
-            reason = "schedule"
+            reason = Trigger.SCHEDULE
     if limit and limited(chart, record.rendered_at, reason, now):
         return None
     return reason

@@ -9,6 +9,7 @@ import os
 
 from renderer.store import module_use
 from renderer.board.config import Board, Chart
+from renderer.board.triggers import Trigger
 from renderer.errors import PublishError
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 from renderer.store.publish import remove_files, remove_temp_files, write_many
@@ -38,10 +39,10 @@ def prepare(board: Board) -> Records:
 
 
 def why_render(board: Board, chart: Chart, record: ChartRecord | None, current: str, now: float,
-               limit: bool = True) -> str | None:
-    """Why the chart must render now (renderer.store.records.out_of_date, or 'repair' when a file it
+               limit: bool = True) -> Trigger | None:
+    """Why the chart must render now (renderer.store.records.out_of_date, or repair when a file it
     published is missing or altered), or None."""
-    return out_of_date(chart, record, current, now, limit) or ("repair" if needs_repair(board, record) else None)
+    return out_of_date(chart, record, current, now, limit) or (Trigger.REPAIR if needs_repair(board, record) else None)
 
 
 def needs_repair(board: Board, record: ChartRecord | None) -> list[str]:
@@ -70,7 +71,7 @@ def _inputs_problem(board: Board, chart: Chart, inputs: list[str]) -> str | None
 
 def publish_outcome(
     board: Board, records: dict[str, ChartRecord], current: str, outcome: RenderOutput | RenderFailure,
-    trigger: str, now: float, level: int = logging.INFO,
+    trigger: Trigger, now: float, level: int = logging.INFO,
 ) -> bool:
     """Publish a render's files and update its record; returns True when it succeeded.
 
@@ -85,7 +86,7 @@ def publish_outcome(
 
 def _publish(
     board: Board, record: ChartRecord, current: str, outcome: RenderOutput | RenderFailure,
-    trigger: str, now: float, level: int,
+    trigger: Trigger, now: float, level: int,
 ) -> bool:
     current = with_modules(current, outcome.modules)
     if outcome.modules is not None:
