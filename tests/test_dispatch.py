@@ -70,7 +70,7 @@ def test_a_failing_chart_whose_inputs_did_not_change_waits_for_its_retry(tmp_pat
     scheduler["c0"].finish(clock(), False, 1, None)  # it failed; then a change event
     scheduler.change("c0")
     clock.advance(1.0)
-    record = ChartRecord(failed_fingerprint=flight.current)
+    record = ChartRecord(failed_fingerprint=flight.fingerprint)
     dispatcher.dispatch(board, {"c0": record})
     assert executor.jobs == ["c0"] and scheduler["c0"].state != RENDERING
     clock.advance(2.0)  # its backoff is over: a retry renders it

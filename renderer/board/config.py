@@ -119,7 +119,8 @@ class Board:
     @property
     def state_dir(self) -> Path:
         """plotboard's bookkeeping folder (.plotboard next to the board file unless `[board]
-        state` says otherwise), never in the output folder."""
+        state` says otherwise), never in the output folder. `state` is the board file's key; code
+        reads this name, which says what it is."""
         return self.state
 
     def chart(self, name: str) -> Chart:
@@ -324,7 +325,9 @@ def board_from_data(path: Path, data: dict) -> Board:
         if output == root or output in root.parents:
             c.add("board.output", f"must be a folder of its own below the board file's folder, got {output}")
         inside = str(output) + os.sep  # inputs are normalized absolute paths: a lexical test, as Path's
-        for chart in (c for c in charts if c.window_of is None):
+        for chart in charts:
+            if chart.window_of is not None:
+                continue  # a window's inputs are its chart's, checked once
             for pattern in chart.inputs:
                 if pattern == str(output) or pattern.startswith(inside):
                     c.add(f"charts ({chart.name}).inputs", f"{pattern} is inside the output folder {output}")

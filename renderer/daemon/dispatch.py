@@ -73,9 +73,9 @@ class Dispatcher:
                 continue  # a removed chart of that name is still rendering
             chart = board.chart(name)
             timer = self.scheduler[name]
-            known, timer.known = timer.known, None
-            if known is not None:
-                current, inputs, files = known
+            prepared, timer.prepared = timer.prepared, None
+            if prepared is not None:
+                current, inputs, files = prepared
             else:
                 inputs = expand_inputs(chart)
                 current, files = fingerprint(board, chart, inputs), files_seen(chart)

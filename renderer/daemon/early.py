@@ -90,7 +90,7 @@ class EarlyRenders:
         flight = self._held.pop(name, None)
         if flight is None:
             return None
-        if flight.current != current or not queued:
+        if flight.fingerprint != current or not queued:
             self._discard(flight)
             return None
         flight.early = False

@@ -22,7 +22,7 @@ class Flight:
     """A render in flight; compared by identity, so a set can hold several of one chart."""
 
     chart: Chart
-    current: str  # the fingerprint of what it renders
+    fingerprint: str  # of what it renders: published as the record's fingerprint
     trigger: Trigger
     started: float
     executor: object

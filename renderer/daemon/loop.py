@@ -278,7 +278,7 @@ class Daemon:
         if outcome.duration_ms:
             self.dispatcher.rendered(outcome.duration_ms / 1000)
         try:
-            ok = publish_outcome(self.board, self.records, flight.current, outcome, flight.trigger, now, logging.DEBUG)
+            ok = publish_outcome(self.board, self.records, flight.fingerprint, outcome, flight.trigger, now, logging.DEBUG)
         except PlotboardError as exc:
             log.error("cannot publish %s: %s", name, exc)
             ok = False

@@ -72,9 +72,9 @@ class ChartTimer:
     retry_at: float | None = None  # next retry while failing
     failures: int = 0  # failures in a row
     hold_until: float | None = None  # a later time window: changes and schedules wait until then
-    # (fingerprint, inputs, files_seen) as the daemon found them when it queued the render at
+    # (fingerprint, inputs, files_seen) as the daemon computed them when it queued the render at
     # start or on a reload; any change forgets them, so the render starts from what they describe.
-    known: tuple[str, list[str], tuple] | None = None
+    prepared: tuple[str, list[str], tuple] | None = None
 
     def held(self, now: float) -> bool:
         """Whether the queued render waits out a later time window's interval (renderer.board.windows)."""
@@ -89,7 +89,7 @@ class ChartTimer:
 
     def change(self, now: float, moved: bool = False) -> None:
         """An input (or the plot module) changed; `moved` when a file was moved into place."""
-        self.known = None
+        self.prepared = None
         if self.first_change is None:
             self.first_change = now
         self.last_change = now

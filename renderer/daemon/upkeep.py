@@ -39,7 +39,7 @@ def add_chart(board: Board, records: dict[str, ChartRecord], scheduler: Schedule
         timer.request(now, reason or why)
         if seen is not None and inputs.stats:
             seen.update(inputs.stats)  # taken just now by the expansion
-        timer.known = (current, inputs, files_seen(chart, seen))
+        timer.prepared = (current, inputs, files_seen(chart, seen))
     rec = records.get(chart.name)
     timer.hold_until = held_until(chart, rec.rendered_at if rec is not None else None)
     if rec is not None:

@@ -47,7 +47,10 @@ log = logging.getLogger("plotboard")
 LEAVE_GRACE = 5.0  # seconds a worker asked to leave may take before it is killed
 PIPELINE = 5  # jobs a worker holds at most during a backlog: the one it renders and four waiting
 PIPELINE_UNDER = 0.25  # seconds: renders this short on average are pipelined (a long one would hold up the others)
-PIPE_SAFE = 16 * 1024  # bytes: a bigger job waits for an idle worker (a pipe holds 64 KiB, so a send never blocks)
+# bytes: a bigger job waits for an idle worker. A worker reads its pipe only between renders, so
+# the jobs queued behind a render must fit in the pipe's buffer (64 KiB by default on Linux,
+# less if the system is short of pipe memory) for a send never to block the dispatcher.
+PIPE_SAFE = 16 * 1024
 MAX_PAUSE = 0.05  # seconds the dispatcher lets results gather while every worker holds a job in reserve
 
 

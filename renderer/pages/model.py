@@ -147,7 +147,7 @@ class Pages:
         self.json: dict[str, str] = {}
         self.cards: dict[str, dict[str, Any]] = {}
         self.html: dict[str, Any] = {}  # chart -> its card's rendered HTML (Markup), made by the writer
-        self.turns: dict[str, float] = {}
+        self.stale_at: dict[str, float] = {}  # chart -> when its entry turns stale (to recompute it then)
         self.group_files: dict[str, bytes] = {}
         self.hashes: dict[str, str] = {}  # status/ID.json -> its hash
         self.layout: _Layout | None = None
@@ -171,7 +171,7 @@ class Pages:
                     shown.add(board.chart(n).window_of or n)
                 except KeyError:  # removed since: the board's next reload updates everything
                     pass
-            names = sorted(shown | {n for n, at in self.turns.items() if at < now})
+            names = sorted(shown | {n for n, at in self.stale_at.items() if at < now})
         for name in names:
             chart = board.chart(name)
             entry = chart_entry(board, chart, records, now)
@@ -180,9 +180,9 @@ class Pages:
             self.html.pop(name, None)
             at = turns_stale_at(board, chart, records)
             if at is None or at < now:
-                self.turns.pop(name, None)
+                self.stale_at.pop(name, None)
             else:
-                self.turns[name] = at
+                self.stale_at[name] = at
         return self._snapshot(board, now, set(names), full)
 
     def cards_html(self, board: Board, base: str) -> Any:

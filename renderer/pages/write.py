@@ -48,7 +48,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     snap = pages.update(board, records, now, dirty)
     follows = None
     if state is not None:
-        follows = {"key": pages_key(board, state), "until": min(pages.turns.values(), default=None)}
+        follows = {"key": pages_key(board, state), "until": min(pages.stale_at.values(), default=None)}
     try:
         _write(board, pages, snap, follows)
     except BaseException:

@@ -1,4 +1,5 @@
-"""The render step: a pure function from (chart spec, input paths) to image bytes.
+"""The render step: (chart spec, input paths) to image bytes, in whatever process runs it; it keeps
+nothing between renders, so any worker, local or remote, draws the same image from the same job.
 
 This module imports matplotlib, so only worker processes import it; the daemon and a
 `build` with nothing to do never pay for matplotlib.
