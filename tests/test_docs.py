@@ -100,3 +100,21 @@ def test_the_config_error_example_is_what_the_code_prints(tmp_path):
     result = cli("build", "-c", "plotboard.toml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == example.group(1).strip()
+
+
+def test_every_module_is_in_the_readme_s_table_of_rooms():
+    """README's "How it works" names each module of the package in its room's rows: a name is
+    relative to its room's folder (`render/`...), or to renderer/ in the rows of the basics and
+    the entry points."""
+    rows = [line for line in section("How it works").splitlines() if line.startswith("| ")][1:]
+    named, folder = set(), "renderer/"
+    for row in rows:
+        room, modules = (c.strip() for c in row.strip("|").split("|")[:2])
+        if room:
+            folder = f"renderer/{room.strip('`')}" if room.endswith("/`") else "renderer/"
+        for name in re.findall(r"`([^`]+\.py)`", modules):
+            named.add(name if "/" in name else folder + name)
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "renderer").rglob("*.py")
+               if "demo_board" not in p.parts and p.name != "__init__.py"}
+    assert modules - named == set(), "modules missing from README.md's How it works table"
+    assert named - modules == set(), "README.md's How it works table names modules that do not exist"
