@@ -3,9 +3,9 @@ read-only board folder works with `[board] state` and `output` pointing elsewher
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,24 +72,35 @@ def test_a_file_where_a_folder_must_be_is_named_and_nothing_is_written(board, bl
     assert sorted(str(p.relative_to(board.root)) for p in board.root.rglob("*")) == before
 
 
+PR_SET_SECUREBITS, SECBIT_NOROOT = 28, 1 << 0  # <linux/prctl.h>, <linux/securebits.h>
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+
+
+def without_root_powers():
+    """preexec_fn for a child of root: the program it runs keeps uid 0 (it owns the same files
+    and reaches the same folders) but gets no capabilities, so file permissions bind it as
+    they bind any owner (no CAP_DAC_OVERRIDE). SECBIT_NOROOT: an execve() by uid 0 grants no
+    capabilities; the ambient set, which an execve() keeps, is emptied. Needs CAP_SETPCAP,
+    which root has; without it the child fails to start and the test fails."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork
+
+    def apply() -> None:
+        for args in ((PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL), (PR_SET_SECUREBITS, SECBIT_NOROOT)):
+            if libc.prctl(*args, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), f"prctl{args}")
+    return apply
+
+
 def read_only(root: Path, args: list[str]) -> subprocess.CompletedProcess:
-    """`python -m renderer ARGS` with the folder `root` read-only: as another user when this is
-    not root, else in a mount namespace of its own where root is bound read-only."""
+    """`python -m renderer ARGS` with the folder `root` read-only to it (mode 0555); run as
+    root, the child has no capabilities, so the mode binds it too."""
     command = [sys.executable, "-m", "renderer", *args]
-    if os.geteuid() != 0:
-        root.chmod(0o555)
-        try:
-            return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=120)
-        finally:
-            root.chmod(0o755)
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1) to make a read-only folder as root")
-    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
-    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(root), *command], env=cli_env(),
-                            capture_output=True, text=True, timeout=120)
-    if "mount:" in result.stderr or "unshare:" in result.stderr:
-        pytest.skip(f"cannot make a read-only mount here: {result.stderr.strip()}")
-    return result
+    root.chmod(0o555)
+    try:
+        return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=120,
+                              preexec_fn=without_root_powers() if os.geteuid() == 0 else None)
+    finally:
+        root.chmod(0o755)
 
 
 def test_a_read_only_board_folder_is_named_with_the_way_out(board):
