@@ -13,24 +13,27 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 Row = TypeVar("Row")
 
 
-def last(rows: Sequence[Row], window: float | None, time: str | int | Callable[[Row], float] = 0,
+def last(rows: Sequence[Row], window: float | None, time: str | int | Callable[[Row], float] | None = None,
          now: float | None = None) -> list[Row]:
     """The rows of the last `window` seconds: those whose time is at least `now` − window.
 
-    `time` picks a row's time in epoch seconds (a key or index of the row, or a function);
-    `now` defaults to the newest row's time, so a file that stopped growing still shows its
-    last window. With `window` None (a chart without windows) every row is kept.
+    `time` picks a row's time in epoch seconds (a key or index of the row, or a function); by
+    default the "time" column of rows read by `read_csv` (dicts), or the first item of other
+    rows. `now` defaults to the newest row's time, so a file that stopped growing still shows
+    its last window. With `window` None (a chart without windows) every row is kept.
     """
     rows = list(rows)
     if window is None or not rows:
         return rows
+    if time is None:
+        time = "time" if isinstance(rows[0], Mapping) else 0
     at = time if callable(time) else (lambda row: row[time])  # type: ignore[index]
     times = [float(at(row)) for row in rows]
     end = max(times) if now is None else now

@@ -275,3 +275,4 @@ def test_the_helpers_slice_rows_and_a_csv_to_the_last_window(tmp_path):
     path = tmp_path / "disk.csv"
     path.write_text("time,used\n2026-11-20T00:00:00Z,1\n2026-11-21T00:00:00Z,2\n2026-11-21T12:00:00Z,x\n")
     assert [r["used"] for r in last(read_csv(path), 86400, "time")] == [2.0, "x"]
+    assert [r["used"] for r in last(read_csv(path), 86400)] == [2.0, "x"]  # as the README writes it: "time" by default
