@@ -42,20 +42,63 @@ def test_valid_board_is_accepted(bad):
     assert bad.cli("build").returncode == 0
 
 
-def test_unknown_top_level_key_is_named(bad):
-    rejected(bad, TWO_CHARTS + '\n[chart]\nname = "c"\n', "chart", "unknown key")
+def test_unknown_top_level_key_is_named_with_the_nearest_known_one(bad):
+    line = rejected(bad, TWO_CHARTS + '\n[chart]\nname = "c"\n', "unknown key")
+    assert line == f'plotboard: {bad.file}: unknown key "chart": did you mean "charts"?'
 
 
 def test_unknown_board_key_is_named(bad):
-    rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board.colour", "unknown key")
+    line = rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board", "unknown key")
+    assert line.endswith(': board: unknown key "colour" (allowed: check_every, executor, output, page_limit, '
+                         'refresh, render_timeout, scheduler, state, templates, theme, title, workers)'), line
 
 
 def test_unknown_defaults_key_is_named(bad):
-    rejected(bad, TWO_CHARTS.replace("[defaults]\n", "[defaults]\nsizes = [1, 2]\n"), "defaults.sizes", "unknown key")
+    line = rejected(bad, TWO_CHARTS.replace("[defaults]\n", "[defaults]\nsizes = [1, 2]\n"), "defaults", "unknown key")
+    assert line.endswith(f'{bad.file}: defaults: unknown key "sizes": did you mean "size"?'), line
 
 
 def test_unknown_chart_key_is_named_with_its_chart(bad):
-    rejected(bad, with_b('inptus = ["data/b.txt"]'), "(b)", ".inptus", "unknown key")
+    line = rejected(bad, with_b('inptus = ["data/b.txt"]'), "(b)", "unknown key")
+    assert line.endswith(f'{bad.file}: charts[1] (b): unknown key "inptus": did you mean "inputs"?'), line
+
+
+@pytest.mark.parametrize("where, toml, message", [
+    ("top", 'titel = "x"\n' + TWO_CHARTS, 'unknown key "titel" (allowed: board, charts, defaults)'),
+    ("board", TWO_CHARTS.replace("[board]\n", '[board]\ntitel = "x"\n'), 'board: unknown key "titel": did you mean "title"?'),
+    ("board", TWO_CHARTS.replace("[board]\n", "[board]\nwokers = 3\n"), 'board: unknown key "wokers": did you mean "workers"?'),
+    ("board", TWO_CHARTS.replace("[board]\n", '[board]\nthem = "dark"\n'), 'board: unknown key "them": did you mean "theme"?'),
+    ("defaults", TWO_CHARTS.replace("[defaults]\n", "[defaults]\nhdpi = true\n"),
+     'defaults: unknown key "hdpi": did you mean "hidpi"?'),
+    ("chart", with_b('titel = "B"'), 'charts[1] (b): unknown key "titel": did you mean "title"?'),
+    ("chart", with_b('evrey = "1m"'), 'charts[1] (b): unknown key "evrey": did you mean "every"?'),
+    ("chart", with_b('window = ["1d"]'), 'charts[1] (b): unknown key "window": did you mean "windows"?'),
+    ("family", TWO_CHARTS + '\n[[charts]]\nname = "f-{stem}"\nforeach = "data/*.txt"\nplot = "plots:line"\n'
+     'discription = "x"\n', 'charts[2] (f-{stem}): unknown key "discription": did you mean "description"?'),
+    ("nothing close", with_b("zzz = 1"), 'charts[1] (b): unknown key "zzz" (allowed: cron, description, dpi, '),
+])
+def test_an_unknown_key_names_the_nearest_key_allowed_there(bad, where, toml, message):
+    line = rejected(bad, toml, "unknown key")
+    assert f"plotboard: {bad.file}: {message}" in line, line
+    if where == "nothing close":
+        assert "did you mean" not in line
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('theme = "dark"\n' + TWO_CHARTS, 'unknown key "theme" here: it belongs in [board]'),
+    ('dpi = 80\n' + TWO_CHARTS,
+     'unknown key "dpi" here: it belongs in a [[charts]] table (or in [defaults], for every chart)'),
+    (TWO_CHARTS.replace("[board]\n", "[board]\ndpi = 80\n"),
+     'board: unknown key "dpi" here: it belongs in a [[charts]] table (or in [defaults], for every chart)'),
+    (TWO_CHARTS.replace("[defaults]\n", '[defaults]\nname = "x"\n'),
+     'defaults: unknown key "name" here: only a [[charts]] table may set it, each its own'),
+    (TWO_CHARTS.replace("[defaults]\n", '[defaults]\ntheme = "dark"\n'),
+     'defaults: unknown key "theme" here: it belongs in [board]'),
+    (with_b('output = "out"'), 'charts[1] (b): unknown key "output" here: it belongs in [board]'),
+])
+def test_a_key_in_the_wrong_table_says_where_it_belongs(bad, toml, message):
+    line = rejected(bad, toml, "unknown key")
+    assert line.endswith(f"{bad.file}: {message}"), line
 
 
 def test_wrong_type_in_board_is_named(bad):
