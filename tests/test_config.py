@@ -186,6 +186,84 @@ def test_every_problem_is_reported_in_one_go(bad):
     assert "board.workers" in result.stderr and "(b).every" in result.stderr
 
 
+def problems(board: Board, toml: str) -> list[str]:
+    """Build with this board file; assert exit 2, no traceback, nothing written, every line of
+    stderr one problem naming the file. Returns those lines, less the file and `plotboard: `."""
+    board.write(toml)
+    result = board.cli("build")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and not board.output.exists(), result.stderr
+    lines = result.stderr.removeprefix("plotboard: ").splitlines()
+    assert all(line.startswith(f"{board.file}: ") for line in lines), result.stderr
+    return [line.removeprefix(f"{board.file}: ") for line in lines]
+
+
+WINDOW_LIKE = 'expected a window like "1d" or "7d" (digits and ms, s, m, h, d or w, no spaces)'
+
+
+def test_every_mistake_in_a_list_of_windows_is_reported_at_once(bad):
+    assert problems(bad, with_b('windows = ["1d", "24h", "1 w"]')) == [
+        "charts[1] (b).windows: duplicate window '24h' (the same as '1d')",
+        f"charts[1] (b).windows: {WINDOW_LIKE}, got '1 w'",
+    ]
+
+
+def test_every_mistake_in_a_table_of_windows_is_reported_at_once(bad):
+    toml = with_b('windows = { "1d" = "1m", "1 w" = "1h", "24h" = "5m", "7d" = "8d", "1h" = "often" }')
+    assert problems(bad, toml) == [
+        f"charts[1] (b).windows: {WINDOW_LIKE}, got '1 w'",
+        "charts[1] (b).windows: duplicate window '24h' (the same as '1d')",
+        "charts[1] (b).windows: window '7d': interval '8d' is longer than the window",
+        "charts[1] (b).windows: window '1h': interval: expected a duration like '500ms', '30s', '5m', '1h' or "
+        "'1d', got 'often'",
+    ]
+
+
+def test_windows_set_wrong_in_defaults_are_reported_once_naming_defaults(bad):
+    toml = TWO_CHARTS.replace("[defaults]\n", '[defaults]\nwindows = ["1d", "24h", "1 w"]\n')
+    assert problems(bad, toml) == [
+        "defaults.windows: duplicate window '24h' (the same as '1d')",
+        f"defaults.windows: {WINDOW_LIKE}, got '1 w'",
+    ]
+
+
+def test_every_non_finite_number_of_a_value_is_reported_at_once(bad):
+    lines = problems(bad, with_b("params = { low = -inf, band = [1.0, nan], high = 1e400 }"))
+    assert [line.split(": expected")[0] for line in lines] == [
+        "charts[1] (b).params.low", "charts[1] (b).params.band[1]", "charts[1] (b).params.high"]
+
+
+def test_a_duplicate_name_is_reported_with_the_other_mistakes_of_its_chart(bad):
+    assert problems(bad, with_b('every = "soon"').replace('name = "b"', 'name = "a"')) == [
+        "charts[1] (a).every: expected a duration like '500ms', '30s', '5m', '1h' or '1d', got 'soon'",
+        "charts[1] (a).name: duplicate name 'a' (charts[1] (a); also charts[0] (a))",
+    ]
+
+
+FAMILY = '\n[[charts]]\nname = "f-{stem}"\nforeach = "data/*.txt"\nplot = "plots:line"\ninputs = ["{path}"]\n'
+
+
+def test_a_family_with_a_bad_placeholder_has_its_other_mistakes_reported_too(bad):
+    toml = TWO_CHARTS + FAMILY.replace('"{path}"', '"{file}"') + 'every = "soon"\nwindows = ["1d", "1d"]\ntitel = "F"\n'
+    assert problems(bad, toml) == [
+        'charts[2] (f-{stem}): unknown key "titel": did you mean "title"?',
+        "charts[2] (f-{stem}).inputs[0]: unknown placeholder {file} (known: {match}, {stem}, {path})",
+        "charts[2] (f-{stem}).every: expected a duration like '500ms', '30s', '5m', '1h' or '1d', got 'soon'",
+        "charts[2] (f-{stem}).windows: duplicate window '1d' (the same as '1d')",
+    ]
+
+
+def test_a_family_without_a_name_is_an_error_not_dropped(bad):
+    assert problems(bad, TWO_CHARTS + FAMILY.replace('name = "f-{stem}"\n', "")) == [
+        "charts[2].name: missing (every chart needs a name)"]
+
+
+def test_a_family_whose_name_has_an_unknown_placeholder_is_told_so_once(bad):
+    lines = problems(bad, TWO_CHARTS + FAMILY.replace("{stem}", "{host}"))
+    assert lines[0] == "charts[2] (f-{host}).name: unknown placeholder {host} (known: {match}, {stem}, {path})"
+    assert not [line for line in lines if "matching [a-z0-9]" in line], lines  # not also "a bad name"
+
+
 def test_durations_accept_every_unit():
     from renderer.board.config import parse_duration
 

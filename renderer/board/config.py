@@ -26,7 +26,9 @@ from renderer.board.durations import cron_period, parse_duration  # noqa: F401 -
 from renderer.errors import ConfigError
 from renderer.board.families import Family, expand, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
-from renderer.board.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, Window, non_finite, program_default
+from renderer.board.options import (
+    BOARD_OPTIONS, CHART, CHART_OPTIONS, NAME_RE, Option, Problems, Window, non_finite, program_default,
+)
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 log = logging.getLogger("plotboard")
@@ -240,16 +242,20 @@ class _Collector:
                    else _list_key(name, value) if isinstance(value, list) else None)
             if key in self._checked:  # checked before (so finite)
                 values[name] = self._checked[key]
-            elif (found := non_finite(value)) is not None:
-                inside, number = found
-                written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
-                self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
-                         "(TOML's inf and nan, or a number too large for a float, like 1e400)")
+            elif found := non_finite(value):
+                for inside, number in found:
+                    written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+                    self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
+                             "(TOML's inf and nan, or a number too large for a float, like 1e400)")
                 values[name] = None
                 continue
             else:
                 try:
                     values[name] = option.check(value, root)
+                except Problems as exc:  # several things wrong in one value (a list's entries)
+                    for message in exc.messages:
+                        self.add(f"{where}.{name}", message)
+                    values[name] = None
                 except ValueError as exc:
                     self.add(f"{where}.{name}", str(exc))
                     values[name] = None
@@ -329,20 +335,23 @@ def board_from_data(path: Path, data: dict) -> Board:
         if "foreach" in table:
             c.unknown(where, table, CHART_KEYS, ELSEWHERE["charts"])  # the family's own keys, checked once
             family, made = expand(where, {**defaults, **table}, root, c.add,
-                                  lambda w, t: _load_chart(c, w, t, None))
+                                  lambda w, t, hide: _load_chart(c, w, t, None, hide))
             if family is not None:
                 families.append(family)
-            made = [(chart, f"{where} from {path}") for chart, path in made]
+            claims = [(chart.name, f"{where} from {path}", chart) for chart, path in made]
         else:
             chart = _load_chart(c, where, {**defaults, **table}, table)
-            made = [] if chart is None else [(chart, where)]
+            claims = [(chart.name, where, chart)] if chart is not None else (
+                # a chart with other problems still claims its name, so a duplicate is reported with them
+                [(name, where, None)] if isinstance(name, str) and NAME_RE.match(name) else [])
         c.blame_defaults(before, where, table, defaults)
-        for chart, origin in made:
-            if chart.name in seen:
-                c.add(f"{where}.name", f"duplicate name {chart.name!r} ({origin}; also {seen[chart.name]})")
+        for claimed, origin, chart in claims:
+            if claimed in seen:
+                c.add(f"{where}.name", f"duplicate name {claimed!r} ({origin}; also {seen[claimed]})")
                 continue
-            seen[chart.name] = origin
-            charts.extend(windowed(chart))
+            seen[claimed] = origin
+            if chart is not None:
+                charts.extend(windowed(chart))
 
     # Cross-field rules, checked last.
     output = b["output"]
@@ -374,15 +383,20 @@ def with_exclusions(board: Board) -> Board:
     return dataclasses.replace(board, charts=tuple(dataclasses.replace(c, excluded=excluded) for c in board.charts))
 
 
-def _load_chart(c: _Collector, where: str, t: dict, own: dict | None) -> Chart | None:
+def _load_chart(c: _Collector, where: str, t: dict, own: dict | None,
+                hide: frozenset[str] = frozenset()) -> Chart | None:
     """One chart from its table `t` ([defaults] merged in); None when it has problems.
 
-    `own`: the chart's own table, whose keys are checked (None: checked already).
+    `own`: the chart's own table, whose keys are checked (None: checked already); `hide`: keys
+    whose problems were reported already (a family's name and placeholders), not said twice.
     """
     before = len(c.problems)
     if own is not None:
         c.unknown(where, own, CHART_KEYS, ELSEWHERE["charts"])
     v = c.read(where, t, CHART_OPTIONS)
+    if hide:
+        said = re.compile(rf"{re.escape(where)}\.(?:{'|'.join(map(re.escape, hide))})[:.\[]")
+        c.problems[before:] = [p for p in c.problems[before:] if not said.match(p)]
     if len(c.problems) > before:
         return None
     v["plot"], v["plot_file"] = v["plot"]
