@@ -277,5 +277,6 @@ def test_durations_accept_every_unit():
 def test_missing_board_file_is_named(bad):
     result = bad.cli("build")  # nothing written yet: no plotboard.toml
     assert result.returncode == 2
-    assert str(bad.file) in result.stderr and "No such file" in result.stderr
+    assert result.stderr == (f"plotboard: {bad.file}: no such board file; run plotboard init {bad.root} "
+                             "to start one\n")
     assert not bad.output.exists() and not (bad.root / ".plotboard").exists()
