@@ -159,11 +159,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from renderer.scaffold import write_board
+    from renderer.scaffold import board_files, write_board
 
-    board_file = write_board(args.dir)
-    print(f"wrote {board_file}; next: cd {args.dir} && plotboard build")
+    write_board(args.dir)
+    here = args.dir.resolve() == Path.cwd().resolve()  # `init .`, or this folder by another name
+    folder = shlex.quote(str(args.dir))
+    names = sorted(board_files(), key=lambda name: name != "plotboard.toml")  # the board file first
+    print(f"wrote a new board {'here' if here else f'in {folder}'}: {', '.join(names)}")
+    print(f"next: {'' if here else f'cd {folder} && '}{NEXT_STEP}, then open {NEXT_URL}")
     return 0
+
+
+NEXT_STEP = "plotboard run --serve 8000"  # what `init` tells a new user to do next
+NEXT_URL = "http://127.0.0.1:8000/"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
