@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import threading
 import time
 from pathlib import Path
 
 from renderer import __version__
-from renderer.errors import PlotboardError
+from renderer.errors import NoBoardFile, PlotboardError
 
 log = logging.getLogger("plotboard")
 
@@ -60,13 +61,30 @@ def port(text: str) -> int:
     return number
 
 
+DEFAULT_BOARD = "plotboard.toml"
+
+
+def board_file(config: str | None) -> str:
+    """The board file `-c` names (None: ./plotboard.toml); NoBoardFile, saying how to start one,
+    when there is none."""
+    if config is None:
+        if not Path(DEFAULT_BOARD).exists():
+            raise NoBoardFile(f"no {DEFAULT_BOARD} here: run plotboard init . or pass -c FILE")
+        return DEFAULT_BOARD
+    path = Path(config)
+    if not path.exists():
+        folder = shlex.quote(str(path.parent)) if path.name == DEFAULT_BOARD else "DIR"
+        raise NoBoardFile(f"{config}: no such board file; run plotboard init {folder} to start one")
+    return config
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plotboard", description="Render matplotlib charts into a static status board.")
     p.add_argument("--version", action="version", version=f"plotboard {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def board_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-c", "--config", default="plotboard.toml", metavar="FILE", help="board file (default: ./plotboard.toml)")
+        sp.add_argument("-c", "--config", metavar="FILE", help=f"board file (default: ./{DEFAULT_BOARD})")
         sp.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format on stderr")
         sp.add_argument("-v", "--verbose", action="store_true", help="also log tracebacks of failed renders")
 
@@ -82,11 +100,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--only", nargs="+", metavar="NAME", help="consider only these charts")
 
     status = sub.add_parser("status", help="check status.json; monitoring-plugin exit codes")
-    status.add_argument("-c", "--config", default="plotboard.toml", metavar="FILE")
+    status.add_argument("-c", "--config", metavar="FILE", help=f"board file (default: ./{DEFAULT_BOARD})")
     status.add_argument("--json", action="store_true", help="print the manifest with states judged now")
 
     init = sub.add_parser("init", help="write a small working board to start from")
-    init.add_argument("dir", type=Path)
+    init.add_argument("dir", type=Path, metavar="DIR",
+                      help="the folder to write it into (made if needed; . for this one); nothing is overwritten")
 
     demo = sub.add_parser("demo", help="a live demo board with synthetic data on http://127.0.0.1:8000")
     demo.add_argument("--port", type=port, default=8000, help="the port to serve on (0: any free port)")
@@ -115,7 +134,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from renderer.pages.model import check_use
     from renderer.board.config import load_board
 
-    board = load_board(args.config)
+    board = load_board(board_file(args.config))
     check_use(board)
     result = build(board, force=args.force, only=args.only)
     log.info("build: %d rendered, %d failed, %d up to date%s", len(result.rendered), len(result.failed),
@@ -128,7 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from renderer.board.config import load_board
 
     try:
-        board = load_board(args.config)
+        board = load_board(board_file(args.config))
         manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
         code = status.exit_code(manifest)
         out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code)
@@ -140,17 +159,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from renderer.scaffold import write_board
+    from renderer.scaffold import board_files, write_board
 
-    board_file = write_board(args.dir)
-    print(f"wrote {board_file}; next: cd {args.dir} && plotboard build")
+    write_board(args.dir)
+    here = args.dir.resolve() == Path.cwd().resolve()  # `init .`, or this folder by another name
+    folder = shlex.quote(str(args.dir))
+    names = sorted(board_files(), key=lambda name: name != "plotboard.toml")  # the board file first
+    print(f"wrote a new board {'here' if here else f'in {folder}'}: {', '.join(names)}")
+    print(f"next: {'' if here else f'cd {folder} && '}{NEXT_STEP}, then open {NEXT_URL}")
     return 0
+
+
+NEXT_STEP = "plotboard run --serve 8000"  # what `init` tells a new user to do next
+NEXT_URL = "http://127.0.0.1:8000/"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from renderer.daemon.loop import run
 
-    return run(args.config, serve=args.serve, poll=args.poll)
+    return run(board_file(args.config), serve=args.serve, poll=args.poll)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

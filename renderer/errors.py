@@ -19,6 +19,12 @@ class ConfigError(PlotboardError):
         super().__init__("\n".join(lines))
 
 
+class NoBoardFile(PlotboardError):
+    """There is no board file where -c (by default ./plotboard.toml) points."""
+
+    exit_code = 2
+
+
 class PublishError(PlotboardError):
     """A file could not be written to the output folder."""
 

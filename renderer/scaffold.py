@@ -76,6 +76,9 @@ def write_board(folder: Path) -> Path:
             raise InitError(f"{path} exists and is not a folder; plotboard init DIR writes a new board into "
                             "the folder DIR")
     existing = [folder / name for name in files if (folder / name).exists() or (folder / name).is_symlink()]
+    if folder / "plotboard.toml" in existing:
+        raise InitError(f"{folder / 'plotboard.toml'} already exists: there is a board there already; plotboard init "
+                        "never overwrites anything: choose another folder")
     if existing:
         raise InitError(f"{existing[0]} already exists; plotboard init never overwrites anything: choose another "
                         "folder, or move it away")

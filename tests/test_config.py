@@ -42,20 +42,63 @@ def test_valid_board_is_accepted(bad):
     assert bad.cli("build").returncode == 0
 
 
-def test_unknown_top_level_key_is_named(bad):
-    rejected(bad, TWO_CHARTS + '\n[chart]\nname = "c"\n', "chart", "unknown key")
+def test_unknown_top_level_key_is_named_with_the_nearest_known_one(bad):
+    line = rejected(bad, TWO_CHARTS + '\n[chart]\nname = "c"\n', "unknown key")
+    assert line == f'plotboard: {bad.file}: unknown key "chart": did you mean "charts"?'
 
 
 def test_unknown_board_key_is_named(bad):
-    rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board.colour", "unknown key")
+    line = rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board", "unknown key")
+    assert line.endswith(': board: unknown key "colour" (allowed: check_every, executor, output, page_limit, '
+                         'refresh, render_timeout, scheduler, state, templates, theme, title, workers)'), line
 
 
 def test_unknown_defaults_key_is_named(bad):
-    rejected(bad, TWO_CHARTS.replace("[defaults]\n", "[defaults]\nsizes = [1, 2]\n"), "defaults.sizes", "unknown key")
+    line = rejected(bad, TWO_CHARTS.replace("[defaults]\n", "[defaults]\nsizes = [1, 2]\n"), "defaults", "unknown key")
+    assert line.endswith(f'{bad.file}: defaults: unknown key "sizes": did you mean "size"?'), line
 
 
 def test_unknown_chart_key_is_named_with_its_chart(bad):
-    rejected(bad, with_b('inptus = ["data/b.txt"]'), "(b)", ".inptus", "unknown key")
+    line = rejected(bad, with_b('inptus = ["data/b.txt"]'), "(b)", "unknown key")
+    assert line.endswith(f'{bad.file}: charts[1] (b): unknown key "inptus": did you mean "inputs"?'), line
+
+
+@pytest.mark.parametrize("where, toml, message", [
+    ("top", 'titel = "x"\n' + TWO_CHARTS, 'unknown key "titel" (allowed: board, charts, defaults)'),
+    ("board", TWO_CHARTS.replace("[board]\n", '[board]\ntitel = "x"\n'), 'board: unknown key "titel": did you mean "title"?'),
+    ("board", TWO_CHARTS.replace("[board]\n", "[board]\nwokers = 3\n"), 'board: unknown key "wokers": did you mean "workers"?'),
+    ("board", TWO_CHARTS.replace("[board]\n", '[board]\nthem = "dark"\n'), 'board: unknown key "them": did you mean "theme"?'),
+    ("defaults", TWO_CHARTS.replace("[defaults]\n", "[defaults]\nhdpi = true\n"),
+     'defaults: unknown key "hdpi": did you mean "hidpi"?'),
+    ("chart", with_b('titel = "B"'), 'charts[1] (b): unknown key "titel": did you mean "title"?'),
+    ("chart", with_b('evrey = "1m"'), 'charts[1] (b): unknown key "evrey": did you mean "every"?'),
+    ("chart", with_b('window = ["1d"]'), 'charts[1] (b): unknown key "window": did you mean "windows"?'),
+    ("family", TWO_CHARTS + '\n[[charts]]\nname = "f-{stem}"\nforeach = "data/*.txt"\nplot = "plots:line"\n'
+     'discription = "x"\n', 'charts[2] (f-{stem}): unknown key "discription": did you mean "description"?'),
+    ("nothing close", with_b("zzz = 1"), 'charts[1] (b): unknown key "zzz" (allowed: cron, description, dpi, '),
+])
+def test_an_unknown_key_names_the_nearest_key_allowed_there(bad, where, toml, message):
+    line = rejected(bad, toml, "unknown key")
+    assert f"plotboard: {bad.file}: {message}" in line, line
+    if where == "nothing close":
+        assert "did you mean" not in line
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('theme = "dark"\n' + TWO_CHARTS, 'unknown key "theme" here: it belongs in [board]'),
+    ('dpi = 80\n' + TWO_CHARTS,
+     'unknown key "dpi" here: it belongs in a [[charts]] table (or in [defaults], for every chart)'),
+    (TWO_CHARTS.replace("[board]\n", "[board]\ndpi = 80\n"),
+     'board: unknown key "dpi" here: it belongs in a [[charts]] table (or in [defaults], for every chart)'),
+    (TWO_CHARTS.replace("[defaults]\n", '[defaults]\nname = "x"\n'),
+     'defaults: unknown key "name" here: only a [[charts]] table may set it, each its own'),
+    (TWO_CHARTS.replace("[defaults]\n", '[defaults]\ntheme = "dark"\n'),
+     'defaults: unknown key "theme" here: it belongs in [board]'),
+    (with_b('output = "out"'), 'charts[1] (b): unknown key "output" here: it belongs in [board]'),
+])
+def test_a_key_in_the_wrong_table_says_where_it_belongs(bad, toml, message):
+    line = rejected(bad, toml, "unknown key")
+    assert line.endswith(f"{bad.file}: {message}"), line
 
 
 def test_wrong_type_in_board_is_named(bad):
@@ -143,6 +186,84 @@ def test_every_problem_is_reported_in_one_go(bad):
     assert "board.workers" in result.stderr and "(b).every" in result.stderr
 
 
+def problems(board: Board, toml: str) -> list[str]:
+    """Build with this board file; assert exit 2, no traceback, nothing written, every line of
+    stderr one problem naming the file. Returns those lines, less the file and `plotboard: `."""
+    board.write(toml)
+    result = board.cli("build")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and not board.output.exists(), result.stderr
+    lines = result.stderr.removeprefix("plotboard: ").splitlines()
+    assert all(line.startswith(f"{board.file}: ") for line in lines), result.stderr
+    return [line.removeprefix(f"{board.file}: ") for line in lines]
+
+
+WINDOW_LIKE = 'expected a window like "1d" or "7d" (digits and ms, s, m, h, d or w, no spaces)'
+
+
+def test_every_mistake_in_a_list_of_windows_is_reported_at_once(bad):
+    assert problems(bad, with_b('windows = ["1d", "24h", "1 w"]')) == [
+        "charts[1] (b).windows: duplicate window '24h' (the same as '1d')",
+        f"charts[1] (b).windows: {WINDOW_LIKE}, got '1 w'",
+    ]
+
+
+def test_every_mistake_in_a_table_of_windows_is_reported_at_once(bad):
+    toml = with_b('windows = { "1d" = "1m", "1 w" = "1h", "24h" = "5m", "7d" = "8d", "1h" = "often" }')
+    assert problems(bad, toml) == [
+        f"charts[1] (b).windows: {WINDOW_LIKE}, got '1 w'",
+        "charts[1] (b).windows: duplicate window '24h' (the same as '1d')",
+        "charts[1] (b).windows: window '7d': interval '8d' is longer than the window",
+        "charts[1] (b).windows: window '1h': interval: expected a duration like '500ms', '30s', '5m', '1h' or "
+        "'1d', got 'often'",
+    ]
+
+
+def test_windows_set_wrong_in_defaults_are_reported_once_naming_defaults(bad):
+    toml = TWO_CHARTS.replace("[defaults]\n", '[defaults]\nwindows = ["1d", "24h", "1 w"]\n')
+    assert problems(bad, toml) == [
+        "defaults.windows: duplicate window '24h' (the same as '1d')",
+        f"defaults.windows: {WINDOW_LIKE}, got '1 w'",
+    ]
+
+
+def test_every_non_finite_number_of_a_value_is_reported_at_once(bad):
+    lines = problems(bad, with_b("params = { low = -inf, band = [1.0, nan], high = 1e400 }"))
+    assert [line.split(": expected")[0] for line in lines] == [
+        "charts[1] (b).params.low", "charts[1] (b).params.band[1]", "charts[1] (b).params.high"]
+
+
+def test_a_duplicate_name_is_reported_with_the_other_mistakes_of_its_chart(bad):
+    assert problems(bad, with_b('every = "soon"').replace('name = "b"', 'name = "a"')) == [
+        "charts[1] (a).every: expected a duration like '500ms', '30s', '5m', '1h' or '1d', got 'soon'",
+        "charts[1] (a).name: duplicate name 'a' (charts[1] (a); also charts[0] (a))",
+    ]
+
+
+FAMILY = '\n[[charts]]\nname = "f-{stem}"\nforeach = "data/*.txt"\nplot = "plots:line"\ninputs = ["{path}"]\n'
+
+
+def test_a_family_with_a_bad_placeholder_has_its_other_mistakes_reported_too(bad):
+    toml = TWO_CHARTS + FAMILY.replace('"{path}"', '"{file}"') + 'every = "soon"\nwindows = ["1d", "1d"]\ntitel = "F"\n'
+    assert problems(bad, toml) == [
+        'charts[2] (f-{stem}): unknown key "titel": did you mean "title"?',
+        "charts[2] (f-{stem}).inputs[0]: unknown placeholder {file} (known: {match}, {stem}, {path})",
+        "charts[2] (f-{stem}).every: expected a duration like '500ms', '30s', '5m', '1h' or '1d', got 'soon'",
+        "charts[2] (f-{stem}).windows: duplicate window '1d' (the same as '1d')",
+    ]
+
+
+def test_a_family_without_a_name_is_an_error_not_dropped(bad):
+    assert problems(bad, TWO_CHARTS + FAMILY.replace('name = "f-{stem}"\n', "")) == [
+        "charts[2].name: missing (every chart needs a name)"]
+
+
+def test_a_family_whose_name_has_an_unknown_placeholder_is_told_so_once(bad):
+    lines = problems(bad, TWO_CHARTS + FAMILY.replace("{stem}", "{host}"))
+    assert lines[0] == "charts[2] (f-{host}).name: unknown placeholder {host} (known: {match}, {stem}, {path})"
+    assert not [line for line in lines if "matching [a-z0-9]" in line], lines  # not also "a bad name"
+
+
 def test_durations_accept_every_unit():
     from renderer.board.config import parse_duration
 
@@ -156,5 +277,6 @@ def test_durations_accept_every_unit():
 def test_missing_board_file_is_named(bad):
     result = bad.cli("build")  # nothing written yet: no plotboard.toml
     assert result.returncode == 2
-    assert str(bad.file) in result.stderr and "No such file" in result.stderr
+    assert result.stderr == (f"plotboard: {bad.file}: no such board file; run plotboard init {bad.root} "
+                             "to start one\n")
     assert not bad.output.exists() and not (bad.root / ".plotboard").exists()

@@ -8,6 +8,7 @@ its default are in renderer/options.py.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import logging
@@ -25,7 +26,9 @@ from renderer.board.durations import cron_period, parse_duration  # noqa: F401 -
 from renderer.errors import ConfigError
 from renderer.board.families import Family, expand, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
-from renderer.board.options import BOARD_OPTIONS, CHART, CHART_OPTIONS, Option, Window, non_finite, program_default
+from renderer.board.options import (
+    BOARD_OPTIONS, CHART, CHART_OPTIONS, NAME_RE, Option, Problems, Window, non_finite, program_default,
+)
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 log = logging.getLogger("plotboard")
@@ -151,6 +154,17 @@ class Board:
 BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
 CHART_KEYS = {o.name for o in CHART_OPTIONS}
 CHART_ONLY_KEYS = {o.name for o in CHART_OPTIONS if not o.in_defaults}
+TOP_KEYS = {"board", "defaults", "charts"}
+# Where a key that is not allowed in a table belongs, when it is a key of another table.
+_IN_BOARD = "it belongs in [board]"
+_IN_CHART = "it belongs in a [[charts]] table (or in [defaults], for every chart)"
+ELSEWHERE = {
+    "": {**{k: _IN_CHART for k in CHART_KEYS}, **{k: _IN_BOARD for k in BOARD_KEYS}},
+    "board": {k: _IN_CHART for k in CHART_KEYS},
+    "defaults": {**{k: _IN_BOARD for k in BOARD_KEYS},
+                 **{k: "only a [[charts]] table may set it, each its own" for k in CHART_ONLY_KEYS}},
+    "charts": {k: _IN_BOARD for k in BOARD_KEYS},
+}
 # What a chart gets for a key that neither it nor [defaults] sets (as a board file writes it).
 DEFAULTS = {o.name: o.default for o in CHART_OPTIONS if o.default is not None}
 _ABSENT = object()
@@ -178,11 +192,24 @@ class _Collector:
     def add(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
 
-    def unknown(self, where: str, table: dict, allowed: set[str]) -> None:
+    def unknown(self, where: str, table: dict, allowed: set[str], elsewhere: dict[str, str]) -> None:
+        """Report every key of `table` that is not allowed there: where it belongs when it is a
+        key of another table (`elsewhere`: key -> that hint), else the nearest allowed key when one
+        is close (a typo), else the keys allowed."""
         for key in table:
-            if key not in allowed:
+            if key in allowed:
+                continue
+            if key in elsewhere:
+                hint = f" here: {elsewhere[key]}"
+            elif close := difflib.get_close_matches(key, allowed, n=1):
+                hint = f": did you mean {json.dumps(close[0])}?"
+            else:
                 hint = f" (allowed: {', '.join(sorted(allowed))})"
-                self.add(f"{where}.{key}" if where else key, f"unknown key{hint}")
+            message = f"unknown key {json.dumps(key, ensure_ascii=False)}{hint}"
+            if where:
+                self.add(where, message)
+            else:
+                self.problems.append(message)
 
     def blame_defaults(self, since: int, where: str, own: dict, defaults: dict) -> None:
         """Name `defaults.KEY` (once) for problems with a value the chart took from [defaults]."""
@@ -216,16 +243,20 @@ class _Collector:
                    else _list_key(name, value) if isinstance(value, list) else None)
             if key in self._checked:  # checked before (so finite)
                 values[name] = self._checked[key]
-            elif (found := non_finite(value)) is not None:
-                inside, number = found
-                written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
-                self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
-                         "(TOML's inf and nan, or a number too large for a float, like 1e400)")
+            elif found := non_finite(value):
+                for inside, number in found:
+                    written = "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+                    self.add(f"{where}.{name}{inside}", f"expected a finite number, got {written} "
+                             "(TOML's inf and nan, or a number too large for a float, like 1e400)")
                 values[name] = None
                 continue
             else:
                 try:
                     values[name] = option.check(value, root)
+                except Problems as exc:  # several things wrong in one value (a list's entries)
+                    for message in exc.messages:
+                        self.add(f"{where}.{name}", message)
+                    values[name] = None
                 except ValueError as exc:
                     self.add(f"{where}.{name}", str(exc))
                     values[name] = None
@@ -269,13 +300,13 @@ def board_from_data(path: Path, data: dict) -> Board:
     """A Board from a parsed board file; raises ConfigError listing every problem."""
     root = path.resolve().parent
     c = _Collector(root)
-    c.unknown("", data, {"board", "defaults", "charts"})
+    c.unknown("", data, TOP_KEYS, ELSEWHERE[""])
 
     board_table = data.get("board", {})
     if not isinstance(board_table, dict):
         c.add("board", f"expected a table, got {board_table!r}")
         board_table = {}
-    c.unknown("board", board_table, BOARD_KEYS)
+    c.unknown("board", board_table, BOARD_KEYS, ELSEWHERE["board"])
     b = c.read("board", board_table, BOARD_OPTIONS)
     if b["output"] is not None and b["state"] is not None:
         c.excluded = (str(b["output"]), str(b["state"]))
@@ -284,7 +315,7 @@ def board_from_data(path: Path, data: dict) -> Board:
     if not isinstance(defaults, dict):
         c.add("defaults", f"expected a table, got {defaults!r}")
         defaults = {}
-    c.unknown("defaults", defaults, CHART_KEYS - CHART_ONLY_KEYS)
+    c.unknown("defaults", defaults, CHART_KEYS - CHART_ONLY_KEYS, ELSEWHERE["defaults"])
 
     charts_raw = data.get("charts", [])
     if not isinstance(charts_raw, list):
@@ -303,21 +334,25 @@ def board_from_data(path: Path, data: dict) -> Board:
             where = f"charts[{i}] ({name})"
         before = len(c.problems)
         if "foreach" in table:
+            c.unknown(where, table, CHART_KEYS, ELSEWHERE["charts"])  # the family's own keys, checked once
             family, made = expand(where, {**defaults, **table}, root, c.add,
-                                  lambda w, t: _load_chart(c, w, t, t))
+                                  lambda w, t, hide: _load_chart(c, w, t, None, hide))
             if family is not None:
                 families.append(family)
-            made = [(chart, f"{where} from {path}") for chart, path in made]
+            claims = [(chart.name, f"{where} from {path}", chart) for chart, path in made]
         else:
             chart = _load_chart(c, where, {**defaults, **table}, table)
-            made = [] if chart is None else [(chart, where)]
+            claims = [(chart.name, where, chart)] if chart is not None else (
+                # a chart with other problems still claims its name, so a duplicate is reported with them
+                [(name, where, None)] if isinstance(name, str) and NAME_RE.match(name) else [])
         c.blame_defaults(before, where, table, defaults)
-        for chart, origin in made:
-            if chart.name in seen:
-                c.add(f"{where}.name", f"duplicate name {chart.name!r} ({origin}; also {seen[chart.name]})")
+        for claimed, origin, chart in claims:
+            if claimed in seen:
+                c.add(f"{where}.name", f"duplicate name {claimed!r} ({origin}; also {seen[claimed]})")
                 continue
-            seen[chart.name] = origin
-            charts.extend(windowed(chart))
+            seen[claimed] = origin
+            if chart is not None:
+                charts.extend(windowed(chart))
 
     # Cross-field rules, checked last.
     output = b["output"]
@@ -351,11 +386,20 @@ def with_exclusions(board: Board) -> Board:
     return dataclasses.replace(board, charts=tuple(dataclasses.replace(c, excluded=excluded) for c in board.charts))
 
 
-def _load_chart(c: _Collector, where: str, t: dict, own: dict) -> Chart | None:
-    """One chart from its table `t` ([defaults] merged in); None when it has problems."""
+def _load_chart(c: _Collector, where: str, t: dict, own: dict | None,
+                hide: frozenset[str] = frozenset()) -> Chart | None:
+    """One chart from its table `t` ([defaults] merged in); None when it has problems.
+
+    `own`: the chart's own table, whose keys are checked (None: checked already); `hide`: keys
+    whose problems were reported already (a family's name and placeholders), not said twice.
+    """
     before = len(c.problems)
-    c.unknown(where, own, CHART_KEYS)
+    if own is not None:
+        c.unknown(where, own, CHART_KEYS, ELSEWHERE["charts"])
     v = c.read(where, t, CHART_OPTIONS)
+    if hide:
+        said = re.compile(rf"{re.escape(where)}\.(?:{'|'.join(map(re.escape, hide))})[:.\[]")
+        c.problems[before:] = [p for p in c.problems[before:] if not said.match(p)]
     if len(c.problems) > before:
         return None
     v["plot"], v["plot_file"] = v["plot"]

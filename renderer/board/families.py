@@ -116,12 +116,14 @@ def member_table(table: dict, pattern: str, path: str) -> dict:
 
 def expand(
     where: str, table: dict, root: Path, add: Callable[[str, str], None],
-    load: Callable[[str, dict], "Chart | None"],
+    load: Callable[[str, dict, frozenset[str]], "Chart | None"],
 ) -> tuple[Family | None, list[tuple["Chart", str]]]:
     """A family's charts, each with the file it came from; problems go to `add(where, message)`.
 
     The table is checked once with made-up values, so a family that matches nothing yet is
-    checked too, and a mistake is reported once rather than once per file.
+    checked too, and a mistake is reported once rather than once per file. It is checked
+    whatever is wrong with its name, placeholders or glob, so every mistake is reported at
+    once (`load`'s third argument: the keys whose problems were reported already).
     """
     pattern = table.get("foreach")
     name = table.get("name")
@@ -132,14 +134,14 @@ def expand(
         problems.append(("foreach", str(exc)))
     for key, message in problems:
         add(f"{where}.{key}", message)
-    if problems or not isinstance(pattern, str) or not isinstance(name, str):
-        return None, []
-    if load(where, member_table(table, pattern, "example/example.csv")) is None:
+    said = frozenset(re.split(r"[.\[]", key, maxsplit=1)[0] for key, _ in problems)
+    example = member_table(table, pattern if isinstance(pattern, str) else "*", "example/example.csv")
+    if load(where, example, said) is None or problems or not isinstance(pattern, str) or not isinstance(name, str):
         return None, []
     charts: list[tuple[Chart, str]] = []
     by_name: dict[str, str] = {}
     for path in matches(root, pattern):
-        chart = load(f"{where} [{path}]", member_table(table, pattern, path))
+        chart = load(f"{where} [{path}]", member_table(table, pattern, path), frozenset())
         if chart is None:
             continue
         if chart.name in by_name:

@@ -27,6 +27,15 @@ THEMES = ("light", "dark")
 EXECUTORS = ("local", "dask")
 
 
+class Problems(ValueError):
+    """More than one thing is wrong with a value (every entry of a list checked): each message
+    is reported on a line of its own."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
 class Option:
     """One key: any value of the board file is accepted as it is (subclasses check it)."""
 
@@ -294,28 +303,41 @@ class Windows(Option):
         if not pairs:
             raise ValueError("expected at least one window")
         windows: list[Window] = []
+        problems: list[str] = []  # every entry is checked: all that is wrong is reported at once
         for name, interval in pairs:
-            if not isinstance(name, str) or not WINDOW_NAME_RE.match(name):
-                raise ValueError(f"expected a window like \"1d\" or \"7d\" (digits and ms, s, m, h, d or w, "
-                                 f"no spaces), got {name!r}")
-            seconds = parse_duration(name)
-            for other in windows:
-                if other.seconds == seconds:
-                    raise ValueError(f"duplicate window {name!r} (the same as {other.name!r})")
-            if interval is None:
-                every = max(seconds / WINDOW_SHARE, MIN_INTERVAL)
-            else:
-                try:
-                    every = parse_duration(interval)
-                except ValueError as exc:
-                    raise ValueError(f"window {name!r}: interval: {exc}") from None
-                if every < MIN_INTERVAL:
-                    raise ValueError(f"window {name!r}: interval: expected at least {MIN_INTERVAL * 1000:g}ms, "
-                                     f"got {interval!r}")
-                if every > seconds:
-                    raise ValueError(f"window {name!r}: interval {interval!r} is longer than the window")
-            windows.append(Window(name, seconds, every))
+            try:
+                window = self._window(name, interval)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            same = next((other for other in windows if other.seconds == window.seconds), None)
+            if same is not None:
+                problems.append(f"duplicate window {name!r} (the same as {same.name!r})")
+                continue
+            windows.append(window)
+        if problems:
+            raise Problems(problems)
         return tuple(windows)
+
+    @staticmethod
+    def _window(name: Any, interval: Any) -> Window:
+        """One entry: its name, and its interval (None: the default share of the window)."""
+        if not isinstance(name, str) or not WINDOW_NAME_RE.match(name):
+            raise ValueError(f"expected a window like \"1d\" or \"7d\" (digits and ms, s, m, h, d or w, "
+                             f"no spaces), got {name!r}")
+        seconds = parse_duration(name)
+        if interval is None:
+            return Window(name, seconds, max(seconds / WINDOW_SHARE, MIN_INTERVAL))
+        try:
+            every = parse_duration(interval)
+        except ValueError as exc:
+            raise ValueError(f"window {name!r}: interval: {exc}") from None
+        if every < MIN_INTERVAL:
+            raise ValueError(f"window {name!r}: interval: expected at least {MIN_INTERVAL * 1000:g}ms, "
+                             f"got {interval!r}")
+        if every > seconds:
+            raise ValueError(f"window {name!r}: interval {interval!r} is longer than the window")
+        return Window(name, seconds, every)
 
 
 class Foreach(Text):
@@ -330,26 +352,25 @@ class Foreach(Text):
         return pattern
 
 
-def non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
-    """The path (`.x`, `[1]`) and value of the first inf or nan inside a board-file value.
+def non_finite(value: Any, where: str = "") -> list[tuple[str, float]]:
+    """The path (`.x`, `[1]`) and value of every inf or nan inside a board-file value.
 
     TOML writes them as `inf` and `nan`, and `1e400` reads as inf; none has a place in a
     board (status.json, the plot's parameters, sizes and intervals all need real numbers).
     """
     if isinstance(value, float):
-        return None if math.isfinite(value) else (where, value)
+        return [] if math.isfinite(value) else [(where, value)]
     if isinstance(value, dict):
         items, step = value.items(), ".{}".format
     elif isinstance(value, list):
         items, step = enumerate(value), "[{}]".format
     else:
-        return None
+        return []
+    found = []
     for key, item in items:
         if isinstance(item, (float, dict, list)):  # the path is made only for what may hold a float
-            found = non_finite(item, where + step(key))
-            if found is not None:
-                return found
-    return None
+            found.extend(non_finite(item, where + step(key)))
+    return found
 
 
 def _title_default(table: dict) -> str:
