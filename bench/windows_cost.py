@@ -49,7 +49,7 @@ import run as harness  # noqa: E402  machine(), capacity(), loadavg()
 from scale import env  # noqa: E402
 
 WINDOWS = {"1d": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0, "365d": 365 * 86400.0}
-INTERVAL = {w: s / 288 for w, s in WINDOWS.items()}  # a later window's, in the list form (renderer.board.options.WINDOW_SHARE)
+INTERVAL = {w: s / 288 for w, s in WINDOWS.items()}  # a later window's, in the list form (renderer.board.kinds.WINDOW_SHARE)
 FIRST = list(WINDOWS)[0]
 PERIOD = 60.0  # seconds between two changes of one file
 LOG_TICK = 0.001  # the log's times are cut to the millisecond: a start logged up to 1 ms before a change may follow it

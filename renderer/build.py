@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from renderer.board.triggers import Trigger
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.daemon.control import ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors.factory import require_executor

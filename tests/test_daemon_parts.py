@@ -12,7 +12,7 @@ import math
 import pytest
 from fakeclock import Clock
 
-from renderer.board.config import Chart
+from renderer.board.model import Chart
 from renderer.daemon.early import EarlyRenders
 from renderer.daemon.flight import Flight
 from renderer.render.jobs import RenderFailure, RenderOutput

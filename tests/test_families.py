@@ -178,7 +178,7 @@ def test_a_plot_that_ignores_window_is_reported_once_in_the_log_and_on_the_card(
 
 
 def test_later_windows_wait_out_their_interval_in_build():
-    from renderer.board.config import Chart
+    from renderer.board.model import Chart
     from renderer.board.families import windowed
     from renderer.board.options import CHART
     from renderer.store.records import ChartRecord
@@ -201,7 +201,7 @@ def test_while_a_file_is_rewritten_every_100ms_the_7d_window_renders_at_most_onc
     """The daemon's scheduler and limiter (renderer.board.windows.held_until, as renderer.daemon.loop uses
     it) against a made-up clock: two hours of a file rewritten every 100 ms."""
     from fakeclock import Clock
-    from renderer.board.config import Chart
+    from renderer.board.model import Chart
     from renderer.board.families import windowed
     from renderer.board.options import CHART
     from renderer.daemon.schedule import Scheduler

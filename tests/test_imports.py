@@ -94,3 +94,20 @@ def test_no_import_cycle():
         if m not in seen:
             visit(m, [])
     assert not cycles, "\n".join(cycles)
+
+
+def test_no_module_over_400_lines_and_no_class_over_300():
+    """The house stays walkable: a module that grows past 400 lines holds two concerns."""
+    import ast
+
+    big = []
+    for module in all_modules():
+        import importlib.util
+
+        source = Path(importlib.util.find_spec(module).origin).read_text()
+        if source.count("\n") > 400:
+            big.append(f"{module}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 300:
+                big.append(f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not big, "\n".join(big)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from fakeclock import Clock
 
-from renderer.board.config import Chart
+from renderer.board.model import Chart
 from renderer.board.durations import next_due
 from renderer.daemon.schedule import (
     BACKOFF_CAP, CEILING, IDLE, QUEUED, QUIET, RENDERING, ChartTimer, Scheduler, backoff,

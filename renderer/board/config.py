@@ -2,21 +2,18 @@
 
 Every problem is collected and named by its path (``charts[0] (cpu).every``) so a user fixes
 them all in one go; unknown keys are errors, never silently ignored. What each key accepts and
-its default are in renderer/options.py.
+its default are in renderer/board/options.py (the kinds in renderer/board/kinds.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,129 +23,12 @@ from renderer.board.durations import cron_period, parse_duration  # noqa: F401 -
 from renderer.errors import ConfigError
 from renderer.board.families import Family, expand, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
-from renderer.board.options import (
-    BOARD_OPTIONS, CHART, CHART_OPTIONS, NAME_RE, Option, Problems, Window, non_finite, program_default,
-)
+from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
+from renderer.board.model import Board, Chart
+from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 log = logging.getLogger("plotboard")
-
-
-@dataclass(frozen=True)
-class Chart:
-    """One chart of the board, with defaults applied and paths made absolute."""
-
-    name: str
-    title: str
-    description: str
-    plot: str  # "module:function"
-    plot_file: Path | None  # the module's source file, when it has one
-    inputs: tuple[str, ...]  # absolute paths or glob patterns
-    every: float | None
-    cron: str | None
-    stale_after: float | None
-    params: dict[str, Any] = field(hash=False)
-    group: str | None = None  # the board's section; not a render setting (the image does not change)
-    # Defaults for charts made in code; the board file's come from the same table.
-    size: tuple[float, float] = program_default(CHART["size"])
-    dpi: int = program_default(CHART["dpi"])
-    hidpi: bool = program_default(CHART["hidpi"])
-    formats: tuple[str, ...] = program_default(CHART["formats"])
-    png_compression: int = program_default(CHART["png_compression"])
-    max_memory: int = program_default(CHART["max_memory"])  # bytes
-    # Folders whose files are never inputs: the board's output folder and .plotboard/.
-    excluded: tuple[str, ...] = field(default=(), compare=False)
-    family: str | None = None  # a family member: the family's unexpanded name ("disk-{match}")
-    windows: tuple[Window, ...] = ()  # every window of the chart, as the board file lists them
-    window: Window | None = None  # the window this (internal) chart renders
-    window_of: str | None = None  # a later window's internal chart: the chart it belongs to
-
-    @property
-    def pixels(self) -> tuple[int, int]:
-        """Width and height of the 1x PNG in pixels."""
-        return round(self.size[0] * self.dpi), round(self.size[1] * self.dpi)
-
-    def files(self) -> list[str]:
-        """The output files this chart publishes."""
-        bases = [self.name]
-        if self.window is not None and self.window_of is None:
-            bases.append(f"{self.name}.{self.window.name}")  # the first window: NAME.png and NAME.1d.png
-        names = []
-        for base in bases:
-            names.append(f"{base}.png")
-            if self.hidpi:
-                names.append(f"{base}@2x.png")
-            if "svg" in self.formats:
-                names.append(f"{base}.svg")
-        return names
-
-    def render_settings(self) -> dict[str, Any]:
-        """The settings that change the image's bytes (title and schedule do not)."""
-        return {
-            "plot": self.plot,
-            "inputs": list(self.inputs),
-            "params": self.params,
-            "size": list(self.size),
-            "dpi": self.dpi,
-            "hidpi": self.hidpi,
-            "formats": list(self.formats),
-            "png_compression": self.png_compression,
-            **({"window": [self.window.name, self.window.seconds]} if self.window else {}),
-        }
-
-
-@dataclass(frozen=True)
-class Board:
-    """A whole board file."""
-
-    path: Path  # the board file
-    root: Path  # its folder: relative paths and plot modules are found here
-    title: str
-    output: Path
-    state: Path  # the bookkeeping folder: `[board] state`, by default .plotboard next to the board file
-    refresh: float
-    workers: int
-    render_timeout: float
-    theme: str
-    check_every: float
-    page_limit: int
-    templates: Path | None
-    executor: str
-    scheduler: str | None
-    charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
-    families: tuple[Family, ...] = ()
-    data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
-
-    @property
-    def state_dir(self) -> Path:
-        """plotboard's bookkeeping folder (.plotboard next to the board file unless `[board]
-        state` says otherwise), never in the output folder. `state` is the board file's key; code
-        reads this name, which says what it is."""
-        return self.state
-
-    def chart(self, name: str) -> Chart:
-        return self._by_name[name]
-
-    @cached_property
-    def _by_name(self) -> dict[str, Chart]:
-        return {chart.name: chart for chart in self.charts}
-
-    @cached_property
-    def shown(self) -> tuple[Chart, ...]:
-        """The charts as the page and status.json show them: a chart's later windows are inside it."""
-        return tuple(c for c in self.charts if c.window_of is None)
-
-    def windows_of(self, name: str) -> list[Chart]:
-        """The internal charts of a chart's windows, first window first (none without windows)."""
-        return self._windows.get(name, [])
-
-    @cached_property
-    def _windows(self) -> dict[str, list[Chart]]:
-        found: dict[str, list[Chart]] = {}
-        for chart in self.charts:
-            if chart.window is not None:
-                found.setdefault(chart.window_of or chart.name, []).append(chart)
-        return found
 
 
 BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
@@ -426,11 +306,3 @@ def _too_many_pixels(size: tuple[float, float], dpi: int, hidpi: bool) -> str | 
                 f"{', × 2 for hidpi' if hidpi else ''}); the limit is {PIXEL_LIMIT:,} pixels, "
                 f"{SIDE_LIMIT:,} along a side: make size or dpi smaller")
     return None
-
-
-def settings_digest(chart: Chart) -> str:
-    """A stable digest of the settings that change a chart's image."""
-    return hashlib.sha256(_SETTINGS_JSON(chart.render_settings()).encode()).hexdigest()
-
-
-_SETTINGS_JSON = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps with these options, made once

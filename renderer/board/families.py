@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from renderer.board.options import CHART
 
 if TYPE_CHECKING:
-    from renderer.board.config import Board, Chart
+    from renderer.board.model import Board, Chart
 
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 KNOWN = ("match", "stem", "path")

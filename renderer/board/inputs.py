@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from renderer.board.config import Chart
+    from renderer.board.model import Chart
 
 MAX_INPUTS = 10_000  # files one chart's patterns may match
 MAX_SCANNED = 100_000  # folder entries one chart's expansion may look at

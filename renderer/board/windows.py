@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from renderer.board.triggers import LIMITED, Trigger
 
 if TYPE_CHECKING:
-    from renderer.board.config import Board, Chart
+    from renderer.board.model import Board, Chart
 
 log = logging.getLogger("plotboard")
 

@@ -13,7 +13,7 @@ import logging
 import math
 from typing import Callable
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.board.triggers import Trigger
 from renderer.daemon.early import EarlyRenders
 from renderer.daemon.executor_set import ExecutorSet

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from renderer.board.config import Chart
+from renderer.board.model import Chart
 from renderer.board.triggers import Trigger
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
 

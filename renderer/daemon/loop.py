@@ -29,7 +29,8 @@ from pathlib import Path
 from renderer.daemon import repair_check, sweep, upkeep
 
 from renderer.daemon.builds import BuildRequests
-from renderer.board.config import Board, expand_again, load_board
+from renderer.board.model import Board
+from renderer.board.config import expand_again, load_board
 from renderer.board.families import members_changed
 from renderer.daemon.dispatch import BURST_AHEAD, BURST_TURN, Dispatcher
 from renderer.daemon.early import EarlyRenders

@@ -13,7 +13,7 @@ import heapq
 import logging
 import time
 
-from renderer.board.config import Board, Chart
+from renderer.board.model import Board, Chart
 from renderer.daemon.progress import RenderSummary
 from renderer.errors import PlotboardError
 from renderer.pages.model import Pages

@@ -6,7 +6,9 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from renderer.board.config import Board, with_exclusions
+from renderer.board.model import Board
+
+from renderer.board.config import with_exclusions
 
 log = logging.getLogger("plotboard")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.board.triggers import Trigger
 from renderer.daemon.schedule import IDLE, Scheduler
 from renderer.store.publish import remove_leftovers

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.board.inputs import is_pattern
 from renderer.board.triggers import Trigger
 from renderer.daemon.schedule import IDLE, Scheduler

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
-from renderer.board.config import Board, Chart
+from renderer.board.model import Board, Chart
 from renderer.daemon.reload import BoardChange
 from renderer.board.durations import next_due
 from renderer.daemon.schedule import RENDERING, Scheduler

@@ -22,7 +22,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from renderer.board.inputs import glob_match, is_pattern, pattern_base
 from renderer.store import module_use
-from renderer.board.config import Board
+from renderer.board.model import Board
 
 log = logging.getLogger("plotboard")
 

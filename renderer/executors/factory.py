@@ -3,7 +3,7 @@ cluster (renderer.executors.dask_client, imported only when asked for: Dask is a
 
 from __future__ import annotations
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.executors.base import Executor
 
 

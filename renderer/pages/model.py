@@ -24,7 +24,7 @@ from renderer.errors import ConfigError
 from renderer.pages import groups
 
 from renderer.pages import templating
-from renderer.board.config import Board, Chart
+from renderer.board.model import Board, Chart
 from renderer.store.repair import stamp
 from renderer.board.inputs import waiting_for
 from renderer.store.records import ChartRecord, hash_of

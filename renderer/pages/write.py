@@ -20,7 +20,7 @@ from renderer import __version__, jsonfile
 from renderer.pages import groups
 
 from renderer.pages import templating
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.errors import PublishError
 from renderer.pages.model import GROUP_PAGES, Pages, Snapshot, group_contexts, render_group, render_index
 from renderer.store.publish import make_folder, write_atomic

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from renderer import __version__
-from renderer.board.config import Board, Chart, settings_digest
+from renderer.board.model import Board, Chart, settings_digest
 from renderer.board.durations import next_due
 from renderer.board.inputs import TooManyInputs, expand
 from renderer.board.triggers import Trigger

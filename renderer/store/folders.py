@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.errors import PlotboardError
 
 

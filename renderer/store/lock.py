@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.errors import PlotboardError
 from renderer.store.folders import ensure_folders
 

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Callable
 
-from renderer.board.options import NAME_RE
+from renderer.board.kinds import NAME_RE
 from renderer.text import MAX_ERROR, cut
 
 MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: the last instant status.json can write

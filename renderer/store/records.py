@@ -12,7 +12,7 @@ from renderer import jsonfile
 
 from renderer.store import module_use
 
-from renderer.board.config import Board
+from renderer.board.model import Board
 from renderer.store.publish import make_folder, write_atomic
 from renderer.store.record_check import check_state
 from renderer.text import cut, one_line

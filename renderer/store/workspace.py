@@ -8,7 +8,7 @@ import logging
 import os
 
 from renderer.store import module_use
-from renderer.board.config import Board, Chart
+from renderer.board.model import Board, Chart
 from renderer.board.triggers import Trigger
 from renderer.errors import PublishError
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
