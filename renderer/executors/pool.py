@@ -76,6 +76,12 @@ class _Worker:
         """The job it renders now (if any)."""
         return self.tasks[0] if self.tasks else None
 
+    def kill(self) -> None:
+        """SIGKILL it and everything it started; also if it has just started and does not lead
+        its own process group yet (killing the group alone would miss it)."""
+        kill_tree(self.proc.pid)
+        self.proc.kill()
+
 
 class _Poller:
     """multiprocessing.connection.wait's answer from one poll object kept while the watched
@@ -187,12 +193,15 @@ class RenderPool:
             self._broken = why
             queued, self._queue = list(self._queue), deque()
         for w in self._workers + self._ending:
-            kill_tree(w.proc.pid)
+            w.kill()
             for job, future in w.tasks:
                 if not future.done():
                     future.set_result(worker_died(job.name, why))
         for job, future in queued:
             future.set_result(worker_died(job.name, why))
+        for w in self._workers + self._ending:
+            self._reap(w)  # killed: they exit at once (multiprocessing waits for them at exit)
+        self._workers, self._ending = [], []
 
     def _serve(self) -> None:
         while True:
@@ -316,7 +325,7 @@ class RenderPool:
                 self._kill(w, timed_out(w.task[0].name, self.timeout))
         for w in list(self._ending):
             if now >= w.deadline:
-                kill_tree(w.proc.pid)
+                w.kill()
                 w.deadline = float("inf")
 
     def _result(self, w: _Worker) -> bool:
@@ -356,7 +365,7 @@ class RenderPool:
 
     def _kill(self, w: _Worker, outcome: RenderFailure) -> None:
         """End a worker's render: kill it with everything it started, report `outcome`."""
-        kill_tree(w.proc.pid)
+        w.kill()
         future = w.tasks.popleft()[1]
         self._give_back(w)
         self._retire(w, float("inf"))
