@@ -73,6 +73,37 @@ def complete_png(path: Path) -> bytes | None:
     return None if png_problem(data) else data
 
 
+# `python -c` code: the CLI, with one method made to raise the first time it is called. For the
+# faults the product has no known way to cause (a bug in one of its threads): argv[1] names the
+# method as "module:Class.method", the rest are the CLI's arguments.
+INJECT_FAULT = """
+import functools, importlib, sys
+
+module, _, qualname = sys.argv[1].partition(":")
+owner_name, _, name = qualname.rpartition(".")
+owner = getattr(importlib.import_module(module), owner_name)
+original = getattr(owner, name)
+fired = []
+
+@functools.wraps(original)
+def faulty(*args, **kwargs):
+    if not fired:
+        fired.append(True)
+        raise RuntimeError(f"injected fault in {qualname}")
+    return original(*args, **kwargs)
+
+setattr(owner, name, faulty)
+from renderer.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def with_fault(method: str, *args: str) -> list[str]:
+    """The command line of `python -m renderer ARGS` in which `method` ("module:Class.method")
+    raises RuntimeError("injected fault in Class.method") the first time it is called."""
+    return [sys.executable, "-c", INJECT_FAULT, method, *map(str, args)]
+
+
 class DaemonExited(AssertionError):
     """The daemon a test waits on is no longer running."""
 

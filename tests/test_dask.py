@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Board, cli_env, free_port, wait_for
+from daemon_helpers import with_fault
 
 if os.environ.get("CI") != "true":
     pytest.importorskip("distributed")
@@ -321,6 +323,24 @@ def test_run_renders_through_dask_fails_renders_with_the_scheduler_and_reconnect
                 run.wait()
             log.close()
     assert code == 0, (tmp_path / "run.log").read_text()
+
+
+def test_run_stops_with_status_1_when_the_dask_watcher_dies(tmp_path, cluster):
+    board = make_board(tmp_path / "board", [("a", "line", ["data/a.txt"], {}), ("b", "line", ["data/a.txt"], {})],
+                       cluster.address)
+    board.data("data/a.txt", "1 2 3")
+    # The watcher's check of the cluster's workers fails once: the thread dies, and with it the
+    # noticing of lost workers and schedulers. The daemon must stop, not render on without it.
+    run = subprocess.run(with_fault("renderer.executors.dask_client:DaskExecutor._check_workers",
+                                    "run", "-c", board.file),
+                         cwd=board.root, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert ("thread plotboard-dask died: RuntimeError: injected fault in DaskExecutor._check_workers\n"
+            "Traceback (most recent call last):") in run.stderr
+    assert re.search(r"thread plotboard-dask died(, abandoning .*)?; stopping \(exit status 1\)", run.stderr), run.stderr
+    assert "WorkerDied" not in run.stderr and "SchedulerUnavailable" not in run.stderr, run.stderr
+    assert not any(c.get("error") for c in board.status()["charts"])
 
 
 def test_a_missing_distributed_names_the_extra(tmp_path):

@@ -87,6 +87,26 @@ def test_the_local_pool_is_a_context_manager_and_closes_once(tmp_path):
         pool.submit(job(tmp_path))
 
 
+def test_a_pool_whose_dispatcher_dies_tells_its_owner_and_fails_every_render(tmp_path, monkeypatch):
+    (tmp_path / "plots.py").write_text(PLOTS)
+    original = RenderPool._step
+
+    def broken_step(self) -> None:  # fault injection: the dispatcher has no known bug to trigger
+        monkeypatch.setattr(RenderPool, "_step", original)  # once is enough: a dead thread stays dead
+        raise RuntimeError("a bug in the dispatcher")
+
+    monkeypatch.setattr(RenderPool, "_step", broken_step)
+    deaths: list[str] = []
+    with RenderPool(2, timeout=60.0, on_thread_death=deaths.append) as pool:
+        outcomes = [f.result(timeout=60) for f in [pool.submit(job(tmp_path, name)) for name in "ab"]]
+        later = pool.submit(job(tmp_path, "c"))
+        assert later.done()  # at once: nothing would ever render it
+    assert deaths == ["plotboard-pool"]
+    why = "WorkerDied: the render pool's dispatcher thread died (RuntimeError: a bug in the dispatcher)"
+    assert [(o.name, o.kind, o.error) for o in outcomes + [later.result()]] == [
+        (name, FailureKind.WORKER_DIED, why) for name in "abc"]
+
+
 DASK_UNREACHABLE = """
 import sys
 from renderer.executors.dask_client import DaskExecutor

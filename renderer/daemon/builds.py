@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from renderer.daemon.control import ControlServer, Request
+from renderer.threads import Died
 
 log = logging.getLogger("plotboard")
 
@@ -49,10 +50,11 @@ class BuildRequests:
         self.server: ControlServer | None = None
         self.open: list[BuildRequest] = []
 
-    def listen(self, root: Path, wake: Callable[[], None]) -> ContextManager:
-        """Start taking requests; a context manager that stops it."""
+    def listen(self, root: Path, wake: Callable[[], None], on_thread_death: Died | None = None) -> ContextManager:
+        """Start taking requests; a context manager that stops it. `on_thread_death` is told
+        if the accepting thread dies (renderer.threads)."""
         try:
-            self.server = ControlServer(root, wake)
+            self.server = ControlServer(root, wake, on_thread_death)
         except OSError as exc:
             log.warning("cannot take builds' requests (%s); a build will exit, saying this daemon owns the board",
                         exc.strerror or exc)

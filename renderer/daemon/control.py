@@ -17,10 +17,11 @@ import os
 import queue
 import socket
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
 
@@ -64,9 +65,12 @@ def parse_request(line: bytes) -> tuple[bool, list[str] | None]:
 
 
 class ControlServer:
-    """Listens for build requests while the daemon runs (a context manager)."""
+    """Listens for build requests while the daemon runs (a context manager).
 
-    def __init__(self, root: Path, wake: Callable[[], None]) -> None:
+    If the accepting thread dies (a bug), `on_thread_death` is told its name, and the socket is
+    closed, so that a build is refused at once instead of waiting for an answer."""
+
+    def __init__(self, root: Path, wake: Callable[[], None], on_thread_death: Died | None = None) -> None:
         self.wake = wake
         self._requests: "queue.SimpleQueue[Request]" = queue.SimpleQueue()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -76,7 +80,8 @@ class ControlServer:
         except OSError:
             self._sock.close()
             raise
-        self._thread = threading.Thread(target=self._accept, name="plotboard-control", daemon=True)
+        self._thread = guarded_thread("plotboard-control", self._accept, on_thread_death,
+                                      cleanup=lambda exc: self._sock.close())
         self._thread.start()
 
     def __enter__(self) -> "ControlServer":
@@ -86,16 +91,21 @@ class ControlServer:
         self.close()
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return  # closed
-            try:
-                self._take_request(conn)
-            except Exception:  # noqa: BLE001 - one bad client must not end the thread
-                log.exception("control: cannot read a request")
-                conn.close()
+        while self._serve_one():
+            pass
+
+    def _serve_one(self) -> bool:
+        """Wait for a client and take its request; False once the socket is closed."""
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return False
+        try:
+            self._take_request(conn)
+        except Exception:  # noqa: BLE001 - one bad client must not end the thread
+            log.exception("control: cannot read a request")
+            conn.close()
+        return True
 
     def _take_request(self, conn: socket.socket) -> None:
         uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]

@@ -9,6 +9,12 @@ change to one chart never waits behind a long queue of others), starts early ren
 files a writer has just closed (renderer.daemon.early) and, batched (renderer.daemon.pagekeeper), rewrites
 state.json, status.json and index.html.
 
+The daemon depends on threads besides its own: the render pool's dispatcher (or the Dask
+client's watcher), the control server's and the --serve server's. Each runs guarded
+(renderer.threads): one that dies only records its name and wakes the loop, which then stops
+with exit status 1, as gunicorn's arbiter halts, so that a supervisor starts a whole daemon again
+rather than one that fails every render.
+
 The daemon holds the board's lock (renderer.store.lock) for its whole life, so it is the only writer
 of the output folder and of `.plotboard/`; a `build` meanwhile hands its work to it
 (renderer.daemon.control, renderer.daemon.builds).
@@ -64,7 +70,7 @@ REPLAN_EVERY = 5.0  # seconds between checks that every watched folder still exi
 DRAIN_GRACE = 5.0  # beyond render_timeout, how long a stop waits for renders in flight
 STOP_POLL = 0.2  # how often a daemon run from another thread looks at its stop event
 MAX_SLEEP = 60.0
-EXIT_CRASHED = 1  # an unexpected error ended the loop: the supervisor should restart us
+EXIT_CRASHED = 1  # an unexpected error ended the loop, or a thread died: the supervisor should restart us
 
 
 def run(
@@ -80,6 +86,10 @@ def run(
     check_use(board)
     require_executor(board)
     return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
+
+
+class ThreadDied(Exception):
+    """A thread the daemon depends on has died: the loop stops, as gunicorn's arbiter halts."""
 
 
 class Daemon:
@@ -106,6 +116,7 @@ class Daemon:
         self.stopping = False
         self.hard_stop = False
         self.reload_wanted = False
+        self.thread_died: str | None = None  # the name of the first thread the daemon needs that died
         self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
         self.replan_wanted = False
         self.next_replan = 0.0
@@ -126,12 +137,16 @@ class Daemon:
                 return 0
             stack.callback(self._shutdown)
             self._start(stack)
-            stack.enter_context(self.builds.listen(self.board.root, self.wake))
+            stack.enter_context(self.builds.listen(self.board.root, self.wake, self._on_thread_death))
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve))
+                stack.enter_context(serve_board(self.board.output, serve, self._on_thread_death))
             try:
                 self._loop()
                 self._drain()
+            except ThreadDied as exc:  # logged with its traceback by the thread itself
+                log.error("%s; stopping (exit status %d) so that a supervisor can restart it", exc, EXIT_CRASHED)
+                self.stopping = True
+                return EXIT_CRASHED
             except Exception:  # noqa: BLE001 - the guard: log it, clean up, let the supervisor restart us
                 log.exception("unexpected error in the daemon's loop; stopping (exit status %d) so that "
                               "a supervisor can restart it", EXIT_CRASHED)
@@ -160,7 +175,19 @@ class Daemon:
     def _make_executor(self, board: Board):
         from renderer.executors.factory import make_executor
 
-        return make_executor(board)
+        return make_executor(board, on_thread_death=self._on_thread_death)
+
+    def _on_thread_death(self, name: str) -> None:
+        # Runs in the thread that died: record and wake only; the loop stops (_check_threads).
+        if self.thread_died is None:
+            self.thread_died = name
+        self.wake()
+
+    def _check_threads(self) -> None:
+        if self.thread_died is not None:
+            running = len(self.inflight) + self.early.running
+            raise ThreadDied(f"thread {self.thread_died} died"
+                             + (f", abandoning {count(running, 'render')} in flight" if running else ""))
 
     def _on_signal(self, signum: int, frame: object) -> None:
         # Flags only: the signal's byte on the wake-up fd wakes the loop.
@@ -180,6 +207,7 @@ class Daemon:
 
     def _loop(self) -> None:
         while not self._stop_requested():
+            self._check_threads()
             turn = time.monotonic()  # a duration, not a time of day: not the clock passed in
             self._take_results()
             self._take_changes()
@@ -269,7 +297,7 @@ class Daemon:
             self._drop(outcome)
             return
         if isinstance(outcome, RenderFailure):
-            if self.stopping and outcome.kind is FailureKind.WORKER_DIED:
+            if (self.stopping or self.thread_died) and outcome.kind is FailureKind.WORKER_DIED:
                 # Stopping with the whole process group (supervisord's stopasgroup): the render
                 # was interrupted, not broken; the chart stays out of date for the next start.
                 log.info("render of %s interrupted by the shutdown", name)
@@ -363,6 +391,7 @@ class Daemon:
             log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
         deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE
         while self.inflight and not self.hard_stop and self.clock() < deadline:
+            self._check_threads()
             self._take_results()
             if self.inflight:
                 self.wake.wait(min(STOP_POLL, max(0.0, deadline - self.clock())))

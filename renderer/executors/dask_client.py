@@ -25,6 +25,7 @@ from renderer.executors.dask_remote import pack, run_remote
 from renderer.errors import PlotboardError
 from renderer.executors.base import worker_died
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput, describe
+from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
 
@@ -54,10 +55,13 @@ def require_distributed():
 
 
 class DaskExecutor:
-    """Renders on a Dask scheduler; every submitted job's future resolves, never raises."""
+    """Renders on a Dask scheduler; every submitted job's future resolves, never raises.
+
+    If the watcher thread dies (a bug), `on_thread_death` is told its name, and every render in
+    flight or submitted later fails as WorkerDied: no lost worker or scheduler would be noticed."""
 
     def __init__(self, scheduler_address: str, render_timeout: float,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT, on_thread_death: Died | None = None) -> None:
         self._distributed = require_distributed()
         self.address = scheduler_address
         self.timeout = render_timeout
@@ -71,8 +75,9 @@ class DaskExecutor:
         self._checked_workers = 0.0
         self._events: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._broken: str | None = None  # why the watcher died: every render fails with it
         self._connect(self.connect_timeout)
-        self._monitor = threading.Thread(target=self._watch, name="plotboard-dask", daemon=True)
+        self._monitor = guarded_thread("plotboard-dask", self._watch, on_thread_death, self._died)
         self._monitor.start()
 
     def submit(self, job: RenderJob) -> "Future[RenderOutput | RenderFailure]":
@@ -84,7 +89,10 @@ class DaskExecutor:
             return outer
         with self._lock:
             client = self._client if self._client is not None and self._client.status == "running" else None
-            problem = self._problem
+            problem, broken = self._problem, self._broken
+        if broken is not None:
+            _settle(outer, worker_died(job.name, broken))
+            return outer
         if client is None:
             _settle(outer, _unavailable(job, f"SchedulerUnavailable: {problem}"))
             return outer
@@ -201,6 +209,15 @@ class DaskExecutor:
                     self._connect(min(self.connect_timeout, RETRY_TIMEOUT))
             elif client.status == "running":
                 self._check_workers(client)
+
+    def _died(self, exc: BaseException) -> None:
+        """The watcher died (logged already): fail what is in flight, and renders from now on."""
+        why = f"the Dask client's watcher thread died ({describe(exc)})"
+        with self._lock:
+            self._broken = why
+            keys = list(self._pending)
+        for key in keys:
+            self._fail(key, FailureKind.WORKER_DIED, f"WorkerDied: {why}", cancel=True)
 
     def _check_workers(self, client) -> None:
         now = time.monotonic()

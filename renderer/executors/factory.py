@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from renderer.board.model import Board
 from renderer.executors.base import Executor
+from renderer.threads import Died
 
 
 def require_executor(board: Board) -> None:
@@ -15,12 +16,16 @@ def require_executor(board: Board) -> None:
         require_distributed()
 
 
-def make_executor(board: Board, workers: int | None = None) -> Executor:
-    """The executor the board asks for: local worker processes, or a Dask cluster."""
+def make_executor(board: Board, workers: int | None = None, on_thread_death: Died | None = None) -> Executor:
+    """The executor the board asks for: local worker processes, or a Dask cluster.
+
+    `on_thread_death` is told the name of an executor's thread that dies (renderer.threads);
+    without it, such a death fails every render, and the caller goes on."""
     if board.executor == "dask":
         from renderer.executors.dask_client import DaskExecutor
 
-        return DaskExecutor(board.scheduler, board.render_timeout)
+        return DaskExecutor(board.scheduler, board.render_timeout, on_thread_death=on_thread_death)
     from renderer.executors.pool import RenderPool
 
-    return RenderPool(workers or board.workers, board.render_timeout, stage_in=str(board.output))
+    return RenderPool(workers or board.workers, board.render_timeout, stage_in=str(board.output),
+                      on_thread_death=on_thread_death)

@@ -37,6 +37,7 @@ from typing import Any, Self
 from renderer.render.contain import kill_tree
 from renderer.executors.base import RECYCLE_AFTER, process_died, timed_out, worker_died
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput, describe
+from renderer.threads import Died, guarded_thread
 
 # Imported once in the forkserver, so a new worker starts with all of it loaded: matplotlib
 # (renderer.render.draw), what unpickling a worker needs (renderer.render.worker, renderer.executors.pool,
@@ -75,6 +76,12 @@ class _Worker:
         """The job it renders now (if any)."""
         return self.tasks[0] if self.tasks else None
 
+    def kill(self) -> None:
+        """SIGKILL it and everything it started; also if it has just started and does not lead
+        its own process group yet (killing the group alone would miss it)."""
+        kill_tree(self.proc.pid)
+        self.proc.kill()
+
 
 class _Poller:
     """multiprocessing.connection.wait's answer from one poll object kept while the watched
@@ -96,17 +103,22 @@ class _Poller:
 
 
 class RenderPool:
-    """Local worker processes; every submitted job's future resolves, never raises."""
+    """Local worker processes; every submitted job's future resolves, never raises.
+
+    If the dispatcher thread dies (a bug), `on_thread_death` is told its name, the workers are
+    killed, and every render queued, in flight or submitted later fails as WorkerDied."""
 
     def __init__(self, workers: int, timeout: float, max_tasks: int = RECYCLE_AFTER,
-                 stage_in: str | None = None) -> None:
+                 stage_in: str | None = None, on_thread_death: Died | None = None) -> None:
         self.timeout = timeout
+        self.on_thread_death = on_thread_death
         self.stage_in = stage_in  # the output folder: workers write their files there (renderer.render.worker.serve)
         self.size = max(1, workers)
         self.max_tasks = max(1, max_tasks)
         self._lock = threading.Lock()
         self._queue: deque[tuple[RenderJob, Future]] = deque()
         self._closing = self._abandon = self._closed = False
+        self._broken: str | None = None  # why the dispatcher died: every render fails with it
         self._thread: threading.Thread | None = None
         self._workers: list[_Worker] = []  # serving or idle
         self._ending: list[_Worker] = []  # leaving or killed: waiting for their exit
@@ -122,11 +134,14 @@ class RenderPool:
     def submit(self, job: RenderJob) -> "Future[RenderOutput | RenderFailure]":
         future: Future = Future()
         with self._lock:
+            if self._broken is not None:  # no callback is added yet: none runs under the lock
+                future.set_result(worker_died(job.name, self._broken))
+                return future
             if self._closing:
                 raise RuntimeError("the render pool is closed")
             self._queue.append((job, future))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="plotboard-pool", daemon=True)
+                self._thread = guarded_thread("plotboard-pool", self._serve, self.on_thread_death, self._died)
                 self._thread.start()
             hungry = self._hungry
         if hungry:  # else every worker is busy: the next result wakes the dispatcher anyway
@@ -170,24 +185,23 @@ class RenderPool:
 
     # -- the dispatcher thread ---------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            self._serve()
-        except BaseException as exc:  # noqa: BLE001 - never leave a future unresolved
-            log.exception("the render pool failed")
-            self._fail_everything(f"the render pool failed ({describe(exc)})")
-
-    def _fail_everything(self, why: str) -> None:
+    def _died(self, exc: BaseException) -> None:
+        """The dispatcher died (logged already): kill the workers, and never leave a future
+        unresolved; renders submitted from now on fail at once."""
+        why = f"the render pool's dispatcher thread died ({describe(exc)})"
         with self._lock:
-            self._closing = True
+            self._broken = why
             queued, self._queue = list(self._queue), deque()
         for w in self._workers + self._ending:
-            kill_tree(w.proc.pid)
+            w.kill()
             for job, future in w.tasks:
                 if not future.done():
                     future.set_result(worker_died(job.name, why))
         for job, future in queued:
             future.set_result(worker_died(job.name, why))
+        for w in self._workers + self._ending:
+            self._reap(w)  # killed: they exit at once (multiprocessing waits for them at exit)
+        self._workers, self._ending = [], []
 
     def _serve(self) -> None:
         while True:
@@ -311,7 +325,7 @@ class RenderPool:
                 self._kill(w, timed_out(w.task[0].name, self.timeout))
         for w in list(self._ending):
             if now >= w.deadline:
-                kill_tree(w.proc.pid)
+                w.kill()
                 w.deadline = float("inf")
 
     def _result(self, w: _Worker) -> bool:
@@ -351,7 +365,7 @@ class RenderPool:
 
     def _kill(self, w: _Worker, outcome: RenderFailure) -> None:
         """End a worker's render: kill it with everything it started, report `outcome`."""
-        kill_tree(w.proc.pid)
+        w.kill()
         future = w.tasks.popleft()[1]
         self._give_back(w)
         self._retire(w, float("inf"))

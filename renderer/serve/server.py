@@ -31,6 +31,7 @@ from typing import Callable
 
 from renderer.errors import PlotboardError
 from renderer.serve.files import Handler
+from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
 
@@ -66,9 +67,13 @@ def _head_complete(buffer: bytearray, start: int) -> bool:
 
 class BoardServer:
     """The server; its loop runs in `thread` (a daemon thread), its answers in a fixed pool of
-    daemon threads. shutdown() (or leaving a `with` block) stops both and joins them."""
+    daemon threads. shutdown() (or leaving a `with` block) stops both and joins them.
 
-    def __init__(self, folder: Path, port: int, limits: Limits | None = None) -> None:
+    If one of these threads dies (a bug), `on_thread_death` is told its name; a dead loop has
+    closed the listening socket, so clients are refused rather than left waiting."""
+
+    def __init__(self, folder: Path, port: int, limits: Limits | None = None,
+                 on_thread_death: Died | None = None) -> None:
         self.folder = os.fspath(folder)
         self.limits = limits or Limits()
         self.cap = self.limits.connections or default_connection_cap()
@@ -90,9 +95,9 @@ class BoardServer:
         self._answering: set[socket.socket] = set()  # handed to the pool, not yet closed
         self._jobs: queue.SimpleQueue[tuple[socket.socket, bytes] | None] = queue.SimpleQueue()
         self._stopping = False
-        self.thread = threading.Thread(target=self._loop, name=f"plotboard-serve-{self.port}", daemon=True)
-        self._pool = [threading.Thread(target=self._answer_jobs, name=f"plotboard-serve-{self.port}-{i}",
-                                       daemon=True) for i in range(self.limits.threads)]
+        self.thread = guarded_thread(f"plotboard-serve-{self.port}", self._loop, on_thread_death)
+        self._pool = [guarded_thread(f"plotboard-serve-{self.port}-{i}", self._answer_jobs, on_thread_death)
+                      for i in range(self.limits.threads)]
 
     @property
     def port(self) -> int:
@@ -152,9 +157,7 @@ class BoardServer:
                         _quietly(self._wake_r.recv, 4096)
                     else:
                         self._read(key.fileobj)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a bug here must not take the daemon down
-            log.exception("serve: the server loop failed; no longer serving")
-        finally:
+        finally:  # stopped, or died (the guard logs it and tells the owner)
             for sock in list(self._heads):
                 self._drop(sock)
             self.socket.close()
@@ -291,15 +294,16 @@ def _quietly(func: Callable[..., object], *args: object) -> object:
         return None
 
 
-def start_server(folder: Path, port: int, limits: Limits | None = None) -> BoardServer:
+def start_server(folder: Path, port: int, limits: Limits | None = None,
+                 on_thread_death: Died | None = None) -> BoardServer:
     """Serve folder on 127.0.0.1:port (0: any free port) from daemon threads."""
-    return BoardServer(folder, port, limits).start()
+    return BoardServer(folder, port, limits, on_thread_death).start()
 
 
-def serve_board(folder: Path, port: int) -> BoardServer:
+def serve_board(folder: Path, port: int, on_thread_death: Died | None = None) -> BoardServer:
     """start_server for the daemon's --serve: a port that cannot be had is a user error."""
     try:
-        server = start_server(folder, port)
+        server = start_server(folder, port, on_thread_death=on_thread_death)
     except OSError as exc:
         raise PlotboardError(f"cannot serve on {HOST}:{port}: {exc.strerror or exc}") from None
     log.info("serving %s on %s", folder, server.url)
