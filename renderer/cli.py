@@ -41,8 +41,8 @@ def setup_logging(fmt: str = "text", verbose: bool = False) -> None:
 
 
 def log_thread_death(args: threading.ExceptHookArgs) -> None:
-    """threading.excepthook: a thread's death (the Dask watch thread, the demo's feeder) is
-    logged where the rest of plotboard's log goes, with its traceback."""
+    """threading.excepthook: the death of a thread not run by renderer.threads.guarded_thread (the
+    demo's feeder) is logged where the rest of plotboard's log goes, with its traceback."""
     if args.exc_type is SystemExit:
         return
     name = args.thread.name if args.thread is not None else "a thread"

@@ -18,7 +18,8 @@ from conftest import IN_CI, cli_env, free_port
 from renderer.executors.base import process_died, timed_out, worker_died
 from renderer.executors.factory import make_executor
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
-from renderer.executors.pool import PRELOAD, RenderPool
+from renderer.executors.pool import RenderPool
+from renderer.executors.workers import PRELOAD
 from renderer.render.files import Staged
 from renderer.store.publish import write_many
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import threading
 import time
 from contextlib import ExitStack
@@ -58,7 +57,7 @@ from renderer.daemon.schedule import Scheduler
 from renderer.store.records import ChartRecord
 from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.text import count
-from renderer.daemon.wake import Wake, signals_to
+from renderer.daemon.wake import Requests, Wake, signals_to
 from renderer.daemon.watch import Matcher, Watcher, plan
 from renderer.board.windows import held_until
 from renderer.store.workspace import forget_removed, prepare, publish_outcome
@@ -99,7 +98,6 @@ class Daemon:
                  poll: bool = False) -> None:
         self.board = board
         self.config_path = config_path
-        self.external_stop = stop
         self.poll = poll
         self.clock = time.time
         self.scheduler = Scheduler(self.clock)
@@ -107,16 +105,13 @@ class Daemon:
         self.early = EarlyRenders()
         self.pages = PageKeeper()
         self.wake = Wake()
+        self.requests = Requests(self.wake, stop)  # what signals and other threads ask of the loop
         self.builds = BuildRequests(self.clock)
         self.lock: BoardLock | None = None
         self.inflight = InFlight(self.wake)
         self.executors = ExecutorSet()
         self.dispatcher = Dispatcher(self.clock, self.scheduler, self.inflight, self.early, self.executors,
                                      self._publish)
-        self.stopping = False
-        self.hard_stop = False
-        self.reload_wanted = False
-        self.thread_died: str | None = None  # the name of the first thread the daemon needs that died
         self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
         self.replan_wanted = False
         self.next_replan = 0.0
@@ -130,27 +125,27 @@ class Daemon:
     def run(self, serve: int | None = None) -> int:
         with ExitStack() as stack:
             stack.enter_context(self.wake)
-            stack.enter_context(signals_to(self._on_signal, self.wake))
-            self.lock = stack.enter_context(board_lock(self.board, RUN, wait=BUILD_WAIT, cancel=self._stop_requested))
+            stack.enter_context(signals_to(self.requests.on_signal, self.wake))
+            self.lock = stack.enter_context(board_lock(self.board, RUN, wait=BUILD_WAIT, cancel=self.requests.stop_requested))
             if self.lock is None:
                 log.info("stopped before the board was free")
                 return 0
             stack.callback(self._shutdown)
             self._start(stack)
-            stack.enter_context(self.builds.listen(self.board.root, self.wake, self._on_thread_death))
+            stack.enter_context(self.builds.listen(self.board.root, self.wake, self.requests.on_thread_death))
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve, self._on_thread_death))
+                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death))
             try:
                 self._loop()
                 self._drain()
             except ThreadDied as exc:  # logged with its traceback by the thread itself
                 log.error("%s; stopping (exit status %d) so that a supervisor can restart it", exc, EXIT_CRASHED)
-                self.stopping = True
+                self.requests.stopping = True
                 return EXIT_CRASHED
             except Exception:  # noqa: BLE001 - the guard: log it, clean up, let the supervisor restart us
                 log.exception("unexpected error in the daemon's loop; stopping (exit status %d) so that "
                               "a supervisor can restart it", EXIT_CRASHED)
-                self.stopping = True
+                self.requests.stopping = True
                 return EXIT_CRASHED
         log.info("stopped")
         return 0
@@ -175,52 +170,32 @@ class Daemon:
     def _make_executor(self, board: Board):
         from renderer.executors.factory import make_executor
 
-        return make_executor(board, on_thread_death=self._on_thread_death)
-
-    def _on_thread_death(self, name: str) -> None:
-        # Runs in the thread that died: record and wake only; the loop stops (_check_threads).
-        if self.thread_died is None:
-            self.thread_died = name
-        self.wake()
+        return make_executor(board, on_thread_death=self.requests.on_thread_death)
 
     def _check_threads(self) -> None:
-        if self.thread_died is not None:
+        if self.requests.thread_died is not None:
             running = len(self.inflight) + self.early.running
-            raise ThreadDied(f"thread {self.thread_died} died"
+            raise ThreadDied(f"thread {self.requests.thread_died} died"
                              + (f", abandoning {count(running, 'render')} in flight" if running else ""))
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        # Flags only: the signal's byte on the wake-up fd wakes the loop.
-        if signum == signal.SIGHUP:
-            self.reload_wanted = True
-        elif self.stopping:
-            self.hard_stop = True
-        else:
-            self.stopping = True
-
-    def _stop_requested(self) -> bool:
-        if self.external_stop is not None and self.external_stop.is_set() and not self.stopping:
-            self.stopping = True
-        return self.stopping
 
     # -- the loop ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while not self._stop_requested():
+        while not self.requests.stop_requested():
             self._check_threads()
             turn = time.monotonic()  # a duration, not a time of day: not the clock passed in
             self._take_results()
             self._take_changes()
             self._take_builds()
-            if self.reload_wanted or self.family_wanted:
-                self._reload(expand_only=not self.reload_wanted)
-                self.reload_wanted = self.family_wanted = False
+            if self.requests.reload or self.family_wanted:
+                self._reload(expand_only=not self.requests.reload)
+                self.requests.reload = self.family_wanted = False
             now = self.clock()
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
             self._dispatch(ahead=BURST_AHEAD if self.dispatcher.backlog else 0.0)
             self._maybe_write_pages()
-            if self.dispatcher.backlog and not self.stopping:
+            if self.dispatcher.backlog and not self.requests.stopping:
                 time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
             self.wake.wait(self._timeout())
 
@@ -232,7 +207,7 @@ class Daemon:
         times = [t for t in (wakeup, self.next_replan) if t is not None]
         times += self.pages.wakeups(now)
         timeout = max(0.0, min(times) - now) if times else MAX_SLEEP
-        if self.external_stop is not None:
+        if self.requests.external_stop is not None:
             timeout = min(timeout, STOP_POLL)
         return min(timeout, MAX_SLEEP)
 
@@ -272,7 +247,7 @@ class Daemon:
         self.family_wanted = self.family_wanted or members_changed(self.board)  # every 5 s: a backstop
 
     def _dispatch(self, ahead: float = 0.0) -> None:
-        if not self.stopping:
+        if not self.requests.stopping:
             self.dispatcher.dispatch(self.board, self.records, ahead)
 
     def _take_results(self) -> None:
@@ -297,7 +272,8 @@ class Daemon:
             self._drop(outcome)
             return
         if isinstance(outcome, RenderFailure):
-            if (self.stopping or self.thread_died) and outcome.kind is FailureKind.WORKER_DIED:
+            stopping = self.requests.stopping or self.requests.thread_died
+            if stopping and outcome.kind is FailureKind.WORKER_DIED:
                 # Stopping with the whole process group (supervisord's stopasgroup): the render
                 # was interrupted, not broken; the chart stays out of date for the next start.
                 log.info("render of %s interrupted by the shutdown", name)
@@ -337,7 +313,7 @@ class Daemon:
         return wakeup is None or wakeup > now + PAGES_REST
 
     def _write_pages(self, now: float, at_rest: bool = False) -> None:
-        if self.pages.write(self.board, self.records, now, final=self.stopping, at_rest=at_rest):
+        if self.pages.write(self.board, self.records, now, final=self.requests.stopping, at_rest=at_rest):
             self.builds.answer_done()
 
     # -- charts and reload -------------------------------------------------------------------
@@ -390,7 +366,7 @@ class Daemon:
         if self.inflight:
             log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
         deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE
-        while self.inflight and not self.hard_stop and self.clock() < deadline:
+        while self.inflight and not self.requests.hard_stop and self.clock() < deadline:
             self._check_threads()
             self._take_results()
             if self.inflight:

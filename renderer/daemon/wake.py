@@ -1,4 +1,5 @@
-"""How other threads and signals wake the daemon's loop without touching its state."""
+"""How other threads and signals wake the daemon's loop without touching its state: a self-pipe,
+and the flags they set (`Requests`), which only the loop acts on."""
 
 from __future__ import annotations
 
@@ -72,3 +73,35 @@ def signals_to(handler: Callable[[int, object], None], wake: Wake) -> Iterator[N
         signal.set_wakeup_fd(old_fd)
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+class Requests:
+    """What signals and the daemon's other threads ask of its loop, as flags. Handlers only set
+    them (the signal's byte on the wake-up fd, or `wake`, wakes the loop); the loop acts."""
+
+    def __init__(self, wake: Callable[[], None], external_stop: threading.Event | None = None) -> None:
+        self.wake = wake
+        self.external_stop = external_stop  # a daemon run from another thread stops when it is set
+        self.stopping = False  # SIGTERM or SIGINT: drain and stop
+        self.hard_stop = False  # a second one: stop without waiting for renders in flight
+        self.reload = False  # SIGHUP: read the board file again
+        self.thread_died: str | None = None  # the first thread the daemon needs that died
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self.reload = True
+        elif self.stopping:
+            self.hard_stop = True
+        else:
+            self.stopping = True
+
+    def on_thread_death(self, name: str) -> None:
+        """Called in the thread that died (renderer.threads): record and wake only."""
+        if self.thread_died is None:
+            self.thread_died = name
+        self.wake()
+
+    def stop_requested(self) -> bool:
+        if self.external_stop is not None and self.external_stop.is_set() and not self.stopping:
+            self.stopping = True
+        return self.stopping

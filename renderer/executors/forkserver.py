@@ -1,4 +1,4 @@
-"""Imported by the render pool's forkserver (pool.PRELOAD lists it): makes that process's exit quick.
+"""Imported by the render pool's forkserver (workers.PRELOAD lists it): makes that process's exit quick.
 
 The forkserver has matplotlib loaded and, like every process started from plotboard's, holds
 the caller's stdout and stderr. When its owner exits, a normal interpreter shutdown would

@@ -26,7 +26,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import select
 import threading
 import time
 from collections import deque
@@ -37,13 +36,9 @@ from typing import Any, Self
 from renderer.render.contain import kill_tree
 from renderer.executors.base import RECYCLE_AFTER, process_died, timed_out, worker_died
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput, describe
+from renderer.executors.workers import Poller, Worker, context, readable
 from renderer.threads import Died, guarded_thread
 
-# Imported once in the forkserver, so a new worker starts with all of it loaded: matplotlib
-# (renderer.render.draw), what unpickling a worker needs (renderer.render.worker, renderer.executors.pool,
-# renderer.render.contain) and renderer.executors.forkserver, which makes the forkserver's exit quick.
-PRELOAD = ["renderer.render.draw", "renderer.render.worker", "renderer.executors.base", "renderer.executors.pool", "renderer.render.contain",
-           "renderer.executors.forkserver"]
 log = logging.getLogger("plotboard")
 LEAVE_GRACE = 5.0  # seconds a worker asked to leave may take before it is killed
 PIPELINE = 5  # jobs a worker holds at most during a backlog: the one it renders and four waiting
@@ -53,53 +48,6 @@ PIPELINE_UNDER = 0.25  # seconds: renders this short on average are pipelined (a
 # less if the system is short of pipe memory) for a send never to block the dispatcher.
 PIPE_SAFE = 16 * 1024
 MAX_PAUSE = 0.05  # seconds the dispatcher lets results gather while every worker holds a job in reserve
-
-
-def _context():
-    import multiprocessing  # not at module level: a build with nothing to do never needs it
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    return ctx
-
-
-class _Worker:
-    """One worker process, the render it runs (if any) and when that render's time is up."""
-
-    def __init__(self, proc: Any, conn: Any) -> None:
-        self.proc, self.conn = proc, conn
-        self.tasks: deque[tuple[RenderJob, Future]] = deque()  # sent to it, in order: the first is rendering
-        self.deadline = float("inf")  # of the render in flight; of leaving, once it is leaving
-
-    @property
-    def task(self) -> tuple[RenderJob, Future] | None:
-        """The job it renders now (if any)."""
-        return self.tasks[0] if self.tasks else None
-
-    def kill(self) -> None:
-        """SIGKILL it and everything it started; also if it has just started and does not lead
-        its own process group yet (killing the group alone would miss it)."""
-        kill_tree(self.proc.pid)
-        self.proc.kill()
-
-
-class _Poller:
-    """multiprocessing.connection.wait's answer from one poll object kept while the watched
-    file descriptors stay the same (wait builds a selector on every call: a sizable part of the
-    dispatcher's CPU per render). poll is told the fds at each call, so a reused fd is fine."""
-
-    def __init__(self) -> None:
-        self._poll = select.poll()
-        self._by_fd: dict[int, Any] = {}
-
-    def wait(self, objects: list[Any], timeout: float) -> list[Any]:
-        by_fd = {o if isinstance(o, int) else o.fileno(): o for o in objects}
-        if by_fd.keys() != self._by_fd.keys():
-            self._poll = select.poll()
-            for fd in by_fd:
-                self._poll.register(fd, select.POLLIN)
-        self._by_fd = by_fd
-        return [by_fd[fd] for fd, _ in self._poll.poll(timeout * 1000)]
 
 
 class RenderPool:
@@ -120,14 +68,14 @@ class RenderPool:
         self._closing = self._abandon = self._closed = False
         self._broken: str | None = None  # why the dispatcher died: every render fails with it
         self._thread: threading.Thread | None = None
-        self._workers: list[_Worker] = []  # serving or idle
-        self._ending: list[_Worker] = []  # leaving or killed: waiting for their exit
+        self._workers: list[Worker] = []  # serving or idle
+        self._ending: list[Worker] = []  # leaving or killed: waiting for their exit
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
         self._hungry = True  # the dispatcher would hand a new job out: a submit wakes it
         self._render_s = 1.0  # the recent renders' duration (moving average): short ones are pipelined
-        self._poller = _Poller()
+        self._poller = Poller()
         self._ctx = None
         atexit.register(self._at_exit)
 
@@ -258,7 +206,7 @@ class RenderPool:
             except (OSError, ValueError):
                 pass  # it died: its exit is reported with its status
 
-    def _target(self) -> "_Worker | object | None":
+    def _target(self) -> "Worker | object | None":
         """The worker the next queued job goes to, _NEW to start one, or None (with the lock held)."""
         idle = next((w for w in self._workers if not w.tasks), None)
         if idle is not None:
@@ -279,11 +227,11 @@ class RenderPool:
         least = min((len(w.tasks) for w in self._workers), default=0)
         return min(MAX_PAUSE, self._render_s * (least - 1) / 2) if least >= 2 else 0.0
 
-    def _start(self) -> _Worker:
+    def _start(self) -> Worker:
         from renderer.render.worker import serve
 
         if self._ctx is None:
-            self._ctx = _context()
+            self._ctx = context()
         ours, theirs = self._ctx.Pipe()
         proc = self._ctx.Process(target=serve, args=(theirs, os.getpid(), self.max_tasks, self.stage_in),
                                  name="plotboard-render", daemon=False)
@@ -291,7 +239,7 @@ class RenderPool:
             proc.start()
         finally:
             theirs.close()
-        worker = _Worker(proc, ours)
+        worker = Worker(proc, ours)
         self._workers.append(worker)
         return worker
 
@@ -310,7 +258,7 @@ class RenderPool:
                 pass
         for w in list(self._workers):
             if w.tasks and (w.conn in ready or w.proc.sentinel in ready):
-                while w in self._workers and w.tasks and _readable(w.conn) and self._result(w):
+                while w in self._workers and w.tasks and readable(w.conn) and self._result(w):
                     pass  # a pipelined worker may have sent several
         for w in list(self._workers):
             if w.proc.sentinel in ready:
@@ -328,7 +276,7 @@ class RenderPool:
                 w.kill()
                 w.deadline = float("inf")
 
-    def _result(self, w: _Worker) -> bool:
+    def _result(self, w: Worker) -> bool:
         """Take a result the worker sent; False if it is gone instead (its exit says how)."""
         job, future = w.tasks[0]
         try:
@@ -347,13 +295,13 @@ class RenderPool:
             self._retire(w, now + LEAVE_GRACE)
         return True
 
-    def _give_back(self, w: _Worker) -> None:
+    def _give_back(self, w: Worker) -> None:
         """The jobs waiting in a worker's pipe that it will never read go back to the queue's front."""
         with self._lock:
             self._queue.extendleft(reversed(w.tasks))
         w.tasks.clear()
 
-    def _exited(self, w: _Worker) -> None:
+    def _exited(self, w: Worker) -> None:
         """A worker ended on its own: the render it ran (if any) died with it."""
         self._workers.remove(w)
         if w.tasks:
@@ -363,7 +311,7 @@ class RenderPool:
             future.set_result(process_died(job.name, w.proc.exitcode))
         self._reap(w)
 
-    def _kill(self, w: _Worker, outcome: RenderFailure) -> None:
+    def _kill(self, w: Worker, outcome: RenderFailure) -> None:
         """End a worker's render: kill it with everything it started, report `outcome`."""
         w.kill()
         future = w.tasks.popleft()[1]
@@ -371,12 +319,12 @@ class RenderPool:
         self._retire(w, float("inf"))
         future.set_result(outcome)
 
-    def _retire(self, w: _Worker, deadline: float) -> None:
+    def _retire(self, w: Worker, deadline: float) -> None:
         self._workers.remove(w)
         w.deadline = deadline
         self._ending.append(w)
 
-    def _reap(self, w: _Worker) -> None:
+    def _reap(self, w: Worker) -> None:
         w.proc.join()
         kill_tree(w.proc.pid)  # what it started and left in its group
         w.conn.close()
@@ -395,14 +343,6 @@ class RenderPool:
 
 
 _NEW = object()  # _target's answer: start a worker for the job
-
-
-def _readable(conn: Any) -> bool:
-    """Whether a message (or the end) is there to read, without waiting."""
-    try:
-        return bool(select.select([conn], [], [], 0)[0])
-    except (OSError, ValueError):  # closed
-        return False
 
 
 def _cancelled(job: RenderJob) -> RenderFailure:
