@@ -414,11 +414,34 @@ def test_a_build_with_nothing_to_render_still_shows_a_chart_turned_stale(board):
     assert board.cli("build").returncode == 0  # nothing changed: the pages are current
     assert board.chart("b")["state"] == "ok"
     rendered_at = parse_iso(board.chart("b")["rendered_at"])
-    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=5, what="chart b to pass its stale_after")
+    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=60, what="chart b to pass its stale_after")
     result = board.cli("build")
     assert "build: 0 rendered, 0 failed, 2 up to date" in result.stderr, result.stderr
     assert board.chart("b")["state"] == "stale"
     assert 'id="chart-b" data-name="b" data-state="stale"' in (board.output / "index.html").read_text()
+
+
+def test_pages_are_current_until_a_chart_turns_stale_judged_at_the_time_given(board):
+    """What a build with nothing to render decides from (pages_current) and what it writes then
+    (write_pages), each at a time passed in: the pages stop being current when a chart turns
+    stale, are written showing it stale, and are current again after that."""
+    from renderer.board.config import load_board
+    from renderer.pages.write import pages_current, write_pages
+    from renderer.store.records import load_state
+
+    board.write(TWO_CHARTS.replace('name = "b"\n', 'name = "b"\nstale_after = "1h"\n'))
+    assert board.cli("build").returncode == 0
+    loaded = load_board(board.file)
+    records = load_state(loaded)
+    state = records.loaded
+    assert state is not None
+    turns = records["b"].rendered_at + 3600
+    assert pages_current(loaded, state, turns - 1)
+    assert not pages_current(loaded, state, turns)
+    write_pages(loaded, records, turns + 1, state=state)
+    assert (board.chart("a")["state"], board.chart("b")["state"]) == ("ok", "stale")
+    assert 'id="chart-b" data-name="b" data-state="stale"' in (board.output / "index.html").read_text()
+    assert pages_current(loaded, state, turns + 2)  # nothing else turns: no rewrite at every build after
 
 
 def test_a_build_with_nothing_to_render_shows_a_new_title_and_a_new_template(built):
