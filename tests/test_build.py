@@ -323,16 +323,49 @@ def runs(log) -> dict[str, tuple[float, float]]:
 
 
 def test_overlapping_builds_never_interleave(tmp_path):
+    """Two builds started together (a race for the lock, where test_second_build_waits_for_the_first
+    starts the second once the first renders): whichever takes the board holds its renders until
+    the test releases them, and meanwhile the other must wait for it, not render."""
     log = tmp_path / "renders.log"
+    release = tmp_path / "release"
     b = recording_board(tmp_path / "board", log)
-    procs = [start_cli("build", "--force", "-c", str(b.file), PB_RUN=str(i), PB_HOLD="0.4") for i in (1, 2)]
-    for p in procs:
-        _, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
+    errs = {run: tmp_path / f"build{run}.err" for run in ("1", "2")}
+    procs: dict[str, subprocess.Popen] = {}
+
+    def rendering() -> set[str]:
+        """The builds that have started a render."""
+        return {line.split()[0] for line in log.read_text().splitlines()} if log.exists() else set()
+
+    def waiting() -> set[str]:
+        return {run for run, path in errs.items() if "waiting for" in path.read_text()}
+
+    try:
+        for run, path in errs.items():
+            with open(path, "w") as err:
+                procs[run] = subprocess.Popen([sys.executable, "-m", "renderer", "build", "--force", "-c", str(b.file)],
+                                              env=cli_env(PB_RUN=run, PB_RELEASE=str(release)),
+                                              stdout=subprocess.DEVNULL, stderr=err)
+        wait_for(lambda: len(rendering()) == 2 or (rendering() and waiting())
+                 or any(p.poll() is not None for p in procs.values()),
+                 timeout=60, what="one build to render and the other to wait for it")
+        assert len(rendering()) == 1, f"both builds rendered at once: {log.read_text()}"
+        (holder,) = rendering()
+        (waiter,) = {"1", "2"} - {holder}
+        assert waiting() == {waiter}, f"build {waiter} did not wait: {errs[waiter].read_text()}"
+    finally:
+        release.write_text("")
+        for p in procs.values():
+            try:
+                p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    for run, p in procs.items():
+        assert p.returncode == 0, errs[run].read_text()
+    assert f"pid {procs[holder].pid}" in errs[waiter].read_text()
     spans = runs(log)
     assert len(log.read_text().splitlines()) == 8  # 2 builds x 2 charts x start/end
-    (s1, e1), (s2, e2) = spans["1"], spans["2"]
-    assert e1 <= s2 or e2 <= s1, f"builds overlapped: {spans}"
+    assert spans[holder][1] <= spans[waiter][0], f"builds overlapped: {spans}"
     assert [c["renders"] for c in b.status()["charts"]] == [2, 2]
 
 
@@ -414,11 +447,34 @@ def test_a_build_with_nothing_to_render_still_shows_a_chart_turned_stale(board):
     assert board.cli("build").returncode == 0  # nothing changed: the pages are current
     assert board.chart("b")["state"] == "ok"
     rendered_at = parse_iso(board.chart("b")["rendered_at"])
-    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=5, what="chart b to pass its stale_after")
+    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=60, what="chart b to pass its stale_after")
     result = board.cli("build")
     assert "build: 0 rendered, 0 failed, 2 up to date" in result.stderr, result.stderr
     assert board.chart("b")["state"] == "stale"
     assert 'id="chart-b" data-name="b" data-state="stale"' in (board.output / "index.html").read_text()
+
+
+def test_pages_are_current_until_a_chart_turns_stale_judged_at_the_time_given(board):
+    """What a build with nothing to render decides from (pages_current) and what it writes then
+    (write_pages), each at a time passed in: the pages stop being current when a chart turns
+    stale, are written showing it stale, and are current again after that."""
+    from renderer.board.config import load_board
+    from renderer.pages.write import pages_current, write_pages
+    from renderer.store.records import load_state
+
+    board.write(TWO_CHARTS.replace('name = "b"\n', 'name = "b"\nstale_after = "1h"\n'))
+    assert board.cli("build").returncode == 0
+    loaded = load_board(board.file)
+    records = load_state(loaded)
+    state = records.loaded
+    assert state is not None
+    turns = records["b"].rendered_at + 3600
+    assert pages_current(loaded, state, turns - 1)
+    assert not pages_current(loaded, state, turns)
+    write_pages(loaded, records, turns + 1, state=state)
+    assert (board.chart("a")["state"], board.chart("b")["state"]) == ("ok", "stale")
+    assert 'id="chart-b" data-name="b" data-state="stale"' in (board.output / "index.html").read_text()
+    assert pages_current(loaded, state, turns + 2)  # nothing else turns: no rewrite at every build after
 
 
 def test_a_build_with_nothing_to_render_shows_a_new_title_and_a_new_template(built):

@@ -4,7 +4,6 @@ image and the shortest interval, the last two refused at load naming the key."""
 from __future__ import annotations
 
 import pickle
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,12 +73,12 @@ plot = "plots:line"
 """
 
 
-def test_a_render_over_max_memory_fails_alone_quickly_naming_memory(tmp_path):
+def test_a_render_over_max_memory_fails_alone_naming_memory(tmp_path):
+    # Stopped by the limit, the render fails with a MemoryError naming it; without one it would
+    # succeed, be killed (WorkerDied) or run into render_timeout (RenderTimeout).
     board = Board(tmp_path / "b").write(HOG_BOARD, plots=PLOTS)
-    started = time.monotonic()
     result = board.cli("build")
     assert result.returncode == 1, result.stderr
-    assert time.monotonic() - started < 50, "not quickly: the render ran into the timeout"
     states = {c["name"]: c for c in board.status()["charts"]}
     assert states["a"]["state"] == states["b"]["state"] == "ok"
     assert states["hog"]["error"].startswith("MemoryError: the render needed more memory than max_memory = 1GiB")

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import TWO_CHARTS, Board, chart, fast_board, wait_for, write_data
-from renderer.pages.status import parse_iso
+from renderer.pages.status import exit_code, parse_iso, rejudge, summary
 
 
 def judged(board: Board) -> tuple[int, dict]:
@@ -31,11 +31,32 @@ def test_fresh_build_is_ok_exit_0(built):
     assert manifest["board"]["title"] == "Test board"
 
 
+def test_states_are_judged_at_the_time_given():
+    """stale once older than stale_after (not at it), never without one; error and pending
+    whatever the time; the exit code and the summary follow."""
+    rendered = "2026-01-01T00:00:00.000Z"
+    t0 = parse_iso(rendered)
+
+    def manifest(*names: str) -> dict:
+        charts = {"a": {"stale_after_s": None}, "b": {"stale_after_s": 60.0},
+                  "c": {"stale_after_s": 60.0, "rendered_at": None},
+                  "d": {"stale_after_s": 60.0, "error": "ValueError: plot exploded"}}
+        return {"charts": [{"name": n, "rendered_at": rendered, "error": None, **charts[n]} for n in names]}
+
+    assert states(rejudge(manifest("a", "b", "c", "d"), t0 + 60)) == {"a": "ok", "b": "ok", "c": "pending", "d": "error"}
+    assert states(rejudge(manifest("a", "b", "c", "d"), t0 + 60.001)) == {"a": "ok", "b": "stale", "c": "pending",
+                                                                          "d": "error"}
+    assert states(rejudge(manifest("a"), t0 + 10 * 365 * 86400)) == {"a": "ok"}
+    fresh, old = rejudge(manifest("a", "b"), t0 + 59), rejudge(manifest("a", "b"), t0 + 61)
+    assert (exit_code(fresh), summary(fresh, exit_code(fresh))) == (0, "PLOTBOARD OK - 2 charts ok")
+    assert (exit_code(old), summary(old, exit_code(old))) == (1, "PLOTBOARD WARNING - b stale")
+
+
 def test_chart_older_than_stale_after_is_stale_exit_1(board):
     board.write(TWO_CHARTS.replace('name = "b"\n', 'name = "b"\nstale_after = "1s"\n'))
     assert board.cli("build").returncode == 0
     rendered_at = parse_iso(board.chart("b")["rendered_at"])
-    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=5, what="chart b to pass its stale_after")
+    wait_for(lambda: time.time() - rendered_at > 1.2, timeout=60, what="chart b to pass its stale_after")
     result = board.cli("status")
     assert result.returncode == 1, result.stdout
     assert result.stdout.startswith("PLOTBOARD WARNING") and "b stale" in result.stdout
