@@ -24,7 +24,7 @@ from renderer.errors import ConfigError
 from renderer.board.families import Family, expand, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
-from renderer.board.model import Board, Chart
+from renderer.board.model import Board, Chart, name_problem
 from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
@@ -277,6 +277,8 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict | None,
     if own is not None:
         c.unknown(where, own, CHART_KEYS, ELSEWHERE["charts"])
     v = c.read(where, t, CHART_OPTIONS)
+    if isinstance(v["name"], str) and (problem := name_problem(v["name"], v["windows"] or ())):
+        c.add(f"{where}.name", problem)
     if hide:
         said = re.compile(rf"{re.escape(where)}\.(?:{'|'.join(map(re.escape, hide))})[:.\[]")
         c.problems[before:] = [p for p in c.problems[before:] if not said.match(p)]

@@ -16,6 +16,26 @@ from renderer.board.options import CHART, program_default
 if TYPE_CHECKING:
     from renderer.board.families import Family
 
+FILE_NAME_LIMIT = 255  # bytes in a file name (NAME_MAX of Linux's and most other file systems)
+# The longest file made from a name: a hidden temporary file of its @2x image, as
+# renderer.render.files.write_temp names it (`.NAME@2x.png.abcdef01.tmp`).
+LONGEST_FILE = ".{}@2x.png.abcdef01.tmp"
+MAX_NAME = FILE_NAME_LIMIT - len(LONGEST_FILE.format(""))  # 234: a name (with windows, NAME.WINDOW) at most
+
+
+def name_problem(name: str, windows: tuple[Window, ...] = ()) -> str | None:
+    """Why the files plotboard would make from a chart's name do not fit a file name's 255
+    bytes (temporary files, @2x, .svg and NAME.WINDOW included), or None."""
+    longest = max((f"{name}.{w.name}" for w in windows), key=len, default=name)
+    if len(longest.encode()) <= MAX_NAME:
+        return None
+    suffix = longest[len(name):]
+    example = LONGEST_FILE.format(f"NAME{suffix}")
+    size = len(LONGEST_FILE.format(longest).encode())
+    return (f"too long: {len(name)} characters make files like {example} {size} bytes long, over the "
+            f"{FILE_NAME_LIMIT} bytes a file name may have; make it at most {max(MAX_NAME - len(suffix), 0)} "
+            f"characters{' with window ' + repr(suffix[1:]) if suffix else ''}")
+
 
 @dataclass(frozen=True)
 class Chart:
