@@ -101,6 +101,21 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """A family member that is not on the board: its file's name gives a name another chart has
+    or that cannot be a chart's, or the family's glob went past its limits. It is shown where a
+    chart would be, in error, and never rendered; the rest of the board is not held up by it."""
+
+    name: str  # a valid chart name of its own, unique on the board
+    title: str
+    error: str  # one line naming the file(s): "NameClash: data/a.csv and data/b.csv both give …"
+    family: str  # the family's unexpanded name
+    where: str  # the family in the board file: "charts[0] (disk-{match})"
+    group: str | None = None
+    pixels: tuple[int, int] = (800, 400)  # the size its card keeps free
+
+
+@dataclass(frozen=True)
 class Board:
     """A whole board file."""
 
@@ -120,6 +135,7 @@ class Board:
     scheduler: str | None
     charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
     families: tuple[Family, ...] = ()
+    failed: tuple[Failed, ...] = ()  # family members left out, shown as charts in error
     data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
 
     @property
