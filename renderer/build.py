@@ -47,11 +47,14 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
     require_executor(board)
     try:
         with board_lock(board, BUILD, wait=BUILD_WAIT) as _:
-            return _build(board, force, only)
+            result = _build(board, force, only)
     except BoardBusy as exc:
         if exc.holder.who != RUN:
             raise
-        return _by_daemon(board, exc.holder, force, only)
+        result = _by_daemon(board, exc.holder, force, only)
+    if not only:  # a family's member left out (named when the board was loaded) is a chart in error
+        result.failed.extend(f.name for f in board.failed if f.name not in result.failed)
+    return result
 
 
 def _by_daemon(board: Board, holder: Holder, force: bool, only: list[str] | None) -> BuildResult:

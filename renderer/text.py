@@ -15,10 +15,21 @@ MAX_STATUS_LINE = 2000  # characters of `plotboard status`'s whole line
 # Everything that can end or break a line, or move the cursor: C0 controls (\n, \r, \t, \v, \f,
 # ESC…), DEL, NEL and the Unicode line and paragraph separators (str.splitlines' boundaries).
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+# Lone surrogates: how Python hands over the bytes of a file name that is not UTF-8 (os.fsdecode's
+# surrogate escapes). They cannot be encoded as UTF-8: one reaching a page crashes its write.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def readable(text: str) -> str:
+    """text with every lone surrogate (a byte of a file name that is not UTF-8) made U+FFFD,
+    the replacement character: text that can be written as UTF-8 and read by people."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def cut(text: str, limit: int = MAX_ERROR) -> str:
-    """text, or its start and a marker saying how long it was, at most `limit` characters."""
+    """text, or its start and a marker saying how long it was, at most `limit` characters; any
+    byte of a file name that is not UTF-8 in it made U+FFFD (readable)."""
+    text = readable(text)
     if len(text) <= limit:
         return text
     marker = f" … [cut: {len(text)} characters in all]"

@@ -280,3 +280,45 @@ def test_missing_board_file_is_named(bad):
     assert result.stderr == (f"plotboard: {bad.file}: no such board file; run plotboard init {bad.root} "
                              "to start one\n")
     assert not bad.output.exists() and not (bad.root / ".plotboard").exists()
+
+
+# -- names and the file system: every file made from a name fits the 255 bytes of a file name ---
+
+@pytest.mark.parametrize("length", [235, 238, 251])
+def test_a_name_too_long_for_its_files_is_rejected_naming_the_key(bad, length):
+    name = "n" * length
+    line = rejected(bad, TWO_CHARTS.replace('name = "b"', f'name = "{name}"'), f"charts[1] ({name}).name: too long")
+    assert line.endswith(f"too long: {length} characters make files like .NAME@2x.png.abcdef01.tmp {length + 21} "
+                         "bytes long, over the 255 bytes a file name may have; make it at most 234 characters"), line
+
+
+def test_a_window_counts_in_the_length_of_a_name(bad):
+    name = "w" * 232
+    line = rejected(bad, with_b('windows = ["1d", "30d"]').replace('name = "b"', f'name = "{name}"'),
+                    f"charts[1] ({name}).name: too long")
+    assert line.endswith("make it at most 230 characters with window '30d'"), line
+
+
+def test_the_longest_names_allowed_write_every_file(bad):
+    """234 characters, and 230 with windows: the temporary file of NAME.WINDOW@2x.png is 255 bytes."""
+    toml = TWO_CHARTS.replace("hidpi = false", 'hidpi = true\nformats = ["png", "svg"]')
+    bad.write(toml.replace('name = "a"', f'name = "{"a" * 234}"').replace('name = "b"', f'name = "{"b" * 230}"')
+              .replace('inputs = ["data/b.txt"]', 'inputs = ["data/b.txt"]\nwindows = ["1d", "30d"]'))
+    result = bad.cli("build")
+    assert result.returncode == 0, result.stderr
+    written = {p.name for p in bad.output.iterdir()}
+    assert {f"{'a' * 234}@2x.png", f"{'a' * 234}.svg", f"{'b' * 230}.30d@2x.png", f"{'b' * 230}.30d.svg"} <= written
+    assert bad.cli("status").returncode == 0
+
+
+def test_a_group_too_long_for_its_page_is_rejected_naming_the_key(bad):
+    group = "g" * 240
+    toml = TWO_CHARTS.replace("[board]\n", "[board]\npage_limit = 1\n").replace("[defaults]\n", f'[defaults]\ngroup = "{group}"\n')
+    line = rejected(bad, toml, "defaults.group: too long")
+    assert line.endswith(f"defaults.group: too long: the group's id (its name lowercased, other characters made '-') "
+                         "has 240 characters, and names its files groups/ID.html and status/ID.json; make it at most "
+                         "200 characters"), line
+    bad.write(toml.replace(group, "G" * 200))  # the longest allowed: a split board's group page is written
+    result = bad.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert (bad.output / "groups" / f"{'g' * 200}.html").is_file()

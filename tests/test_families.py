@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
 
-from conftest import Board, chart, fast_board
+from conftest import Board, chart, fast_board, wait_for
 
 FAMILY = chart("disk-{match}", inputs="{path}", extra='foreach = "data/disk-*.csv"\ntitle = "Disk {match}"\n'
                'params = { label = "{stem}" }\nwindows = ["1d", "7d"]')
@@ -62,12 +63,11 @@ BAD = {
     "no windows": (FAMILY.replace('["1d", "7d"]', '[]'), "charts[0] (disk-{match}).windows: expected at least one"),
     "foreach not a string": (FAMILY.replace('"data/disk-*.csv"', '["data/disk-*.csv"]'),
                              "charts[0] (disk-{match}).foreach: expected a glob pattern string"),
-    "two files give one name": (FAMILY.replace("disk-{match}", "disk-{match}", 1).replace(
-        'foreach = "data/disk-*.csv"', 'foreach = "data/*/disk-*.csv"').replace("disk-{match}", "disk-{stem}", 1),
-        "charts[0] (disk-{stem}).name: data/x/disk-a.csv and data/y/disk-a.csv both give the name 'disk-disk-a'"),
-    "member collides with a chart": (FAMILY + chart("disk-sda1", inputs="data/x.txt"),
-                                     "charts[1] (disk-sda1).name: duplicate name 'disk-sda1' (charts[1] (disk-sda1); "
-                                     "also charts[0] (disk-{match}) from data/disk-sda1.csv)"),
+    "name too long before any file's text": (FAMILY.replace('name = "disk-{match}"', f'name = "{"d" * 235}-{{match}}"'),
+                                             f"charts[0] ({'d' * 235}-{{match}}).name: too long: 236 characters make "
+                                             "files like .NAME.1d@2x.png.abcdef01.tmp 260 bytes long, over the 255 "
+                                             "bytes a file name may have; make it at most 231 characters with window "
+                                             "'1d' (without its placeholders)"),
 }
 
 
@@ -276,3 +276,208 @@ def test_the_helpers_slice_rows_and_a_csv_to_the_last_window(tmp_path):
     path.write_text("time,used\n2026-11-20T00:00:00Z,1\n2026-11-21T00:00:00Z,2\n2026-11-21T12:00:00Z,x\n")
     assert [r["used"] for r in last(read_csv(path), 86400, "time")] == [2.0, "x"]
     assert [r["used"] for r in last(read_csv(path), 86400)] == [2.0, "x"]  # as the README writes it: "time" by default
+
+
+# -- hostile file names: every one of them leaves the rest of the board as it was ----------------
+
+# A plot that needs its inputs and notes, per member (its `label` param), the files it was handed.
+SEEN_PLOTS = '''
+import json, os
+
+def seen(fig, inputs, label="", **params):
+    if not inputs:
+        raise ValueError("no inputs")
+    with open(os.path.join(os.path.dirname(__file__), "seen.jsonl"), "a") as f:
+        f.write(json.dumps({"label": label, "inputs": [p.name for p in inputs]}) + "\\n")
+    fig.add_subplot().plot([1, 2, 3])
+
+def still(fig, inputs, **params):
+    fig.add_subplot().plot([1, 2])
+'''
+SEEN_FAMILY = chart("disk-{match}", "plots:seen", "{path}",
+                    'foreach = "data/disk-*.csv"\ntitle = "Disk {match}"\nparams = { label = "{match}" }')
+NOT_UTF8 = b"disk-\xff\xfe.csv"
+
+
+def seen_inputs(b) -> dict[str, list[str]]:
+    """label -> the input files (names) its member's plot was handed."""
+    lines = (b.root / "seen.jsonl").read_text().splitlines()
+    return {row["label"]: row["inputs"] for row in map(json.loads, lines)}
+
+
+def not_utf8_file(b) -> None:
+    with open(os.fsencode(b.root / "data") + b"/" + NOT_UTF8, "wb") as f:
+        f.write(b"1 2 3\n")
+
+
+def failed_entries(charts: list[dict]) -> list[dict]:
+    """status.json's entries of family members left out: in error, never rendered."""
+    return [c for c in charts if c.get("family") and c["state"] == "error" and c["rendered_at"] is None]
+
+
+def test_a_file_name_that_is_not_utf8_gets_a_safe_name_and_title_and_its_plot_gets_the_file(tmp_path):
+    b = fast_board(tmp_path / "b", SEEN_FAMILY, plots=SEEN_PLOTS)
+    b.data("data/disk-sda.csv", "1\n")
+    not_utf8_file(b)
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    entry = b.chart("disk--")
+    assert entry["state"] == "ok" and entry["title"] == "Disk \ufffd\ufffd", entry
+    assert b.chart("disk-sda")["state"] == "ok"
+    assert "Disk \ufffd\ufffd" in (b.output / "index.html").read_text(encoding="utf-8")
+    assert seen_inputs(b)["\ufffd\ufffd"] == [os.fsdecode(NOT_UTF8)]  # the file itself, by its own name
+    assert b.cli("status").returncode == 0
+
+
+def test_under_run_a_file_name_that_is_not_utf8_adds_its_member_and_the_daemon_carries_on(tmp_path, daemons):
+    b = fast_board(tmp_path / "b", SEEN_FAMILY, plots=SEEN_PLOTS)
+    b.data("data/disk-sda.csv", "1\n")
+    d = daemons(b)
+    d.wait_state("disk-sda", state="ok")
+    not_utf8_file(b)
+    d.wait_state("disk--", state="ok", title="Disk \ufffd\ufffd")
+    b.data("data/disk-sdb.csv", "2\n")  # and it goes on following the family
+    d.wait_state("disk-sdb", state="ok")
+    status = b.cli("status")
+    assert status.returncode == 0, status.stdout
+    d.alive()
+
+
+LOOP_FAMILY = chart("d-{stem}", "plots:seen", "{path}", 'foreach = "data/**/disk-*.csv"\nparams = { label = "{stem}" }')
+
+
+def loops(b) -> None:
+    os.symlink(".", b.root / "data" / "l1")  # glob.glob never finished with these two
+    os.symlink(".", b.root / "data" / "l2")
+
+
+def test_a_family_expands_like_inputs_each_real_file_once_through_symlink_loops(tmp_path):
+    b = fast_board(tmp_path / "b", LOOP_FAMILY, plots=SEEN_PLOTS)
+    b.data("data/disk-a.csv", "1\n")
+    b.data("data/sub/disk-b.csv", "2\n")
+    loops(b)
+    result = b.cli("build", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted((c["name"], c["state"]) for c in b.status()["charts"]) == [("d-disk-a", "ok"), ("d-disk-b", "ok")]
+    assert seen_inputs(b) == {"disk-a": ["disk-a.csv"], "disk-b": ["disk-b.csv"]}
+
+
+def test_under_run_symlink_loops_in_a_family_folder_do_not_hang_the_daemon(tmp_path, daemons):
+    b = fast_board(tmp_path / "b", LOOP_FAMILY, plots=SEEN_PLOTS)
+    b.data("data/disk-a.csv", "1\n")
+    d = daemons(b)
+    d.wait_state("d-disk-a", state="ok")
+    loops(b)
+    b.data("data/sub/disk-c.csv", "3\n")
+    d.wait_state("d-disk-c", state="ok")
+    assert {c["name"] for c in d.charts()} == {"d-disk-a", "d-disk-c"}
+    d.alive()
+
+
+def test_a_family_past_the_limits_fails_alone_as_one_entry(tmp_path, monkeypatch):
+    from renderer.board import inputs
+    from renderer.board.config import load_board
+    from renderer.board.families import members_changed
+
+    monkeypatch.setattr(inputs, "MAX_INPUTS", 3)
+    b = fast_board(tmp_path / "b", chart("cpu", "plots:still"), LOOP_FAMILY, plots=SEEN_PLOTS)
+    for n in range(5):
+        b.data(f"data/disk-{n}.csv", "1\n")
+    board = load_board(b.file)
+    assert [c.name for c in board.charts] == ["cpu"]
+    (failed,) = board.failed
+    assert failed.name == "d" and failed.error.startswith("TooManyInputs: foreach 'data/**/disk-*.csv' match more "
+                                                          "than 3 files, the limit per family"), failed
+    assert board.families[0].problem and not members_changed(board)
+
+
+def test_foreach_never_matches_plotboards_own_files_and_a_build_after_a_build_is_the_same(tmp_path):
+    b = fast_board(tmp_path / "b", chart("f-{path}", "plots:still", "{path}", 'foreach = "**/*"'), plots=SEEN_PLOTS)
+    b.file.write_text(b.file.read_text().replace("[board]\n", '[board]\nstate = "bookkeeping"\n'))
+    b.data("data/a.csv", "1\n")
+    assert b.cli("build").returncode == 0
+    for _ in range(2):  # the output folder and the state folder are full by now
+        again = b.cli("build")
+        assert again.returncode == 0, again.stderr
+    names = {c["name"] for c in b.status()["charts"]}
+    assert {"f-data-a-csv", "f-plotboard-toml", "f-plots-py"} <= names
+    assert not [n for n in names if n.startswith(("f-public-", "f-bookkeeping-"))], names
+    assert all(c["state"] == "ok" for c in b.status()["charts"])
+
+
+CLASH = FAMILY + chart("disk-total", inputs="data/total.txt")  # the chart after the family: it wins all the same
+
+
+def test_a_member_whose_name_a_chart_has_is_left_out_alone_as_a_failed_entry_naming_file_and_chart(tmp_path):
+    b = family_board(tmp_path / "b", family=CLASH)
+    b.data("data/total.txt", "1 2\n")
+    b.data("data/disk-total.csv", "")
+    result = b.cli("build")
+    assert result.returncode == 1, result.stderr  # a chart in error, not a board-file error
+    charts = b.status()["charts"]
+    assert {c["name"]: c["state"] for c in charts if c not in failed_entries(charts)} == {
+        "disk-sdb-2": "ok", "disk-sda1": "ok", "disk-total": "ok"}
+    (entry,) = failed_entries(charts)
+    assert entry["family"] == "disk-{match}" and entry["name"].startswith("disk-total-")
+    assert entry["error"] == ("NameClash: data/disk-total.csv gives the name 'disk-total', which charts[1] "
+                              "(disk-total) has"), entry
+    assert "NameClash: data/disk-total.csv gives the name" in (b.output / "index.html").read_text()
+    assert "shown as a chart in error: NameClash" in result.stderr
+    status = b.cli("status")
+    assert status.returncode == 2 and "NameClash" in status.stdout, status.stdout
+    assert b.cli("build").returncode == 1  # and so it stays while the file is there
+
+
+def test_two_files_giving_one_name_are_left_out_together_as_one_failed_entry_naming_both(tmp_path):
+    b = family_board(tmp_path / "b")
+    b.data("data/disk-é.csv", "1\n")
+    b.data("data/disk-è.csv", "2\n")
+    result = b.cli("build")
+    assert result.returncode == 1, result.stderr
+    charts = b.status()["charts"]
+    (entry,) = failed_entries(charts)
+    assert entry["name"] == "disk--" and entry["error"] == (
+        "NameClash: data/disk-è.csv and data/disk-é.csv both give the name 'disk--'; neither is shown")
+    assert {c["name"] for c in charts} == {"disk-sdb-2", "disk-sda1", "disk--"}
+    assert [(f["name"], f["members"], f["failed"]) for f in b.status()["families"]] == [("disk-{match}", 2, 1)]
+    assert not list(b.output.glob("disk--*"))
+
+
+def test_under_run_a_clashing_file_leaves_out_its_member_and_later_files_still_add_theirs(tmp_path, daemons):
+    b = fast_board(tmp_path / "b", CLASH)
+    b.data("data/total.txt", "1 2\n")
+    b.data("data/disk-sda.csv", "1 2 3\n")
+    d = daemons(b)
+    d.wait_state("disk-sda", state="ok")
+    d.wait_state("disk-total", state="ok")
+    b.data("data/disk-total.csv", "")
+    wait_for(lambda: failed_entries(d.charts()), 60, "the clashing file's failed entry")
+    b.data("data/disk-sdb.csv", "3 2 1\n")
+    d.wait_state("disk-sdb", state="ok")
+    assert d.state("disk-total")["state"] == "ok" and d.state("disk-sda")["state"] == "ok"
+    d.wait_log("disk-total.csv gives the name 'disk-total'")
+    d.alive()
+
+
+def test_a_path_put_into_inputs_is_that_file_not_a_pattern(tmp_path):
+    b = fast_board(tmp_path / "b", SEEN_FAMILY, plots=SEEN_PLOTS)
+    for name in ("x", "[x]", "*", "y"):
+        b.data(f"data/disk-{name}.csv", "1\n")
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    assert seen_inputs(b) == {"x": ["disk-x.csv"], "[x]": ["disk-[x].csv"], "*": ["disk-*.csv"], "y": ["disk-y.csv"]}
+
+
+def test_a_member_whose_name_is_too_long_for_its_files_fails_alone(tmp_path):
+    b = family_board(tmp_path / "b")
+    long = "x" * 240  # the file's name fits (248 bytes); disk-xxx….7d@2x.png's temporary file would not
+    b.data(f"data/disk-{long}.csv", "1\n")
+    result = b.cli("build")
+    assert result.returncode == 1, result.stderr
+    charts = b.status()["charts"]
+    (entry,) = failed_entries(charts)
+    assert entry["error"] == (f"NameTooLong: data/disk-{long}.csv gives a name that is too long: 245 characters "
+                              "make files like .NAME.1d@2x.png.abcdef01.tmp 269 bytes long, over the 255 bytes a file "
+                              "name may have; make it at most 231 characters with window '1d'"), entry["error"]
+    assert len(entry["name"]) <= 234 and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", entry["name"])
+    assert {c["name"]: c["state"] for c in charts if c is not entry} == {"disk-sdb-2": "ok", "disk-sda1": "ok"}

@@ -21,10 +21,10 @@ import tomli  # tomllib itself, compiled: 3-4x faster on a board file of thousan
 
 from renderer.board.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
-from renderer.board.families import Family, expand, windowed
+from renderer.board.families import Expansion, expand, settle, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
-from renderer.board.model import Board, Chart
+from renderer.board.model import Board, Chart, Failed, name_problem
 from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
@@ -172,8 +172,19 @@ def load_board(path: str | os.PathLike) -> Board:
 
 def expand_again(board: Board) -> Board:
     """The board as its file reads now that files matching a family's glob appeared or went
-    (the same board file, expanded afresh); raises ConfigError like load_board."""
-    return board_from_data(board.path, board.data)
+    (the same board file, expanded afresh); raises ConfigError like load_board. A member newly
+    left out (renderer.board.model.Failed) is logged."""
+    new = board_from_data(board.path, board.data)
+    known = {(f.name, f.error) for f in board.failed}
+    for failed in new.failed:
+        if (failed.name, failed.error) not in known:
+            log_failed(new, failed)
+    return new
+
+
+def log_failed(board: Board, failed: Failed) -> None:
+    """Say that a family's member is left out, and why (a warning: the board goes on)."""
+    log.warning("%s: %s: %s is shown as a chart in error: %s", board.path, failed.where, failed.name, failed.error)
 
 
 def board_from_data(path: Path, data: dict) -> Board:
@@ -201,9 +212,8 @@ def board_from_data(path: Path, data: dict) -> Board:
     if not isinstance(charts_raw, list):
         c.add("charts", "expected an array of tables ([[charts]])")
         charts_raw = []
-    charts: list[Chart] = []
-    families: list[Family] = []
-    seen: dict[str, str] = {}  # name -> which chart of the board file gave it
+    items: list[Chart | Expansion] = []  # the board file's charts and families, in its order
+    seen: dict[str, str] = {}  # name -> which chart of the board file has it (families' members aside)
     for i, table in enumerate(charts_raw):
         where = f"charts[{i}]"
         if not isinstance(table, dict):
@@ -215,24 +225,31 @@ def board_from_data(path: Path, data: dict) -> Board:
         before = len(c.problems)
         if "foreach" in table:
             c.unknown(where, table, CHART_KEYS, ELSEWHERE["charts"])  # the family's own keys, checked once
-            family, made = expand(where, {**defaults, **table}, root, c.add,
-                                  lambda w, t, hide: _load_chart(c, w, t, None, hide))
-            if family is not None:
-                families.append(family)
-            claims = [(chart.name, f"{where} from {path}", chart) for chart, path in made]
-        else:
-            chart = _load_chart(c, where, {**defaults, **table}, table)
-            claims = [(chart.name, where, chart)] if chart is not None else (
-                # a chart with other problems still claims its name, so a duplicate is reported with them
-                [(name, where, None)] if isinstance(name, str) and NAME_RE.match(name) else [])
+            expansion = expand(where, {**defaults, **table}, root, c.excluded, c.add,
+                               lambda w, t, hide: _load_chart(c, w, t, None, hide, member=True))
+            c.blame_defaults(before, where, table, defaults)
+            if expansion is not None:
+                items.append(expansion)
+            continue
+        chart = _load_chart(c, where, {**defaults, **table}, table)
         c.blame_defaults(before, where, table, defaults)
-        for claimed, origin, chart in claims:
-            if claimed in seen:
-                c.add(f"{where}.name", f"duplicate name {claimed!r} ({origin}; also {seen[claimed]})")
-                continue
-            seen[claimed] = origin
-            if chart is not None:
-                charts.extend(windowed(chart))
+        # a chart with other problems still claims its name, so a duplicate is reported with them
+        claimed = chart.name if chart is not None else name if isinstance(name, str) and NAME_RE.match(name) else None
+        if claimed is None:
+            continue
+        if claimed in seen:
+            c.add(f"{where}.name", f"duplicate name {claimed!r} ({where}; also {seen[claimed]})")
+            continue
+        seen[claimed] = where
+        if chart is not None:
+            items.append(chart)
+    # A family's member never stops the board: one whose name a chart has, or two files giving
+    # one name, are left out and shown as failed entries (renderer.board.families.settle).
+    families, failed = settle([e for e in items if isinstance(e, Expansion)], seen)
+    charts: list[Chart] = []
+    for item in items:
+        for chart in [item] if isinstance(item, Chart) else [m for m, _ in item.members]:
+            charts.extend(windowed(chart))
 
     # Cross-field rules, checked last.
     output = b["output"]
@@ -257,7 +274,8 @@ def board_from_data(path: Path, data: dict) -> Board:
 
     if c.problems:
         raise ConfigError(path, c.problems)
-    return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families), data=data, **b)
+    return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families),
+                 failed=tuple(failed), data=data, **b)
 
 
 def with_exclusions(board: Board) -> Board:
@@ -267,16 +285,19 @@ def with_exclusions(board: Board) -> Board:
 
 
 def _load_chart(c: _Collector, where: str, t: dict, own: dict | None,
-                hide: frozenset[str] = frozenset()) -> Chart | None:
+                hide: frozenset[str] = frozenset(), member: bool = False) -> Chart | None:
     """One chart from its table `t` ([defaults] merged in); None when it has problems.
 
     `own`: the chart's own table, whose keys are checked (None: checked already); `hide`: keys
-    whose problems were reported already (a family's name and placeholders), not said twice.
+    whose problems were reported already (a family's name and placeholders), not said twice;
+    `member`: a family's member, whose name's length renderer.board.families judges.
     """
     before = len(c.problems)
     if own is not None:
         c.unknown(where, own, CHART_KEYS, ELSEWHERE["charts"])
     v = c.read(where, t, CHART_OPTIONS)
+    if not member and isinstance(v["name"], str) and (problem := name_problem(v["name"], v["windows"] or ())):
+        c.add(f"{where}.name", problem)
     if hide:
         said = re.compile(rf"{re.escape(where)}\.(?:{'|'.join(map(re.escape, hide))})[:.\[]")
         c.problems[before:] = [p for p in c.problems[before:] if not said.match(p)]

@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from renderer.text import readable
+
 if TYPE_CHECKING:
     from renderer.board.model import Chart
 
@@ -46,7 +48,8 @@ def is_pattern(path: str) -> bool:
 class _Walk:
     """One chart's expansion: what was visited, what was found, and the budget left."""
 
-    def __init__(self, excluded: list[str], pattern_text: str) -> None:
+    def __init__(self, excluded: list[str], pattern_text: str, per: str = "chart") -> None:
+        self.per = per  # whose limits they are, as the messages say it: "chart", "family"
         self.excluded_folders = excluded
         self._excluded: set[tuple[int, int]] | None = None  # their identities, taken when a pattern first needs them
         self.seen_files: set[tuple[int, int]] = set()
@@ -64,7 +67,7 @@ class _Walk:
         self.found.append(path)
         self.stats[path] = (st.st_size, st.st_mtime_ns)
         if len(self.found) > MAX_INPUTS:
-            raise TooManyInputs(f"{self.pattern_text} match more than {MAX_INPUTS:,} files, the limit per chart; "
+            raise TooManyInputs(f"{self.pattern_text} match more than {MAX_INPUTS:,} files, the limit per {self.per}; "
                                 "narrow the patterns")
 
     def entries(self, folder: str) -> list[os.DirEntry]:
@@ -80,7 +83,7 @@ class _Walk:
         self.scanned += len(entries)
         if self.scanned > MAX_SCANNED:
             raise TooManyInputs(f"{self.pattern_text} made plotboard look at more than {MAX_SCANNED:,} files and "
-                                "folders, the limit per chart; narrow the patterns")
+                                f"folders, the limit per {self.per}; narrow the patterns")
         self._listed[folder] = entries
         return entries
 
@@ -105,16 +108,18 @@ def _ident(path: str) -> tuple[int, int] | None:
 
 
 def expand(patterns: Iterable[str], excluded: Iterable[str] = (),
-           stats: dict[str, tuple[int, int]] | None = None) -> list[str]:
+           stats: dict[str, tuple[int, int]] | None = None, *, per: str = "chart", shown: str | None = None) -> list[str]:
     """The existing files the patterns name or match, each real file once, sorted.
 
     `patterns` are absolute paths or glob patterns; `excluded` are folders whose files never
-    count (the output folder and `.plotboard/`). Raises TooManyInputs beyond the limits.
-    `stats`, if given, gets each file's (size, mtime_ns) as the expansion saw it.
+    count (the output folder and `.plotboard/`). Raises TooManyInputs beyond the limits (its
+    message names the patterns, or `shown`, and says whose limits they are: `per`). `stats`, if
+    given, gets each file's (size, mtime_ns) as the expansion saw it. A chart's inputs and a
+    family's `foreach` (renderer.board.families) are expanded by this one function.
     """
     patterns = list(patterns)
     excluded = [_real_folder(f) for f in excluded]
-    walk = _Walk(excluded, ", ".join(repr(p) for p in patterns if is_pattern(p)) or "the inputs")
+    walk = _Walk(excluded, shown or ", ".join(repr(p) for p in patterns if is_pattern(p)) or "the inputs", per)
     for pattern in patterns:
         if is_pattern(pattern):
             _expand_glob(walk, pattern)
@@ -280,5 +285,6 @@ def _glob_match(pp: list[str], sp: list[str]) -> bool:
 
 def waiting_for(chart: Chart, root: Path) -> list[str]:
     """The chart's literal inputs (not patterns) that are not there (yet), relative to `root`,
-    the board file's folder: a typo, or a file a producer has not written yet."""
-    return [os.path.relpath(p, root) for p in chart.inputs if not is_pattern(p) and not os.path.isfile(p)]
+    the board file's folder: a typo, or a file a producer has not written yet. As people read
+    them: a byte of a name that is not UTF-8 is shown as U+FFFD."""
+    return [readable(os.path.relpath(p, root)) for p in chart.inputs if not is_pattern(p) and not os.path.isfile(p)]

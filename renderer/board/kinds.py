@@ -104,6 +104,32 @@ class Name(Text):
         return value
 
 
+UNGROUPED = "ungrouped"  # the id of the section of charts without a group
+MAX_GROUP_ID = 200  # characters: groups/ID.html, status/ID.json and their temporary files fit 255 bytes
+
+
+def group_id(name: str | None) -> str:
+    """A group's id (its page groups/ID.html, its manifest status/ID.json): its name lowercased,
+    every run of other characters than [a-z0-9] a '-' (the page makes ids unique with -2, -3…)."""
+    if name is None:
+        return UNGROUPED
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return text or "group"
+
+
+class Group(Text):
+    """A section's name: any text whose id (group_id) leaves its files room in a file name."""
+
+    def check(self, value: Any, root: Path) -> str:
+        name = super().check(value, root)
+        gid = group_id(name)
+        if len(gid) > MAX_GROUP_ID:
+            raise ValueError(f"too long: the group's id (its name lowercased, other characters made '-') has "
+                             f"{len(gid)} characters, and names its files groups/ID.html and status/ID.json; "
+                             f"make it at most {MAX_GROUP_ID} characters")
+        return name
+
+
 class Cron(Text):
     def check(self, value: Any, root: Path) -> str:
         expr = super().check(value, root)

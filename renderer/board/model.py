@@ -16,6 +16,26 @@ from renderer.board.options import CHART, program_default
 if TYPE_CHECKING:
     from renderer.board.families import Family
 
+FILE_NAME_LIMIT = 255  # bytes in a file name (NAME_MAX of Linux's and most other file systems)
+# The longest file made from a name: a hidden temporary file of its @2x image, as
+# renderer.render.files.write_temp names it (`.NAME@2x.png.abcdef01.tmp`).
+LONGEST_FILE = ".{}@2x.png.abcdef01.tmp"
+MAX_NAME = FILE_NAME_LIMIT - len(LONGEST_FILE.format(""))  # 234: a name (with windows, NAME.WINDOW) at most
+
+
+def name_problem(name: str, windows: tuple[Window, ...] = ()) -> str | None:
+    """Why the files plotboard would make from a chart's name do not fit a file name's 255
+    bytes (temporary files, @2x, .svg and NAME.WINDOW included), or None."""
+    longest = max((f"{name}.{w.name}" for w in windows), key=len, default=name)
+    if len(longest.encode()) <= MAX_NAME:
+        return None
+    suffix = longest[len(name):]
+    example = LONGEST_FILE.format(f"NAME{suffix}")
+    size = len(LONGEST_FILE.format(longest).encode())
+    return (f"too long: {len(name)} characters make files like {example} {size} bytes long, over the "
+            f"{FILE_NAME_LIMIT} bytes a file name may have; make it at most {max(MAX_NAME - len(suffix), 0)} "
+            f"characters{' with window ' + repr(suffix[1:]) if suffix else ''}")
+
 
 @dataclass(frozen=True)
 class Chart:
@@ -81,6 +101,21 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """A family member that is not on the board: its file's name gives a name another chart has
+    or that cannot be a chart's, or the family's glob went past its limits. It is shown where a
+    chart would be, in error, and never rendered; the rest of the board is not held up by it."""
+
+    name: str  # a valid chart name of its own, unique on the board
+    title: str
+    error: str  # one line naming the file(s): "NameClash: data/a.csv and data/b.csv both give …"
+    family: str  # the family's unexpanded name
+    where: str  # the family in the board file: "charts[0] (disk-{match})"
+    group: str | None = None
+    pixels: tuple[int, int] = (800, 400)  # the size its card keeps free
+
+
+@dataclass(frozen=True)
 class Board:
     """A whole board file."""
 
@@ -100,6 +135,7 @@ class Board:
     scheduler: str | None
     charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
     families: tuple[Family, ...] = ()
+    failed: tuple[Failed, ...] = ()  # family members left out, shown as charts in error
     data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
 
     @property

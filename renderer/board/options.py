@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from renderer.board.kinds import (
-    EXECUTORS, THEMES, Choice, Cron, Duration, Flag, Folder, Foreach, Formats, Inputs, Memory, Name, Option, Plot,
+    EXECUTORS, THEMES, Choice, Cron, Duration, Flag, Folder, Foreach, Formats, Group, Inputs, Memory, Name, Option, Plot,
     Size, Table, Text, Whole, Windows,
 )
 from renderer.render.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
@@ -47,7 +47,7 @@ CHART_OPTIONS: tuple[Option, ...] = (
          in_defaults=False),
     Text("title", "the card's heading", default_from=_title_default, default_text="the name"),
     Text("description", "a line under the title", ""),
-    Text("group", "the section of the board the chart is shown in (sections in the order groups first appear)"),
+    Group("group", "the section of the board the chart is shown in (sections in the order groups first appear)"),
     Plot("plot", "the plot function", required="expected 'module:function'"),
     Inputs("inputs", "files or glob patterns; a change re-renders the chart", []),
     Duration("every", "re-render at this interval", least=MIN_INTERVAL),

@@ -13,21 +13,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from renderer.board.kinds import UNGROUPED, group_id  # noqa: F401 - UNGROUPED re-exported
+
 STATES = ("error", "stale", "pending", "ok")  # the order a summary counts them: trouble first
 STATUS_DIR = "status"
 STATUS_INDEX = f"{STATUS_DIR}/index.json"
 GROUP_FILE_RE = re.compile(rf"{STATUS_DIR}/[a-z0-9][a-z0-9-]*\.json\Z")
 GROUP_PAGE_RE = re.compile(r"groups/[a-z0-9][a-z0-9-]*\.html\Z")  # a split board's group pages
-UNGROUPED = "ungrouped"  # the id of the section of charts without a group
 MAX_NAMED = 12  # charts in trouble a summary names, at most
 
 
-def slug(name: str | None) -> str:
-    """A group's id: its name lowercased, every run of other characters than [a-z0-9] a '-'."""
-    if name is None:
-        return UNGROUPED
-    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return text or "group"
+slug = group_id  # a group's id (renderer.board.kinds: the board file's loader limits its length)
 
 
 def sections(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ from renderer.errors import ConfigError
 from renderer.pages import groups
 
 from renderer.pages import templating
-from renderer.board.model import Board, Chart
+from renderer.board.config import log_failed
+from renderer.board.model import Board, Chart, Failed
 from renderer.store.repair import stamp
 from renderer.board.inputs import waiting_for
 from renderer.store.records import ChartRecord, hash_of
@@ -91,6 +92,15 @@ def window_entries(board: Board, chart: Chart, records: dict[str, ChartRecord],
     if ignores_window(board, hash_of(records), chart.name):
         entry["warning"] = IGNORED
     return entry
+
+
+def failed_entry(failed: Failed) -> dict[str, Any]:
+    """A family member left out of the board (renderer.board.model.Failed), as status.json shows
+    it: a chart in error that was never rendered, its error naming the file(s)."""
+    return {"name": failed.name, "title": failed.title, "group": failed.group, "image": f"{failed.name}.png",
+            "hash": None, "state": "error", "rendered_at": None, "changed_at": None, "duration_ms": None,
+            "renders": 0, "failures": 0, "error": failed.error, "stale_after_s": None, "waiting_for": [],
+            "family": failed.family}
 
 
 def entry_time(rec: ChartRecord | None) -> str | None:
@@ -183,6 +193,14 @@ class Pages:
                 self.stale_at.pop(name, None)
             else:
                 self.stale_at[name] = at
+        if full:
+            for failed in board.failed:  # they never change while the board is the same
+                entry = failed_entry(failed)
+                self.entries[failed.name], self.json[failed.name] = entry, _dumps(entry)
+                width, height = failed.pixels
+                self.cards[failed.name] = {**entry, "description": "", "image2x": None, "svg": None,
+                                           "width": width, "height": height}
+                names.append(failed.name)
         return self._snapshot(board, now, set(names), full)
 
     def cards_html(self, board: Board, base: str) -> Any:
@@ -209,7 +227,8 @@ class Pages:
         shape = self.layout
         cards = [self.cards[n] for n in shape.names]
         info = {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh}
-        families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members)} for f in board.families]
+        families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members),
+                     **({"failed": len(f.failed)} if f.failed else {})} for f in board.families]
         tail = f',"families":{_dumps(families)}' if families else ""
         status_json = (f'{{"board":{_dumps(info)},"charts":['
                        + ",".join([self.json[n] for n in shape.names]) + f"]{tail}}}").encode()
@@ -238,11 +257,11 @@ class Pages:
         layout = shape.digest
         files[groups.STATUS_INDEX] = jsonfile.dumps({"board": {**info, "layout": layout}, "groups": index_groups},
                                                     indent=1).encode()
-        grouped = any(c.group is not None for c in board.charts)
+        grouped = any(c.group is not None for c in board.charts) or any(f.group is not None for f in board.failed)
         split = grouped and len(cards) > board.page_limit
         for section in sections:
             section["page"] = f"{GROUP_PAGES}/{section['id']}.html" if split else None
-        empty = [f for f in families if not f["members"]]
+        empty = [f for f in families if not f["members"] and not f.get("failed")]
         if empty and not sections:
             sections = [{"id": groups.UNGROUPED, "name": None, "charts": [], "hash": "", "page": None,
                          "summary": groups.summary([]), "empty_families": [], "width": 0, "names": ""}]
@@ -260,8 +279,10 @@ class _Layout:
     in which groups: an open page reloads when it changes)."""
 
     def __init__(self, board: Board) -> None:
-        self.names = [c.name for c in board.shown]
-        shown = [{"name": c.name, "group": c.group, "width": c.pixels[0]} for c in board.shown]
+        # A family's members left out (board.failed) come last, each in its family's group.
+        shown = ([{"name": c.name, "group": c.group, "width": c.pixels[0]} for c in board.shown]
+                 + [{"name": f.name, "group": f.group, "width": f.pixels[0]} for f in board.failed])
+        self.names = [c["name"] for c in shown]
         self.sections = [(s["id"], s["name"], [c["name"] for c in s["charts"]],
                           max((c["width"] for c in s["charts"]), default=0)) for s in groups.sections(shown)]
         self.section_of = {n: sid for sid, _, names, _ in self.sections for n in names}
@@ -328,6 +349,8 @@ def check_use(board: Board) -> None:
     problem = check_templates(board)
     if problem:
         raise ConfigError(board.path, [f"board.templates: {problem}"])
+    for failed in board.failed:
+        log_failed(board, failed)
     for i, chart in enumerate(board.shown):
         for missing in waiting_for(chart, board.root):
             log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
