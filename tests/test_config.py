@@ -315,7 +315,7 @@ def test_a_group_too_long_for_its_page_is_rejected_naming_the_key(bad):
     group = "g" * 240
     toml = TWO_CHARTS.replace("[board]\n", "[board]\npage_limit = 1\n").replace("[defaults]\n", f'[defaults]\ngroup = "{group}"\n')
     line = rejected(bad, toml, "defaults.group: too long")
-    assert line.endswith(f"defaults.group: too long: the group's id (its name lowercased, other characters made '-') "
+    assert line.endswith("defaults.group: too long: the group's id (its name lowercased, other characters made '-') "
                          "has 240 characters, and names its files groups/ID.html and status/ID.json; make it at most "
                          "200 characters"), line
     bad.write(toml.replace(group, "G" * 200))  # the longest allowed: a split board's group page is written

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Board, cli, cli_env, free_port, wait_for
+from conftest import cli, cli_env, wait_for
 from test_demo import served, start_demo, stop_demo
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import pytest
-from browser import ALL_IMAGES_LOADED, NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, remove_tree, require_tool, served_dir
+from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, remove_tree, require_tool, served_dir
 from conftest import Board, chart, fast_board
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
 
