@@ -164,7 +164,7 @@ def test_a_build_with_nothing_to_do_keeps_valid_bookkeeping_as_it_reads(built):
 
 
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
-@pytest.mark.parametrize("name", ["state.json", "pages.json"])
+@pytest.mark.parametrize("name", ["state.json", "pages.json", "lock"])
 def test_a_special_file_in_the_bookkeeping_is_replaced_never_read(built, name, kind):
     """A FIFO (open() would block for ever) or a link to /dev/zero (read() would take all
     memory) where plotboard keeps its bookkeeping: refused as unreadable, written afresh."""

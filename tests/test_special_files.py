@@ -1,5 +1,6 @@
 """Special files where plotboard reads back its own files or the board file (a FIFO, a link to
-/dev/zero): one line naming the file, never a hang or a traceback.
+/dev/zero): one line naming the file, never a hang or a traceback; and symbolic links planted
+where plotboard writes its bookkeeping: the files they point to are never changed.
 
 Every command runs with a subprocess timeout (the proof that nothing hangs) and a data-segment
 limit (so that a regression reading /dev/zero fails with a MemoryError instead of taking the
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Board, chart, cli_env, fast_board, write_data
+from conftest import Board, chart, cli_env, fast_board, wait_for, write_data
 from daemon_helpers import Daemon
 
 DATA_LIMIT = 2 * 1024 ** 3  # bytes: far more than any command here needs
@@ -171,3 +172,58 @@ def test_the_daemon_survives_its_plot_module_turning_special(tmp_path, kind):
     finally:
         d.close()
     assert "Traceback" not in d.log, d.log
+
+
+# -- links planted where the bookkeeping is written ---------------------------------------------
+
+STATE_FILES = ["lock", "state.json", "pages.json"]
+
+
+def plant(board: Board, victims: Path) -> dict[Path, bytes]:
+    """A link from each state file to a victim file of its own; returns the victims' bytes."""
+    victims.mkdir(exist_ok=True)
+    kept = {}
+    for name in STATE_FILES:
+        victim = victims / f"victim-{name}"
+        victim.write_bytes(f"the victim's own {name}\n".encode())
+        kept[victim] = victim.read_bytes()
+        link = board.root / ".plotboard" / name
+        if link.exists() or link.is_symlink():
+            link.unlink()
+        link.symlink_to(victim)
+    return kept
+
+
+def test_a_build_never_writes_through_links_planted_in_the_state_folder(built, tmp_path):
+    kept = plant(built, tmp_path / "victims")
+    result = run_cli("build", "-c", built.file)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    for victim, data in kept.items():
+        assert victim.read_bytes() == data, victim
+    state = built.root / ".plotboard"
+    assert not any((state / name).is_symlink() for name in ("lock", "state.json")), os.listdir(state)
+    assert (state / "lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_daemon_never_writes_through_a_link_planted_at_its_lock(tmp_path):
+    board = fast_board(tmp_path / "b", chart("a", inputs="a.txt"))
+    write_data(board.root / "a.txt", [1, 2, 3])
+    d = Daemon(board, preexec_fn=limited)
+    try:
+        d.wait_state("a", state="ok")
+        lock = board.root / ".plotboard" / "lock"
+        victim = tmp_path / "victim"
+        victim.write_text("the victim's own\n")
+        aside = lock.with_name("lock-aside")
+        aside.symlink_to(victim)
+        os.replace(aside, lock)  # in one step, as someone racing the daemon would
+        # The daemon looks at its lock every few seconds: it takes a lock file of its own again.
+        def replaced() -> bool:
+            return victim.read_text() != "the victim's own\n" or (
+                not lock.is_symlink() and lock.is_file() and lock.read_text() == f"plotboard run (pid {d.proc.pid})\n")
+        wait_for(replaced, 60, "the daemon to replace the link at .plotboard/lock")
+        assert victim.read_text() == "the victim's own\n"
+        assert lock.stat().st_mode & 0o777 == 0o600
+        assert d.stop() == 0
+    finally:
+        d.close()
