@@ -8,6 +8,8 @@ import json
 import pytest
 
 from conftest import Board, chart, fast_board, write_data
+from daemon_helpers import Daemon
+from test_special_files import limited, make_special, run_cli
 from renderer.store.record_check import CHECKS, check_record, could_have_written
 from renderer.store.records import ChartRecord
 
@@ -159,3 +161,43 @@ def test_a_build_with_nothing_to_do_keeps_valid_bookkeeping_as_it_reads(built):
     assert result.returncode == 0 and len(warnings(result.stderr)) == 1, result.stderr
     assert "0 rendered" in result.stderr
     assert json.loads(state_file(board).read_bytes()) == {"version": 1, "charts": records}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+@pytest.mark.parametrize("name", ["state.json", "pages.json", "lock"])
+def test_a_special_file_in_the_bookkeeping_is_replaced_never_read(built, name, kind):
+    """A FIFO (open() would block for ever) or a link to /dev/zero (read() would take all
+    memory) where plotboard keeps its bookkeeping: refused as unreadable, written afresh."""
+    board = built
+    path = board.root / ".plotboard" / name
+    make_special(path, kind)
+    result = run_cli("build", "-c", board.file)  # its timeout: the proof that nothing hangs
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    said = warnings(result.stderr)
+    if name == "state.json":  # as a file that is not JSON: one warning, every chart afresh
+        assert len(said) == 1 and str(path) in said[0] and "not a regular file" in said[0], result.stderr
+        assert "2 rendered" in result.stderr
+    else:
+        assert not said, result.stderr
+    assert path.is_file() and not path.is_symlink()
+    assert {c["name"]: c["state"] for c in board.status()["charts"]} == {"a": "ok", "b": "ok"}
+    again = run_cli("build", "-c", board.file)
+    assert again.returncode == 0 and not warnings(again.stderr), again.stderr
+    assert "0 rendered, 0 failed, 2 up to date" in again.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_run_starts_on_a_special_state_file(tmp_path, kind):
+    board = fast_board(tmp_path / "board", chart("a", inputs="a.txt"))
+    write_data(board.root / "a.txt", [1, 2, 3])
+    (board.root / ".plotboard").mkdir()
+    make_special(state_file(board), kind)
+    d = Daemon(board, preexec_fn=limited)
+    try:
+        d.wait_state("a", state="ok")
+        assert d.count(" WARNING ") == 1 and "not a regular file" in d.log, d.log
+        assert d.stop() == 0
+    finally:
+        d.close()
+    assert state_file(board).is_file() and not state_file(board).is_symlink()
+    assert "Traceback" not in d.log

@@ -6,13 +6,14 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_env, wait_for
+from conftest import Board, chart, cli, cli_env, fast_board, wait_for, write_data
 from test_demo import served, start_demo, stop_demo
 
 
@@ -126,3 +127,46 @@ def test_state_may_not_share_the_output_folder(board):
     board.file.write_text(board.file.read_text().replace("[board]\n", '[board]\nstate = "public/.state"\n'))
     one_line(board.cli("build"), 2, str(board.file), "board.state", "output folder")
     assert not board.output.exists()
+
+
+FOLDER_KEYS = ["output", "state", "templates"]
+
+
+def bad_folder(board: Board, key: str, problem: str) -> str:
+    """A `[board] KEY` line naming a folder that cannot be: a loop of symbolic links, or a
+    name of 300 characters (the file system's limit is 255 bytes)."""
+    if problem == "loop":
+        (board.root / "loop").symlink_to("loop")
+        return f'{key} = "loop"'
+    return f'{key} = "{"x" * 300}"'
+
+
+@pytest.mark.parametrize("problem", ["loop", "long"])
+@pytest.mark.parametrize("key", FOLDER_KEYS)
+@pytest.mark.parametrize("command", ["build", "run"])
+def test_a_folder_setting_that_cannot_be_a_folder_is_named_at_load(board, key, problem, command):
+    line = bad_folder(board, key, problem)
+    board.file.write_text(board.file.read_text().replace("[board]\n", f"[board]\n{line}\n"))
+    result = board.cli(command, timeout=60)
+    one_line(result, 2, str(board.file), f"board.{key}", "loop of symbolic links" if problem == "loop" else "more than the 255")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert not board.output.exists() and not (board.root / ".plotboard").exists()
+
+
+@pytest.mark.parametrize("problem", ["loop", "long"])
+@pytest.mark.parametrize("key", FOLDER_KEYS)
+def test_a_reload_with_such_a_folder_setting_keeps_the_board(tmp_path, daemons, key, problem):
+    board = fast_board(tmp_path / "b", chart("a", inputs="a.txt"))
+    write_data(board.root / "a.txt", [1, 2, 3])
+    d = daemons(board)
+    d.wait_state("a", state="ok")
+    line = bad_folder(board, key, problem)
+    board.file.write_text(board.file.read_text().replace("[board]\n", f"[board]\n{line}\n"))
+    d.send(signal.SIGHUP)
+    log = d.wait_log("reload failed", what="the reload to fail")
+    assert f"board.{key}" in log[log.index("reload failed"):], log
+    before = d.image("a")
+    write_data(board.root / "a.txt", [3, 1, 2])
+    d.new_image("a", before, what="the daemon to keep rendering the old board")
+    assert d.stop() == 0
+    assert "Traceback" not in d.log, d.log

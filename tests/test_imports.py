@@ -27,9 +27,10 @@ def test_no_module_decides_the_exit_status_of_a_process_that_imports_it():
 
 
 # The rooms, lowest first: a module imports only from its own room and lower ones. The basics
-# (errors, text, jsonfile, helpers, threads) sit below every room; the entry points (cli, build, demo,
-# scaffold, __main__) above them all.
-BASICS = {"renderer", "renderer.errors", "renderer.text", "renderer.jsonfile", "renderer.helpers", "renderer.threads"}
+# (errors, text, jsonfile, readfile, helpers, threads) sit below every room; the entry points (cli, build,
+# demo, scaffold, __main__) above them all.
+BASICS = {"renderer", "renderer.errors", "renderer.text", "renderer.jsonfile", "renderer.readfile", "renderer.helpers",
+          "renderer.threads"}
 ROOMS = ["render", "board", "store", "executors", "pages", "serve", "daemon"]
 
 

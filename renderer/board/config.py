@@ -21,6 +21,7 @@ import tomli  # tomllib itself, compiled: 3-4x faster on a board file of thousan
 
 from renderer.board.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
+from renderer.readfile import BOARD_FILE_LIMIT, read_file
 from renderer.board.families import Expansion, expand, settle, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
@@ -158,7 +159,7 @@ def load_board(path: str | os.PathLike) -> Board:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, BOARD_FILE_LIMIT)  # never a FIFO or a device: a SIGHUP must not hang the daemon
     except OSError as exc:
         raise ConfigError(path, [f"cannot read the board file: {exc.strerror}"]) from None
     try:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from renderer.render import plotfunc
 from renderer.board.durations import cron_period, parse_duration, parse_size
+from renderer.board.paths import usable_folder
 from renderer.text import format_size
 from renderer.render.limits import MIN_INTERVAL
 
@@ -164,10 +165,7 @@ class Folder(Text):
         self.must_exist = must_exist
 
     def check(self, value: Any, root: Path) -> Path:
-        folder = (root / super().check(value, root)).resolve()
-        if self.must_exist and not folder.is_dir():
-            raise ValueError(f"no such folder: {folder}")
-        return folder
+        return usable_folder(root, super().check(value, root), self.must_exist)  # loops, names too long
 
 
 class Duration(Option):

@@ -32,7 +32,7 @@ BOARD_OPTIONS: tuple[Option, ...] = (
           default_from=lambda table: os.cpu_count() or 1, default_text="CPU count"),
     Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
     Choice("theme", "page colours and the matplotlib style", "light", choices=THEMES),
-    Folder("state", "plotboard's bookkeeping (state.json, the lock's name): put it on a writable disk "
+    Folder("state", "plotboard's bookkeeping (state.json, the board's lock): put it on a writable disk "
            "when the board file's folder is read-only", ".plotboard"),
     Folder("templates", "your own jinja2 templates, looked up before the built-in ones", must_exist=True),
     Whole("page_limit", "a grouped board of more charts than this is split: index.html lists the groups, "

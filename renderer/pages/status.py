@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from renderer import jsonfile
+from renderer.readfile import BOOKKEEPING_LIMIT, read_file
 from renderer.text import MAX_STATUS_ERROR, MAX_STATUS_LINE, count, cut, one_line
 
 OK, STALE, ERROR, UNKNOWN = 0, 1, 2, 3
@@ -63,7 +64,7 @@ def read_manifest(output: Path) -> dict[str, Any]:
     """status.json of an output folder, checked; raises OSError or ValueError when it is missing,
     unreadable or not of the documented shape (renderer.pages.status.problem)."""
     try:
-        manifest = jsonfile.loads((output / STATUS_FILE).read_bytes())
+        manifest = jsonfile.loads(read_file(output / STATUS_FILE, BOOKKEEPING_LIMIT))
     except RecursionError:
         raise ValueError(f"{output / STATUS_FILE}: nested too deeply") from None
     why = problem(manifest)

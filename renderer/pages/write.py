@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from renderer import __version__, jsonfile
+from renderer.readfile import BOOKKEEPING_LIMIT, read_file
 
 from renderer.pages import groups
 
@@ -238,8 +239,8 @@ def _remove_old(board: Board, written: dict[str, Any], current: set[str]) -> Non
 def _written(board: Board) -> dict[str, Any]:
     """What write_pages recorded in .plotboard/ when it last wrote the pages ({} if unknown)."""
     try:
-        record = json.loads((board.state_dir / PAGES_DIGEST).read_text())
-    except (OSError, ValueError):
+        record = jsonfile.loads(read_file(board.state_dir / PAGES_DIGEST, BOOKKEEPING_LIMIT))
+    except (OSError, ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) and isinstance(record.get("stamps"), dict) else {}
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from renderer.errors import PublishError
+from renderer.readfile import read_file
 
 # Exactly the names _write_temp makes, so a user's own hidden .tmp file is never deleted.
 TEMP_RE = re.compile(r"\..+\.[0-9a-f]{8}\.tmp\Z")
@@ -88,14 +90,11 @@ def unlink_quietly(path: Path) -> None:
 
 
 def same_bytes(target: Path, data: bytes) -> bool:
+    """Whether target is a regular file (not a link to one) holding exactly these bytes."""
     try:
         st = os.lstat(target)
-    except OSError:
-        return False
-    if not (st.st_mode & 0o170000 == 0o100000) or st.st_size != len(data):
-        return False
-    try:
-        with open(target, "rb") as f:
-            return f.read() == data
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+            return False
+        return read_file(target, len(data), follow_symlinks=False) == data  # never blocks on a FIFO swapped in
     except OSError:
         return False

@@ -28,6 +28,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from renderer.readfile import SOURCE_LIMIT, read_file
 from renderer.render.digests import file_digest
 
 _root: str | None = None  # the board folder whose modules are loaded
@@ -44,9 +45,10 @@ class _SourceLoader(importlib.machinery.SourceFileLoader):
         raise OSError("board modules are compiled from source")  # no .pyc read, none written
 
     def get_data(self, path: str) -> bytes:
-        data = super().get_data(path)
-        if path == self.path:
-            _digests[path] = hashlib.sha256(data).hexdigest()
+        if path != self.path:
+            return super().get_data(path)
+        data = read_file(path, SOURCE_LIMIT)  # a FIFO swapped in fails the import, naming it, never hangs
+        _digests[path] = hashlib.sha256(data).hexdigest()
         return data
 
     def exec_module(self, module) -> None:

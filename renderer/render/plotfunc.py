@@ -15,10 +15,12 @@ import importlib.machinery
 import importlib.util
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from renderer.readfile import SOURCE_LIMIT, kind, read_file
 from renderer.render import modules as boardmods
 
 if TYPE_CHECKING:
@@ -56,6 +58,9 @@ def find_plot_file(plot: str, root: Path) -> Path | None:
             spec = None
             break
     if spec is None:
+        special = _special_file(module, root)
+        if special:
+            raise ValueError(f"cannot import module {module!r}: {special}")
         try:
             spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
@@ -65,7 +70,10 @@ def find_plot_file(plot: str, root: Path) -> Path | None:
     origin = spec.origin
     if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
         return None
-    source = Path(origin).read_bytes()
+    try:
+        source = read_file(origin, SOURCE_LIMIT)
+    except OSError as exc:
+        raise ValueError(f"cannot read module {module!r}: {origin}: {exc.strerror or exc}") from None
     try:
         tree = ast.parse(source, filename=origin)
     except SyntaxError as exc:
@@ -73,6 +81,20 @@ def find_plot_file(plot: str, root: Path) -> Path | None:
     if not _may_define(tree, function):
         raise ValueError(f"module {module!r} ({origin}) has no function {function!r}")
     return Path(origin)
+
+
+def _special_file(module: str, root: Path) -> str | None:
+    """'FILE is not a regular file but a FIFO' when the module's source next to the board file
+    is there but is no regular file (Python's finder passes over it as if it were missing)."""
+    base = root.joinpath(*module.split("."))
+    for path in (base.with_name(base.name + ".py"), base / "__init__.py"):
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            return f"{path} is not a regular file but {kind(st.st_mode)}"
+    return None
 
 
 # Names whose use means a module may bind names no parse can see.
@@ -157,7 +179,13 @@ def load_plot_function(job: RenderJob) -> Callable[..., None]:
     if not boardmods.tracking_now():
         with boardmods.tracking(job.root):
             return load_plot_function(job)
-    module = boardmods.import_plot_module(module_name)
+    try:
+        module = boardmods.import_plot_module(module_name)
+    except ModuleNotFoundError as exc:  # the plot module, or a board module it imports
+        special = _special_file(exc.name, Path(job.root)) if exc.name else None
+        if special:
+            raise ModuleNotFoundError(f"cannot import module {exc.name!r}: {special}", name=exc.name) from None
+        raise
     try:
         return getattr(module, func_name)
     except AttributeError:

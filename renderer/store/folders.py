@@ -3,7 +3,9 @@ folder that cannot be used stops the command with one line saying which and why.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from renderer.board.model import Board
@@ -20,15 +22,31 @@ def ensure_folders(board: Board) -> None:
     """Make the bookkeeping and output folders; raises FolderError naming what is wrong."""
     folders = ((board.state_dir, "its bookkeeping", "state"), (board.output, "the pages and images", "output"))
     for folder, what, key in folders:  # all checked before any is made
-        if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        if _what_is(board, folder, what, key) not in ("missing", "folder"):
             raise FolderError(f"{board.path}: {folder} exists and is not a folder; plotboard keeps {what} there: "
                               f"move it away, or set [board] {key} = \"/another/folder\" in {board.path.name}")
     static = board.output / "static"
-    if not static.is_symlink() and static.exists() and not static.is_dir():  # pages replace a planted link
+    if _what_is(board, static, "the page's CSS and JS", "output", follow=False) == "other":  # a link is replaced
         raise FolderError(f"{board.path}: {static} exists and is not a folder; plotboard writes the page's "
                           "CSS and JS there: move it away")
     for folder, what, key in folders:
         _ensure(board, folder, what, key, writable=folder == board.state_dir)
+
+
+def _what_is(board: Board, folder: Path, what: str, key: str, follow: bool = True) -> str:
+    """"missing", "folder" (with `follow`, a link to one counts), "link" (to nothing, to a loop;
+    without `follow`, any) or "other"; FolderError when the path cannot even be looked at (no
+    permission, a name too long)."""
+    try:
+        st = os.stat(folder, follow_symlinks=follow)
+    except (FileNotFoundError, NotADirectoryError):
+        return "link" if os.path.islink(folder) else "missing"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "link"
+        raise FolderError(f"{board.path}: cannot use {folder} ({exc.strerror or exc}), where plotboard keeps "
+                          f"{what}: set [board] {key} = \"/a/writable/folder\" in {board.path.name}") from None
+    return "folder" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) else "other"
 
 
 def _ensure(board: Board, folder: Path, what: str, key: str, writable: bool) -> None:

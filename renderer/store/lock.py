@@ -1,18 +1,30 @@
-"""One writer per board: an OS lock on the board file's folder.
+"""One writer per board: an OS lock on a file only the board's owner can open, and a guard on the
+board file's folder against `rm -rf .plotboard`.
 
-The lock is an `flock` on the folder itself, not on a file in `.plotboard/`: `rm -rf
-.plotboard` (git clean, a tmp cleaner) cannot take it away from its holder, so a second
-writer can never get it while the first lives, and the kernel releases it when the holder
-dies. `.plotboard/lock` only says who holds it, for messages; when that file is gone, the
-holder's pid is read from /proc/locks.
+The lock is an `flock` on STATE/lock (`.plotboard/lock` by default): mode 0600, opened with
+O_NOFOLLOW, so no other user can open it, let alone lock it, and a symbolic link planted there is
+replaced, never followed. A lock file of another mode (an old plotboard's, one planted by
+someone) is replaced before it is used. The lock file also names its holder (`plotboard run (pid
+1234)`), written through the locked descriptor, for the messages of the commands it stops.
+
+`flock` locks an inode: after `rm -rf .plotboard`, the holder would lock a deleted file while a
+newcomer locks a new one. So the holder also locks the board file's folder, which deleting
+`.plotboard/` cannot take away, and a newcomer that got the lock file checks that folder too. Any
+user who can read the folder can lock it as well: a lock on it held by a process of another user
+is not plotboard's, and neither stops nor delays a command (the lock file decides alone then);
+one of root's counts as the board's user's.
+The kernel releases both locks when the holder dies. The daemon re-checks both (`refresh`) every
+few seconds, and takes the lock file again when something deleted or replaced it.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
 import re
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,14 +33,16 @@ from typing import Callable, Iterator
 
 from renderer.board.model import Board
 from renderer.errors import PlotboardError
-from renderer.store.folders import ensure_folders
+from renderer.store.folders import FolderError, ensure_folders
 
 log = logging.getLogger("plotboard")
 
-INFO_FILE = "lock"
+LOCK_FILE = "lock"
+INFO_FILE = LOCK_FILE  # the lock file names its holder
 RUN, BUILD = "plotboard run", "plotboard build"
 POLL = 0.1  # how often a waiting command tries the lock again
 BUILD_WAIT = 600.0  # longest a build (or a starting run) waits for a build that holds the board
+MAX_INFO = 4096  # bytes of the holder's name read back from the lock file
 
 
 @dataclass(frozen=True)
@@ -52,26 +66,49 @@ class BoardBusy(PlotboardError):
 
 
 class BoardLock:
-    """The held lock; `refresh` rewrites `.plotboard/lock` if something deleted it."""
+    """The held lock: `fd`, the locked lock file; `guard`, the board folder, locked too unless a
+    process of another user holds a lock on it. `refresh` takes both again when something took
+    them away (`rm -rf .plotboard`, a replaced lock file, another user's lock let go)."""
 
-    def __init__(self, board: Board, fd: int, who: str) -> None:
-        self.board, self.fd, self.who = board, fd, who
+    def __init__(self, board: Board, fd: int, guard: int | None, guarded: bool, who: str) -> None:
+        self.board, self.fd, self.guard, self.guarded, self.who = board, fd, guard, guarded, who
+        self._missed = 0  # refreshes in a row that found a new lock file locked by another process
 
     def refresh(self) -> None:
-        path = self.board.state_dir / INFO_FILE
-        try:
-            if path.read_bytes() == self._text().encode():
-                return
-        except OSError:
-            pass
+        path = self.board.state_dir / LOCK_FILE
+        if not self.guarded and self.guard is not None:
+            self.guarded = _try_flock(self.guard)
+        if _is_at(self.fd, path):
+            return
         try:
             self.board.state_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(self._text())
-        except OSError as exc:
-            log.warning("cannot write %s: %s", path, exc.strerror or exc)
+            fd = open_lock_file(path)
+        except (OSError, PlotboardError) as exc:
+            log.warning("cannot make %s again: %s", path, getattr(exc, "strerror", None) or exc)
+            return
+        if not _try_flock(fd) or not _is_at(fd, path):
+            os.close(fd)
+            self._missed += 1
+            if self._missed == 2:  # not a newcomer that locked it for a moment and was turned away
+                log.error("%s was deleted, and another process locked the new one: stop the other writer "
+                          "of this board", path)
+            return
+        os.close(self.fd)
+        self.fd, self._missed = fd, 0
+        self.name_holder()
 
-    def _text(self) -> str:
-        return f"{self.who} (pid {os.getpid()})\n"
+    def name_holder(self) -> None:
+        """Write `WHO (pid N)` into the lock file, through the locked descriptor."""
+        text = f"{self.who} (pid {os.getpid()})\n".encode()
+        try:
+            if os.pread(self.fd, MAX_INFO, 0) != text:
+                os.ftruncate(self.fd, 0)
+                os.pwrite(self.fd, text, 0)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.board.state_dir / LOCK_FILE, exc.strerror or exc)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 @contextmanager
@@ -80,47 +117,146 @@ def board_lock(board: Board, who: str = BUILD, wait: float = 0.0,
     """Hold the board's lock; if a build holds it, wait up to `wait` seconds for it (yields
     None if `cancel()` turns true meanwhile).
 
-    Never waits for a `plotboard run`: raises BoardBusy at once, naming it.
+    Never waits for a `plotboard run`: raises BoardBusy at once, naming it. The folders are
+    made (or checked) first: one that cannot be used stops the command before anything is written.
     """
-    fd = os.open(board.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    ensure_folders(board)
+    guard = _open_folder(board.root)
     try:
         deadline = time.monotonic() + wait
         announced = False
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = _take(board, guard, who)
+            if isinstance(held, BoardLock):
                 break
-            except BlockingIOError:
-                holder = find_holder(board, fd)
-                if holder.who == RUN or time.monotonic() >= deadline:
-                    raise BoardBusy(board, holder, waited=wait if holder.who != RUN else 0.0) from None
-                if not announced:
-                    log.info("waiting for %s to finish with this board (at most %gs)", holder, wait)
-                    announced = True
-                if cancel is not None and cancel():
-                    yield None
-                    return
-                time.sleep(POLL)
-        ensure_folders(board)  # under the lock: a folder that cannot be used stops here, nothing written
-        lock = BoardLock(board, fd, who)
-        lock.refresh()
-        yield lock
+            if held.who == RUN or time.monotonic() >= deadline:
+                raise BoardBusy(board, held, waited=wait if held.who != RUN else 0.0)
+            if not announced:
+                log.info("waiting for %s to finish with this board (at most %gs)", held, wait)
+                announced = True
+            if cancel is not None and cancel():
+                yield None
+                return
+            time.sleep(POLL)
+        held.name_holder()
+        try:
+            yield held
+        finally:
+            held.close()
     finally:
+        if guard is not None:
+            os.close(guard)
+
+
+def _open_folder(root: Path) -> int | None:
+    """The board file's folder open for the guard's lock (None when it cannot be read: no guard)."""
+    try:
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _take(board: Board, guard: int | None, who: str) -> BoardLock | Holder:
+    """Both locks (the lock file, then the board folder), or who holds the board."""
+    path = board.state_dir / LOCK_FILE
+    while True:
+        fd = open_lock_file(path)
+        if not _try_flock(fd):
+            try:
+                return _holder_of(fd)
+            finally:
+                os.close(fd)
+        if _is_at(fd, path):
+            break
+        os.close(fd)  # deleted or replaced between open and lock: lock the one there now
+    if guard is None or _try_flock(guard):
+        return BoardLock(board, fd, guard, guard is not None, who)
+    pid = _lock_pid(os.fstat(guard))
+    if _owner(pid) not in (None, 0, os.geteuid()):  # root's is taken as the board's own user's
+        log.info("a process of another user (pid %d) holds a lock on %s: not waiting for it", pid, board.root)
+        return BoardLock(board, fd, guard, False, who)
+    os.close(fd)
+    return Holder(_command(pid), pid)  # a plotboard whose .plotboard/ was deleted, or another of this user's
+
+
+def open_lock_file(path: Path) -> int:
+    """The lock file open for reading and writing: a regular file of this user's, mode 0600.
+    Anything else found there (a symbolic link, a FIFO, a file other users may open) is removed
+    first, never followed or used; FolderError when that cannot be done."""
+    for _ in range(10):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if not os.path.lexists(path) or exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EACCES,
+                                                              errno.EPERM, errno.EOPNOTSUPP):
+                raise FolderError(f"cannot open {path}: {exc.strerror or exc}") from None
+            _remove(path, "it is not a file of plotboard's user")
+            continue
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 == 0 and st.st_uid in (os.geteuid(), _owner_of(path)):
+            return fd
         os.close(fd)
+        _remove(path, "other users could open it")
+    raise FolderError(f"cannot make {path} a lock file: something keeps replacing it")
 
 
-def find_holder(board: Board, fd: int) -> Holder:
-    """Who holds the lock on the folder open as `fd`: from `.plotboard/lock` if it names the
-    process /proc/locks names, else from /proc/locks and that process's command line."""
+def _owner_of(path: Path) -> int | None:
+    """The owner of the lock file's folder: root may use a lock file of the board's own user."""
+    try:
+        return os.stat(path.parent).st_uid
+    except OSError:
+        return None
+
+
+def _remove(path: Path, why: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise FolderError(f"{path} cannot be the board's lock file ({why}) and cannot be removed "
+                          f"({exc.strerror or exc}): move it away") from None
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not deleted, not replaced)."""
+    try:
+        there, mine = os.lstat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _holder_of(fd: int) -> Holder:
+    """Who holds the lock file open as `fd`: as it names itself, if /proc/locks names the same
+    process, else from /proc/locks and that process's command line."""
     pid = _lock_pid(os.fstat(fd))
     try:
-        text = (board.state_dir / INFO_FILE).read_text(errors="replace")
+        text = os.pread(fd, MAX_INFO, 0).decode(errors="replace")
     except OSError:
         text = ""
     m = re.fullmatch(r"(plotboard run|plotboard build) \(pid (\d+)\)\s*", text)
     if m and (pid is None or int(m[2]) == pid):
         return Holder(m[1], int(m[2]))
     return Holder(_command(pid), pid)
+
+
+def _owner(pid: int | None) -> int | None:
+    """The user a process runs as, or None when it cannot be told."""
+    if not pid:
+        return None
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def _lock_pid(st: os.stat_result) -> int | None:

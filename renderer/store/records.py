@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from renderer import jsonfile
+from renderer.readfile import BOOKKEEPING_LIMIT, read_file
 
 from renderer.store import module_use
 
@@ -58,7 +59,7 @@ def load_state(board: Board) -> Records:
     """
     path = board.state_dir / STATE_FILE
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, BOOKKEEPING_LIMIT)  # a FIFO or a device is refused, as unreadable
         data = jsonfile.loads(raw)
     except FileNotFoundError:
         return Records()
