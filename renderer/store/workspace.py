@@ -40,7 +40,7 @@ def prepare(board: Board) -> Records:
 
 def why_render(board: Board, chart: Chart, record: ChartRecord | None, current: str, now: float,
                limit: bool = True) -> Trigger | None:
-    """Why the chart must render now (renderer.store.records.out_of_date, or repair when a file it
+    """Why the chart must render now (renderer.store.fingerprints.out_of_date, or repair when a file it
     published is missing or altered), or None."""
     return out_of_date(chart, record, current, now, limit) or (Trigger.REPAIR if needs_repair(board, record) else None)
 
