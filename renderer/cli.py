@@ -114,11 +114,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if "run" in (sys.argv[1:] if argv is None else argv) and threading.current_thread() is threading.main_thread():
+    args = parser().parse_args(argv)
+    # Decided by the parsed command: `build --only run` is a build, which SIGTERM stops.
+    if args.command == "run" and threading.current_thread() is threading.main_thread():
         from renderer.daemon.wake import catch_early_signals
 
         catch_early_signals()
-    args = parser().parse_args(argv)
     setup_logging(getattr(args, "log_format", "text"), getattr(args, "verbose", False))
     try:
         return COMMANDS[args.command](args)

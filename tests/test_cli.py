@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from conftest import cli
+from conftest import cli, cli_env
 from renderer.cli import parser
 
 NO_BOARD = "no plotboard.toml here: run plotboard init . or pass -c FILE"
@@ -72,3 +75,17 @@ def test_every_argument_of_every_command_has_help_text():
 def test_help_shows_the_text_of_status_c_and_init_dir(command, text):
     result = cli(command, "--help")
     assert result.returncode == 0 and text in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize("args", [["build", "--only", "run"], ["build", "--only", "a", "run"], ["status"]])
+def test_only_the_run_command_holds_sigterm_back_not_a_chart_named_run(tmp_path, args):
+    """SIGTERM is recorded rather than obeyed only while `run` starts: a `build` that merely
+    names a chart "run" (or any other command) dies of it at once."""
+    code = ("import os, signal; from renderer.cli import main\n"
+            f"main({args!r} + ['-c', 'nothere.toml'])\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "print('survived SIGTERM')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGTERM, (result.stdout, result.stderr)
+    assert "survived" not in result.stdout
