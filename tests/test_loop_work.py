@@ -7,6 +7,8 @@ board at rest costs the repair check no listing of the output folder.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import Board
@@ -124,3 +126,55 @@ def test_the_periodic_check_fingerprints_no_chart_whose_files_look_as_when_it_re
     for step in range(12, 24):
         sweep.step(board, records, scheduler, 5.0, now=5.0 * step)
     assert len(fingerprints) == 1 and scheduler["c7"].reason == "change"
+
+
+def test_a_listing_that_fails_for_want_of_descriptors_renders_nothing_again(tmp_path, caplog):
+    """EMFILE (real: the descriptor limit lowered to the descriptors open) is not an empty
+    output folder: nothing is rendered again, one warning says so, the next check lists."""
+    import resource
+
+    from renderer.board.config import load_board
+    from renderer.daemon.schedule import Scheduler
+    from renderer.store.records import ChartRecord
+
+    b = board_of(tmp_path / "b", 3)
+    board = load_board(b.file)
+    board.output.mkdir(parents=True)
+    records = {}
+    scheduler = Scheduler(lambda: 0.0)
+    for c in board.charts:
+        (board.output / f"{c.name}.png").write_bytes(b"png")
+        records[c.name] = ChartRecord(hash="a" * 16, rendered_at=1.0, files=[f"{c.name}.png"])
+        scheduler.add(c.name)
+    repair = repair_check.Repair()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        repair.check(board, records, scheduler, 0.0)
+        (board.output / "c1.png").unlink()  # a change of the folder: the next check lists again
+        repair.check(board, records, scheduler, 5.0)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert all(scheduler[c.name].reason is None for c in board.charts), "a failed listing rendered charts again"
+    warnings = [r.getMessage() for r in caplog.records if "cannot list" in r.getMessage()]
+    assert len(warnings) == 1 and str(board.output) in warnings[0], warnings
+    repair.check(board, records, scheduler, 10.0)
+    assert [c.name for c in board.charts if scheduler[c.name].reason] == ["c1"]
+
+
+def test_a_missing_output_folder_renders_everything_again(tmp_path):
+    from renderer.board.config import load_board
+    from renderer.daemon.schedule import Scheduler
+    from renderer.store.records import ChartRecord
+
+    b = board_of(tmp_path / "b", 3)
+    board = load_board(b.file)
+    scheduler = Scheduler(lambda: 0.0)
+    records = {}
+    for c in board.charts:
+        records[c.name] = ChartRecord(hash="a" * 16, rendered_at=1.0, files=[f"{c.name}.png"])
+        scheduler.add(c.name)
+    repair_check.Repair().check(board, records, scheduler, 0.0)
+    assert all(scheduler[c.name].reason == "repair" for c in board.charts)

@@ -23,6 +23,7 @@ class Repair:
 
     def __init__(self) -> None:
         self.folder_stamp: tuple[int, int] | None = None
+        self.listing_failed = False  # logged once until a listing succeeds
 
     def check(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
         try:
@@ -34,8 +35,17 @@ class Repair:
             return
         try:
             present = set(os.listdir(board.output))
-        except OSError:
-            present = set()
+        except (FileNotFoundError, NotADirectoryError):
+            present = set()  # the folder is gone: everything in it is missing
+        except OSError as exc:
+            # Out of descriptors, EIO, a permission changed: the listing says nothing about
+            # what is there. Nothing is rendered again; the next check tries again.
+            if not self.listing_failed:
+                log.warning("%s: cannot list the output folder (%s); will try again",
+                            board.output, exc.strerror or exc)
+            self.listing_failed = True
+            return
+        self.listing_failed = False
         self.folder_stamp = stamp
         for name in remove_leftovers(board.output, present):
             log.info("removed leftover temporary file %s", board.output / name)
