@@ -300,3 +300,55 @@ def test_a_page_write_the_process_was_paused_in_is_not_counted_as_costly(built, 
     keeper = pagekeeper.PageKeeper()
     assert keeper.write(board, load_state(board), time.time())
     assert keeper.took < 0.5  # the write's own CPU time (milliseconds for two charts), not the pause
+
+
+def test_failed_writes_back_off_doubling_up_to_a_minute_and_a_success_resets_it():
+    """A write that keeps failing (a full disk) is tried again after 1, 2, 4 ... s, at most
+    every RETRY_MAX (60 s), not every second for ever; one that succeeds starts again at 1 s."""
+    from renderer.daemon.pagekeeper import RETRY_MAX
+
+    clock, pages, waits = Clock(100.0), PageBatcher(retry=1.0), []
+    pages.dirty(clock())
+    for _ in range(10):
+        while not pages.should_write(clock(), at_rest=True, stale_at=None):
+            clock.advance(0.5)
+        waits.append(clock() - pages.written_at if waits else 0.0)
+        pages.failed(clock())
+    assert waits[1:] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0], waits
+    assert RETRY_MAX == 60.0 and pages.retry_at == clock() + RETRY_MAX
+    clock.advance(RETRY_MAX)
+    assert pages.should_write(clock(), at_rest=True, stale_at=None)
+    pages.wrote(clock())
+    pages.dirty(clock())
+    pages.failed(clock())
+    assert pages.retry_at == clock() + 1.0
+
+
+def test_a_page_write_counts_its_io_wait_but_a_pause_at_most_wall_cap(built, monkeypatch):
+    """The write's cost counts the time it waits for I/O (fsync: no CPU), not only its CPU
+    time; a pause of the process in it (far longer) counts at most WALL_CAP. Clocks passed in."""
+    import renderer.daemon.pagekeeper as pagekeeper
+    from renderer.board.config import load_board
+    from renderer.store.records import load_state
+
+    cpu, wall = Clock(10.0), Clock(1000.0)
+    real = pagekeeper.write_pages
+    waits = []
+
+    def waiting(*args, **kwargs):
+        cpu.advance(0.001)
+        wall.advance(waits.pop(0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pagekeeper, "write_pages", waiting)
+    board = load_board(built.file)
+    keeper = pagekeeper.PageKeeper(cpu_clock=cpu, wall_clock=wall)
+    waits[:] = [0.2]  # an fsync that waited 0.2 s
+    assert keeper.write(board, load_state(board), 1.0)
+    assert keeper.took == pytest.approx(0.2)
+    waits[:] = [3600.0]  # stopped an hour in the middle of the write
+    assert keeper.write(board, load_state(board), 2.0)
+    assert keeper.took == pagekeeper.WALL_CAP
+    waits[:] = [0.0]  # no waiting: its CPU time
+    assert keeper.write(board, load_state(board), 3.0)
+    assert keeper.took == pytest.approx(0.001)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from typing import Callable
 
 from renderer.board.model import Board, Chart
 from renderer.daemon.progress import RenderSummary
@@ -23,11 +24,16 @@ from renderer.store.records import ChartRecord, save_state
 log = logging.getLogger("plotboard")
 
 PAGES_DELAY = 1.0  # longest a publish waits for state.json and the pages while renders go on
-RETRY_AFTER = 1.0  # after a failed write
+RETRY_AFTER = 1.0  # after a failed write; doubled after each failure in a row, up to RETRY_MAX
+RETRY_MAX = 60.0
 # Between writes, at least COST_FACTOR times the last write's CPU time: at most 1/40 of the
 # daemon's time goes to the pages (a 10,000-chart board's write takes about a tenth of a second,
 # so it is rewritten every few seconds while renders go on; a small board's stays at the delay).
 COST_FACTOR = 40.0
+# A write's cost is the larger of its thread's CPU time and the time that passed, the latter
+# counted up to WALL_CAP: I/O waits (fsync on a slow disk) count, while a pause of the process
+# in a write (SIGSTOP, a suspended machine) costs the next writes at most COST_FACTOR × WALL_CAP.
+WALL_CAP = 0.25
 STALE_SLACK = 0.01  # write just after the moment a chart turns stale, not just before
 
 
@@ -67,9 +73,11 @@ class StaleTimes:
 
 
 class PageBatcher:
-    def __init__(self, delay: float = PAGES_DELAY, retry: float = RETRY_AFTER) -> None:
+    def __init__(self, delay: float = PAGES_DELAY, retry: float = RETRY_AFTER, retry_max: float = RETRY_MAX) -> None:
         self.delay = delay
         self.retry = retry
+        self.retry_max = retry_max
+        self.failures = 0  # failed writes in a row
         self.due: float | None = None  # when the pages must be written at the latest
         self.written_at = 0.0
         self.took = 0.0  # how long the last write took
@@ -118,9 +126,16 @@ class PageBatcher:
         self.took = took
         self.rested = at_rest
         self.retry_at = None
+        self.failures = 0
 
     def failed(self, now: float) -> None:
-        self.due = self.retry_at = now + self.retry
+        """A write failed at `now`: try again after `retry` seconds, doubled after each failure
+        in a row up to `retry_max` (a full disk is not hammered every second for ever)."""
+        failures = self.failures + 1
+        self.wrote(now)
+        self.failures = failures
+        wait = min(self.retry * 2.0 ** min(failures - 1, 32), self.retry_max)
+        self.due = self.retry_at = now + wait
         self.changed = None  # what the failed write took is not on the pages
 
     def wakeups(self, now: float, stale_at: float | None) -> list[float]:
@@ -135,7 +150,9 @@ class PageBatcher:
 
 
 class PageKeeper:
-    def __init__(self) -> None:
+    def __init__(self, cpu_clock: Callable[[], float] = time.thread_time,
+                 wall_clock: Callable[[], float] = time.monotonic) -> None:
+        self.cpu_clock, self.wall_clock = cpu_clock, wall_clock
         self.batch = PageBatcher()
         self.model = Pages()  # what the pages showed when last written, kept between writes
         self.state: dict[str, str] = {}  # each record's "name":{...} as last saved in state.json
@@ -176,10 +193,11 @@ class PageKeeper:
               at_rest: bool = False) -> bool:
         """Write state.json and what changed of the pages (`at_rest`: no render in flight);
         False (logged) when that failed."""
-        # The write's cost is this thread's CPU time, not the time that passed: a write the
-        # process was stopped in (SIGSTOP, a suspended machine) would otherwise count the pause,
-        # and delay the next writes by COST_FACTOR times it.
-        started = time.thread_time()
+        # The write's cost is this thread's CPU time or, when larger, the time that passed up to
+        # WALL_CAP: a write the process was stopped in (SIGSTOP, a suspended machine) would
+        # otherwise count the whole pause, and delay the next writes by COST_FACTOR times it;
+        # CPU time alone missed the I/O (fsync) a write waits for.
+        cpu, wall = self.cpu_clock(), self.wall_clock()
         try:
             changed = self.batch.take_changed()
             state = save_state(board, records, self.state, changed)
@@ -188,11 +206,11 @@ class PageKeeper:
             write_pages(board, records, now, self.model, changed, state if at_rest or final else None)
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
-            self.batch.wrote(now)
             self.batch.failed(now)
             ok = False
         else:
-            self.batch.wrote(now, took=time.thread_time() - started, at_rest=at_rest)
+            took = max(self.cpu_clock() - cpu, min(self.wall_clock() - wall, WALL_CAP))
+            self.batch.wrote(now, took=took, at_rest=at_rest)
             ok = True
         if line := self.summary.line(now, force=final):
             log.info("%s", line)
