@@ -178,3 +178,31 @@ def test_a_missing_output_folder_renders_everything_again(tmp_path):
         scheduler.add(c.name)
     repair_check.Repair().check(board, records, scheduler, 0.0)
     assert all(scheduler[c.name].reason == "repair" for c in board.charts)
+
+
+def test_the_sweep_forgets_the_members_of_a_family_once_their_files_are_gone(tmp_path):
+    """A family whose files rotate (a file a day) must not leave one entry a day behind in
+    what the sweep remembers: after the members go (the family expanded again), none is kept."""
+    from renderer.board.config import expand_again, load_board
+    from renderer.daemon.schedule import Scheduler
+    from renderer.store.records import ChartRecord
+
+    b = Board(tmp_path / "b").write(BOARD + '[[charts]]\nname = "day-{match}"\nforeach = "data/day-*.txt"\ninputs = ["{path}"]\n'
+                                    '[[charts]]\nname = "fixed"\ninputs = ["data/fixed.txt"]\n')
+    for name in ("day-1", "day-2", "day-3", "fixed"):
+        b.data(f"data/{name}.txt", "1 2\n")
+    board = load_board(b.file)
+    scheduler, sweep = Scheduler(lambda: 0.0), Sweep()
+    records = {}
+    for c in board.charts:
+        scheduler.add(c.name)
+        records[c.name] = ChartRecord(fingerprint="x", rendered_at=1.0)
+        sweep.rendered(c.name, upkeep.files_seen(c))
+    sweep.step(board, records, scheduler, 60.0, now=0.0)
+    assert sorted(sweep.looked) == ["day-1", "day-2", "day-3", "fixed"]
+    for name in ("day-1", "day-2"):
+        (b.root / f"data/{name}.txt").unlink()
+    board = expand_again(board)
+    assert sorted(c.name for c in board.charts) == ["day-3", "fixed"]
+    sweep.step(board, records, scheduler, 60.0, now=60.0)
+    assert sorted(sweep.looked) == ["day-3", "fixed"], sweep.looked

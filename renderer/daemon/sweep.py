@@ -29,6 +29,7 @@ class Sweep:
         self.position = 0
         self.credit = 0.0
         self.looked: dict[str, tuple] = {}  # chart -> what files_seen saw at its last full check or render
+        self.board: Board | None = None  # the board `looked` was last pruned for
 
     def rendered(self, name: str, files: tuple | None) -> None:
         """A render of the chart succeeded, started when its files looked like `files`."""
@@ -39,6 +40,10 @@ class Sweep:
              now: float = 0.0) -> int:
         """Check the next slice; returns how many charts it found changed."""
         charts = board.charts
+        if board is not self.board:  # a reload or a family's expansion: forget the charts that left
+            self.board = board
+            names = {c.name for c in charts}
+            self.looked = {name: files for name, files in self.looked.items() if name in names}
         if not charts:
             return 0
         self.credit = min(self.credit + len(charts) * interval / max(board.check_every, interval), len(charts))
