@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
-from conftest import Board
+import pytest
+
+from conftest import Board, wait_for
 from renderer.pages import groups
 
 GROUPED = """
@@ -178,3 +181,35 @@ def test_a_board_that_stops_being_split_loses_its_group_pages(tmp_path):
     b.cli("build")
     assert list((b.output / "groups").iterdir()) == []
     assert 'data-name="w1"' in (b.output / "index.html").read_text()
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+def test_index_json_gets_a_new_size_within_its_mtime_second_whatever_this_hosts_clock(built, monkeypatch, skew):
+    """nginx tells versions of status/index.json apart by mtime second and size: each write
+    within one mtime second gets a size not used in it yet. The second is the file's mtime (on
+    NFS, the server's clock), not this host's: a host clock an hour behind or ahead (made so
+    here) still pads. Writes are repeated until two land in one mtime second."""
+    import types
+
+    import renderer.pages.write as write_module
+    from renderer.board.config import load_board
+    from renderer.pages.model import Pages
+    from renderer.store.records import load_state
+
+    real = time.time
+    monkeypatch.setattr(write_module, "time", types.SimpleNamespace(time=lambda: real() + skew))
+    board = load_board(built.file)
+    records = load_state(board)
+    index = board.output / "status" / "index.json"
+    seen: list[tuple[int, int, bytes]] = []
+
+    def two_in_one_second() -> bool:
+        records["a"].rendered_at = 1_000_000.0 + len(seen)  # a new version of status/index.json
+        write_module.write_pages(board, records, real(), Pages(), None)
+        st = index.stat()
+        seen.append((st.st_mtime_ns // 1_000_000_000, st.st_size, index.read_bytes().rstrip(b"\n")))
+        return len(seen) > 1 and seen[-1][0] == seen[-2][0]
+
+    wait_for(two_in_one_second, timeout=60, what="two writes within one mtime second")
+    assert seen[-1][2] != seen[-2][2], "status/index.json was not written again"
+    assert seen[-1][1] != seen[-2][1], seen

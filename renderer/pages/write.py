@@ -124,8 +124,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
     for name, data in split.items():  # the groups first: the index must not name a hash not there yet
         if name != groups.STATUS_INDEX and (name not in intact or before.get(name) != digests[name]):
             write_atomic(status_dir, name.split("/", 1)[1], data)
-    index_json = _distinct_size(split[groups.STATUS_INDEX], written.get("index_sizes"))
-    write_atomic(status_dir, groups.STATUS_INDEX.split("/", 1)[1], index_json)
+    index_sizes = _write_index(status_dir, split[groups.STATUS_INDEX], written.get("index_sizes"))
     if context["split"]:
         pages_dir = _own_folder(board, GROUP_PAGES)
         for name in stale:
@@ -140,7 +139,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
     make_folder(board.state_dir)
     record = {"digests": {n: d for n, d in digests.items() if n in current},
               "stamps": stamps(board.output, sorted(current)),
-              "index_sizes": _sizes_this_second(board, written.get("index_sizes")), "follows": follows}
+              "index_sizes": index_sizes, "follows": follows}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode(), durable=True)
 
 
@@ -198,29 +197,31 @@ def _own_folder(board: Board, name: str) -> Path:
     return folder
 
 
-def _distinct_size(data: bytes, used: Any) -> bytes:
-    """status/index.json padded with trailing newlines to a size not yet used within this second.
+def _write_index(status_dir: Path, data: bytes, used: Any) -> list:
+    """Write status/index.json, padded with trailing newlines to a size not yet used within the
+    second of its mtime; returns [that second, the sizes written within it] to record.
 
     nginx's ETag and Last-Modified are the mtime in whole seconds and the size: a page that got
     one version would be answered 304 for another of the same size written in the same second,
-    and miss the change. `used` is what _sizes_this_second recorded: [second, [sizes]].
+    and miss the change. `used` is what the last write recorded: [second, [sizes]]. The second
+    is the file's mtime, read back after the write, never this host's clock: on NFS the server
+    stamps the file, and a host whose clock is off (behind or ahead) would compare seconds that
+    never match and stop padding altogether.
     """
-    if not (isinstance(used, list) and len(used) == 2 and used[0] == int(time.time())
-            and isinstance(used[1], list)):
-        return data
-    while len(data) in used[1]:
-        data += b"\n"
-    return data
-
-
-def _sizes_this_second(board: Board, used: Any) -> list:
-    """[mtime second, sizes] of status/index.json as written within that second."""
-    s = stamp(board.output / groups.STATUS_INDEX)
-    if s is None:
-        return []
-    second = s[1] // 1_000_000_000
-    sizes = used[1] if isinstance(used, list) and len(used) == 2 and used[0] == second and isinstance(used[1], list) else []
-    return [second, [*sizes, s[0]]]
+    name = groups.STATUS_INDEX.split("/", 1)[1]
+    while True:
+        rewritten = write_atomic(status_dir, name, data)
+        s = stamp(status_dir / name)
+        if s is None:
+            return []
+        second = s[1] // 1_000_000_000
+        sizes = used[1] if (isinstance(used, list) and len(used) == 2 and used[0] == second
+                            and isinstance(used[1], list)) else []
+        if s[0] not in sizes:
+            return [second, [*sizes, s[0]]]
+        if not rewritten:  # the same bytes as before: no new version to tell apart
+            return [second, sizes]
+        data += b"\n" * (max(x for x in sizes if isinstance(x, int)) + 1 - len(data))
 
 
 def _remove_old(board: Board, written: dict[str, Any], current: set[str]) -> None:
