@@ -14,6 +14,9 @@ its own process serving a 1.5 kB PNG; the load generator is another process (asy
 - idle flood: the server under RLIMIT_NOFILE 128 (`ulimit -n 128`), 200 connections that send
   part of a request head and stop; then the server's CPU use over 3 s and the time one ordinary
   GET takes (10 s timeout).
+- slow readers: 40 clients that ask for a 19 MB image and never read it (4 kB receive
+  buffers); then the time an ordinary GET of the small image takes, and one of the large image
+  (60 s timeout each), while they are still connected.
 
 Prints the machine and the figures; writes them as JSON to bench/results/serve-<time>.json.
 """
@@ -187,6 +190,44 @@ def idle_flood(module: str, folder: Path) -> dict[str, Any]:
         server.close()
 
 
+SLOW_READERS = 40
+
+
+def timed_get(port: int, path: str) -> tuple[float, str]:
+    start = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+            first, size = b"", 0
+            while chunk := sock.recv(1 << 20):
+                first, size = first or chunk, size + len(chunk)
+        line = first.split(b"\r\n", 1)[0].decode()
+        status = f"{line} ({size} bytes)"
+    except OSError as exc:
+        status = f"{type(exc).__name__}: {exc}"
+    return (time.monotonic() - start) * 1000, status
+
+
+def slow_readers(module: str, folder: Path) -> dict[str, Any]:
+    server = Server(module, folder)
+    slow = []
+    try:
+        for _ in range(SLOW_READERS):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /big.png HTTP/1.0\r\n\r\n")
+            slow.append(sock)
+        small_ms, small = timed_get(server.port, "/img.png?v=1")
+        big_ms, big = timed_get(server.port, "/big.png")
+        return {"slow_readers": len(slow), "small_get_ms": small_ms, "small_get": small,
+                "big_get_ms": big_ms, "big_get": big}
+    finally:
+        for sock in slow:
+            sock.close()
+        server.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each server, alternating")
@@ -200,6 +241,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         png_file(folder)
+        (folder / "big.png").write_bytes(os.urandom(19 << 20))
         print(f"image: {(folder / 'img.png').stat().st_size} bytes; {CLIENTS} clients, {args.seconds:g} s a run")
         for i in range(args.rounds):
             for name, module in SERVERS.items():
@@ -213,6 +255,11 @@ def main() -> int:
             results["idle_flood"][name] = r
             print(f"idle flood {name:6}: {r['idle_connected']} idle connected; server CPU {r['cpu_share'] * 100:5.1f}% of a core; "
                   f"an ordinary GET: {r['get']} after {r['get_ms']:.0f} ms")
+        for name, module in SERVERS.items():
+            r = slow_readers(module, folder)
+            results.setdefault("slow_readers", {})[name] = r
+            print(f"slow readers {name:6}: {r['slow_readers']} of a 19 MB image; small GET {r['small_get']} after "
+                  f"{r['small_get_ms']:.0f} ms, large GET {r['big_get']} after {r['big_get_ms']:.0f} ms")
     print("\nmedians over rounds:")
     for name in SERVERS:
         rows = results["load"][name]

@@ -20,8 +20,9 @@ from renderer.serve.server import OUT_OF_RESOURCES, Limits, start_server
 PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
 
 
-def get(port: int, path: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get(port: int, path: str, method: str = "GET", timeout: float = 10,
+        **headers: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, headers=headers)
         resp = conn.getresponse()
@@ -400,16 +401,62 @@ def test_idle_clients_under_a_low_fd_limit_starve_neither_renders_nor_requests(t
     assert assert_not_spinning(counts) == []  # never out of descriptors: the cap kept it below the limit
 
 
-def test_a_client_that_never_reads_its_answer_holds_a_thread_only_until_the_send_deadline(tmp_path):
-    (tmp_path / "big.bin").write_bytes(b"x" * (32 << 20))  # more than the socket buffers hold
+TCP_ESTABLISHED, TCP_CLOSE, TCP_CLOSE_WAIT = 1, 7, 8
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of this end (Linux TCP_INFO): ESTABLISHED until the server closes."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)[0]
+
+
+def slow_readers(port: int, path: str, n: int) -> list[socket.socket]:
+    """n clients that send a request and never read: a small receive buffer, so the server's
+    sends to them fill up at once."""
+    socks = []
+    for _ in range(n):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        socks.append(sock)
+    return socks
+
+
+def test_slow_readers_holding_more_than_the_threads_do_not_delay_others(tmp_path):
+    big = b"x" * (32 << 20)  # more than the socket buffers hold
+    (tmp_path / "big.png").write_bytes(big)
     (tmp_path / "index.html").write_text("page")
-    server = start_server(tmp_path, 0, Limits(threads=1, send_timeout=0.5))
-    try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sleeper:
-            sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sleeper.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
-            # The one thread is stuck sending to the sleeper until its deadline frees it.
-            assert get(server.port, "/")[2] == b"page"
-    finally:
-        server.shutdown()
+    with start_server(tmp_path, 0, Limits(threads=2, send_timeout=600)) as server:
+        slow = slow_readers(server.port, "/big.png", 6)
+        try:
+            status, _, body = get(server.port, "/index.html", timeout=60)
+            assert status == 200 and body == b"page"
+            status, _, body = get(server.port, "/big.png", timeout=60)
+            assert status == 200 and body == big
+            # Answered while every slow reader was still connected, not after they were dropped.
+            assert [tcp_state(sock) for sock in slow] == [TCP_ESTABLISHED] * len(slow)
+        finally:
+            for sock in slow:
+                sock.close()
     assert not server.thread.is_alive()
+
+
+def test_a_reader_that_does_not_read_is_dropped_at_its_deadline(tmp_path):
+    size = 32 << 20
+    (tmp_path / "big.png").write_bytes(b"x" * size)
+    (tmp_path / "index.html").write_text("page")
+    with start_server(tmp_path, 0, Limits(threads=1, send_timeout=0.5)) as server:
+        (sleeper,) = slow_readers(server.port, "/big.png", 1)
+        with sleeper:
+            # The server closes its end at the deadline, without waiting for the client to read.
+            wait_for(lambda: tcp_state(sleeper) in (TCP_CLOSE, TCP_CLOSE_WAIT), 60,
+                     "the server to drop the slow reader")
+            received = 0
+            try:
+                while chunk := sleeper.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+            assert received < size  # dropped, not answered in full
+        assert get(server.port, "/")[2] == b"page"

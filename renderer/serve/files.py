@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import stat
-import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler
@@ -26,29 +25,47 @@ FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIF
 
 
 class Output:
-    """The handler's wfile: collects writes (headers and a small body leave in one send) and
-    sends them with a total deadline for the whole answer."""
+    """The handler's wfile: collects the answer (headers, a small body, or a file to send from)
+    for the server's loop, which sends it without blocking, by `deadline` (monotonic) at the latest."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock, self.deadline, self.buffer, self.closed = sock, deadline, bytearray(), False
+    def __init__(self, deadline: float) -> None:
+        self.deadline, self.buffer, self.closed = deadline, bytearray(), False
+        self.sent = 0  # bytes of buffer sent
+        self.body: BinaryIO | None = None  # a file sent after the buffer, `left` bytes of it
+        self.offset = self.left = 0
 
     def write(self, data: bytes) -> int:
         self.buffer += data
-        if len(self.buffer) >= 64 * 1024:
-            self.flush()
         return len(data)
 
     def flush(self) -> None:
-        if self.buffer:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the answer took longer than send_timeout")
-            self.sock.settimeout(left)
-            self.sock.sendall(self.buffer)
-            self.buffer.clear()
+        pass
+
+    def attach(self, body: BinaryIO, length: int) -> None:
+        self.body, self.left = body, length
+
+    def send(self, sock: socket.socket) -> bool:
+        """Send what the (non-blocking) socket takes now: True when all is sent. OSError when
+        the client has gone."""
+        try:
+            while self.sent < len(self.buffer):
+                self.sent += sock.send(memoryview(self.buffer)[self.sent:])
+            if self.body is not None and self.left > 0:  # one call a turn: others' turns come between
+                n = os.sendfile(sock.fileno(), self.body.fileno(), self.offset, min(self.left, 1 << 20))
+                self.offset, self.left = self.offset + n, self.left - n
+                if n == 0:  # the file shrank after its length was sent: the client sees a short body
+                    self.left = 0
+        except BlockingIOError:
+            return False
+        return self.left == 0
 
     def close(self) -> None:
-        self.closed = True  # the socket is the pool's to close
+        self.closed = True  # the socket is the server's to close; the body is closed by discard()
+
+    def discard(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
 
 
 class Handler(SimpleHTTPRequestHandler):
@@ -61,13 +78,16 @@ class Handler(SimpleHTTPRequestHandler):
     server: Any  # renderer.serve.server.BoardServer: its `limits`
 
     def setup(self) -> None:
-        self.connection, head = self.request
+        self.connection, head, self.wfile = self.request
         self.rfile = io.BytesIO(head)
-        self.wfile = Output(self.connection, time.monotonic() + self.server.limits.send_timeout)
 
     def finish(self) -> None:
-        if not self.wfile.closed:
-            self.wfile.flush()
+        pass  # the server's loop sends the answer collected in wfile
+
+    def do_GET(self) -> None:
+        f = self.send_head()
+        if f:
+            self.wfile.attach(f, self.length)
 
     def send_head(self) -> BinaryIO | None:
         parts = urllib.parse.urlsplit(self.path)
@@ -107,6 +127,7 @@ class Handler(SimpleHTTPRequestHandler):
                 self.end_headers()
                 f.close()
                 return None
+            self.length = st.st_size
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", self.guess_type(name))
             self.send_header("Content-Length", str(st.st_size))

@@ -8,9 +8,13 @@ a second would get a stale 304.
 
 No client can starve the daemon it runs in (README.md, "The built-in server", says how): a
 selectors loop accepts and reads request heads without blocking, so an idle connection costs a
-descriptor, never a thread; a fixed pool of threads answers complete heads; connections are
-capped below RLIMIT_NOFILE (at the cap the oldest unfinished head is dropped); heads and answers
-have deadlines; accept backs off when out of descriptors instead of spinning. Files are opened
+descriptor, never a thread; a fixed pool of threads makes the answers to complete heads (opening
+the file, headers) and hands them back to the loop, which sends them without blocking, so a
+client that does not read holds no thread; connections are capped below RLIMIT_NOFILE (at the
+cap the oldest unfinished head is dropped; an answer being sent holds its file open too: two
+descriptors at most a connection); a head has a deadline from its connection, an answer one
+for the whole of it from its head (a client that has not read it all by then is reset); accept
+backs off when out of descriptors instead of spinning. Files are opened
 segment by segment with O_NOFOLLOW: no symlink below the folder is ever followed.
 """
 
@@ -23,6 +27,7 @@ import queue
 import resource
 import selectors
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from renderer.errors import PlotboardError
-from renderer.serve.files import Handler
+from renderer.serve.files import Handler, Output
 from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
@@ -93,7 +98,10 @@ class BoardServer:
         self._heads: dict[socket.socket, tuple[float, bytearray | None]] = {}
         self._lock = threading.Lock()
         self._answering: set[socket.socket] = set()  # handed to the pool, not yet closed
-        self._jobs: queue.SimpleQueue[tuple[socket.socket, bytes] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[socket.socket, bytes, float] | None] = queue.SimpleQueue()
+        # Answers made by the pool, for the loop to send (None: nothing to send, close it).
+        self._ready: queue.SimpleQueue[tuple[socket.socket, Output | None]] = queue.SimpleQueue()
+        self._sending: dict[socket.socket, Output] = {}  # the loop's, being sent
         self._stopping = False
         self.thread = guarded_thread(f"plotboard-serve-{self.port}", self._loop, on_thread_death)
         self._pool = [guarded_thread(f"plotboard-serve-{self.port}-{i}", self._answer_jobs, on_thread_death)
@@ -120,16 +128,17 @@ class BoardServer:
         self._wake()
         if self.thread.is_alive():
             self.thread.join()
-        with self._lock:
-            for sock in self._answering:  # wakes a thread blocked sending to a slow reader
-                _quietly(sock.shutdown, socket.SHUT_RDWR)
         for _ in self._pool:
             self._jobs.put(None)
         for t in self._pool:
             if t.is_alive():
                 t.join()
+        while not self._ready.empty():  # answered after the loop stopped
+            _, output = self._ready.get()
+            if output is not None:
+                output.discard()
         with self._lock:
-            for sock in self._answering:  # handed over but never answered
+            for sock in self._answering:  # handed over but never sent
                 sock.close()
             self._answering.clear()
         self._selector.close()
@@ -155,11 +164,16 @@ class BoardServer:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         _quietly(self._wake_r.recv, 4096)
+                        self._take_answers()
+                    elif key.fileobj in self._sending:
+                        self._write(key.fileobj)  # type: ignore[arg-type]
                     else:
                         self._read(key.fileobj)  # type: ignore[arg-type]
         finally:  # stopped, or died (the guard logs it and tells the owner)
             for sock in list(self._heads):
                 self._drop(sock)
+            for sock in list(self._sending):
+                self._done(sock)
             self.socket.close()
 
     def _open_connections(self) -> int:
@@ -178,6 +192,8 @@ class BoardServer:
 
     def _timeout(self, now: float) -> float | None:
         times = [deadline for deadline, _ in self._heads.values()][:1]  # the oldest expires first
+        if self._sending:
+            times.append(min(output.deadline for output in self._sending.values()))
         if not self._accepting and self._resume_at > now:
             times.append(self._resume_at)
         return max(0.0, min(times) - now) if times else None
@@ -190,6 +206,9 @@ class BoardServer:
             if head is not None:
                 _quietly(sock.send, b"HTTP/1.0 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
             self._drop(sock)
+        for sock, output in list(self._sending.items()):
+            if output.deadline <= now:
+                self._done(sock, reset=True)
 
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
@@ -257,12 +276,47 @@ class BoardServer:
             with self._lock:
                 del self._heads[sock]
                 self._answering.add(sock)
-            self._jobs.put((sock, bytes(head)))
+            self._jobs.put((sock, bytes(head), time.monotonic() + self.limits.send_timeout))
 
     def _drop(self, sock: socket.socket) -> None:
         with self._lock:
             self._heads.pop(sock, None)
         _quietly(self._selector.unregister, sock)
+        sock.close()
+
+    def _take_answers(self) -> None:
+        while not self._ready.empty():
+            sock, output = self._ready.get()
+            if output is None or self._stopping:
+                self._done(sock)
+            elif output.deadline <= time.monotonic():
+                self._done(sock, reset=True)
+            else:
+                self._sending[sock] = output
+                self._write(sock)  # a local client usually takes a small answer at once
+
+    def _write(self, sock: socket.socket) -> None:
+        try:
+            if not self._sending[sock].send(sock):
+                if sock not in self._selector.get_map():
+                    self._selector.register(sock, selectors.EVENT_WRITE)
+                return
+        except (OSError, ValueError):  # the client has gone (ValueError: not registrable)
+            self._done(sock, reset=True)
+            return
+        self._done(sock)
+
+    def _done(self, sock: socket.socket, reset: bool = False) -> None:
+        """Close an answered connection; reset: at once, dropping what is still unsent (a
+        client that did not read it in time leaves nothing behind in the kernel)."""
+        output = self._sending.pop(sock, None)
+        if output is not None:
+            output.discard()
+        with self._lock:
+            self._answering.discard(sock)
+        _quietly(self._selector.unregister, sock)
+        if reset:
+            _quietly(sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
 
     def _wake(self) -> None:
@@ -272,18 +326,18 @@ class BoardServer:
 
     def _answer_jobs(self) -> None:
         while (job := self._jobs.get()) is not None:
-            sock, head = job
+            sock, head, deadline = job
+            output: Output | None = Output(deadline)
             try:
                 if not self._stopping:
-                    sock.setblocking(True)
-                    Handler((sock, head), sock.getpeername(), self, directory=self.folder)
+                    Handler((sock, head, output), sock.getpeername(), self, directory=self.folder)
             except Exception:  # noqa: BLE001 - a client that goes away mid-answer is normal
                 log.debug("serve: error while answering", exc_info=True)
+                output.discard()  # type: ignore[union-attr]
+                output = None
             finally:
-                with self._lock:
-                    self._answering.discard(sock)
-                sock.close()
-                self._wake()  # a slot is free: the loop may listen again
+                self._ready.put((sock, output))
+                self._wake()  # the loop sends it, and may listen again once it is done
 
 
 def _quietly(func: Callable[..., object], *args: object) -> object:
