@@ -134,6 +134,10 @@ class Group(Text):
 class Cron(Text):
     def check(self, value: Any, root: Path) -> str:
         expr = super().check(value, root)
+        fields = len(expr.split())
+        if fields != 5:  # cronsim takes a sixth field, seconds, which plotboard's schedule does not
+            raise ValueError(f"expected a cron expression of 5 fields (minute hour day month weekday), "
+                             f"got {fields} in {expr!r}")
         cron_period(expr)
         return expr
 
