@@ -20,6 +20,9 @@ from renderer.board.windows import ignores_window, report_ignored
 
 log = logging.getLogger("plotboard")
 
+# The output folder's folders the pages write (renderer.pages): the CSS and JS, status/ID.json, groups/ID.html.
+PAGE_FOLDERS = ("static", "status", "groups")
+
 
 def prepare(board: Board) -> Records:
     """Ready the output folder and bookkeeping for a pass (under the lock); returns the records.
@@ -28,9 +31,9 @@ def prepare(board: Board) -> Records:
     are no longer in the board.
     """
     board.output.mkdir(parents=True, exist_ok=True)
-    static = board.output / "static"
-    for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
-        for name in remove_temp_files(folder):  # never through a planted static/ link (pages replace it)
+    own = [board.output / name for name in PAGE_FOLDERS]
+    for folder in [board.output, board.state_dir] + [f for f in own if not f.is_symlink()]:
+        for name in remove_temp_files(folder):  # never through a planted link (pages replace it)
             log.info("removed leftover temporary file %s", folder / name)
     records = load_state(board)
     if forget_removed(board, records):
