@@ -22,6 +22,7 @@ import tomli  # tomllib itself, compiled: 3-4x faster on a board file of thousan
 from renderer.board.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
 from renderer.readfile import BOARD_FILE_LIMIT, read_file
+from renderer.text import one_line
 from renderer.board.families import Expansion, expand, settle, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
@@ -187,7 +188,8 @@ def expand_again(board: Board) -> Board:
 
 def log_failed(board: Board, failed: Failed) -> None:
     """Say that a family's member is left out, and why (a warning: the board goes on)."""
-    log.warning("%s: %s: %s is shown as a chart in error: %s", board.path, failed.where, failed.name, failed.error)
+    log.warning("%s: %s: %s is shown as a chart in error: %s", board.path, failed.where, failed.name,
+                one_line(failed.error))
 
 
 def board_from_data(path: Path, data: dict) -> Board:

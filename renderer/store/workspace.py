@@ -12,6 +12,7 @@ from renderer.board.model import Board, Chart
 from renderer.board.triggers import Trigger
 from renderer.errors import PublishError
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
+from renderer.text import one_line
 from renderer.store.publish import remove_files, remove_temp_files, write_many
 from renderer.store.repair import damaged, stamps
 from renderer.store.records import ChartRecord, Records, hash_of, load_state
@@ -129,7 +130,7 @@ def _publish(
     record.failed_fingerprint = current
     record.failures += 1
     record.consecutive_failures += 1
-    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error,
+    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, one_line(outcome.error),
               extra={"fields": {"chart": outcome.name, "trigger": trigger, "duration_ms": round(outcome.duration_ms, 1),
                                 "result": "failed", "error": outcome.error}})
     if outcome.traceback:
