@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -46,6 +47,28 @@ def install(folder: Path) -> Path:
     for name in BOARD_FILES:
         shutil.copyfile(DEMO_DIR / name, folder / name)
     return folder / "plotboard.toml"
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a --dir that is there and holds other things than the demo's board: the demo
+    writes plotboard.toml, charts.py, data/*.csv and public/ into it. A new or empty folder is
+    fine, and so is one an earlier demo ran in (its plotboard.toml is the demo's)."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not folder.is_dir():
+        raise PlotboardError(f"{folder} exists and is not a folder; plotboard demo --dir DIR writes the demo board "
+                             "into a new or empty folder: choose another --dir")
+    try:
+        empty = next(os.scandir(folder), None) is None
+        board = folder / "plotboard.toml"
+        demo_there = board.is_file() and _first_line(board) == _first_line(DEMO_DIR / "plotboard.toml")
+    except OSError as exc:
+        raise PlotboardError(f"cannot read {folder}: {exc.strerror or exc}") from None
+    if board.exists() and not demo_there:
+        raise PlotboardError(f"{board} exists and is not plotboard's demo board; choose another --dir")
+    if not empty and not demo_there:
+        raise PlotboardError(f"{folder} is not empty and holds no demo board; plotboard demo --dir DIR writes "
+                             "plotboard.toml, charts.py, data/ and public/ there: choose a new or empty folder")
 
 
 def _first_line(path: Path) -> bytes:
@@ -96,6 +119,8 @@ def demo(port: int = 8000, folder: Path | None = None) -> int:
 
     temporary = folder is None
     root = Path(tempfile.mkdtemp(prefix="plotboard-demo-")) if temporary else Path(folder).resolve()
+    if not temporary:
+        check_folder(root)
     stop = threading.Event()
     feeder_thread = None
     try:

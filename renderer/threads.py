@@ -16,6 +16,8 @@ import logging
 import threading
 from typing import Callable
 
+from renderer.text import one_line
+
 log = logging.getLogger("plotboard")
 
 Died = Callable[[str], None]  # told the name of the thread that died
@@ -36,7 +38,7 @@ def guard(work: Callable[[], None], died: Died | None = None,
         work()
     except BaseException as exc:  # noqa: BLE001 - any way out but returning is a death
         name = threading.current_thread().name
-        log.exception("thread %s died: %s: %s", name, type(exc).__name__, exc)
+        log.exception("thread %s died: %s: %s", name, type(exc).__name__, one_line(str(exc)))
         if died is not None:
             died(name)
         if cleanup is not None:

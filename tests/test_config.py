@@ -322,3 +322,34 @@ def test_a_group_too_long_for_its_page_is_rejected_naming_the_key(bad):
     result = bad.cli("build")
     assert result.returncode == 0, result.stderr
     assert (bad.output / "groups" / f"{'g' * 200}.html").is_file()
+
+
+def test_a_board_file_starting_with_a_byte_order_mark_is_told_so(bad):
+    bad.write(TWO_CHARTS)
+    bad.file.write_bytes(b"\xef\xbb\xbf" + bad.file.read_bytes())
+    result = bad.cli("build")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "byte order mark (BOM)" in result.stderr and "without one" in result.stderr, result.stderr
+    assert "invalid TOML" not in result.stderr
+
+
+@pytest.mark.parametrize("size", ["[1e-9, 1e-9]", "[8, 0.01]"])
+def test_a_size_too_small_to_draw_is_refused_at_load(bad, size):
+    line = rejected(bad, with_b(f"size = {size}"), "(b)", ".size", "at least 10 pixels")
+    assert "make size or dpi larger" in line
+
+
+def test_a_small_size_that_still_makes_pixels_is_accepted(bad):
+    bad.write(with_b("size = [0.2, 0.2]"))  # 10 × 10 pixels at dpi 50
+    assert bad.cli("build").returncode == 0
+
+
+def test_a_cron_expression_with_seconds_is_refused(bad):
+    line = rejected(bad, with_b('cron = "0 */5 * * * *"'), "(b)", ".cron", "5 fields")
+    assert "got 6" in line
+
+
+def test_too_many_workers_is_refused_naming_the_key(bad):
+    line = rejected(bad, TWO_CHARTS.replace("workers = 2", "workers = 100000"), "board.workers", "at most")
+    assert "100000" in line

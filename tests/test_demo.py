@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 
 from conftest import REPO, cli, cli_env, complete_png, free_port, living, png_problem, temp_files, wait_for
-from renderer.demo import BOARD_FILES, DEMO_DIR, load_feeder
+from renderer.demo import BOARD_FILES, DEMO_DIR, install, load_feeder
 
 CHARTS = ("cpu", "latency", "requests", "queue")
 HOSTS = ("db-1", "web-1", "web-2", "worker-1")
@@ -185,6 +185,46 @@ def test_demo_refuses_to_overwrite_another_board(tmp_path):
     assert "is not plotboard's demo board" in result.stderr
     assert board.read_text() == '[board]\ntitle = "mine"\n'
     assert not (tmp_path / "charts.py").exists()
+
+
+def test_demo_refuses_a_folder_of_other_things_without_a_board_file(tmp_path):
+    """A --dir with no board file but a user's data and site: nothing is overwritten or added."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cpu.csv").write_text("mine\n")
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "index.html").write_text("my site\n")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    result = cli("demo", "--port", str(free_port()), "--dir", str(tmp_path))
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(tmp_path) in lines[0] and "not empty" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "data" / "cpu.csv").read_text() == "mine\n"
+    assert (tmp_path / "public" / "index.html").read_text() == "my site\n"
+
+
+def test_demo_runs_again_in_a_folder_it_ran_in(tmp_path):
+    folder = tmp_path / "demo"
+    install(folder)
+    (folder / "data").mkdir()
+    (folder / "public").mkdir()
+    port = free_port()
+    proc, out = start_demo(tmp_path, "--port", str(port), "--dir", str(folder))
+    seen: dict[int, psutil.Process] = {}
+    try:
+        wait_for(lambda: "board in" in out.read_text(), timeout=45, what="the demo's banner")
+    finally:
+        code = stop_demo(proc, seen)
+    assert code == 0, out.read_text()
+
+
+def test_demo_refuses_a_file_as_its_folder(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("mine\n")
+    result = cli("demo", "--port", str(free_port()), "--dir", str(path))
+    assert result.returncode == 1 and "is not a folder" in result.stderr, result.stderr
+    assert path.read_text() == "mine\n"
 
 
 def test_demo_names_a_busy_port(tmp_path):

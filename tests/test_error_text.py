@@ -4,6 +4,7 @@ index.html, the log, `plotboard status`), and `plotboard status` prints one line
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import TWO_CHARTS, Board, PLOTS
 from renderer.text import MAX_ERROR, MAX_STATUS_LINE, MAX_TRACEBACK
@@ -34,6 +35,32 @@ def test_a_two_megabyte_error_is_cut_everywhere(board):
     assert line.count("\n") == 1 and len(line) <= MAX_STATUS_LINE + 1, line
     assert line.startswith("PLOTBOARD CRITICAL - b error (ValueError: first line second line [31mred xxx")
     assert "\x1b" not in line and "\u2028" not in line and "\r" not in line
+
+
+RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+BROKEN = PLOTS + '''
+def broken(fig, inputs, **params):
+    raise ValueError("first line\\nsecond line\\r\\nthird\\u2028fourth")
+'''
+
+
+def test_an_error_text_with_line_breaks_is_logged_on_one_line(board):
+    """Each log record is one line (the traceback logged with -v aside), so a log reader never
+    takes the rest of a message for records of their own."""
+    board.write(TWO_CHARTS.replace('plot = "plots:line"\ninputs = ["data/b.txt"]', 'plot = "plots:broken"'), BROKEN)
+    result = board.cli("build")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines and all(RECORD.match(line) for line in lines), result.stderr
+    failed = [line for line in lines if "ERROR failed b" in line]
+    assert len(failed) == 1 and failed[0].endswith("ValueError: first line second line third fourth"), result.stderr
+
+    result = board.cli("build", "--force", "-v")
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} )", result.stderr.rstrip("\n"))
+    spanning = [r for r in records if "\n" in r]
+    assert all(RECORD.match(r) and " DEBUG Traceback (most recent call last):" in r for r in spanning), result.stderr
+    assert any(r.endswith("ERROR failed b") or "ERROR failed b" in r and "\n" not in r for r in records)
+    assert board.chart("b")["error"] == "ValueError: first line\nsecond line\r\nthird\u2028fourth"
 
 
 def test_status_prints_one_bounded_line_whatever_status_json_holds(board: Board):

@@ -4,6 +4,7 @@ change in one group rewrites only that group's file. Real CLI, real files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -124,7 +125,46 @@ def test_group_ids_are_unique_and_never_index():
     entries = [{"name": n, "group": g} for n, g in
                [("a", "Index"), ("b", "a b"), ("c", "A-B"), ("d", None), ("e", "ungrouped"), ("f", "!!")]]
     ids = [s["id"] for s in groups.sections(entries)]
-    assert ids == ["index-2", "a-b", "a-b-2", "ungrouped", "ungrouped-2", "group"]
+    assert ids == [f"index-{digest('Index')}", "a-b", f"a-b-{digest('A-B')}", "ungrouped",
+                   f"ungrouped-{digest('ungrouped')}", "group"]
+
+
+def digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:8]
+
+
+def test_group_ids_do_not_move_when_groups_are_added_or_removed():
+    """An id depends on the group's name (and on an earlier group of the same slug), never on
+    how many groups came before it: adding or removing other groups keeps every deep link."""
+    def ids(*names):
+        return {s["name"]: s["id"] for s in groups.sections([{"name": f"c{i}", "group": g} for i, g in enumerate(names)])}
+
+    before = ids("Web & API", "web/api", "Disks", None)
+    after = ids("Queues", "Web & API", "Index", "Web API!", "web/api", None, "Disks", "Ungrouped")
+    assert before == {"Web & API": "web-api", "web/api": f"web-api-{digest('web/api')}", "Disks": "disks", None: "ungrouped"}
+    assert {name: after[name] for name in before} == before
+    assert ids("Web & API", "Disks")["Disks"] == ids("Disks")["Disks"] == "disks"
+
+
+def test_a_split_boards_group_pages_keep_their_names_when_groups_come_and_go(tmp_path):
+    """groups/ID.html and #group-ID of a group stay put when another group whose name gives the
+    same id goes, or one that does not clash is added before it."""
+    b = split_board(tmp_path)
+    b.data("data/q1.txt", "1 2 3\n")
+    extra = "".join(f'\n[[charts]]\nname = "{n}"\nplot = "plots:line"\ninputs = ["data/q1.txt"]\ngroup = "{g}"\n'
+                    for n, g in (("w3", "Web/API"), ("w4", "Web API!")))
+    b.file.write_text(GROUPED.replace("workers = 2", "workers = 2\npage_limit = 3") + extra)
+    b.cli("build")
+    later = f"web-api-{digest('Web API!')}"
+    pages = {"disks.html", "web-api.html", f"web-api-{digest('Web/API')}.html", f"{later}.html"}
+    assert {p.name for p in (b.output / "groups").iterdir()} == pages
+    queues = '[[charts]]\nname = "q1"\nplot = "plots:line"\ninputs = ["data/q1.txt"]\ngroup = "Queues"\n\n[[charts]]'
+    b.file.write_text(b.file.read_text().replace("[[charts]]", queues, 1).replace('name = "w3"', 'name = "w3"\ngroup = "Disks"', 1)
+                      .replace('group = "Web/API"\n', ""))
+    b.cli("build")
+    assert {p.name for p in (b.output / "groups").iterdir()} == {"queues.html", "web-api.html", "disks.html", f"{later}.html"}
+    html = (b.output / "index.html").read_text()
+    assert re.findall(r'<section class="group" id="group-([a-z0-9-]+)"', html) == ["queues", "web-api", "disks", later]
 
 
 def split_board(tmp_path: Path) -> Board:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -154,6 +155,27 @@ def test_leftover_temporary_files_are_removed_at_start(built):
         p.write_bytes(b"half a file")
     assert board.cli("build").returncode == 0
     assert [p for p in leftovers if p.exists()] == []
+
+
+def test_leftover_temporary_files_in_status_and_groups_are_removed_at_start(built, tmp_path):
+    """A writer killed while writing status/ID.json or groups/ID.html leaves its hidden temporary
+    file there: swept at the next start like the output folder's own; a planted link to another
+    folder is not followed."""
+    board = built
+    (board.output / "groups").mkdir(exist_ok=True)
+    leftovers = [board.output / "status/.index.json.0badf00d.tmp", board.output / "groups/.web.html.12345678.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"half a file")
+    assert board.cli("build").returncode == 0
+    assert [p for p in leftovers if p.exists()] == []
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    theirs = elsewhere / ".web.html.12345678.tmp"
+    theirs.write_text("keep")
+    shutil.rmtree(board.output / "groups")
+    (board.output / "groups").symlink_to(elsewhere, target_is_directory=True)
+    assert board.cli("build").returncode == 0
+    assert theirs.read_text() == "keep"
 
 
 def test_files_plotboard_did_not_write_are_kept(built):

@@ -68,6 +68,24 @@ def test_a_special_board_file_is_refused_in_one_line(board, kind, command):
     assert not board.output.exists() and not (board.root / ".plotboard").exists()
 
 
+@pytest.mark.parametrize("kind, said", [("fifo", "a FIFO"), ("zero", "a character device"), ("folder", "a folder")])
+def test_an_input_that_is_no_regular_file_is_named_for_what_it_is(built, kind, said):
+    """A literal input that is a FIFO, a device or a folder: the load warning and the card's
+    `waiting_for` say what it is, never that it does not exist."""
+    path = built.root / "data/b.txt"
+    if kind == "folder":
+        path.unlink()
+        path.mkdir()
+    else:
+        make_special(path, kind)
+    result = run_cli("build", "-c", built.file)
+    assert "does not exist" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    only_line("\n".join(line for line in result.stderr.splitlines() if "WARNING" in line),
+              str(built.file), "charts[1] (b).inputs", f"data/b.txt is {said}, not a regular file")
+    assert built.chart("b")["waiting_for"] == [f"data/b.txt ({said}, not a regular file)"]
+    assert built.chart("a")["waiting_for"] == []
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_status_with_a_special_board_file_is_unknown_in_one_line(built, kind):
     make_special(built.file, kind)

@@ -22,6 +22,7 @@ import tomli  # tomllib itself, compiled: 3-4x faster on a board file of thousan
 from renderer.board.durations import cron_period, parse_duration  # noqa: F401 - re-exported
 from renderer.errors import ConfigError
 from renderer.readfile import BOARD_FILE_LIMIT, read_file
+from renderer.text import one_line
 from renderer.board.families import Expansion, expand, settle, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
@@ -162,6 +163,8 @@ def load_board(path: str | os.PathLike) -> Board:
         raw = read_file(path, BOARD_FILE_LIMIT)  # never a FIFO or a device: a SIGHUP must not hang the daemon
     except OSError as exc:
         raise ConfigError(path, [f"cannot read the board file: {exc.strerror}"]) from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # some Windows editors write one; TOML has none
+        raise ConfigError(path, ["starts with a byte order mark (BOM): save it as UTF-8 without one"])
     try:
         data = tomli.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -185,7 +188,8 @@ def expand_again(board: Board) -> Board:
 
 def log_failed(board: Board, failed: Failed) -> None:
     """Say that a family's member is left out, and why (a warning: the board goes on)."""
-    log.warning("%s: %s: %s is shown as a chart in error: %s", board.path, failed.where, failed.name, failed.error)
+    log.warning("%s: %s: %s is shown as a chart in error: %s", board.path, failed.where, failed.name,
+                one_line(failed.error))
 
 
 def board_from_data(path: Path, data: dict) -> Board:
@@ -318,11 +322,19 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict | None,
     return Chart(**v, excluded=c.excluded)
 
 
+MIN_SIDE = 10  # pixels: the least an image may have along a side (a chart any smaller shows nothing)
+
+
 def _too_many_pixels(size: tuple[float, float], dpi: int, hidpi: bool) -> str | None:
-    """Why an image of `size` inches at `dpi` (and twice that with hidpi) is too large, or None."""
+    """Why an image of `size` inches at `dpi` (and twice that with hidpi) is too large or too
+    small, or None."""
     scale = 2 if hidpi else 1
     width, height = round(size[0] * dpi * scale), round(size[1] * dpi * scale)
     which = "the @2x image" if hidpi else "the image"
+    small_w, small_h = round(size[0] * dpi), round(size[1] * dpi)
+    if min(small_w, small_h) < MIN_SIDE:
+        return (f"the image would be {small_w} × {small_h} pixels (size × dpi = {dpi}); it needs at least "
+                f"{MIN_SIDE} pixels along each side: make size or dpi larger")
     if width * height > PIXEL_LIMIT or max(width, height) > SIDE_LIMIT:
         return (f"{which} would be {width} × {height} = {width * height:,} pixels (size × dpi = {dpi}"
                 f"{', × 2 for hidpi' if hidpi else ''}); the limit is {PIXEL_LIMIT:,} pixels, "

@@ -285,6 +285,30 @@ def _glob_match(pp: list[str], sp: list[str]) -> bool:
 
 def waiting_for(chart: Chart, root: Path) -> list[str]:
     """The chart's literal inputs (not patterns) that are not there (yet), relative to `root`,
-    the board file's folder: a typo, or a file a producer has not written yet. As people read
-    them: a byte of a name that is not UTF-8 is shown as U+FFFD."""
-    return [readable(os.path.relpath(p, root)) for p in chart.inputs if not is_pattern(p) and not os.path.isfile(p)]
+    the board file's folder: a typo, or a file a producer has not written yet; one that is there
+    but no regular file (a FIFO, a folder, a device) with what it is: `data/x (a FIFO, not a
+    regular file)`. As people read them: a byte of a name that is not UTF-8 is shown as U+FFFD."""
+    return [path if kind is None else f"{path} ({kind}, not a regular file)" for path, kind in unready(chart, root)]
+
+
+def unready(chart: Chart, root: Path) -> list[tuple[str, str | None]]:
+    """Each literal input that is no regular file, as waiting_for shows its path, with what is
+    there instead (None: nothing)."""
+    return [(readable(os.path.relpath(path, root)), kind) for path in chart.inputs
+            if not is_pattern(path) and (kind := not_a_file(path)) is not False]
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_file(path: str) -> str | None | bool:
+    """False when `path` is a regular file (through links); None when nothing is there (or it
+    cannot be looked at); else what it is instead ("a FIFO", "a folder"...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return False
+    return next((kind for test, kind in _KINDS if test(mode)), "not a file")

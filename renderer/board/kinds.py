@@ -111,7 +111,7 @@ MAX_GROUP_ID = 200  # characters: groups/ID.html, status/ID.json and their tempo
 
 def group_id(name: str | None) -> str:
     """A group's id (its page groups/ID.html, its manifest status/ID.json): its name lowercased,
-    every run of other characters than [a-z0-9] a '-' (the page makes ids unique with -2, -3…)."""
+    every run of other characters than [a-z0-9] a '-' (renderer.pages.groups makes ids unique)."""
     if name is None:
         return UNGROUPED
     text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -134,6 +134,10 @@ class Group(Text):
 class Cron(Text):
     def check(self, value: Any, root: Path) -> str:
         expr = super().check(value, root)
+        fields = len(expr.split())
+        if fields != 5:  # cronsim takes a sixth field, seconds, which plotboard's schedule does not
+            raise ValueError(f"expected a cron expression of 5 fields (minute hour day month weekday), "
+                             f"got {fields} in {expr!r}")
         cron_period(expr)
         return expr
 

@@ -23,13 +23,31 @@ def _title_default(table: dict) -> str:
     return name if isinstance(name, str) else ""
 
 
+WORKERS_PER_CPU = 4  # the most render processes a board may ask for, per CPU
+
+
+class Workers(Whole):
+    """The number of render processes: at least 1, at most WORKERS_PER_CPU × the CPU count
+    (more processes than that only wait for a CPU, each holding its memory)."""
+
+    type_text = f"integer 1 – {WORKERS_PER_CPU} × CPU count"
+
+    def check(self, value: Any, root: Path) -> int:
+        value = super().check(value, root)
+        most = WORKERS_PER_CPU * (os.cpu_count() or 1)
+        if value > most:
+            raise ValueError(f"expected at most {most} ({WORKERS_PER_CPU} × this host's {os.cpu_count() or 1} "
+                             f"CPUs: more render processes only wait for a CPU, each holding memory), got {value}")
+        return value
+
+
 BOARD_OPTIONS: tuple[Option, ...] = (
     Text("title", "the page's heading and <title>", "plotboard"),
     Folder("output", "the output folder", "public"),
     Duration("refresh", "how often an open page polls status.json", "10s", least=MIN_INTERVAL,
              most=(86400.0, "a day (24h)")),
-    Whole("workers", "render processes", least=1,
-          default_from=lambda table: os.cpu_count() or 1, default_text="CPU count"),
+    Workers("workers", "render processes", least=1,
+            default_from=lambda table: os.cpu_count() or 1, default_text="CPU count"),
     Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
     Choice("theme", "page colours and the matplotlib style", "light", choices=THEMES),
     Folder("state", "plotboard's bookkeeping (state.json, the board's lock): put it on a writable disk "

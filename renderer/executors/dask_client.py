@@ -25,6 +25,7 @@ from renderer.executors.dask_remote import pack, run_remote
 from renderer.errors import PlotboardError
 from renderer.executors.base import worker_died
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput, describe
+from renderer.text import one_line
 from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
@@ -180,7 +181,7 @@ class DaskExecutor:
                 repeated, self._problem = problem == self._problem, problem
                 self._retry_at = time.monotonic() + RETRY_EVERY
             if not repeated:
-                log.warning("%s; retrying every %gs", problem, RETRY_EVERY)
+                log.warning("%s; retrying every %gs", one_line(problem), RETRY_EVERY)
             return
         client.subscribe_topic("all", self._event)
         with self._lock:

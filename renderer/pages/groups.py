@@ -10,6 +10,7 @@ them appears. Each section has an id made from its name (`group-ID` on the page,
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -28,23 +29,38 @@ slug = group_id  # a group's id (renderer.board.kinds: the board file's loader l
 
 def sections(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The entries (status.json's, each with "group") as sections in first-appearance order:
-    [{"id", "name", "charts": [...]}]; ids are unique (a clash gets -2, -3, …) and never
-    "index" (that name is status/index.json's)."""
+    [{"id", "name", "charts": [...]}].
+
+    An id is the group's slug (renderer.board.kinds.group_id) when no group before it has that
+    slug; a later group with the same slug gets a digest of its own name appended
+    (`a-b-3f2c91d0`), never a counter by order, so adding, removing or moving other groups never
+    moves an id (deep links `#group-ID` and groups/ID.html stay put). "index" (status/index.json's
+    name) and "ungrouped" (the section of charts without a group) are never a named group's
+    plain id."""
     by_name: dict[str | None, dict[str, Any]] = {}
-    taken = {"index"}
+    taken = {"index", UNGROUPED}
     for entry in entries:
         name = entry.get("group")
         section = by_name.get(name)
         if section is None:
-            base = slug(name)
-            sid, n = base, 1
-            while sid in taken:
-                n += 1
-                sid = f"{base}-{n}"
+            sid = UNGROUPED if name is None else unique_id(name, taken)
             taken.add(sid)
             section = by_name[name] = {"id": sid, "name": name, "charts": []}
         section["charts"].append(entry)
     return list(by_name.values())
+
+
+def unique_id(name: str, taken: set[str]) -> str:
+    """The group's slug, or when that is taken, the slug and a digest of the name (longer
+    digests in the unlikely case that one is taken too)."""
+    base = slug(name)
+    if base not in taken:
+        return base
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    for length in (8, 12, 16):  # with MAX_GROUP_ID, a file name still fits 255 bytes
+        if (sid := f"{base}-{digest[:length]}") not in taken:
+            return sid
+    raise AssertionError(f"no free id for the group {name!r}")  # pragma: no cover: 2**64 names
 
 
 def summary(charts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from renderer.pages import templating
 from renderer.board.config import log_failed
 from renderer.board.model import Board, Chart, Failed
 from renderer.store.repair import stamp
-from renderer.board.inputs import waiting_for
+from renderer.board.inputs import unready, waiting_for
 from renderer.store.records import ChartRecord, hash_of
 from renderer.pages.status import judge
 from renderer.text import iso
@@ -352,6 +352,11 @@ def check_use(board: Board) -> None:
     for failed in board.failed:
         log_failed(board, failed)
     for i, chart in enumerate(board.shown):
-        for missing in waiting_for(chart, board.root):
+        for missing, kind in unready(chart, board.root):
+            if kind is not None:
+                log.warning("%s: charts[%d] (%s).inputs: %s is %s, not a regular file; the chart shows \"waiting "
+                            "for %s (%s, not a regular file)\" until a file replaces it",
+                            board.path, i, chart.name, missing, kind, missing, kind)
+                continue
             log.warning("%s: charts[%d] (%s).inputs: %s does not exist; the chart shows \"waiting for %s\" "
                         "until it appears (a typo?)", board.path, i, chart.name, missing, missing)

@@ -12,6 +12,7 @@ from renderer.board.model import Board, Chart
 from renderer.board.triggers import Trigger
 from renderer.errors import PublishError
 from renderer.render.jobs import FailureKind, RenderFailure, RenderJob, RenderOutput
+from renderer.text import one_line
 from renderer.store.publish import remove_files, remove_temp_files, write_many
 from renderer.store.repair import damaged, stamps
 from renderer.store.records import ChartRecord, Records, hash_of, load_state
@@ -19,6 +20,9 @@ from renderer.store.fingerprints import out_of_date, with_modules
 from renderer.board.windows import ignores_window, report_ignored
 
 log = logging.getLogger("plotboard")
+
+# The output folder's folders the pages write (renderer.pages): the CSS and JS, status/ID.json, groups/ID.html.
+PAGE_FOLDERS = ("static", "status", "groups")
 
 
 def prepare(board: Board) -> Records:
@@ -28,9 +32,9 @@ def prepare(board: Board) -> Records:
     are no longer in the board.
     """
     board.output.mkdir(parents=True, exist_ok=True)
-    static = board.output / "static"
-    for folder in (board.output, board.state_dir) + (() if static.is_symlink() else (static,)):
-        for name in remove_temp_files(folder):  # never through a planted static/ link (pages replace it)
+    own = [board.output / name for name in PAGE_FOLDERS]
+    for folder in [board.output, board.state_dir] + [f for f in own if not f.is_symlink()]:
+        for name in remove_temp_files(folder):  # never through a planted link (pages replace it)
             log.info("removed leftover temporary file %s", folder / name)
     records = load_state(board)
     if forget_removed(board, records):
@@ -126,7 +130,7 @@ def _publish(
     record.failed_fingerprint = current
     record.failures += 1
     record.consecutive_failures += 1
-    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, outcome.error,
+    log.error("failed %s trigger=%s %.1fms %s", outcome.name, trigger, outcome.duration_ms, one_line(outcome.error),
               extra={"fields": {"chart": outcome.name, "trigger": trigger, "duration_ms": round(outcome.duration_ms, 1),
                                 "result": "failed", "error": outcome.error}})
     if outcome.traceback:
