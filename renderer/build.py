@@ -12,7 +12,7 @@ from typing import Iterator
 
 from renderer.board.triggers import Trigger
 from renderer.board.model import Board
-from renderer.daemon.control import ask_daemon
+from renderer.daemon.client import Abandoned, NotTheDaemon, StillRendering, ask_daemon
 from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors.factory import require_executor
 from renderer.store.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
@@ -23,6 +23,8 @@ from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.store.workspace import make_job, prepare, publish_outcome, why_render
 
 log = logging.getLogger("plotboard")
+
+DAEMON_GRACE = 60.0  # beyond render_timeout: how long a daemon rendering a build's charts may go quiet
 
 
 @dataclass
@@ -60,7 +62,12 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
 def _by_daemon(board: Board, holder: Holder, force: bool, only: list[str] | None) -> BuildResult:
     """Have the running daemon render what this build would, and report what it did."""
     try:
-        answer = ask_daemon(board.root, force, only, timeout=BUILD_WAIT)
+        answer = ask_daemon(board.path, force, only, holder.pid, patience=board.render_timeout + DAEMON_GRACE)
+    except NotTheDaemon as exc:
+        raise PlotboardError(f"{board.path}: {holder} owns this board, but {exc}; stop that process, "
+                             f"then restart plotboard run") from None
+    except (StillRendering, Abandoned) as exc:
+        raise PlotboardError(f"{board.path}: {holder} owns this board and keeps it current; {exc}") from None
     except OSError as exc:
         raise PlotboardError(f"{board.path}: {holder} owns this board and keeps it current; it did not take "
                              f"this build's request ({exc.strerror or exc})") from None

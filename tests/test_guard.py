@@ -100,7 +100,7 @@ def test_a_guarded_thread_that_dies_is_logged_then_told_then_cleaned_up_after(re
 # (method the thread calls, made to raise once; the thread's name; more arguments for run)
 THREAD_FAULTS = [
     ("renderer.executors.pool:RenderPool._step", "plotboard-pool", ()),
-    ("renderer.daemon.control:ControlServer._serve_one", "plotboard-control", ()),
+    ("renderer.daemon.control:ControlServer._serve_once", "plotboard-control", ()),
     ("renderer.serve.server:BoardServer._expire", r"plotboard-serve-\d+", ("--serve", "0")),
 ]
 

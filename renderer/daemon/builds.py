@@ -4,6 +4,7 @@ written."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from contextlib import nullcontext
@@ -48,40 +49,48 @@ class BuildRequests:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.server: ControlServer | None = None
+        self.board_path: Path | None = None
         self.open: list[BuildRequest] = []
 
-    def listen(self, root: Path, wake: Callable[[], None], on_thread_death: Died | None = None) -> ContextManager:
-        """Start taking requests; a context manager that stops it. `on_thread_death` is told
-        if the accepting thread dies (renderer.threads)."""
+    def listen(self, board_path: Path, wake: Callable[[], None], on_thread_death: Died | None = None) -> ContextManager:
+        """Start taking requests for the board file `board_path`; a context manager that stops it.
+        `on_thread_death` is told if the serving thread dies (renderer.threads)."""
+        self.board_path = board_path
         try:
-            self.server = ControlServer(root, wake, on_thread_death)
+            self.server = ControlServer(board_path, wake, on_thread_death)
         except OSError as exc:
-            log.warning("cannot take builds' requests (%s); a build will exit, saying this daemon owns the board",
-                        exc.strerror or exc)
+            why = ("another process holds its name" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
+            log.error("cannot take builds' requests on the build socket (%s); a build will exit 1, saying so",
+                      why)
             return nullcontext()
         return self.server
 
-    def take(self, charts: Callable[[], list[str]], want: Callable[[str, bool], bool]) -> bool:
-        """Take new requests; `charts()` names the board's charts, `want(name, force)` asks for a
-        render and says whether it did. Returns True when a request waits only for the pages."""
+    def take(self, charts: Callable[[], dict[str, str | None]], want: Callable[[str, bool], bool]) -> bool:
+        """Take new requests; `charts()` maps the board's charts to the chart they are a later
+        window of (or None), `want(name, force)` asks for a render and says whether it did. Returns
+        True when a request waits only for the pages."""
         if self.server is None:
             return False
         pages_only = False
         for incoming in self.server.take():
             names = charts()
             request = BuildRequest(incoming, at=self.clock())
+            if incoming.board is not None and incoming.board != str(self.board_path):
+                request.answer(error=f"this daemon keeps {self.board_path}, not {incoming.board}")
+                continue
             only = incoming.only
             unknown = sorted(set(only or ()) - set(names))
             if unknown:
                 request.answer(error=f"--only: no chart named {', '.join(unknown)}")
                 continue
-            for name in names:
-                if only is None or name in only:
+            for name, window_of in names.items():
+                if only is None or name in only or window_of in only:
                     if want(name, incoming.force):
                         request.pending.add(name)
                     else:
                         request.up_to_date.append(name)
             log.info("build requested: %d to render, %d up to date", len(request.pending), len(request.up_to_date))
+            request.request.send(taken=len(request.pending))
             self.open.append(request)
             pages_only |= not request.pending
         return pages_only
@@ -89,6 +98,7 @@ class BuildRequests:
     def published(self, name: str, ok: bool, dispatched_at: float) -> None:
         for request in self.open:
             request.published(name, ok, dispatched_at)
+            request.request.send(working=len(request.pending))  # the build waits while renders end
 
     def removed(self, name: str) -> None:
         """A reload removed the chart: no request waits for it."""

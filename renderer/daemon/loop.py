@@ -132,7 +132,7 @@ class Daemon:
                 return 0
             stack.callback(self._shutdown)
             self._start(stack)
-            stack.enter_context(self.builds.listen(self.board.root, self.wake, self.requests.on_thread_death))
+            stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
             if serve is not None:
                 stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death))
             try:
@@ -224,7 +224,7 @@ class Daemon:
 
     def _take_builds(self) -> None:
         want = partial(upkeep.want_render, self.board, self.records, self.scheduler, now=self.clock())
-        if self.builds.take(lambda: [c.name for c in self.board.charts], want):
+        if self.builds.take(lambda: {c.name: c.window_of for c in self.board.charts}, want):
             self.pages.urgent(self.clock())
 
     def _replan(self, rescan: bool) -> None:

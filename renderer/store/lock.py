@@ -1,16 +1,20 @@
 """One writer per board: an OS lock on a file only the board's owner can open, and a guard on the
-board file's folder against `rm -rf .plotboard`.
+board file itself against `rm -rf .plotboard`.
 
 The lock is an `flock` on STATE/lock (`.plotboard/lock` by default): mode 0600, opened with
 O_NOFOLLOW, so no other user can open it, let alone lock it, and a symbolic link planted there is
 replaced, never followed. A lock file of another mode (an old plotboard's, one planted by
 someone) is replaced before it is used. The lock file also names its holder (`plotboard run (pid
-1234)`), written through the locked descriptor, for the messages of the commands it stops.
+1234)`) and the board file, written through the locked descriptor, for the messages of the
+commands it stops; a board file beside it (or any, when the state folder is outside the board's
+folder) that finds another existing board file named there is refused: two boards cannot share
+one state folder (SharedState).
 
 `flock` locks an inode: after `rm -rf .plotboard`, the holder would lock a deleted file while a
-newcomer locks a new one. So the holder also locks the board file's folder, which deleting
-`.plotboard/` cannot take away, and a newcomer that got the lock file checks that folder too. Any
-user who can read the folder can lock it as well: a lock on it held by a process of another user
+newcomer locks a new one. So the holder also locks the board file, which deleting `.plotboard/`
+cannot take away (and two board files in one folder do not share), and a newcomer that got the
+lock file checks it too; the daemon locks the new board file when an editor replaced it. Any
+user who can read the board file can lock it as well: a lock on it held by a process of another user
 is not plotboard's, and neither stops nor delays a command (the lock file decides alone then);
 one of root's counts as the board's user's.
 The kernel releases both locks when the holder dies. The daemon re-checks both (`refresh`) every
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import logging
 import os
 import re
@@ -65,8 +70,14 @@ class BoardBusy(PlotboardError):
         super().__init__(f"{board.path}: the board is in use by {holder}{after}")
 
 
+class SharedState(PlotboardError):
+    """Another board file's bookkeeping is in this board's state folder."""
+
+    exit_code = 2
+
+
 class BoardLock:
-    """The held lock: `fd`, the locked lock file; `guard`, the board folder, locked too unless a
+    """The held lock: `fd`, the locked lock file; `guard`, the board file, locked too unless a
     process of another user holds a lock on it. `refresh` takes both again when something took
     them away (`rm -rf .plotboard`, a replaced lock file, another user's lock let go)."""
 
@@ -76,6 +87,8 @@ class BoardLock:
 
     def refresh(self) -> None:
         path = self.board.state_dir / LOCK_FILE
+        if self.guard is not None and not _is_at(self.guard, self.board.path):
+            self._guard_again()  # an editor replaced the board file
         if not self.guarded and self.guard is not None:
             self.guarded = _try_flock(self.guard)
         if _is_at(self.fd, path):
@@ -97,9 +110,19 @@ class BoardLock:
         self.fd, self._missed = fd, 0
         self.name_holder()
 
+    def _guard_again(self) -> None:
+        new = _open_guard(self.board.path)
+        if new is None:
+            return
+        if _try_flock(new):
+            os.dup2(new, self.guard, inheritable=False)  # the same descriptor number: board_lock closes it
+            self.guarded = True
+        os.close(new)
+
     def name_holder(self) -> None:
-        """Write `WHO (pid N)` into the lock file, through the locked descriptor."""
-        text = f"{self.who} (pid {os.getpid()})\n".encode()
+        """Write `WHO (pid N)` and the board file's path (a JSON string) into the lock file,
+        through the locked descriptor."""
+        text = f"{self.who} (pid {os.getpid()})\n{json.dumps(str(self.board.path))}\n".encode()
         try:
             if os.pread(self.fd, MAX_INFO, 0) != text:
                 os.ftruncate(self.fd, 0)
@@ -121,7 +144,7 @@ def board_lock(board: Board, who: str = BUILD, wait: float = 0.0,
     made (or checked) first: one that cannot be used stops the command before anything is written.
     """
     ensure_folders(board)
-    guard = _open_folder(board.root)
+    guard = _open_guard(board.path)
     try:
         deadline = time.monotonic() + wait
         announced = False
@@ -148,10 +171,10 @@ def board_lock(board: Board, who: str = BUILD, wait: float = 0.0,
             os.close(guard)
 
 
-def _open_folder(root: Path) -> int | None:
-    """The board file's folder open for the guard's lock (None when it cannot be read: no guard)."""
+def _open_guard(path: Path) -> int | None:
+    """The board file open for the guard's lock (None when it cannot be read: no guard)."""
     try:
-        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
 
@@ -161,6 +184,11 @@ def _take(board: Board, guard: int | None, who: str) -> BoardLock | Holder:
     path = board.state_dir / LOCK_FILE
     while True:
         fd = open_lock_file(path)
+        other = _board_of(fd)
+        if other is not None and _shared(board, other):
+            os.close(fd)
+            raise SharedState(f"{board.path}: the state folder {board.state_dir} belongs to the board file "
+                              f"{other}: two boards cannot share one; set [board] state in {board.path.name}")
         if not _try_flock(fd):
             try:
                 return _holder_of(fd)
@@ -173,10 +201,29 @@ def _take(board: Board, guard: int | None, who: str) -> BoardLock | Holder:
         return BoardLock(board, fd, guard, guard is not None, who)
     pid = _lock_pid(os.fstat(guard))
     if _owner(pid) not in (None, 0, os.geteuid()):  # root's is taken as the board's own user's
-        log.info("a process of another user (pid %d) holds a lock on %s: not waiting for it", pid, board.root)
+        log.info("a process of another user (pid %d) holds a lock on %s: not waiting for it", pid, board.path)
         return BoardLock(board, fd, guard, False, who)
     os.close(fd)
     return Holder(_command(pid), pid)  # a plotboard whose .plotboard/ was deleted, or another of this user's
+
+
+def _shared(board: Board, other: Path) -> bool:
+    """Whether the board file `other`, named in this board's lock file, uses the same state
+    folder: it is beside this one, or the state folder is outside this board's folder (a copied
+    board folder carries its own state folder along, naming the original)."""
+    if other == board.path or not other.exists():
+        return False
+    return other.parent == board.path.parent or not board.state_dir.is_relative_to(board.root)
+
+
+def _board_of(fd: int) -> Path | None:
+    """The board file the lock file's last holder named (None if it named none)."""
+    try:
+        text = os.pread(fd, MAX_INFO, 0).decode(errors="surrogateescape")
+        named = json.loads(text.split("\n")[1])
+    except (OSError, ValueError, IndexError, RecursionError):
+        return None
+    return Path(named) if isinstance(named, str) and named.startswith("/") else None
 
 
 def open_lock_file(path: Path) -> int:
@@ -243,7 +290,7 @@ def _holder_of(fd: int) -> Holder:
         text = os.pread(fd, MAX_INFO, 0).decode(errors="replace")
     except OSError:
         text = ""
-    m = re.fullmatch(r"(plotboard run|plotboard build) \(pid (\d+)\)\s*", text)
+    m = re.fullmatch(r"(plotboard run|plotboard build) \(pid (\d+)\)\s*", text.split("\n")[0])
     if m and (pid is None or int(m[2]) == pid):
         return Holder(m[1], int(m[2]))
     return Holder(_command(pid), pid)
