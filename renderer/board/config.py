@@ -37,6 +37,7 @@ BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
 CHART_KEYS = {o.name for o in CHART_OPTIONS}
 CHART_ONLY_KEYS = {o.name for o in CHART_OPTIONS if not o.in_defaults}
 TOP_KEYS = {"board", "defaults", "charts"}
+DEFAULT_BOARD_FILE = "plotboard.toml"
 # Where a key that is not allowed in a table belongs, when it is a key of another table.
 _IN_BOARD = "it belongs in [board]"
 _IN_CHART = "it belongs in a [[charts]] table (or in [defaults], for every chart)"
@@ -204,6 +205,10 @@ def board_from_data(path: Path, data: dict) -> Board:
         board_table = {}
     c.unknown("board", board_table, BOARD_KEYS, ELSEWHERE["board"])
     b = c.read("board", board_table, BOARD_OPTIONS)
+    if "state" not in board_table and b["state"] is not None and path.name != DEFAULT_BOARD_FILE:
+        # Two board files in one folder are two boards, each with its own bookkeeping: a board
+        # file of another name keeps its own below .plotboard/ (plotboard.toml's stays in it).
+        b["state"] = b["state"] / path.name
     if b["output"] is not None and b["state"] is not None:
         c.excluded = (str(b["output"]), str(b["state"]))
 

@@ -51,7 +51,8 @@ BOARD_OPTIONS: tuple[Option, ...] = (
     Duration("render_timeout", "a render running longer is killed and counted as failed", "30s"),
     Choice("theme", "page colours and the matplotlib style", "light", choices=THEMES),
     Folder("state", "plotboard's bookkeeping (state.json, the board's lock): put it on a writable disk "
-           "when the board file's folder is read-only", ".plotboard"),
+           "when the board file's folder is read-only; a board file not named plotboard.toml keeps its "
+           "own in .plotboard/NAME, so two boards in one folder never share it", ".plotboard"),
     Folder("templates", "your own jinja2 templates, looked up before the built-in ones", must_exist=True),
     Whole("page_limit", "a grouped board of more charts than this is split: index.html lists the groups, "
           "each with its own page groups/ID.html", 500, least=1),
