@@ -184,17 +184,12 @@ def _match(walk: _Walk, folder: str, parts: list[str]) -> None:
     if head == "**":
         _double_star(walk, folder, rest)
         return
-    if not is_pattern(head):
-        path = os.path.join(folder, head)
-        if rest:
-            if walk.enterable(path) is not None:
-                _match(walk, path, rest)
-        else:
-            _maybe_file(walk, path)
-        return
-    match = _compiled(head)
-    hidden_ok = head.startswith(".")  # like glob: wildcards never match hidden names
-    names = sorted(e.name for e in walk.entries(folder) if match(e.name) and (hidden_ok or e.name[0] != "."))
+    if is_pattern(head):
+        match = _compiled(head)
+        hidden_ok = head.startswith(".")  # like glob: wildcards never match hidden names
+        names = sorted(e.name for e in walk.entries(folder) if match(e.name) and (hidden_ok or e.name[0] != "."))
+    else:
+        names = [head]  # a literal part is looked up, not listed
     for name in names:
         path = os.path.join(folder, name)
         if rest:
