@@ -1,0 +1,1 @@
+"""Counting for Prometheus: the registry `/metrics` answers and `build --metrics-file` writes."""
