@@ -23,8 +23,8 @@ if [ "${PLOTBOARD_TEST_NO_INSTALL:-}" = 1 ]; then
   exec python -m pytest -q "$@"
 fi
 
-if ! { [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ]; }; then
-  apt_install chromium nginx-light fonts-dejavu-core
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/openssl ]; }; then
+  apt_install chromium nginx-light fonts-dejavu-core openssl  # openssl: the mail tests' certificates
 fi
 
 if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
