@@ -26,6 +26,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import free_port, png_problem
 from matplotlib.figure import Figure
 
+from renderer.alerts import mail as mail_module
 from renderer.alerts.mail import MAX_IMAGES, MailError, compose, send
 from renderer.board.alert_spec import MailTarget
 
@@ -42,7 +43,7 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope) -> str:
         self.messages.append({"content": envelope.content, "from": envelope.mail_from,
                               "to": list(envelope.rcpt_tos), "tls": session.ssl is not None,
-                              "login": session.login_data})
+                              "login": getattr(session.auth_data, "login", None)})
         return "250 OK"
 
 
@@ -151,6 +152,7 @@ def test_mail_holds_subject_text_html_and_at_most_ten_inline_pngs(smtpd, tmp_pat
     message = received(inbox)
     subject = message["Subject"]
     assert subject.startswith("[Ops board] error, recovered: cpu, disk-a, fifo, "), subject
+    assert "\n" not in subject and "\r" not in subject
     named = subject.split(": ", 1)[1].rsplit(" (+", 1)[0].split(", ")
     assert subject.endswith(f" (+{len(charts) - len(named)} more)") and len(named) < len(charts), subject
     assert message["To"] == "ops@example.com, oncall@example.org" and message["From"] == "plotboard@example.com"
@@ -191,12 +193,25 @@ def test_mail_holds_subject_text_html_and_at_most_ten_inline_pngs(smtpd, tmp_pat
     assert "3 more images left out" in html and "not a regular file but a FIFO" in html
 
 
+def test_images_stop_before_the_mail_passes_its_size_budget(smtpd, tmp_path, monkeypatch):
+    inbox, port = smtpd()
+    images = {c: png(tmp_path / f"{c}.png", n) for n, c in enumerate(["a", "b", "c"])}
+    budget = images["a"].stat().st_size + images["b"].stat().st_size
+    monkeypatch.setattr(mail_module, "IMAGE_BYTES", budget)
+    send(target(port), compose(target(port), "Ops board", "ops", [event(c) for c in images], images), timeout=30)
+    message = received(inbox)
+    attached = [p.get_content() for p in message.walk() if p.get_content_type() == "image/png"]
+    assert sorted(attached) == sorted({images["a"].read_bytes(), images["b"].read_bytes()})
+    assert "no image: the mail's images would pass" in message.get_body(("plain",)).get_content()
+    assert "images would pass" in message.get_body(("html",)).get_content()
+
+
 def test_hostile_titles_and_errors_stay_text_and_headers_one_line(smtpd, tmp_path):
     inbox, port = smtpd()
     hostile = "<script>alert(1)</script>\r\nBcc: victim@example.net\n\nbody"
     events = [event("cpu", title=hostile, error="</pre><img src=x onerror=alert(2)>\nX-Evil: 1"),
               {**event("disk"), "url": "javascript:alert(3)"}]
-    send(target(port), compose(target(port), "Ops\r\nX-Injected: yes", "ops", events,
+    send(target(port), compose(target(port), "Ops ✓\r\nX-Injected: yes", "ops", events,
                                {"cpu": png(tmp_path / "cpu.png", 1)}), timeout=30)
 
     raw = inbox.messages[0]["content"] if inbox.messages else b""
@@ -204,7 +219,7 @@ def test_hostile_titles_and_errors_stay_text_and_headers_one_line(smtpd, tmp_pat
     assert not re.search(rb"^(X-Injected|X-Evil|Bcc):", headers, re.MULTILINE | re.IGNORECASE), headers
     assert inbox.messages[0]["to"] == ["ops@example.com", "oncall@example.org"]
     message = received(inbox)
-    assert message["Subject"] == "[Ops X-Injected: yes] error: cpu, disk"
+    assert message["Subject"] == "[Ops ✓ X-Injected: yes] error: cpu, disk"
     html = message.get_body(("html",)).get_content()
     assert "<script" not in html and "<img src=x" not in html and "javascript:" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Bcc: victim@example.net body" in html

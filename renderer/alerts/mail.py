@@ -32,13 +32,14 @@ from typing import Any
 
 from renderer.board.alert_spec import MailTarget
 from renderer.readfile import MiB, read_file
-from renderer.text import MAX_ERROR, count, cut, one_line
+from renderer.text import MAX_ERROR, count, cut, format_size, one_line
 
 log = logging.getLogger("plotboard")
 
 MAX_IMAGES = 10  # the most images one mail carries
 MAX_LISTED = 200  # the most events one mail lists; the rest are counted
-IMAGE_LIMIT = 16 * MiB  # an image file larger than this is not attached
+IMAGE_BYTES = 7 * MiB  # the most bytes of images one mail carries (about 9.5 MB once encoded), so
+# that it stays under the size limit of common mail servers (10 MB and more)
 SUBJECT_NAMES = 100  # characters of chart names in the subject before "(+N more)"
 MAX_TITLE = 200  # characters of a board's or chart's title
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -224,7 +225,7 @@ def _images(entries: list[dict], images: dict[str, Path], domain: str) -> tuple[
     or why it has none; and how many charts with an image were left out past MAX_IMAGES."""
     attached: list[tuple[str, str, bytes]] = []
     seen: set[str] = set()
-    left_out = 0
+    left_out = total = 0
     for entry in entries:
         chart = entry["chart"]
         if chart in seen:
@@ -237,7 +238,7 @@ def _images(entries: list[dict], images: dict[str, Path], domain: str) -> tuple[
             left_out += 1
             continue
         try:
-            data = read_file(path, IMAGE_LIMIT)
+            data = read_file(path, IMAGE_BYTES)
         except (OSError, ValueError) as e:  # missing, not a regular file, too large, a bad path
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             entry["no_image"] = f"no image: {_field(reason, 200)}"
@@ -245,6 +246,10 @@ def _images(entries: list[dict], images: dict[str, Path], domain: str) -> tuple[
         if not data.startswith(PNG_SIGNATURE):
             entry["no_image"] = "no image: the file is not a PNG"
             continue
+        if total + len(data) > IMAGE_BYTES:
+            entry["no_image"] = f"no image: the mail's images would pass {format_size(IMAGE_BYTES)}"
+            continue
+        total += len(data)
         cid = make_msgid(f"plotboard.{len(attached)}", domain=domain)
         entry["cid"] = cid[1:-1]
         attached.append((chart, cid, data))
