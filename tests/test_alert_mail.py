@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import logging
 import os
 import re
 import smtplib
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import matplotlib.image
+import psutil
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -47,13 +49,23 @@ class Inbox:
         return "250 OK"
 
 
+class Picky(Inbox):
+    """Refuses one recipient."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address == "oncall@example.org":
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
 @pytest.fixture
 def smtpd():
     """start(**SMTP options) → (Inbox, port): a real aiosmtpd on 127.0.0.1, stopped after the test."""
     controllers = []
 
-    def start(**kw) -> tuple[Inbox, int]:
-        inbox, port = Inbox(), free_port()
+    def start(handler: type[Inbox] = Inbox, **kw) -> tuple[Inbox, int]:
+        inbox, port = handler(), free_port()
         controller = Controller(inbox, hostname="127.0.0.1", port=port, **kw)
         controller.start()
         controllers.append(controller)
@@ -117,6 +129,12 @@ def event(chart: str, kind: str = "error", title: str | None = None, error: str 
             "state": "ok" if kind == "recovered" else kind, "previous": "error" if kind == "recovered" else "ok",
             "error": error if kind == "error" else None, "at": "2026-12-06T12:00:00.000Z",
             "image": f"{chart}.png", "url": f"https://board.example.com/#{chart}"}
+
+
+def connections_to(port: int) -> list:
+    """This process's TCP connections to 127.0.0.1:port that are still open."""
+    return [c for c in psutil.Process().net_connections("tcp")
+            if c.raddr and c.raddr.port == port and c.status != psutil.CONN_CLOSE]
 
 
 def target(port: int, **kw) -> MailTarget:
@@ -206,6 +224,14 @@ def test_images_stop_before_the_mail_passes_its_size_budget(smtpd, tmp_path, mon
     assert "images would pass" in message.get_body(("html",)).get_content()
 
 
+def test_a_recipient_refused_is_logged_and_the_others_get_the_mail_once(smtpd, caplog):
+    inbox, port = smtpd(Picky)
+    with caplog.at_level(logging.WARNING, logger="plotboard"):
+        send(target(port), compose(target(port), "Ops board", "ops", [event("cpu")], {}), timeout=30)
+    assert [m["to"] for m in inbox.messages] == [["ops@example.com"]]
+    assert any("oncall@example.org" in r.getMessage() and "550" in r.getMessage() for r in caplog.records)
+
+
 def test_hostile_titles_and_errors_stay_text_and_headers_one_line(smtpd, tmp_path):
     inbox, port = smtpd()
     hostile = "<script>alert(1)</script>\r\nBcc: victim@example.net\n\nbody"
@@ -240,6 +266,7 @@ def test_starttls_verified_with_ssl_cert_file_and_login_from_password_env(
     mail = target(port, starttls=True, username=USER, password_env="PLOTBOARD_TEST_SMTP")
     send(mail, compose(mail, "Ops board", "ops", [event("cpu")], {}), timeout=30)
     assert [(m["tls"], m["login"]) for m in inbox.messages] == [(True, USER.encode())]
+    assert connections_to(port) == []
     assert received(inbox)["Subject"] == "[Ops board] error: cpu"
 
 
@@ -266,6 +293,7 @@ def test_wrong_password_fails_without_the_password_in_the_exception(smtpd, monke
     for text in shown:
         assert PASSWORD not in text and "hunter2" not in text
     assert inbox.messages == []
+    assert connections_to(port) == []
 
 
 def test_missing_password_env_is_a_clear_error(monkeypatch):

@@ -97,8 +97,8 @@ def send(target: MailTarget, message: EmailMessage, timeout: float) -> None:
             smtp.login(target.username, password or "")
         refused = smtp.send_message(message, from_addr=target.sender, to_addrs=list(target.to))
         if refused:  # some accepted: sending again would repeat the mail to them
-            log.warning("mail to %s refused: %s", ", ".join(map(one_line, refused)),
-                        one_line(cut(str(refused), 400)))
+            log.warning("mail alert: the server refused %s", _field("; ".join(
+                f"{to} ({code} {reply.decode(errors='replace')})" for to, (code, reply) in refused.items()), 1000))
         try:
             smtp.quit()
         except (OSError, smtplib.SMTPException):
