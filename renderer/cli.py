@@ -103,6 +103,11 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("-c", "--config", metavar="FILE", help=f"board file (default: ./{DEFAULT_BOARD})")
     status.add_argument("--json", action="store_true", help="print the manifest with states judged now")
 
+    export = sub.add_parser("export", help="the board as published, as one self-contained HTML file")
+    export.add_argument("-c", "--config", metavar="FILE", help=f"board file (default: ./{DEFAULT_BOARD})")
+    export.add_argument("-o", "--output", metavar="FILE", default="board.html", help="where to write it (-: stdout)")
+    export.add_argument("--only", nargs="+", metavar="NAME", help="export only these charts")
+
     init = sub.add_parser("init", help="write a small working board to start from")
     init.add_argument("dir", type=Path, metavar="DIR",
                       help="the folder to write it into (made if needed; . for this one); nothing is overwritten")
@@ -159,6 +164,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from renderer.board.config import load_board
+    from renderer.pages.export import export
+
+    export(load_board(board_file(args.config)), args.output, args.only, time.time())
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from renderer.scaffold import board_files, write_board
 
@@ -187,4 +200,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(port=args.port, folder=args.dir)
 
 
-COMMANDS = {"build": cmd_build, "status": cmd_status, "init": cmd_init, "run": cmd_run, "demo": cmd_demo}
+COMMANDS = {"build": cmd_build, "status": cmd_status, "export": cmd_export, "init": cmd_init, "run": cmd_run, "demo": cmd_demo}
