@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from datetime import datetime
 from html.parser import HTMLParser
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, Board, Snapshot, cli, wait_for
+from conftest import IN_CI, Board, Snapshot, cli, cli_env, wait_for
 
 PLOTS = '''
 import numpy as np
@@ -386,3 +388,35 @@ def test_opened_offline_in_chromium_it_requests_nothing_and_decodes_every_image(
     assert [u for u in seen if u != url and not u.startswith("data:")] == []
     assert len(widths) == 4 and all(w == 200 for _, w in widths), widths  # cpu, its 1d window, fresh, mem
     assert sorted(cards) == ["error", "ok", "ok", "stale"]
+
+
+def test_what_cannot_be_written_or_read_is_one_line_never_a_traceback(built, tmp_path):
+    folder = export(built, "-o", str(tmp_path))
+    assert folder.returncode == 2
+    assert folder.stderr.strip() == f"plotboard: -o {tmp_path}: not a regular file; give a file name, or -o - for stdout"
+    nowhere = export(built, "-o", str(tmp_path / "no" / "x.html"))
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.strip() == f"plotboard: cannot write {tmp_path / 'no' / 'x.html'}: No such file or directory"
+
+    # stdout whose reader is gone before the first byte (`| head` that already left)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        gone = subprocess.run([sys.executable, "-m", "renderer", "export", "-c", str(built.file), "-o", "-"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, env=cli_env(), timeout=120)
+    finally:
+        os.close(write)
+    assert gone.returncode == 1
+    assert gone.stderr.strip() == "plotboard: export: stdout was closed before the end of the export"
+
+    (built.output / "status.json").write_text('{"charts": 3}')
+    bad = export(built, "-o", str(tmp_path / "x.html"))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "status.json: not a plotboard manifest" in bad.stderr
+    (built.output / "status.json").unlink()
+    os.mkfifo(built.output / "status.json")
+    fifo = export(built, "-o", str(tmp_path / "x.html"), timeout=60)
+    assert fifo.returncode == 1
+    assert fifo.stderr.strip() == f"plotboard: cannot export: {built.output / 'status.json'}: not a regular file but a FIFO"
+    assert not (tmp_path / "x.html").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary file left anywhere

@@ -167,8 +167,12 @@ def export(board: Board, target: str, only: list[str] | None, now: float) -> int
     manifest = status.mark_missing(status.rejudge(manifest, now), board.output)
     chunks = templating.environment(None).get_template(TEMPLATE).generate(**context(board, manifest, now))
     if target == "-":
-        size = _stream(chunks, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        try:
+            size = _stream(chunks, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # `| head`: the reader left; nothing more to say to it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise PlotboardError("export: stdout was closed before the end of the export") from None
     else:
         size = write_file(Path(target), chunks)
     if size > WARN_SIZE:
