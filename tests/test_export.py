@@ -43,6 +43,7 @@ BOARD = """
 title = "Export <board>"
 workers = 2
 render_timeout = "30s"
+page_limit = 2  # split: index.html lists the groups, each with its own page
 
 [defaults]
 size = [4, 2]
@@ -226,7 +227,8 @@ def test_the_export_holds_every_card_with_its_state_and_image_inline_and_no_url(
     assert "&lt;script&gt;" in text and "<script" not in text and "<b>" not in text
     # The description's link is text, not a link.
     assert page.cards["cpu"]["text"]["desc"] == "load, see <a href='http://example.com/cpu'>the runbook</a>"
-    # Groups as on the board, in order; ages as of the export.
+    # Groups as on the board, in order, a split board's every group in this one file; ages as of the export.
+    assert sorted(p.name for p in (built.output / "groups").iterdir()) == ["hosts.html", "services.html"]
     assert page.sections == ["Hosts", "Services"]
     assert re.search(r"rendered .* UTC, \d+ s ago at export", page.cards["mem"]["text"]["foot"])
     assert "<title>Export &lt;board&gt;" in text
