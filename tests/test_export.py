@@ -422,3 +422,21 @@ def test_what_cannot_be_written_or_read_is_one_line_never_a_traceback(built, tmp
     assert fifo.stderr.strip() == f"plotboard: cannot export: {built.output / 'status.json'}: not a regular file but a FIFO"
     assert not (tmp_path / "x.html").exists()
     assert [p.name for p in tmp_path.iterdir()] == []  # no temporary file left anywhere
+
+
+def test_a_manifest_with_fields_of_other_types_exports_without_a_traceback(built):
+    manifest = built.status()
+    first = manifest["charts"][0]
+    first.update(title=5, group={"a": 1}, image="../../etc/passwd.png", windows="x", waiting_for="abc", warning=[1])
+    manifest["charts"][1].update(windows=[3, {"name": {"n": 1}, "image": None, "rendered_at": "x"}])
+    manifest["families"] = {"not": "a list"}
+    manifest["board"] = "nothing"
+    (built.output / "status.json").write_text(json.dumps(manifest))
+    out = export(built, "-o", "-")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    page = Page(out.stdout)
+    assert set(page.cards) == {"cpu", "fresh", "mem", "broken"}
+    assert page.cards["cpu"]["text"]["ph"] == "image missing: '../../etc/passwd.png' is not an image plotboard writes"
+    assert page.cards["cpu"]["text"]["head"].startswith("cpu")  # a title that is no text: the name
+    assert "wait" not in page.cards["cpu"]["text"]  # waiting_for that is no list: nothing to wait for
+    assert problems_with_urls(page) == []

@@ -89,6 +89,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def cards(board: Board, manifest: dict[str, Any], now: float) -> list[dict[str, Any]]:
     """Each published chart's card: its entry (state judged at `now`), description and age."""
     described = {c.name: c.description for c in board.charts}
@@ -96,15 +100,14 @@ def cards(board: Board, manifest: dict[str, Any], now: float) -> list[dict[str, 
     out = []
     for entry in manifest["charts"]:
         rendered = status.parse_iso(entry.get("rendered_at"))
-        windows = entry.get("windows") if isinstance(entry.get("windows"), list) else []
         out.append({
             "name": entry["name"], "title": _text(entry.get("title")) or entry["name"],
             "group": _text(entry.get("group")), "state": entry["state"], "error": _text(entry.get("error")),
             "image": entry.get("image"), "description": described.get(entry["name"], ""),
             "rendered_at": entry.get("rendered_at"), "age": None if rendered is None else ago(now - rendered),
-            "waiting_for": [w for w in entry.get("waiting_for") or [] if isinstance(w, str)],
+            "waiting_for": [w for w in _list(entry.get("waiting_for")) if isinstance(w, str)],
             "warning": _text(entry.get("warning")),
-            "windows": [w for w in windows if isinstance(w, dict)],
+            "windows": [w for w in _list(entry.get("windows")) if isinstance(w, dict)],
             "width": pixels.get(entry["name"], (None, None))[0], "height": pixels.get(entry["name"], (None, None))[1],
         })
     return out
@@ -134,8 +137,7 @@ def context(board: Board, manifest: dict[str, Any], now: float) -> dict[str, Any
     for section in sections:
         section["summary"] = groups.summary(section["charts"])
         section["width"] = max((c["width"] or 0 for c in section["charts"]), default=0)
-    families = manifest.get("families") if isinstance(manifest.get("families"), list) else []
-    empty = [f for f in families if isinstance(f, dict) and not f.get("members") and not f.get("failed")]
+    empty = [f for f in _list(manifest.get("families")) if isinstance(f, dict) and not f.get("members") and not f.get("failed")]
     info = manifest.get("board") if isinstance(manifest.get("board"), dict) else {}
     generated = _text(info.get("generated_at"))
     generated_t = status.parse_iso(generated) if generated and status._is_time(generated) else None
