@@ -65,3 +65,6 @@ def test_wheel_in_a_fresh_venv_builds_the_demo_board(tmp_path):
     assert (out / "index.html").is_file() and (out / "status.json").is_file()
     assert (out / "static/board.css").is_file() and (out / "static/board.js").is_file()
     assert 'href="static/board.css' in (out / "index.html").read_text()
+    exported = subprocess.run([str(venv / "bin/plotboard"), "export", "-c", str(demo / "plotboard.toml")],
+                              cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)  # its template
+    assert exported.returncode == 0 and "data:image/png;base64," in (elsewhere / "board.html").read_text(), exported.stderr
