@@ -1,0 +1,219 @@
+"""Prometheus metrics for real: `plotboard run --serve` scraped over HTTP and parsed with
+prometheus-client's own parser, `promtool check metrics` on what it answers, `build
+--metrics-file` for node_exporter's textfile collector, and --serve's [HOST:]PORT."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import IN_CI, chart, fast_board, free_port, wait_for, write_data
+from renderer import __version__
+from renderer.pages.status import parse_iso
+
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+
+def scrape_text(port: int, host: str = "127.0.0.1") -> tuple[str, str]:
+    """(Content-Type, body) of GET /metrics."""
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with urllib.request.urlopen(f"http://{netloc}/metrics", timeout=30) as response:
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of an exposition: (name, sorted labels) -> value."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return found
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    return samples(scrape_text(port)[1])
+
+
+def by_state(values: dict) -> dict[str, float]:
+    return {dict(labels)["state"]: v for (name, labels), v in values.items() if name == "plotboard_charts"}
+
+
+def renders(values: dict, result: str) -> float:
+    return values[("plotboard_renders_total", (("result", result),))]
+
+
+def last_success(values: dict) -> dict[str, float]:
+    return {dict(labels)["chart"]: v for (name, labels), v in values.items()
+            if name == "plotboard_chart_last_success_timestamp_seconds"}
+
+
+def require(path: str) -> str:
+    """The binary, or a skip outside CI (a failure in CI: scripts/test.sh installs it)."""
+    if os.path.exists(path):
+        return path
+    if IN_CI:
+        pytest.fail(f"{path} is not installed (apt-get install prometheus)")
+    pytest.skip(f"{path} is not installed (apt-get install prometheus)")
+
+
+BOARD = (chart("good", inputs="data/good.txt")
+         + chart("bad", plot="plots:boom")
+         + chart("fresh", inputs="data/fresh.txt", extra='stale_after = "2s"'))
+
+
+def metrics_board(root, *charts: str):
+    """A board of BOARD's charts (and `charts`), its inputs written."""
+    board = fast_board(root, BOARD, *charts)
+    (root / "data").mkdir()
+    write_data(root / "data/good.txt", [1, 2, 3])
+    write_data(root / "data/fresh.txt", [3, 2, 1])
+    return board
+
+
+def test_run_serves_metrics_that_follow_renders_staleness_and_removal(tmp_path, daemons):
+    board = metrics_board(tmp_path / "board")
+    port = free_port()
+    d = daemons(board, "--serve", f"127.0.0.1:{port}")
+    d.wait_state("good", state="ok")
+    d.wait_state("bad", state="error")
+    content_type, text = scrape_text(port)
+    assert content_type.startswith("text/plain; version=0.0.4"), content_type
+
+    values = wait_for(lambda: (v := scrape(port)) and renders(v, "failed") >= 1 and renders(v, "ok") >= 2 and v,
+                      60, "the first renders to be counted")
+    assert values[("plotboard_build_info", (("version", __version__),))] == 1
+    assert values[("plotboard_publish_pending_files", ())] == 0
+    assert values[("plotboard_render_duration_seconds_count", ())] == renders(values, "ok") + renders(values, "failed")
+    assert set(last_success(values)) == {"good", "fresh"}
+    assert abs(last_success(values)["good"] - parse_iso(d.state("good")["rendered_at"])) < 0.002
+    assert not any(name.endswith("_created") for name, _ in values)
+
+    # Another successful render is counted at once; the chart's last success moves on.
+    ok_before, seen = renders(values, "ok"), last_success(values)["good"]
+    write_data(board.root / "data/good.txt", [4, 5, 6])
+    values = wait_for(lambda: (v := scrape(port)) and renders(v, "ok") > ok_before and v, 60,
+                      "the new render to be counted")
+    assert last_success(values)["good"] > seen
+
+    # Nothing renders `fresh` again: it turns stale by time alone, as judged at the scrape.
+    values = wait_for(lambda: (v := scrape(port)) and by_state(v)["stale"] == 1 and v, 60, "fresh to turn stale")
+    assert by_state(values) == {"ok": 1, "stale": 1, "error": 1, "pending": 0}
+
+    # A removed chart's series go with it.
+    board.write(board.file.read_text().replace('name = "good"', 'name = "other"'))
+    d.send(signal.SIGHUP)
+    values = wait_for(lambda: (v := scrape(port)) and "good" not in last_success(v) and "other" in last_success(v)
+                      and v, 60, "good's series to go, other's to come")
+    assert sum(by_state(values).values()) == 3
+    total = renders(values, "ok")
+    assert d.stop() == 0
+
+    # The counters start again from the records: a restart does not reset them.
+    port = free_port()
+    d = daemons(board, "--serve", str(port))
+    values = wait_for(lambda: (v := scrape(port)) and v, 60, "the restarted daemon to answer")
+    assert renders(values, "ok") >= total - 1  # `good`'s one record left with it
+    assert d.stop() == 0
+
+
+def test_promtool_finds_nothing_to_say_about_the_metrics(tmp_path, daemons):
+    promtool = require(PROMTOOL)
+    board = metrics_board(tmp_path / "board", chart("windowed", inputs="data/good.txt", extra='windows = ["1d", "7d"]'))
+    port = free_port()
+    d = daemons(board, "--serve", str(port))
+    d.wait_state("windowed", state="ok")
+    d.wait_state("bad", state="error")
+    _, text = scrape_text(port)
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", (result, text)
+    assert "plotboard_render_duration_seconds_bucket" in text and 'le="30.0"' in text
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("value", ["[::1", "::1:8000", ":8000", "[127.0.0.1]:80", "localhost:70000", "host:port"])
+def test_a_bad_serve_address_is_one_line_and_exit_2_before_anything_starts(board, value):
+    result = board.cli("run", "--serve", value)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "--serve" in result.stderr.splitlines()[-1], result.stderr
+    assert not board.output.exists() and not (board.root / ".plotboard").exists()
+
+
+def test_an_address_that_cannot_be_had_is_one_line(board):
+    """As a port in use: the daemon has started by then, exit status 1."""
+    result = board.cli("run", "--serve", "192.0.2.1:8000")  # TEST-NET-1: not this machine's
+    assert result.returncode == 1, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("plotboard: cannot serve on 192.0.2.1:8000: ") and "Traceback" not in result.stderr
+
+
+def test_serve_on_an_ipv6_host(board, daemons):
+    with socket.socket(socket.AF_INET6) as s:  # the port is free on ::1 a moment ago
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    d = daemons(board, "--serve", f"[::1]:{port}")
+    assert f"http://[::1]:{port}/" in d.log
+    d.wait_state("a", state="ok")
+    content_type, text = scrape_text(port, host="::1")
+    assert "plotboard_build_info" in text
+    with urllib.request.urlopen(f"http://[::1]:{port}/a.png", timeout=30) as response:
+        assert response.read() == (board.output / "a.png").read_bytes()
+    assert d.stop() == 0
+
+
+# -- build --metrics-file ---------------------------------------------------------------------------
+
+def test_build_writes_the_metrics_file_atomically_world_readable(tmp_path):
+    board = fast_board(tmp_path / "board", chart("good", inputs="data/good.txt"), chart("bad", plot="plots:boom"))
+    (board.root / "data").mkdir()
+    write_data(board.root / "data/good.txt", [1, 2, 3])
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    target = folder / "plotboard.prom"
+    old = os.umask(0o077)  # node_exporter runs as another user: the file is 0644 whatever the umask
+    try:
+        result = board.cli("build", "--metrics-file", str(target))
+    finally:
+        os.umask(old)
+    assert result.returncode == 1, result.stderr  # `bad` failed
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert sorted(p.name for p in folder.iterdir()) == ["plotboard.prom"]  # no temporary file left
+    values = samples(target.read_text())
+    assert (renders(values, "ok"), renders(values, "failed")) == (1, 1)
+    assert values[("plotboard_render_duration_seconds_count", ())] == 2
+    assert by_state(values) == {"ok": 1, "stale": 0, "error": 1, "pending": 0}
+    assert set(last_success(values)) == {"good"}
+
+    # A build with nothing to do still writes it (its mtime tells when the last build ran); the
+    # counters come from the records, so they go on from the last build's.
+    before = target.stat().st_mtime_ns
+    wait_for(lambda: time.time_ns() > before + 10_000_000, 10, "the clock to move")
+    result = board.cli("build", "--metrics-file", str(target))
+    values = samples(target.read_text())
+    assert target.stat().st_mtime_ns > before
+    assert (renders(values, "ok"), renders(values, "failed")) == (1, 2)  # `bad` is retried, `good` is current
+    assert values[("plotboard_render_duration_seconds_count", ())] == 1
+
+
+@pytest.mark.parametrize("where", ["missing/x.prom", "folder", "public/x.prom", ".plotboard/x.prom", "slash/"])
+def test_a_bad_metrics_file_is_one_line_and_exit_2_before_rendering(tmp_path, where):
+    board = fast_board(tmp_path / "board", chart("good", inputs="data/good.txt"))
+    (board.root / "data").mkdir()
+    write_data(board.root / "data/good.txt", [1, 2, 3])
+    (board.root / "folder").mkdir()
+    (board.root / "slash").mkdir()
+    path = str(board.root / where) + ("/" if where.endswith("/") else "")
+    result = board.cli("build", "--metrics-file", path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"plotboard: --metrics-file {path}: "), result.stderr
+    assert not board.output.exists(), "nothing renders after a bad --metrics-file"
+
