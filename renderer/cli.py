@@ -172,7 +172,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         board = load_board(board_file(args.config))
         manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
         code = status.exit_code(manifest)
-        out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code)
+        out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code, time.time())
     except (PlotboardError, OSError, ValueError, RecursionError) as exc:
         print(status.status_line(f"PLOTBOARD UNKNOWN - {exc}"))
         return status.UNKNOWN
