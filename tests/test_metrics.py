@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -217,3 +218,82 @@ def test_a_bad_metrics_file_is_one_line_and_exit_2_before_rendering(tmp_path, wh
     assert len(lines) == 1 and lines[0].startswith(f"plotboard: --metrics-file {path}: "), result.stderr
     assert not board.output.exists(), "nothing renders after a bad --metrics-file"
 
+
+
+# -- behind nginx, and scraped by a real Prometheus ---------------------------------------------------
+
+def test_nginx_proxies_metrics_to_the_daemon(tmp_path, daemons):
+    from browser import NGINX, Nginx, require_tool
+
+    require_tool(NGINX)
+    board = metrics_board(tmp_path / "board")
+    port = free_port()
+    d = daemons(board, "--serve", str(port))
+    d.wait_state("good", state="ok")
+    with Nginx(board.output, tmp_path / "nginx", daemon=port) as server:
+        for path in ("metrics", "board/metrics"):
+            with urllib.request.urlopen(server.url + path, timeout=30) as response:
+                assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4"), response.headers
+                assert response.headers["Cache-Control"] == "no-store"
+                values = samples(response.read().decode())
+            assert renders(values, "ok") >= 2 and "good" in last_success(values), path
+    assert d.stop() == 0
+
+
+PROMETHEUS_CONFIG = """
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: plotboard
+    static_configs:
+      - targets: ["127.0.0.1:{target}"]
+"""
+
+
+def query(port: int, expr: str) -> list[dict]:
+    """The result vector of an instant query to Prometheus' HTTP API ([] until it has one)."""
+    import json
+
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            answer = json.loads(response.read())
+    except OSError:
+        return []
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def test_a_real_prometheus_scrapes_run(tmp_path, daemons):
+    prometheus = require("/usr/bin/prometheus")
+    board = metrics_board(tmp_path / "board")
+    port = free_port()
+    d = daemons(board, "--serve", str(port))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(PROMETHEUS_CONFIG.format(target=port))
+    api = free_port()
+    log = open(tmp_path / "prometheus.log", "w")
+    proc = subprocess.Popen([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{api}"],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def up() -> list[dict]:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
+            return [r for r in query(api, "up") if r["value"][1] == "1"]
+
+        found = wait_for(up, 60, "Prometheus to scrape the daemon")
+        assert found[0]["metric"]["instance"] == f"127.0.0.1:{port}"
+        info = wait_for(lambda: query(api, "plotboard_build_info"), 60, "plotboard_build_info in Prometheus")
+        assert info[0]["metric"]["version"] == __version__ and info[0]["value"][1] == "1"
+        errors = wait_for(lambda: query(api, 'plotboard_charts{state="error"}'), 60, "plotboard_charts")
+        assert errors[0]["value"][1] == "1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert d.stop() == 0
