@@ -297,3 +297,23 @@ def test_a_real_prometheus_scrapes_run(tmp_path, daemons):
             proc.wait()
         log.close()
     assert d.stop() == 0
+
+
+def test_the_readme_s_scrape_config_and_alert_rules_are_valid(tmp_path):
+    """promtool checks the Prometheus config and the two alert rules the README shows."""
+    import re
+
+    from conftest import REPO
+
+    promtool = require(PROMTOOL)
+    text = (REPO / "README.md").read_text()
+    section = re.search(r"^## Metrics$(.*?)(?=^## )", text, re.M | re.S).group(1)
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 2 and "scrape_configs" in blocks[0] and "rules" in blocks[1], blocks
+    assert "plotboard_chart_last_success_timestamp_seconds" in blocks[1] and "for: 10m" in blocks[1]
+    (tmp_path / "prometheus.yml").write_text(blocks[0])
+    (tmp_path / "rules.yml").write_text(blocks[1])
+    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "rules.yml"]):
+        result = subprocess.run([promtool, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert "SUCCESS: 2 rules found" in result.stdout + result.stderr
