@@ -317,3 +317,30 @@ def test_the_readme_s_scrape_config_and_alert_rules_are_valid(tmp_path):
         result = subprocess.run([promtool, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     assert "SUCCESS: 2 rules found" in result.stdout + result.stderr
+
+
+GATED = '''
+import os, time
+
+def gated(fig, inputs, release, **params):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    fig.add_subplot().plot([1, 2, 3])
+'''
+
+
+def test_renders_queued_counts_the_renders_wanted_until_they_are_done(tmp_path, daemons):
+    release = tmp_path / "release"
+    charts = [chart(f"g{i}", plot="plots:gated", extra=f'params = {{ release = "{release}" }}') for i in range(5)]
+    board = fast_board(tmp_path / "board", *charts, plots=GATED)  # 2 workers: 2 render, 3 wait
+    port = free_port()
+    d = daemons(board, "--serve", str(port))
+    values = wait_for(lambda: (v := scrape(port)) and v[("plotboard_renders_queued", ())] == 5 and v, 60,
+                      "the 5 renders to be queued")
+    assert by_state(values)["pending"] == 5
+    release.touch()
+    values = wait_for(lambda: (v := scrape(port)) and v[("plotboard_renders_queued", ())] == 0 and v, 60,
+                      "the queue to empty")
+    assert renders(values, "ok") == 5 and by_state(values)["ok"] == 5
+    assert d.stop() == 0
