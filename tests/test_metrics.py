@@ -344,3 +344,21 @@ def test_renders_queued_counts_the_renders_wanted_until_they_are_done(tmp_path, 
                       "the queue to empty")
     assert renders(values, "ok") == 5 and by_state(values)["ok"] == 5
     assert d.stop() == 0
+
+
+def test_build_with_a_daemon_owning_the_board_writes_the_records_counts(tmp_path, daemons):
+    """The daemon renders a build's work; the file holds the counts from the records it left."""
+    board = metrics_board(tmp_path / "board")
+    d = daemons(board)
+    d.wait_state("good", state="ok")
+    d.wait_state("bad", state="error")
+    target = tmp_path / "plotboard.prom"
+    result = board.cli("build", "--force", "--metrics-file", str(target))
+    assert result.returncode == 1, result.stderr  # `bad` failed again
+    assert "done by plotboard run" in result.stderr
+    values = samples(target.read_text())
+    state = {c["name"]: c for c in board.status()["charts"]}
+    assert renders(values, "ok") == state["good"]["renders"] + state["fresh"]["renders"] >= 4
+    assert renders(values, "failed") == state["bad"]["failures"] >= 2
+    assert values[("plotboard_render_duration_seconds_count", ())] == 0  # the daemon timed them
+    assert d.stop() == 0
