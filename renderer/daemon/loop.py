@@ -136,8 +136,7 @@ class Daemon:
             self._start(stack)
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
-                                                routes={"/metrics": self.metrics.answer}))
+                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death, self.metrics.routes))
             try:
                 self._loop()
                 self._drain()

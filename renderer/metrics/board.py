@@ -115,8 +115,13 @@ class BoardMetrics:
         return generate_latest(self.registry)
 
     def answer(self) -> tuple[str, bytes]:
-        """/metrics' answer: (Content-Type, body), for the server's route table."""
+        """/metrics' answer: (Content-Type, body)."""
         return CONTENT_TYPE, self.exposition()
+
+    @property
+    def routes(self) -> dict[str, Callable[[], tuple[str, bytes]]]:
+        """The paths these metrics answer, for the server's route table (renderer.serve)."""
+        return {"/metrics": self.answer}
 
     def collect(self) -> Iterator:
         now = self.clock()
