@@ -89,3 +89,15 @@ def test_scrapes_on_other_threads_while_the_loop_publishes_and_reloads(tmp_path)
     assert v[("plotboard_renders_total", (("result", "ok"),))] + v[("plotboard_renders_total", (("result", "failed"),))] == 3000
     assert v[("plotboard_render_duration_seconds_count", ())] == 3000
     assert v[("plotboard_alerts_sent_total", (("alert", "ops"), ("result", "sent")))] == 2
+
+
+def test_a_family_member_left_out_of_the_board_counts_as_a_chart_in_error(tmp_path):
+    b = fast_board(tmp_path / "b", '\n[[charts]]\nname = "d-{match}"\nforeach = "data/d-*.txt"\nplot = "plots:line"\n'
+                   'inputs = ["{path}"]\n')
+    for name in ("d-A.txt", "d-a.txt", "d-b.txt"):  # A and a give one name: both are left out
+        b.data(f"data/{name}", "1 2 3\n")
+    board = load_board(b.file)
+    assert board.failed and [c.name for c in board.charts] == ["d-b"]
+    metrics = BoardMetrics()
+    metrics.load(board, {})
+    assert states(metrics) == {"ok": 0, "stale": 0, "error": len(board.failed), "pending": 1}
