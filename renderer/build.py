@@ -34,6 +34,7 @@ class BuildResult:
     up_to_date: list[str] = field(default_factory=list)
     pages_error: str | None = None  # why index.html/status.json could not be written
     by: str | None = None  # "plotboard run (pid N)" when the running daemon did the work
+    durations: list[float] = field(default_factory=list)  # seconds each render of this build took
 
     @property
     def ok(self) -> bool:
@@ -121,7 +122,9 @@ def _render_all(board: Board, records: dict[str, ChartRecord], todo: list, resul
         level = logging.DEBUG if progress else logging.INFO  # a terminal gets the progress line instead
         for future in as_completed(futures):
             chart, current, reason = futures[future]
-            ok = publish_outcome(board, records, current, future.result(), reason, time.time(), level)
+            outcome = future.result()
+            result.durations.append(outcome.duration_ms / 1000)
+            ok = publish_outcome(board, records, current, outcome, reason, time.time(), level)
             (result.rendered if ok else result.failed).append(chart.name)
             if progress:
                 progress.advance(ok)

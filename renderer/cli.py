@@ -61,6 +61,18 @@ def port(text: str) -> int:
     return number
 
 
+def address(text: str) -> tuple[str, int]:
+    """--serve's [HOST:]PORT: a port alone is on 127.0.0.1; an IPv6 host in brackets ([::1]:8000)."""
+    host, sep, number = text.rpartition(":")
+    if not sep:
+        host = "127.0.0.1"
+    elif host.startswith("[") and host.endswith("]") and ":" in host:
+        host = host[1:-1]
+    elif ":" in host or not host or host.startswith("["):
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT (an IPv6 address in brackets: [::1]:8000), got {text!r}")
+    return host, port(number)
+
+
 DEFAULT_BOARD = "plotboard.toml"
 
 
@@ -90,7 +102,8 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the daemon: keep every chart current (foreground)")
     board_args(run)
-    run.add_argument("--serve", type=port, metavar="PORT", help="also serve the output folder on 127.0.0.1:PORT")
+    run.add_argument("--serve", type=address, metavar="[HOST:]PORT",
+                     help="also serve the output folder and /metrics on HOST:PORT (HOST: 127.0.0.1 unless given)")
     run.add_argument("--poll", action="store_true",
                      help="watch input files by polling (network file systems, or when inotify limits are reached)")
 
@@ -98,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     board_args(build)
     build.add_argument("--force", action="store_true", help="render every chart, out of date or not")
     build.add_argument("--only", nargs="+", metavar="NAME", help="consider only these charts")
+    build.add_argument("--metrics-file", metavar="PATH",
+                       help="also write the board's metrics there, for node_exporter's textfile collector")
 
     status = sub.add_parser("status", help="check status.json; monitoring-plugin exit codes")
     status.add_argument("-c", "--config", metavar="FILE", help=f"board file (default: ./{DEFAULT_BOARD})")
@@ -142,9 +157,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     board = load_board(board_file(args.config))
     check_use(board)
+    if args.metrics_file is not None:
+        from renderer.metrics import textfile
+
+        metrics_file = textfile.check_path(args.metrics_file, board)  # before anything renders
     result = build(board, force=args.force, only=args.only)
     log.info("build: %d rendered, %d failed, %d up to date%s", len(result.rendered), len(result.failed),
              len(result.up_to_date), f" (done by {result.by})" if result.by else "")
+    if args.metrics_file is not None:
+        textfile.write_build(metrics_file, board, result.durations)
     return 0 if result.ok else 1
 
 
@@ -156,7 +177,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         board = load_board(board_file(args.config))
         manifest = status.mark_missing(status.rejudge(status.read_manifest(board.output), time.time()), board.output)
         code = status.exit_code(manifest)
-        out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code)
+        out = json.dumps(manifest, indent=1, allow_nan=False) if args.json else status.summary(manifest, code, time.time())
     except (PlotboardError, OSError, ValueError, RecursionError) as exc:
         print(status.status_line(f"PLOTBOARD UNKNOWN - {exc}"))
         return status.UNKNOWN

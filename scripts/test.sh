@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine with Python 3.11 and pip
-# (Debian's chromium and nginx for the browser and serving tests, plotboard with its test
+# (Debian's chromium and nginx for the browser and serving tests, prometheus for promtool and a
+# real Prometheus scraping the daemon, plotboard with its test
 # extras, each dependency at the newest version its range allows: what a fresh install gets),
 # prints the versions it runs with, then runs the suite. Extra arguments go to pytest; the exit
 # status is pytest's. PLOTBOARD_TEST_NO_INSTALL=1 skips the installs (the suite's own test of
@@ -23,8 +24,10 @@ if [ "${PLOTBOARD_TEST_NO_INSTALL:-}" = 1 ]; then
   exec python -m pytest -q "$@"
 fi
 
-if ! { [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/openssl ]; }; then
-  apt_install chromium nginx-light fonts-dejavu-core openssl  # openssl: the mail tests' certificates
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/openssl ] && [ -x /usr/bin/promtool ] \
+     && [ -x /usr/bin/prometheus ]; }; then
+  # openssl: the mail tests' certificates; prometheus (with promtool): the metrics tests
+  apt_install chromium nginx-light fonts-dejavu-core openssl prometheus
 fi
 
 if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
@@ -35,6 +38,6 @@ if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
 fi
 python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test,dask]'
 echo "versions: $(python --version 2>&1 | tr -d '\n'); $(python -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
-  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|distributed|pytest|playwright|psutil|supervisor)==' | tr '\n' ' ')"
-echo "versions: $(/usr/bin/chromium --version 2>/dev/null); $(/usr/sbin/nginx -v 2>&1)"
+  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|prometheus.client|distributed|pytest|playwright|psutil|supervisor)==' | tr '\n' ' ')"
+echo "versions: $(/usr/bin/chromium --version 2>/dev/null); $(/usr/sbin/nginx -v 2>&1); $(/usr/bin/promtool --version 2>&1 | head -1)"
 exec python -m pytest -q "$@"

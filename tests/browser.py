@@ -123,7 +123,8 @@ def remove_tree(path: Path) -> None:
 
 
 class Nginx:
-    """nginx running the repository's deploy/nginx.conf with @ROOT@ and @LISTEN@ substituted.
+    """nginx running the repository's deploy/nginx.conf with @ROOT@, @LISTEN@ and @DAEMON@ (the
+    port of a `plotboard run --serve` to proxy /metrics to; by default one nobody listens on) substituted.
 
     The main config written here only supplies what a distribution's nginx.conf would (pid,
     logs and temp paths under the prefix, mime types); the server block is the repository's
@@ -132,15 +133,16 @@ class Nginx:
     """
 
     def __init__(self, root: Path, prefix: Path, port: int | None = None, workers: int = 1,
-                 access_log: bool = True) -> None:
+                 access_log: bool = True, daemon: int | None = None) -> None:
         self.root = root
         self.prefix = prefix
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         prefix.mkdir(parents=True, exist_ok=True)
         server = NGINX_CONF.read_text()
-        assert "@ROOT@" in server and "@LISTEN@" in server, "deploy/nginx.conf lost its placeholders"
+        assert "@ROOT@" in server and "@LISTEN@" in server and "@DAEMON@" in server, "deploy/nginx.conf lost its placeholders"
         server = server.replace("@ROOT@", str(root)).replace("@LISTEN@", f"127.0.0.1:{self.port}")
+        server = server.replace("@DAEMON@", f"127.0.0.1:{daemon or free_port()}")
         (prefix / "plotboard.conf").write_text(server)
         temp = prefix / "temp"
         temp.mkdir(exist_ok=True)

@@ -347,7 +347,7 @@ def readme_promises() -> dict[str, str]:
     match = re.search(r"^(#+) Serving with nginx$(.*?)(?=^#{1,3} )", text, re.M | re.S)
     assert match, "README.md has no 'Serving with nginx' section"
     section = match.group(2)
-    for placeholder in ("@ROOT@", "@LISTEN@"):
+    for placeholder in ("@ROOT@", "@LISTEN@", "@DAEMON@"):
         assert placeholder in section, f"README.md does not explain {placeholder}"
     assert "ETag" in section and "Last-Modified" in section and ".tmp" in section
     promised = {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 
 from conftest import TWO_CHARTS, Board, chart, fast_board, wait_for, write_data
 from renderer.pages.status import exit_code, parse_iso, rejudge, summary
+from renderer.text import MAX_STATUS_LINE
 
 
 def judged(board: Board) -> tuple[int, dict]:
@@ -48,8 +50,10 @@ def test_states_are_judged_at_the_time_given():
                                                                           "d": "error"}
     assert states(rejudge(manifest("a"), t0 + 10 * 365 * 86400)) == {"a": "ok"}
     fresh, old = rejudge(manifest("a", "b"), t0 + 59), rejudge(manifest("a", "b"), t0 + 61)
-    assert (exit_code(fresh), summary(fresh, exit_code(fresh))) == (0, "PLOTBOARD OK - 2 charts ok")
-    assert (exit_code(old), summary(old, exit_code(old))) == (1, "PLOTBOARD WARNING - b stale")
+    assert (exit_code(fresh), summary(fresh, exit_code(fresh), t0 + 59)) == (
+        0, "PLOTBOARD OK - 2 charts ok | ok=2;;;0 stale=0;;;0 error=0;;;0 pending=0;;;0 oldest_age=59s;;;0")
+    assert (exit_code(old), summary(old, exit_code(old), t0 + 61.9)) == (
+        1, "PLOTBOARD WARNING - b stale | ok=1;;;0 stale=1;;;0 error=0;;;0 pending=0;;;0 oldest_age=61s;;;0")
 
 
 def test_chart_older_than_stale_after_is_stale_exit_1(board):
@@ -136,7 +140,62 @@ def test_one_chart_is_counted_as_one_chart(tmp_path, daemons):
     board = fast_board(tmp_path / "board", chart("a", inputs="a.txt"))
     write_data(board.root / "a.txt", [1, 2, 3])
     assert board.cli("build").returncode == 0
-    assert board.cli("status").stdout == "PLOTBOARD OK - 1 chart ok\n"
+    assert board.cli("status").stdout.startswith("PLOTBOARD OK - 1 chart ok | ok=1;;;0 ")
     d = daemons(board)
     assert "run: 1 chart, watching 1 folder (" in d.log
     assert d.stop() == 0
+
+
+# The monitoring-plugins guidelines' performance data: space-separated
+# 'label'=value[UOM];[warn];[crit];[min];[max], the label quoted when it holds spaces, = or ';
+# value, min and max in [-0-9.]; warn and crit ranges; UOM one of s, us, ms, %, B, KB, MB, TB, c,
+# or none; trailing empty fields may be dropped.
+NUMBER = r"-?[0-9.]+"
+RANGE = r"@?(?:~|-?[0-9.]+)?:?(?:-?[0-9.]+)?"
+PERF = re.compile(rf"(?:'(?:[^']|'')+'|[^' =]+)=({NUMBER})(s|us|ms|%|B|KB|MB|TB|GB|c)?"
+                  rf"(?:;({RANGE})?(?:;({RANGE})?(?:;({NUMBER})?(?:;({NUMBER})?)?)?)?)?")
+
+
+def perfdata(line: str) -> dict[str, tuple[float, str]]:
+    """The performance data of a plugin's output line, parsed by the guidelines' grammar:
+    label -> (value, UOM). AssertionError for anything that does not follow it."""
+    assert line.count("\n") <= 1 and line.count("|") == 1, line
+    text, perf = line.rstrip("\n").split("|")
+    assert text.endswith(" ") and perf.startswith(" "), line
+    found = {}
+    for item in perf.strip().split(" "):
+        match = PERF.fullmatch(item)
+        assert match, f"not performance data by the guidelines: {item!r} in {line!r}"
+        label = item.split("=")[0].strip("'")
+        assert match.group(5) == "0", f"{label}: min 0 expected"
+        found[label] = (float(match.group(1)), match.group(2) or "")
+    return found
+
+
+def test_status_ends_with_performance_data_by_the_guidelines(board):
+    board.write(TWO_CHARTS.replace('name = "b"\n', 'name = "b"\nstale_after = "1s"\n')
+                + '\n[[charts]]\nname = "c"\nplot = "plots:boom"\n'
+                + '\n[[charts]]\nname = "w"\nplot = "plots:line"\ninputs = ["data/a.txt"]\nwindows = ["1d", "7d"]\n')
+    assert board.cli("build").returncode == 1
+    first = min(parse_iso(c["rendered_at"]) for c in board.status()["charts"] if c["rendered_at"])
+    wait_for(lambda: time.time() - first > 2.5, timeout=60, what="b to turn stale and the oldest image to age")
+    result = board.cli("status")
+    assert result.returncode == 2, result.stdout
+    perf = perfdata(result.stdout)
+    assert {k: v for k, v in perf.items() if k != "oldest_age"} == {
+        "ok": (2, ""), "stale": (1, ""), "error": (1, ""), "pending": (0, "")}
+    age, unit = perf["oldest_age"]
+    assert unit == "s" and 2 <= age <= time.time() - first + 1
+
+
+def test_performance_data_stays_whole_whatever_the_errors_hold(board):
+    """The one-line cut shortens the text, never the performance data; a `|` in an error
+    cannot start it early; nothing rendered yet: no age."""
+    board.output.mkdir()
+    charts = [{"name": f"c{i}", "error": f"E{i}: a|b\n" + "y" * 10_000, "rendered_at": None} for i in range(50)]
+    (board.output / "status.json").write_text(json.dumps({"charts": charts}))
+    result = board.cli("status")
+    assert result.returncode == 2
+    assert len(result.stdout) <= MAX_STATUS_LINE + 1, len(result.stdout)
+    assert perfdata(result.stdout) == {"ok": (0, ""), "stale": (0, ""), "error": (50, ""), "pending": (0, "")}
+    assert "E0: a/b" in result.stdout

@@ -47,6 +47,7 @@ from renderer.daemon.flight import Flight, InFlight
 from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
+from renderer.metrics.board import BoardMetrics
 from renderer.pages.model import check_use
 from renderer.pages.write import pages_intact
 from renderer.render.files import discard
@@ -73,12 +74,12 @@ EXIT_CRASHED = 1  # an unexpected error ended the loop, or a thread died: the su
 
 
 def run(
-    config_path: str | os.PathLike, serve: int | None = None, stop: threading.Event | None = None,
+    config_path: str | os.PathLike, serve: int | tuple[str, int] | None = None, stop: threading.Event | None = None,
     poll: bool = False,
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit status.
 
-    `serve` also serves the output folder on 127.0.0.1:PORT; `poll` watches inputs by
+    `serve` (PORT, or (HOST, PORT)) also serves the output folder and /metrics; `poll` watches inputs by
     polling instead of inotify. Signals are handled only when called from the main thread.
     """
     board = load_board(config_path)
@@ -101,6 +102,7 @@ class Daemon:
         self.poll = poll
         self.clock = time.time
         self.scheduler = Scheduler(self.clock)
+        self.metrics = BoardMetrics(queued=lambda: self.scheduler.wanted)
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
         self.pages = PageKeeper()
@@ -122,7 +124,7 @@ class Daemon:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def run(self, serve: int | None = None) -> int:
+    def run(self, serve: int | tuple[str, int] | None = None) -> int:
         with ExitStack() as stack:
             stack.enter_context(self.wake)
             stack.enter_context(signals_to(self.requests.on_signal, self.wake))
@@ -134,7 +136,7 @@ class Daemon:
             self._start(stack)
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death))
+                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death, self.metrics.routes))
             try:
                 self._loop()
                 self._drain()
@@ -153,6 +155,7 @@ class Daemon:
     def _start(self, stack: ExitStack) -> None:
         self.records = prepare(self.board)
         self.records.loaded = None  # only a build reuses the bytes read (renderer.build); no need to keep them
+        self.metrics.load(self.board, self.records, counts=True)
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
                                                    wanted=lambda path: self.matcher.wanted(path)))
         self.watcher.watch(plan(self.board))
@@ -293,6 +296,7 @@ class Daemon:
         self.scheduler[name].hold_until = held_until(chart, record.rendered_at)
         self.builds.published(name, ok, flight.dispatched_at)
         self.pages.published(now, chart, record, ok)
+        self.metrics.published(chart, record, ok, outcome.duration_ms / 1000)
         if ok:
             self.sweep.rendered(name, flight.files)
 
@@ -352,6 +356,7 @@ class Daemon:
             log.error("reload: %s", exc)
         for chart in upkeep.add_and_update(new, self.records, self.scheduler, change, now):
             self.pages.track(chart, self.records.get(chart.name))
+        self.metrics.load(new, self.records)
         self._replan(rescan=False)
         self.pages.urgent(now)
         log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())

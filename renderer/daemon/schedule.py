@@ -113,6 +113,9 @@ class ChartTimer:
         """The one place a timer changes state: logged (at DEBUG) with the trigger it is for."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: %s -> %s (%s)", self.name, self.state, state, self.reason)
+        owner = self.__dict__.get("_owner")
+        if owner is not None:
+            owner.wanted += (state != IDLE) - (self.state != IDLE)
         self.state = state
 
     def timed_at(self) -> float | None:
@@ -199,6 +202,7 @@ class Scheduler:
         self._dirty: dict[str, None] = {}
         self._seq = itertools.count()
         self._last_now = float("-inf")
+        self.wanted = 0  # timers QUEUED or RENDERING: renders wanted and not yet finished (an int: any thread may read it)
 
     def add(self, name: str) -> ChartTimer:
         timer = self.timers[name] = ChartTimer(name)
@@ -210,6 +214,7 @@ class Scheduler:
         timer = self.timers.pop(name, None)
         if timer is not None:
             object.__setattr__(timer, "_owner", None)
+            self.wanted -= timer.state != IDLE
         self._version.pop(name, None)
         self._dirty.pop(name, None)
 

@@ -4,6 +4,7 @@ moment someone looks, so a board whose daemon died turns stale by itself."""
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -102,24 +103,53 @@ def _is_time(value: Any) -> bool:
     return True
 
 
-def summary(manifest: dict[str, Any], code: int) -> str:
-    """One line in the monitoring-plugin style, naming the charts that are not ok.
+def summary(manifest: dict[str, Any], code: int, now: float | None = None) -> str:
+    """One line in the monitoring-plugin style, naming the charts that are not ok, with
+    performance data after `|` (perfdata).
 
     Always one line of at most MAX_STATUS_LINE characters: each error is made one line and cut
-    to MAX_STATUS_ERROR characters, whatever the messages hold.
+    to MAX_STATUS_ERROR characters, whatever the messages hold; the perfdata is never cut.
     """
     word = {OK: "OK", STALE: "WARNING", ERROR: "CRITICAL"}[code]
     charts = manifest["charts"]
     bad = [e for e in charts if e["state"] != "ok"]
+    perf = perfdata(manifest, time.time() if now is None else now)
     if not bad:
-        return status_line(f"PLOTBOARD {word} - {count(len(charts), 'chart')} ok")
+        return status_line(f"PLOTBOARD {word} - {count(len(charts), 'chart')} ok", perf)
     parts = []
     for e in bad:
         detail = f" ({cut(one_line(e['error']), MAX_STATUS_ERROR)})" if e["state"] == "error" and e.get("error") else ""
         parts.append(f"{e['name']} {e['state']}{detail}")
-    return status_line(f"PLOTBOARD {word} - " + "; ".join(parts))
+    return status_line(f"PLOTBOARD {word} - " + "; ".join(parts), perf)
 
 
-def status_line(text: str) -> str:
-    """text as `plotboard status` prints it: one line, at most MAX_STATUS_LINE characters."""
-    return cut(one_line(text), MAX_STATUS_LINE)
+def perfdata(manifest: dict[str, Any], now: float) -> str:
+    """The monitoring-plugins guidelines' performance data ('label'=value[UOM];warn;crit;min;max):
+    the charts by state, and the age of the oldest image (any time window's) in whole seconds,
+    left out while no chart has been rendered."""
+    states = [e["state"] for e in manifest["charts"]]
+    parts = [f"{state}={states.count(state)};;;0" for state in ("ok", "stale", "error", "pending")]
+    times = [parse_iso(e.get("rendered_at")) for e in manifest["charts"]]
+    times += [parse_iso(w.get("rendered_at")) for e in manifest["charts"] for w in _windows(e)]
+    known = [t for t in times if t is not None]
+    if known:
+        parts.append(f"oldest_age={max(0, int(now - min(known)))}s;;;0")
+    return " ".join(parts)
+
+
+def _windows(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """An entry's windows that say when they were rendered (status.json is read from outside)."""
+    windows = entry.get("windows")
+    if not isinstance(windows, list):
+        return []
+    return [w for w in windows if isinstance(w, dict) and _is_time(w.get("rendered_at"))]
+
+
+def status_line(text: str, perf: str = "") -> str:
+    """text as `plotboard status` prints it: one line without `|`, at most MAX_STATUS_LINE
+    characters, the performance data `perf` (after ` | `) kept whole."""
+    text = one_line(text).replace("|", "/")  # a `|` would start the performance data
+    if not perf:
+        return cut(text, MAX_STATUS_LINE)
+    tail = f" | {perf}"
+    return cut(text, MAX_STATUS_LINE - len(tail)) + tail

@@ -13,7 +13,7 @@ import stat
 import urllib.parse
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 log = logging.getLogger("plotboard")
 
@@ -22,6 +22,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 ALWAYS_FRESH = {"index.html", "status.json"}
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks
+Route = Callable[[], tuple[str, bytes]]  # a path answered by code: () -> (Content-Type, body)
 
 
 class Output:
@@ -95,6 +96,9 @@ class Handler(SimpleHTTPRequestHandler):
         if "\x00" in path or not path.startswith("/"):
             self.send_error(HTTPStatus.BAD_REQUEST)
             return None
+        route = getattr(self.server, "routes", {}).get(path)
+        if route is not None:
+            return self._answer(route)
         segments = [seg for seg in path.split("/") if seg]
         if any(seg.startswith(".") for seg in segments):
             # Hidden names: temporary files of a publish in progress are never served ("..", too).
@@ -139,6 +143,23 @@ class Handler(SimpleHTTPRequestHandler):
         except Exception:
             f.close()
             raise
+
+    def _answer(self, route: Route) -> None:
+        """A route's answer, never cached; 500 (logged) when its code fails."""
+        try:
+            content_type, body = route()
+        except Exception:  # noqa: BLE001 - a bug in a route costs its own answer only
+            log.exception("serve: error while answering %s", self.path)
+            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR)
+            return None
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return None
 
     def _open(self, segments: list[str], trailing_slash: bool) -> tuple[BinaryIO | None, str]:
         """The regular file the segments name, opened without following any symlink below

@@ -1,4 +1,5 @@
-"""A preview web server for the output folder: stdlib, bounded, bound to 127.0.0.1.
+"""A preview web server for the output folder: stdlib, bounded, bound to 127.0.0.1 unless a host
+is given; the daemon adds routes answered by a callable (`/metrics`) without this room knowing them.
 
 It sends the same caching headers as deploy/nginx.conf: `no-cache` for the page and
 status.json, long-lived caching for versioned URLs (`NAME.png?v=HASH`). Validation uses a
@@ -32,10 +33,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from renderer.errors import PlotboardError
-from renderer.serve.files import Handler, Output
+from renderer.serve.files import Handler, Output, Route
 from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
@@ -78,11 +79,15 @@ class BoardServer:
     closed the listening socket, so clients are refused rather than left waiting."""
 
     def __init__(self, folder: Path, port: int, limits: Limits | None = None,
-                 on_thread_death: Died | None = None) -> None:
+                 on_thread_death: Died | None = None, host: str = HOST,
+                 routes: Mapping[str, Route] | None = None) -> None:
         self.folder = os.fspath(folder)
         self.limits = limits or Limits()
+        self.routes = dict(routes or {})  # paths answered by a callable (the daemon's /metrics), not a file
         self.cap = self.limits.connections or default_connection_cap()
-        self.socket = socket.create_server((HOST, port), backlog=BACKLOG)
+        self.host = host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family, backlog=BACKLOG)
         self.socket.setblocking(False)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
@@ -114,7 +119,7 @@ class BoardServer:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}/"
+        return f"http://{_netloc(self.host, self.port)}/"
 
     def start(self) -> "BoardServer":
         for t in self._pool:
@@ -348,17 +353,27 @@ def _quietly(func: Callable[..., object], *args: object) -> object:
         return None
 
 
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def start_server(folder: Path, port: int, limits: Limits | None = None,
-                 on_thread_death: Died | None = None) -> BoardServer:
-    """Serve folder on 127.0.0.1:port (0: any free port) from daemon threads."""
-    return BoardServer(folder, port, limits, on_thread_death).start()
+                 on_thread_death: Died | None = None, host: str = HOST,
+                 routes: Mapping[str, Route] | None = None) -> BoardServer:
+    """Serve folder on host:port (127.0.0.1; port 0: any free port) from daemon threads;
+    `routes`: paths answered by a callable instead of a file."""
+    return BoardServer(folder, port, limits, on_thread_death, host, routes).start()
 
 
-def serve_board(folder: Path, port: int, on_thread_death: Died | None = None) -> BoardServer:
-    """start_server for the daemon's --serve: a port that cannot be had is a user error."""
+def serve_board(folder: Path, address: int | tuple[str, int], on_thread_death: Died | None = None,
+                routes: Mapping[str, Route] | None = None) -> BoardServer:
+    """start_server for the daemon's --serve (a port, or host and port): an address that cannot
+    be had is a user error."""
+    host, port = address if isinstance(address, tuple) else (HOST, address)
     try:
-        server = start_server(folder, port, on_thread_death=on_thread_death)
-    except OSError as exc:
-        raise PlotboardError(f"cannot serve on {HOST}:{port}: {exc.strerror or exc}") from None
+        server = start_server(folder, port, on_thread_death=on_thread_death, host=host, routes=routes)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name that IDNA refuses
+        raise PlotboardError(f"cannot serve on {_netloc(host, port)}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
     log.info("serving %s on %s", folder, server.url)
     return server
