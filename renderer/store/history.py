@@ -126,35 +126,42 @@ def settle(board: "Board", name: str, record: "ChartRecord", held: Held | None, 
                     getattr(exc, "strerror", None) or exc)
 
 
-def check(board: "Board", name: str, record: "ChartRecord") -> bool:
+def check(board: "Board", name: str, record: "ChartRecord", thorough: bool = True) -> bool:
     """Make the chart's history agree with the board and the output folder: past images that
-    are missing or altered are dropped from the list (never listed while missing), those beyond
-    its `history` deleted, history/NAME.json written again when missing or altered; a chart that
-    keeps none loses its history. Returns whether the record changed."""
+    are missing (or, `thorough`, altered) are dropped from the list, never listed while missing;
+    those beyond its `history` are deleted; history/NAME.json is written again when it is not as
+    last written; a chart that keeps none loses its history. Returns whether the record changed.
+    Not `thorough` (the daemon's frequent look) costs one listing of history/NAME/, not a stat a file."""
     keep = wanted(board, name)
     if not keep and not record.history and record.history_list is None:
         return False
     before = ([list(e) for e in record.history], record.history_list)
     folder = board.output / FOLDER / name
-    if os.path.isdir(folder) and not os.path.islink(folder):
+    real = os.path.isdir(folder) and not os.path.islink(folder)
+    if real and thorough:
         remove_temp_files(folder)  # a writer killed between a link and its rename
+    try:
+        listing = set(os.listdir(folder)) if real and not thorough else set()
+    except OSError:
+        listing = set()
     present, seen = [], set()
     for entry in record.history:
         if entry[0] in seen:
             continue
-        if stamp(folder / entry[0]) != entry[3:]:
+        if (stamp(folder / entry[0]) != entry[3:]) if thorough else (entry[0] not in listing):
             log.warning("%s: past image %s is missing or was altered; dropped from %s/%s.json",
                         name, entry[0], FOLDER, name)
             continue
         seen.add(entry[0])
         present.append(entry)
+    dropped = len(present) != len(record.history)
     record.history = present
     try:
         _prune(board, name, record, keep)
-        if keep:
-            _write_list(board, name, record)
-        else:
+        if not keep:
             forget(board, name, record)
+        elif dropped or len(before[0]) > keep or stamp(board.output / FOLDER / f"{name}.json") != record.history_list:
+            _write_list(board, name, record)
     except (OSError, PublishError) as exc:
         log.warning("%s: cannot update its history in %s: %s", name, board.output / FOLDER,
                     getattr(exc, "strerror", None) or exc)
@@ -239,7 +246,7 @@ class Watch:
                 continue
             if self.seen.get(name) == self._look(board, name) and len(record.history) <= keep:
                 continue
-            if check(board, name, record):
+            if check(board, name, record, thorough=False):
                 changed.append(name)
             self.seen[name] = self._look(board, name)
         return changed
