@@ -279,6 +279,12 @@ def test_run_keeps_history_drops_deleted_past_images_and_a_reload_removing_the_c
     wait_for(lambda: _listed_or_none(b) == entries[1:], 60, "the deleted past image to leave the list")
     (b.output / "history" / "cpu.json").unlink()
     wait_for(lambda: _listed_or_none(b) == entries[1:], 60, "the deleted list to be written again")
+    write_data(b.root / "data/cpu.txt", [5, 5, 0, 5])
+    d.new_image("cpu", images[-1])
+    newest = wait_for(lambda: (e := _listed_or_none(b)) and len(e) == 2 and e, 60, "two past images again")
+    b.file.write_text(b.file.read_text().replace("history = 2", "history = 1"))
+    d.send(signal.SIGHUP)
+    wait_for(lambda: _listed_or_none(b) == newest[:1] and len(files(b)) == 1, 60, "history lowered to 1")
     b.file.write_text(b.file.read_text().replace('name = "cpu"', 'name = "load"'))
     d.send(signal.SIGHUP)
     wait_for(lambda: files(b) == [] and not (b.output / "history" / "cpu.json").exists(), 60,
