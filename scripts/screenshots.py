@@ -5,7 +5,8 @@ with renderer.demo.install, sets its theme, starts its synthetic feeder (a made-
 a step a second) and `python -m renderer run` on it, waits until every chart and every time
 window has rendered, serves the output folder with nginx running deploy/nginx.conf and
 photographs the live page in headless Chromium: the same tooling as the page tests
-(tests/browser.py).
+(tests/browser.py). In the light theme the latency chart keeps history (HISTORY), and its history
+view, a few images back, is photographed too (history-light.png).
 
     python scripts/screenshots.py [--out docs/screenshots]
 
@@ -43,14 +44,19 @@ WIDTH = 1400  # wide enough for two of the demo's 640-pixel charts side by side
 HEIGHT = 1000  # the first view; the shot is of the whole page
 SEED = 11  # the feeder's random draws, so each run shows the same surges (the waves follow the clock)
 SWITCHED = {"disk-web-1": "1d", "disk-worker-1": "7d"}  # cards shown in another window than their first
+HISTORY = ("latency", 30, 6)  # the chart given `history`, how many past images it keeps, how far back the shot is
 
 
-def demo_board(folder: Path, theme: str) -> Path:
-    """The embedded demo board installed in folder with the given theme; returns its board file."""
+def demo_board(folder: Path, theme: str, history: bool = False) -> Path:
+    """The embedded demo board installed in folder with the given theme (and `history` on the
+    HISTORY chart); returns its board file."""
     board_file = install(folder)
     text, n = re.subn(r'(?m)^theme = "\w+"$', f'theme = "{theme}"', board_file.read_text())
+    if history:
+        text, m = re.subn(rf'(?m)^name = "{HISTORY[0]}"$', f'name = "{HISTORY[0]}"\nhistory = {HISTORY[1]}', text)
+        n = n if m == 1 else 0
     if n != 1:
-        raise SystemExit("the demo board no longer sets theme on a line of its own")
+        raise SystemExit("the demo board no longer sets theme (or names its charts) on a line of its own")
     board_file.write_text(text)
     return board_file
 
@@ -120,6 +126,32 @@ def shoot(browser: Any, url: str, dest: Path) -> None:
         shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
     finally:
         context.close()
+    save(shot, dest)
+
+
+def shoot_history(browser: Any, url: str, dest: Path) -> None:
+    """The HISTORY chart's history view, stepped a few images back, as a viewer opens it (#history-NAME)."""
+    from PIL import Image
+
+    name, _, back = HISTORY
+    context = browser.new_context(viewport={"width": WIDTH, "height": 760})
+    try:
+        page = context.new_page()
+        page.goto(url + f"#history-{name}")
+        page.wait_for_function(f"() => +document.querySelector('.hist input').max >= {back}", timeout=60_000)
+        for _ in range(back):
+            page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => { const i = document.querySelector('.hist img'); return i.complete && i.naturalWidth > 0 }",
+                               timeout=10_000)
+        shot = Image.open(io.BytesIO(page.screenshot()))
+    finally:
+        context.close()
+    save(shot, dest)
+
+
+def save(shot: Any, dest: Path) -> None:
+    from PIL import Image
+
     # A 256-colour palette keeps the file small; charts on a flat background lose nothing visible.
     shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         dest, optimize=True)
@@ -141,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
             browser = launch_chromium(pw)
             try:
                 for theme in THEMES:
-                    board_file = demo_board(root / theme, theme)
+                    board_file = demo_board(root / theme, theme, history=theme == "light")
                     with live_demo(board_file) as output, Nginx(output, root / f"nginx-{theme}") as server:
-                        dest = args.out / f"board-{theme}.png"
-                        shoot(browser, server.url + "board/", dest)
-                        print(f"wrote {dest} ({dest.stat().st_size // 1024} KiB)")
+                        dests = [args.out / f"board-{theme}.png"]
+                        shoot(browser, server.url + "board/", dests[0])
+                        if theme == "light":
+                            dests.append(args.out / "history-light.png")
+                            shoot_history(browser, server.url + "board/", dests[1])
+                        for dest in dests:
+                            print(f"wrote {dest} ({dest.stat().st_size // 1024} KiB)")
             finally:
                 browser.close()
     finally:

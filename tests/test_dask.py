@@ -385,3 +385,17 @@ def test_parcels_carry_small_inputs_and_leave_big_ones_in_place(tmp_path):
         unpack(parcel, work)
 
 
+
+
+def test_history_through_dask_keeps_the_replaced_image_as_a_local_build_does(tmp_path, cluster):
+    board = make_board(tmp_path / "b", [("a", "line", ["data/a.txt"], {})], cluster.address)
+    board.file.write_text(board.file.read_text().replace('title = "a"', 'title = "a"\nhistory = 1'))
+    images = []
+    for text in ("1 2 3", "3 2 1", "2 2 9"):
+        board.data("data/a.txt", text)
+        result = board.cli("build")
+        assert result.returncode == 0, result.stderr
+        images.append((board.output / "a.png").read_bytes())
+    (entry,) = json.loads((board.output / "history" / "a.json").read_text())
+    assert (board.output / entry["image"]).read_bytes() == images[1]  # newest previous; the oldest deleted
+    assert sorted(os.listdir(board.output / "history" / "a")) == [Path(entry["image"]).name]

@@ -59,6 +59,7 @@ class Chart:
     formats: tuple[str, ...] = program_default(CHART["formats"])
     png_compression: int = program_default(CHART["png_compression"])
     max_memory: int = program_default(CHART["max_memory"])  # bytes
+    history: int = program_default(CHART["history"])  # past images kept (renderer.store.history); not a render setting
     # Folders whose files are never inputs: the board's output folder and .plotboard/.
     excluded: tuple[str, ...] = field(default=(), compare=False)
     family: str | None = None  # a family member: the family's unexpanded name ("disk-{match}")

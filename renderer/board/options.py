@@ -23,6 +23,7 @@ def _title_default(table: dict) -> str:
     return name if isinstance(name, str) else ""
 
 
+HISTORY_LIMIT = 10_000  # past images a chart may keep: each is a file in one folder, listed in one JSON file
 WORKERS_PER_CPU = 4  # the most render processes a board may ask for, per CPU
 
 
@@ -87,6 +88,8 @@ CHART_OPTIONS: tuple[Option, ...] = (
     Windows("windows", "time windows, each its own image NAME.WINDOW.png; the plot gets `window` "
             "(seconds) and `window_name`; later windows render at most once per window ÷ 288, or the "
             "table's interval"),
+    Whole("history", "keep this many past images (history/NAME/), newest first; 0: none", 0, least=0,
+          most=HISTORY_LIMIT, what="a whole number 0-10000"),
 )
 
 BOARD = {o.name: o for o in BOARD_OPTIONS}

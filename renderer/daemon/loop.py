@@ -120,7 +120,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.matcher = Matcher(board)
         self.sweep = sweep.Sweep()  # the periodic check for changes no event reported
-        self.repairs = repair_check.Repair()  # the check for published files that went missing
+        self.repairs = repair_check.Repair(lambda name: self.pages.batch.dirty(self.clock(), name))  # files gone
 
     # -- life cycle ---------------------------------------------------------------------------
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Callable
 
 from renderer.board.model import Board
 from renderer.board.triggers import Trigger
 from renderer.daemon.schedule import IDLE, Scheduler
+from renderer.store import history
 from renderer.store.publish import remove_leftovers
 from renderer.store.records import ChartRecord
 
@@ -19,13 +21,19 @@ class Repair:
     """Render again the charts whose published files are missing (unless they are failing:
     their backoff rules), looking at the output folder's listing only when the folder itself
     changed (its inode or mtime): a board at rest costs one stat. Files altered in place are
-    the Sweep's."""
+    the Sweep's. Past images (renderer.store.history) deleted or altered are dropped from their
+    chart's list; `on_change(name)` is told of each record that changed so."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
         self.folder_stamp: tuple[int, int] | None = None
         self.listing_failed = False  # logged once until a listing succeeds
+        self.history = history.Watch()
+        self.on_change = on_change
 
     def check(self, board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, now: float) -> None:
+        for name in self.history.check(board, records):
+            if self.on_change is not None:
+                self.on_change(name)
         try:
             st = os.stat(board.output)
             stamp = (st.st_ino, st.st_mtime_ns)

@@ -122,13 +122,20 @@ def card(chart: Chart, entry: dict[str, Any]) -> dict[str, Any]:
     width, height = chart.pixels
     return {**entry, "description": chart.description,
             "image2x": f"{chart.name}@2x.png" if chart.hidpi else None,
-            "svg": f"{chart.name}.svg" if "svg" in chart.formats else None, "width": width, "height": height}
+            "svg": f"{chart.name}.svg" if "svg" in chart.formats else None, "width": width, "height": height,
+            "history": f"history/{chart.name}.json" if chart.history else None}
 
 
-def static_files() -> dict[str, bytes]:
-    """The built-in static assets, by name."""
+HISTORY_STATIC = ("history.css", "history.js")  # the page's view of past images: only on a board that keeps some
+
+
+def static_files(history: bool = True) -> dict[str, bytes]:
+    """The built-in static assets, by name (without the history view's unless `history`)."""
     folder = site_dir() / "static"
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if p.is_file() and (history or p.name not in HISTORY_STATIC)}
 
 
 def _dumps(obj: Any) -> str:
@@ -174,6 +181,7 @@ class Pages:
             self.board = board
             names = [c.name for c in board.shown]
             self.layout = _Layout(board)
+            self.static = static_files(self.layout.history)
         else:
             shown = set()
             for n in dirty:
@@ -268,7 +276,8 @@ class Pages:
         if sections:
             sections[-1]["empty_families"] = empty
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
-        context = {"board": {**info, "theme": board.theme, "layout": layout}, "charts": cards, "groups": sections,
+        context = {"board": {**info, "theme": board.theme, "layout": layout,
+                             **({"history": True} if shape.history else {})}, "charts": cards, "groups": sections,
                    "grouped": grouped, "split": split, "static_version": version, "empty_families": empty}
         return Snapshot(status_json, files, context, changed_groups, full)
 
@@ -287,7 +296,11 @@ class _Layout:
                           max((c["width"] for c in s["charts"]), default=0)) for s in groups.sections(shown)]
         self.section_of = {n: sid for sid, _, names, _ in self.sections for n in names}
         self.names_text = {sid: " ".join(names) for sid, _, names, _ in self.sections}
-        self.digest = hashlib.sha256(_dumps([[c["name"], c["group"]] for c in shown]).encode()).hexdigest()[:16]
+        # A chart that keeps history is marked (its card opens the history view): a board without is as before.
+        marked = {c.name for c in board.shown if c.history}
+        self.history = bool(marked)
+        self.digest = hashlib.sha256(_dumps([[c["name"], c["group"], *([1] if c["name"] in marked else [])]
+                                             for c in shown]).encode()).hexdigest()[:16]
 
 
 def group_contexts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:

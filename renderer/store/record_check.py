@@ -84,6 +84,31 @@ def _modules(chart: str, v: Any) -> str | None:
     return f"expected an object of module paths and digests, got {_shown(v)}"
 
 
+HISTORY_FILE_RE = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{3}Z\.png\Z")  # renderer.store.history's STAMP.png
+HISTORY_STATES = ("ok", "stale", "error")
+
+
+def _history(chart: str, v: Any) -> str | None:
+    if not isinstance(v, list):
+        return f"expected a list of past images, got {_shown(v)}"
+    for entry in v:
+        ok = (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)
+              and bool(HISTORY_FILE_RE.match(entry[0])) and _number(MAX_TIME)(chart, entry[1]) is None
+              and entry[2] in HISTORY_STATES and _stamp(entry[3:]))
+        if not ok:
+            return f"expected [STAMP.png, rendered_at, state, size, mtime_ns], got {_shown(entry)}"
+    return None
+
+
+def _stamp(v: Any) -> bool:
+    return (isinstance(v, list) and len(v) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v))
+
+
+def _history_list(chart: str, v: Any) -> str | None:
+    return None if _stamp(v) else f"expected [size, mtime_ns], got {_shown(v)}"
+
+
 CHECKS: dict[str, Check] = {  # one per field of renderer.store.records.ChartRecord
     "fingerprint": _optional(_text),
     "hash": _optional(_hash),
@@ -99,6 +124,8 @@ CHECKS: dict[str, Check] = {  # one per field of renderer.store.records.ChartRec
     "files": _files,
     "stamps": _stamps,
     "modules": _modules,
+    "history": _history,
+    "history_list": _optional(_history_list),
 }
 
 

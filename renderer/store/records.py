@@ -41,6 +41,9 @@ class ChartRecord:
     files: list[str] = field(default_factory=list)  # output files this chart published
     stamps: dict[str, list[int]] = field(default_factory=dict)  # their [size, mtime_ns] (renderer.store.repair)
     modules: dict[str, str] = field(default_factory=dict)  # board files the last render used -> digest
+    # Past images kept (renderer.store.history), newest first: [file, rendered_at, state, size, mtime_ns]
+    history: list[list] = field(default_factory=list)
+    history_list: list[int] | None = None  # [size, mtime_ns] of history/NAME.json as last written
 
 
 class Records(dict):

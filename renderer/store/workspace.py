@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 
-from renderer.store import module_use
+from renderer.store import history, module_use
 from renderer.board.model import Board, Chart
 from renderer.board.triggers import Trigger
 from renderer.errors import PublishError
@@ -37,7 +37,8 @@ def prepare(board: Board) -> Records:
         for name in remove_temp_files(folder):  # never through a planted link (pages replace it)
             log.info("removed leftover temporary file %s", folder / name)
     records = load_state(board)
-    if forget_removed(board, records):
+    removed = forget_removed(board, records)
+    if history.check_all(board, records) or removed:  # past images deleted meanwhile are dropped
         records.loaded = None
     return records
 
@@ -97,11 +98,13 @@ def _publish(
         record.modules = dict(outcome.modules)
         module_use.remember(str(board.root), outcome.name, outcome.modules)
     if isinstance(outcome, RenderOutput):
+        held = history.hold(board, outcome.name, record, outcome.files, now)  # the image it replaces
         try:
             if not os.path.isdir(board.output):  # deleted meanwhile: published afresh
                 board.output.mkdir(parents=True, exist_ok=True)
             changed = write_many(board.output, outcome.files)
         except (PublishError, OSError) as exc:
+            history.settle(board, outcome.name, record, held, [])
             outcome = RenderFailure(outcome.name, f"PublishError: {exc}", "", outcome.duration_ms, FailureKind.PUBLISH)
         else:
             record.files = sorted(set(record.files) | set(outcome.files))
@@ -110,6 +113,7 @@ def _publish(
                 remove_files(board.output, stale)
                 record.files = sorted(outcome.files)
             record.stamps = stamps(board.output, record.files)
+            history.settle(board, outcome.name, record, held, changed)
             if changed or record.hash != outcome.hash:
                 record.changed_at = now
             record.hash = outcome.hash
@@ -143,7 +147,9 @@ def forget_removed(board: Board, records: dict[str, ChartRecord]) -> list[str]:
     names = {c.name for c in board.charts}
     removed = [name for name in records if name not in names]
     for name in removed:
-        remove_files(board.output, records.pop(name).files)
+        record = records.pop(name)
+        remove_files(board.output, record.files)
+        history.forget(board, name, record)
         module_use.forget(str(board.root), name)
         log.info("removed %s", name)
     return removed
