@@ -58,10 +58,13 @@ def job(root: Path, plot: str = "plots:line", *, theme: str = "light", size=(6.0
 
 
 def matplotlib_savefig(j: RenderJob, dpi: int) -> bytes:
-    """The same chart drawn and saved the plain way: a fresh Figure and matplotlib's savefig."""
+    """The same chart drawn and saved the plain way: a fresh Figure and matplotlib's savefig (at
+    1x first, as plotboard saves it: constrained layout with a colorbar depends on the draw before)."""
     with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES[j.theme]):
-        fig = Figure(figsize=j.size, dpi=j.dpi)
+        fig = Figure(figsize=j.size, dpi=j.dpi, layout=None if j.layout == "none" else j.layout)
         load_plot_function(j)(fig, [Path(p) for p in j.inputs], **j.params)
+        if dpi != j.dpi:
+            fig.savefig(io.BytesIO(), format="png", dpi=j.dpi)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

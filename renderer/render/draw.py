@@ -83,7 +83,7 @@ def render(job: RenderJob) -> RenderOutput:
     started = time.perf_counter()
     function = load_plot_function(job)
     with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES[job.theme]):
-        fig = Figure(figsize=job.size, dpi=job.dpi)
+        fig = Figure(figsize=job.size, dpi=job.dpi, layout=None if job.layout == "none" else job.layout)
         WarmCanvas(fig)
         before = _pyplot_figures()
         kwargs = dict(job.params)
