@@ -462,7 +462,7 @@ def test_a_chart_waiting_for_its_input_says_so_on_its_card_until_the_file_appear
     page, log = open_board(context(), live_nginx.url + "board/")
     page.evaluate("window.__marker = 'still here'")
     wait = "c.querySelector('.wait')"
-    wait_card(page, LATE, f"!{wait}.hidden && {wait}.textContent === 'waiting for data/late.txt' && badge === 'ok'", 5)
+    wait_card(page, LATE, f"!{wait}.hidden && {wait}.textContent === 'waiting for data/late.txt' && badge === 'pending'", 5)
     assert page.locator(f'.card[data-name="{LATE}"] .wait').is_visible()
     live.board.data(f"data/{LATE}.txt", values())  # the producer writes it: the chart renders with it
     wait_card(page, LATE, f"{wait}.hidden && {wait}.textContent === '' && badge === 'ok'", 10)

@@ -69,7 +69,15 @@ def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now
         "waiting_for": waiting_for(chart, board.root),
         **({"family": chart.family} if chart.family else {}),
     }
-    return window_entries(board, chart, records, entry, judged)
+    return waiting(window_entries(board, chart, records, entry, judged))
+
+
+def waiting(entry: dict[str, Any]) -> dict[str, Any]:
+    """A chart waiting for an input file that is not there yet is pending, not ok (nor stale):
+    what it drew had nothing to draw from (renderer.pages.status.rejudge judges so too)."""
+    if entry.get("waiting_for") and entry["state"] in ("ok", "stale"):
+        entry["state"] = "pending"
+    return entry
 
 
 def window_entries(board: Board, chart: Chart, records: dict[str, ChartRecord],
