@@ -311,3 +311,19 @@ def test_a_family_that_matches_nothing_sits_in_its_own_groups_section(tmp_path):
     status = b.status()
     assert {"name": "tape-{stem}", "foreach": "nothing/tape-*.txt", "members": 0, "group": "Tapes"} in status["families"]
     assert json.loads((b.output / "status/tapes.json").read_text()) == {"group": "Tapes", "charts": []}
+
+
+def test_the_export_puts_an_empty_family_in_its_own_groups_section(tmp_path):
+    b = Board(tmp_path / "board").write(EMPTY_FAMILIES)
+    b.data("data/w1.txt", "1 2 3\n")
+    b.data("data/d1.txt", "1 2 3\n")
+    assert b.cli("build").returncode == 0
+    out = tmp_path / "board.html"
+    result = b.cli("export", "-c", str(b.file), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    sections = {m.group(1): m.group(0)
+                for m in re.finditer(r'<section class="group" id="group-([a-z0-9-]+)".*?</section>', page, re.S)}
+    assert list(sections) == ["web", "disks", "tapes"]
+    assert 'data-family="nic-{stem}"' in sections["web"] and 'data-family="tape-{stem}"' in sections["tapes"]
+    assert "data-family" not in sections["disks"] and ">Tapes</h2>" in sections["tapes"]
