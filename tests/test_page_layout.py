@@ -62,7 +62,8 @@ hidpi = false
               ("cpu", "CPU", "Per-host CPU utilisation, last 10 minutes", "Capacity", "a"),
               ("queue", "Queue", "Jobs waiting for a worker; its file is not there yet", "Capacity", "queue"),
               *[(f"disk{i}", f"Disk {i}", f"Space used on volume {i}", "Disks", "a") for i in range(1, 5)],
-              ("solo", "Alone", "The only chart of its group", "Solo", "a")]
+              ("solo", "Alone", "The only chart of its group", "Solo", "a"),
+              ("quiet1", "Quiet one", "", "Quiet", "a"), ("quiet2", "Quiet two", "", "Quiet", "a")]  # no descriptions
     for name, title, desc, group, data in charts:
         text += CHART.format(name=name, title=title, desc=desc, group=group, data=data)
         if name == "web2":
@@ -152,6 +153,7 @@ def open_page(browser, url: str, width: int, height: int):
     page = context.new_page()
     log = PageLog(page)
     page.goto(url, wait_until="load")
+    page.evaluate("() => { for (const i of document.images) i.loading = 'eager'; }")  # below the fold too
     page.wait_for_function("() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)"
                            " && !document.getElementById('filter').hidden", timeout=60_000)
     return context, page, log
@@ -169,7 +171,7 @@ def test_the_page_uses_the_width_and_lines_up(browser, served, width, height):
     finally:
         context.close()
     sections = {s["id"]: s for s in m["sections"]}
-    assert list(sections) == ["web-traffic", "capacity", "disks", "solo", "tapes"]
+    assert list(sections) == ["web-traffic", "capacity", "disks", "solo", "quiet", "tapes"]
     disks = sections["disks"]["cards"]
     # Three or more columns at 1920 (two at 1400), each card near its natural size, rows using the width.
     assert columns(disks) >= (3 if width >= 1900 else 2), disks
@@ -187,7 +189,8 @@ def test_the_page_uses_the_width_and_lines_up(browser, served, width, height):
     for s in m["sections"]:
         assert abs(s["heading"]["left"] - s["row"]["left"]) <= 1, s
         assert all(abs(c["box"]["left"] - s["row"]["left"]) <= 1 for c in s["cards"][:1]), s
-    # No wide gap between a card's text and its chart (the image's first inked row).
+    # No wide gap between a card's text (its description, or its title without one) and its chart
+    # (the image's first inked row).
     gaps = [c["gap"] for s in m["sections"] for c in s["cards"]]
     assert max(gaps) <= 20, gaps
     # A group of one card does not leave half its row empty.
@@ -223,7 +226,7 @@ def test_a_waiting_chart_and_empty_families_read_as_such_and_follow_the_filter(b
         page.select_option("#filter select", "ok")
         m = {s["id"]: s for s in page.evaluate(MEASURE)["sections"]}
         assert m["tapes"]["hidden"] and m["web-traffic"]["families"][0]["hidden"]
-        assert [i for i, s in m.items() if not s["hidden"]] == ["web-traffic", "capacity", "disks", "solo"]
+        assert [i for i, s in m.items() if not s["hidden"]] == ["web-traffic", "capacity", "disks", "solo", "quiet"]
         page.select_option("#filter select", "")
         m = {s["id"]: s for s in page.evaluate(MEASURE)["sections"]}
         assert not any(s["hidden"] for s in m.values()) and not m["tapes"]["families"][0]["hidden"]
