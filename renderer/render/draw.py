@@ -135,9 +135,9 @@ def _fix_layout(fig: Figure) -> None:
     """Run the figure's layout engine once, then keep what it decided for every image saved.
 
     matplotlib runs a layout engine at each draw, and savefig draws once more beforehand
-    (without rendering) for it: three layouts for the 1x image, three more for @2x. Once is
-    enough, since positions are fractions of the figure (the same at any dpi): about half of
-    what constrained layout costs otherwise (BENCHMARKS.md).
+    (without rendering) for it: two layouts for each image saved. Once is enough, since
+    positions are fractions of the figure (the same at any dpi); so the @2x image is the 1x
+    image's layout at twice the pixels (BENCHMARKS.md, "Constrained layout").
     """
     engine = fig.get_layout_engine()
     if engine is None:
