@@ -290,6 +290,12 @@ foreach = "nothing/tape-*.txt"
 plot = "plots:line"
 inputs = ["{path}"]
 group = "Tapes"
+
+[[charts]]
+name = "s1"
+plot = "plots:line"
+inputs = ["data/d1.txt"]
+group = "Sensors"
 """
 
 
@@ -304,7 +310,7 @@ def test_a_family_that_matches_nothing_sits_in_its_own_groups_section(tmp_path):
     page = (b.output / "index.html").read_text()
     sections = {m.group(1): m.group(0)
                 for m in re.finditer(r'<section class="group" id="group-([a-z0-9-]+)".*?</section>', page, re.S)}
-    assert list(sections) == ["web", "disks", "tapes"]
+    assert list(sections) == ["web", "disks", "tapes", "sensors"]  # board order
     assert 'data-family="nic-{stem}"' in sections["web"] and "no file matches nothing/nic-*.txt" in sections["web"]
     assert 'data-family="tape-{stem}"' in sections["tapes"] and ">Tapes</a></h2>" in sections["tapes"]
     assert "data-family" not in sections["disks"]
@@ -324,6 +330,6 @@ def test_the_export_puts_an_empty_family_in_its_own_groups_section(tmp_path):
     page = out.read_text()
     sections = {m.group(1): m.group(0)
                 for m in re.finditer(r'<section class="group" id="group-([a-z0-9-]+)".*?</section>', page, re.S)}
-    assert list(sections) == ["web", "disks", "tapes"]
+    assert list(sections) == ["web", "disks", "sensors", "tapes"]  # a group with no chart: a section at the end
     assert 'data-family="nic-{stem}"' in sections["web"] and 'data-family="tape-{stem}"' in sections["tapes"]
     assert "data-family" not in sections["disks"] and ">Tapes</h2>" in sections["tapes"]

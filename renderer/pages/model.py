@@ -289,9 +289,9 @@ class _Layout:
                  + [{"name": f.name, "group": f.group, "width": f.pixels[0]} for f in board.failed])
         self.names = [c["name"] for c in shown]
         # A family that matches no file has a section of its group even when no chart is in it.
-        empty = [{"name": None, "group": f.group, "width": 0} for f in board.families if not f.members and not f.failed]
         self.sections = [(s["id"], s["name"], [c["name"] for c in s["charts"] if c["name"] is not None],
-                          max((c["width"] for c in s["charts"]), default=0)) for s in groups.sections(shown + empty)]
+                          max((c["width"] for c in s["charts"]), default=0))
+                         for s in groups.sections(groups.with_empty_families(board, shown))]
         self.section_of = {n: sid for sid, _, names, _ in self.sections for n in names}
         self.names_text = {sid: " ".join(names) for sid, _, names, _ in self.sections}
         self.digest = hashlib.sha256(_dumps([[c["name"], c["group"]] for c in shown]).encode()).hexdigest()[:16]
