@@ -28,7 +28,6 @@ def endpoint_bars(fig, inputs, **params):
     ax.barh(data["endpoint"][order], data["requests"][order], color="tab:blue")
     ax.set_xlabel("requests / hour")
     ax.grid(axis="x", alpha=0.3)
-    fig.subplots_adjust(left=0.2)
 
 
 def latency_histogram(fig, inputs, bins=50, **params):

@@ -6,7 +6,9 @@
                                        1x (800x400) and 2x (1600x800) image, Pillow's encoder
                                        (what savefig uses) and plotboard's renderer.render.png.
 `python bench/bare.py render CSV N`    plotboard's render() against a bare Figure + savefig,
-                                       interleaved: ms per render.
+                                       interleaved: ms per render; and with layout = "none"
+                                       (no constrained layout), what the default layout costs,
+                                       for the 1x image alone and with hidpi (1x + @2x).
 Prints one JSON object on stdout.
 """
 
@@ -113,11 +115,11 @@ def render_figures(csv: Path, n: int) -> dict:
     from renderer.render.jobs import RenderJob
     from renderer.render.draw import BASE_RC, THEME_STYLES, render
 
-    def job(level: int) -> RenderJob:
+    def job(level: int, layout: str = "constrained", hidpi: bool = False) -> RenderJob:
         return RenderJob(name="ref", plot="reference:reference", plot_file=str(Path(reference.__file__)),
                          root=str(Path(reference.__file__).parent), inputs=(str(csv),), size=reference.SIZE,
-                         dpi=reference.DPI, hidpi=False, formats=("png",), png_compression=level,
-                         theme="light")
+                         dpi=reference.DPI, hidpi=hidpi, formats=("png",), png_compression=level,
+                         theme="light", layout=layout)
 
     def bare() -> bytes:
         with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES["light"]):
@@ -128,7 +130,10 @@ def render_figures(csv: Path, n: int) -> dict:
         return buf.getvalue()
 
     runs = {"bare_savefig_ms": bare, "plotboard_ms": lambda: render(job(3)),
-            "plotboard_level6_ms": lambda: render(job(6))}
+            "plotboard_level6_ms": lambda: render(job(6)),
+            "plotboard_layout_none_ms": lambda: render(job(3, "none")),
+            "plotboard_hidpi_ms": lambda: render(job(3, hidpi=True)),
+            "plotboard_hidpi_layout_none_ms": lambda: render(job(3, "none", hidpi=True))}
     out: dict = {name: [] for name in runs}
     for i in range(n + 1):
         for name, fn in runs.items():

@@ -372,6 +372,12 @@ def bench_savefig(run: Run) -> None:
         run.row("savefig", f"plotboard's render() in-process, png_compression {level}", ours,
                 bare, "bare Figure + savefig, interleaved", "ms", bare["median"] / ours["median"],
                 note="ratio = how many times faster than the bare idiom")
+    # What constrained layout (the default) costs: the same render with layout = "none", interleaved.
+    for key, what in (("plotboard", "1x"), ("plotboard_hidpi", "hidpi: 1x + @2x")):
+        none, ours = stats(figures[f"{key}_layout_none_ms"]), stats(figures[f"{key}_ms"])
+        run.row("savefig", f"plotboard's render() with layout = \"constrained\" (the default), {what}", ours,
+                none, "the same with layout = \"none\", interleaved", "ms", ours["median"] / none["median"],
+                note=f"ratio = constrained / none: +{ours['median'] - none['median']:.1f} ms a render")
 
 
 @benchmark

@@ -285,7 +285,7 @@ def test_inputs_in_folders_created_later_and_new_glob_matches_render(tmp_path, d
     board.data("data/1.txt", "1 2\n")
     d = daemons(board)
     d.wait_state("g", state="ok")
-    d.wait_state("late", state="ok")  # rendered with no inputs at all
+    d.wait_state("late", state="pending", renders=1)  # rendered with no inputs at all: waiting for its file
     before = d.image("g")
     board.data("data/2.txt", "5 1 5\n")  # a new file matching the pattern
     d.new_image("g", before, 60, "g to render the new file")

@@ -244,7 +244,7 @@ def test_under_run_a_new_file_adds_its_chart_and_a_deleted_one_removes_chart_and
     d.wait_state("disk-sda", state="ok")
     assert d.state("disk-sda")["family"] == "disk-{match}"
     status = json.loads((b.output / "status.json").read_text())
-    assert {"name": "empty-{stem}", "foreach": "none/*.txt", "members": 0} in status["families"]
+    assert {"name": "empty-{stem}", "foreach": "none/*.txt", "members": 0, "group": None} in status["families"]
     assert "no file matches none/*.txt" in (b.output / "index.html").read_text()
     # A first render of the new member's windows takes a worker's time: the chart appears at once.
     b.data("data/disk-sdb.csv", "3 2 1\n")

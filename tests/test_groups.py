@@ -253,3 +253,83 @@ def test_index_json_gets_a_new_size_within_its_mtime_second_whatever_this_hosts_
     wait_for(two_in_one_second, timeout=60, what="two writes within one mtime second")
     assert seen[-1][2] != seen[-2][2], "status/index.json was not written again"
     assert seen[-1][1] != seen[-2][1], seen
+
+
+EMPTY_FAMILIES = """
+[board]
+title = "Empty families"
+workers = 1
+
+[defaults]
+size = [2, 1]
+dpi = 40
+hidpi = false
+
+[[charts]]
+name = "w1"
+plot = "plots:line"
+inputs = ["data/w1.txt"]
+group = "Web"
+
+[[charts]]
+name = "nic-{stem}"
+foreach = "nothing/nic-*.txt"
+plot = "plots:line"
+inputs = ["{path}"]
+group = "Web"
+
+[[charts]]
+name = "d1"
+plot = "plots:line"
+inputs = ["data/d1.txt"]
+group = "Disks"
+
+[[charts]]
+name = "tape-{stem}"
+foreach = "nothing/tape-*.txt"
+plot = "plots:line"
+inputs = ["{path}"]
+group = "Tapes"
+
+[[charts]]
+name = "s1"
+plot = "plots:line"
+inputs = ["data/d1.txt"]
+group = "Sensors"
+"""
+
+
+def test_a_family_that_matches_nothing_sits_in_its_own_groups_section(tmp_path):
+    """Not at the end of the last section: in its group's, and a group that only an empty family
+    has gets a section (with its heading) of its own."""
+    b = Board(tmp_path / "board").write(EMPTY_FAMILIES)
+    b.data("data/w1.txt", "1 2 3\n")
+    b.data("data/d1.txt", "1 2 3\n")
+    result = b.cli("build")
+    assert result.returncode == 0, result.stderr
+    page = (b.output / "index.html").read_text()
+    sections = {m.group(1): m.group(0)
+                for m in re.finditer(r'<section class="group" id="group-([a-z0-9-]+)".*?</section>', page, re.S)}
+    assert list(sections) == ["web", "disks", "tapes", "sensors"]  # board order
+    assert 'data-family="nic-{stem}"' in sections["web"] and "no file matches nothing/nic-*.txt" in sections["web"]
+    assert 'data-family="tape-{stem}"' in sections["tapes"] and ">Tapes</a></h2>" in sections["tapes"]
+    assert "data-family" not in sections["disks"]
+    status = b.status()
+    assert {"name": "tape-{stem}", "foreach": "nothing/tape-*.txt", "members": 0, "group": "Tapes"} in status["families"]
+    assert json.loads((b.output / "status/tapes.json").read_text()) == {"group": "Tapes", "charts": []}
+
+
+def test_the_export_puts_an_empty_family_in_its_own_groups_section(tmp_path):
+    b = Board(tmp_path / "board").write(EMPTY_FAMILIES)
+    b.data("data/w1.txt", "1 2 3\n")
+    b.data("data/d1.txt", "1 2 3\n")
+    assert b.cli("build").returncode == 0
+    out = tmp_path / "board.html"
+    result = b.cli("export", "-c", str(b.file), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    sections = {m.group(1): m.group(0)
+                for m in re.finditer(r'<section class="group" id="group-([a-z0-9-]+)".*?</section>', page, re.S)}
+    assert list(sections) == ["web", "disks", "sensors", "tapes"]  # a group with no chart: a section at the end
+    assert 'data-family="nic-{stem}"' in sections["web"] and 'data-family="tape-{stem}"' in sections["tapes"]
+    assert "data-family" not in sections["disks"] and ">Tapes</h2>" in sections["tapes"]

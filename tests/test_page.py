@@ -462,7 +462,7 @@ def test_a_chart_waiting_for_its_input_says_so_on_its_card_until_the_file_appear
     page, log = open_board(context(), live_nginx.url + "board/")
     page.evaluate("window.__marker = 'still here'")
     wait = "c.querySelector('.wait')"
-    wait_card(page, LATE, f"!{wait}.hidden && {wait}.textContent === 'waiting for data/late.txt' && badge === 'ok'", 5)
+    wait_card(page, LATE, f"!{wait}.hidden && {wait}.textContent === 'waiting for data/late.txt' && badge === 'pending'", 5)
     assert page.locator(f'.card[data-name="{LATE}"] .wait').is_visible()
     live.board.data(f"data/{LATE}.txt", values())  # the producer writes it: the chart renders with it
     wait_card(page, LATE, f"{wait}.hidden && {wait}.textContent === '' && badge === 'ok'", 10)
@@ -626,7 +626,9 @@ def test_the_theme_colours_both_the_page_and_the_images(boards, context, tmp_pat
     if theme == "dark":
         assert max(backgrounds.values()) < 50 and max(images.values()) < 100, (backgrounds, images)
     else:
-        assert min(backgrounds.values()) > 200 and min(images.values()) > 120, (backgrounds, images)
+        # Images as a whole by their median: the demo's magma heatmap, which constrained layout
+        # lets fill its image, is dark in either theme; its figure background (corner) is not.
+        assert min(backgrounds.values()) > 200 and sorted(images.values())[len(images) // 2] > 120, (backgrounds, images)
     assert log.problems() == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import zlib
@@ -58,10 +59,16 @@ def job(root: Path, plot: str = "plots:line", *, theme: str = "light", size=(6.0
 
 
 def matplotlib_savefig(j: RenderJob, dpi: int) -> bytes:
-    """The same chart drawn and saved the plain way: a fresh Figure and matplotlib's savefig."""
+    """The same chart drawn and saved the plain way: a fresh Figure and matplotlib's savefig. At
+    another dpi than the chart's, the layout is the one matplotlib made at the chart's dpi (the
+    @2x image is the 1x image's layout at twice the pixels)."""
     with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES[j.theme]):
-        fig = Figure(figsize=j.size, dpi=j.dpi)
+        fig = Figure(figsize=j.size, dpi=j.dpi, layout=None if j.layout == "none" else j.layout)
         load_plot_function(j)(fig, [Path(p) for p in j.inputs], **j.params)
+        if dpi != j.dpi:
+            fig.savefig(io.BytesIO(), format="png", dpi=j.dpi)
+            if j.layout != "none":
+                fig.set_layout_engine("none")  # keeps the positions the layout engine gave
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -73,8 +80,9 @@ def pixels(data: bytes) -> np.ndarray:
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("plot", ["plots:line", "plots:heat"])
-def test_pixels_equal_matplotlibs_own_savefig_at_1x_and_2x(plots, theme, plot):
-    j = job(plots, plot, theme=theme, hidpi=True)
+@pytest.mark.parametrize("layout", ["constrained", "none"])
+def test_pixels_equal_matplotlibs_own_savefig_at_1x_and_2x(plots, theme, plot, layout):
+    j = dataclasses.replace(job(plots, plot, theme=theme, hidpi=True), layout=layout)
     out = render(j)
     assert np.array_equal(pixels(out.files["c.png"]), pixels(matplotlib_savefig(j, j.dpi)))
     assert np.array_equal(pixels(out.files["c@2x.png"]), pixels(matplotlib_savefig(j, 2 * j.dpi)))

@@ -56,6 +56,7 @@ class Family:
     paths: tuple[str, ...] = ()  # every file the glob matches, relative to the board file's folder
     failed: tuple[str, ...] = ()
     problem: str | None = None  # the glob went past its limits (TooManyInputs): no members
+    group: str | None = None  # the family's `group`: the section its members (or, with none, the family) show in
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Expansion:
     paths: tuple[str, ...] = ()
     failed: list[Failed] = field(default_factory=list)
     problem: str | None = None
+    group: str | None = None
 
 
 def slug(text: str) -> str:
@@ -180,7 +182,7 @@ def expand(
     if literal:
         add(f"{where}.name", f"{literal} (without its placeholders)")
         return None
-    expansion = Expansion(where, name, pattern, [])
+    expansion = Expansion(where, name, pattern, [], group=example.group)
     try:
         paths = matches(root, pattern, excluded)
     except TooManyInputs as exc:
@@ -250,7 +252,7 @@ def settle(expansions: list[Expansion], taken: dict[str, str]) -> tuple[list[Fam
         e.failed = [dataclasses.replace(f, name=_unique(f.name, f.error, names)) for f in e.failed]
         failed.extend(e.failed)
         families.append(Family(e.name, e.foreach, tuple(c.name for c, _ in e.members), e.paths,
-                               tuple(f.name for f in e.failed), e.problem))
+                               tuple(f.name for f in e.failed), e.problem, e.group))
     return families, failed
 
 

@@ -58,6 +58,7 @@ class Chart:
     hidpi: bool = program_default(CHART["hidpi"])
     formats: tuple[str, ...] = program_default(CHART["formats"])
     png_compression: int = program_default(CHART["png_compression"])
+    layout: str = program_default(CHART["layout"])
     max_memory: int = program_default(CHART["max_memory"])  # bytes
     history: int = program_default(CHART["history"])  # past images kept (renderer.store.history); not a render setting
     # Folders whose files are never inputs: the board's output folder and .plotboard/.
@@ -97,6 +98,7 @@ class Chart:
             "hidpi": self.hidpi,
             "formats": list(self.formats),
             "png_compression": self.png_compression,
+            "layout": self.layout,
             **({"window": [self.window.name, self.window.seconds]} if self.window else {}),
         }
 

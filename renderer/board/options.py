@@ -24,6 +24,8 @@ def _title_default(table: dict) -> str:
 
 
 HISTORY_LIMIT = 10_000  # past images a chart may keep: each is a file in one folder, listed in one JSON file
+LAYOUTS = ("constrained", "tight", "none")  # matplotlib's layout engines for the figure a plot draws on
+
 WORKERS_PER_CPU = 4  # the most render processes a board may ask for, per CPU
 
 
@@ -76,6 +78,10 @@ CHART_OPTIONS: tuple[Option, ...] = (
              default_text="3 × `every` (or 3 × the cron period), else never"),
     Table("params", "keyword arguments for the plot function", {}),
     Size("size", "inches", [8, 4]),
+    Choice("layout", "how the axes are fitted into the image: constrained (matplotlib's constrained layout) "
+           "keeps tick labels, offset text, titles and legends outside the axes inside it; none: matplotlib's "
+           "fixed margins, for a plot that places its axes itself (subplots_adjust, add_axes)", "constrained",
+           choices=LAYOUTS),
     Whole("dpi", "pixels per inch", 100, least=10, most=1000),
     Flag("hidpi", "also write NAME@2x.png at twice the pixels", True),
     Formats("formats", "the image formats; 'svg' may be added", ["png"]),

@@ -27,7 +27,6 @@ def _read(inputs):
 
 
 def _axes(fig, window, ylabel):
-    fig.subplots_adjust(left=0.115, right=0.985, top=0.95, bottom=0.12)
     ax = fig.add_subplot()
     now = time.time()
     ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))

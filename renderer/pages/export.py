@@ -138,6 +138,14 @@ def context(board: Board, manifest: dict[str, Any], now: float) -> dict[str, Any
         section["summary"] = groups.summary(section["charts"])
         section["width"] = max((c["width"] or 0 for c in section["charts"]), default=0)
     empty = [f for f in _list(manifest.get("families")) if isinstance(f, dict) and not f.get("members") and not f.get("failed")]
+    for f in empty:  # in its group's section (one of its own when no chart is in it)
+        group = f.get("group") if isinstance(f.get("group"), str) else None
+        section = next((s for s in sections if s["name"] == group), None)
+        if section is None:
+            section = {"id": groups.unique_id(group, {s["id"] for s in sections}) if group else groups.UNGROUPED,
+                       "name": group, "charts": [], "summary": groups.summary([]), "width": 0}
+            sections.append(section)
+        section.setdefault("empty_families", []).append(f)
     info = manifest.get("board") if isinstance(manifest.get("board"), dict) else {}
     generated = _text(info.get("generated_at"))
     generated_t = status.parse_iso(generated) if generated and status._is_time(generated) else None

@@ -75,3 +75,25 @@ def summary(charts: list[dict[str, Any]]) -> dict[str, Any]:
         "trouble": [{"name": c["name"], "title": c["title"], "state": c["state"]} for c in trouble[:MAX_NAMED]],
         "more": max(0, len(trouble) - MAX_NAMED),
     }
+
+
+def with_empty_families(board: Any, shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`shown` (entries with "name" and "group", in board order) with an entry (name None) for
+    each family whose glob matches nothing, where its table stands in the board file, so that
+    its group's section exists and comes in board order even when no chart is in that group."""
+    tables = board.data.get("charts") if isinstance(board.data, dict) else None
+    tables = [t if isinstance(t, dict) else {} for t in tables] if isinstance(tables, list) else []
+    members = {f.name: {*f.members, *f.failed} for f in board.families}
+    out = list(shown)
+    for family in board.families:
+        if family.members or family.failed:
+            continue
+        k = next((i for i, t in enumerate(tables) if "foreach" in t and t.get("name") == family.name), None)
+        at = len(out)
+        if k is not None:
+            before = set()
+            for t in tables[:k]:
+                before |= members.get(t.get("name"), set()) if "foreach" in t else {t.get("name")}
+            at = max((i + 1 for i, c in enumerate(out) if c["name"] is not None and c["name"] in before), default=0)
+        out.insert(at, {"name": None, "group": family.group, "width": 0})
+    return out

@@ -69,7 +69,15 @@ def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now
         "waiting_for": waiting_for(chart, board.root),
         **({"family": chart.family} if chart.family else {}),
     }
-    return window_entries(board, chart, records, entry, judged)
+    return waiting(window_entries(board, chart, records, entry, judged))
+
+
+def waiting(entry: dict[str, Any]) -> dict[str, Any]:
+    """A chart waiting for an input file that is not there yet is pending, not ok (nor stale):
+    what it drew had nothing to draw from (renderer.pages.status.rejudge judges so too)."""
+    if entry.get("waiting_for") and entry["state"] in ("ok", "stale"):
+        entry["state"] = "pending"
+    return entry
 
 
 def window_entries(board: Board, chart: Chart, records: dict[str, ChartRecord],
@@ -235,7 +243,7 @@ class Pages:
         shape = self.layout
         cards = [self.cards[n] for n in shape.names]
         info = {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh}
-        families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members),
+        families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members), "group": f.group,
                      **({"failed": len(f.failed)} if f.failed else {})} for f in board.families]
         tail = f',"families":{_dumps(families)}' if families else ""
         status_json = (f'{{"board":{_dumps(info)},"charts":['
@@ -265,16 +273,13 @@ class Pages:
         layout = shape.digest
         files[groups.STATUS_INDEX] = jsonfile.dumps({"board": {**info, "layout": layout}, "groups": index_groups},
                                                     indent=1).encode()
-        grouped = any(c.group is not None for c in board.charts) or any(f.group is not None for f in board.failed)
+        grouped = any(c.group is not None for c in [*board.charts, *board.failed, *board.families])
         split = grouped and len(cards) > board.page_limit
         for section in sections:
             section["page"] = f"{GROUP_PAGES}/{section['id']}.html" if split else None
         empty = [f for f in families if not f["members"] and not f.get("failed")]
-        if empty and not sections:
-            sections = [{"id": groups.UNGROUPED, "name": None, "charts": [], "hash": "", "page": None,
-                         "summary": groups.summary([]), "empty_families": [], "width": 0, "names": ""}]
-        if sections:
-            sections[-1]["empty_families"] = empty
+        for section in sections:  # a family that matches nothing shows in its own group's section
+            section["empty_families"] = [f for f in empty if f["group"] == section["name"]]
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
         context = {"board": {**info, "theme": board.theme, "layout": layout,
                              **({"history": True} if shape.history else {})}, "charts": cards, "groups": sections,
@@ -292,8 +297,10 @@ class _Layout:
         shown = ([{"name": c.name, "group": c.group, "width": c.pixels[0]} for c in board.shown]
                  + [{"name": f.name, "group": f.group, "width": f.pixels[0]} for f in board.failed])
         self.names = [c["name"] for c in shown]
-        self.sections = [(s["id"], s["name"], [c["name"] for c in s["charts"]],
-                          max((c["width"] for c in s["charts"]), default=0)) for s in groups.sections(shown)]
+        # A family that matches no file has a section of its group even when no chart is in it.
+        self.sections = [(s["id"], s["name"], [c["name"] for c in s["charts"] if c["name"] is not None],
+                          max((c["width"] for c in s["charts"]), default=0))
+                         for s in groups.sections(groups.with_empty_families(board, shown))]
         self.section_of = {n: sid for sid, _, names, _ in self.sections for n in names}
         self.names_text = {sid: " ".join(names) for sid, _, names, _ in self.sections}
         # A chart that keeps history is marked (its card opens the history view): a board without is as before.

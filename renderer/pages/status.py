@@ -38,6 +38,8 @@ def rejudge(manifest: dict[str, Any], now: float) -> dict[str, Any]:
     """The manifest with every chart's state judged at `now`."""
     for entry in manifest["charts"]:
         entry["state"] = judge(entry.get("error"), parse_iso(entry.get("rendered_at")), entry.get("stale_after_s"), now)
+        if entry["state"] != "error" and isinstance(entry.get("waiting_for"), list) and entry["waiting_for"]:
+            entry["state"] = "pending"  # waiting for an input file that is not there yet
     return manifest
 
 
@@ -119,6 +121,8 @@ def summary(manifest: dict[str, Any], code: int, now: float | None = None) -> st
     parts = []
     for e in bad:
         detail = f" ({cut(one_line(e['error']), MAX_STATUS_ERROR)})" if e["state"] == "error" and e.get("error") else ""
+        if e["state"] == "pending" and isinstance(e.get("waiting_for"), list) and e["waiting_for"]:
+            detail = f" (waiting for {cut(one_line(', '.join(map(str, e['waiting_for']))), MAX_STATUS_ERROR)})"
         parts.append(f"{e['name']} {e['state']}{detail}")
     return status_line(f"PLOTBOARD {word} - " + "; ".join(parts), perf)
 

@@ -83,7 +83,7 @@ def render(job: RenderJob) -> RenderOutput:
     started = time.perf_counter()
     function = load_plot_function(job)
     with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES[job.theme]):
-        fig = Figure(figsize=job.size, dpi=job.dpi)
+        fig = Figure(figsize=job.size, dpi=job.dpi, layout=None if job.layout == "none" else job.layout)
         WarmCanvas(fig)
         before = _pyplot_figures()
         kwargs = dict(job.params)
@@ -91,6 +91,7 @@ def render(job: RenderJob) -> RenderOutput:
             kwargs.update(window=job.window, window_name=job.window_name)
         function(fig, [Path(p) for p in job.inputs], **kwargs)
         _check_drawn(fig, before)
+        _fix_layout(fig)
         files: dict[str, bytes] = {}
         png = {"compress_level": job.png_compression}
         files[f"{job.name}.png"] = _save(fig, "png", job.dpi, pil_kwargs=png)
@@ -128,6 +129,22 @@ def _check_drawn(fig: Figure, before: set[int]) -> None:
     if len(fig.get_children()) <= 1:  # the figure's own background patch
         raise PlotContractError("the plot drew nothing on the figure it was given (no axes, no artists); "
                                 "draw on `fig`, for example ax = fig.add_subplot(); ax.plot(...)")
+
+
+def _fix_layout(fig: Figure) -> None:
+    """Run the figure's layout engine once, then keep what it decided for every image saved.
+
+    matplotlib runs a layout engine at each draw, and savefig draws once more beforehand
+    (without rendering) for it: two layouts for each image saved. Once is enough, since
+    positions are fractions of the figure (the same at any dpi); so the @2x image is the 1x
+    image's layout at twice the pixels (BENCHMARKS.md, "Constrained layout").
+    """
+    engine = fig.get_layout_engine()
+    if engine is None:
+        return
+    engine.execute(fig)
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)  # no engine at all: savefig then draws once
 
 
 def _save(fig: Figure, fmt: str, dpi: int, **kwargs: Any) -> bytes:

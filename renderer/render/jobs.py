@@ -30,6 +30,7 @@ class RenderJob:
     window: float | None = None  # seconds: passed to the plot as `window`, with `window_name`
     window_name: str | None = None
     aliases: tuple[str, ...] = ()  # more names for the same files (the first window's NAME.WINDOW)
+    layout: str = "constrained"  # the figure's layout engine: "constrained", "tight" or "none"
 
 
 @dataclass(frozen=True)

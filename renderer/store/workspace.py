@@ -62,7 +62,7 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
         name=chart.name, plot=chart.plot, plot_file=str(chart.plot_file) if chart.plot_file else None,
         root=str(board.root), inputs=tuple(inputs), size=chart.size, dpi=chart.dpi, hidpi=chart.hidpi,
         formats=chart.formats, png_compression=chart.png_compression, theme=board.theme,
-        params=dict(chart.params), max_memory=chart.max_memory,
+        layout=chart.layout, params=dict(chart.params), max_memory=chart.max_memory,
         inputs_problem=_inputs_problem(board, chart, inputs),
         window=chart.window.seconds if chart.window else None, window_name=chart.window.name if chart.window else None,
         aliases=(f"{chart.name}.{chart.window.name}",) if chart.window and chart.window_of is None else (),

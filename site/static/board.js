@@ -303,7 +303,11 @@
       if (c.hidden === hit) c.hidden = !hit;
       if (hit) n++;
     }
-    for (const g of groups.values()) g.hidden = !g.querySelector(".card[data-name]:not([hidden])");
+    for (const f of root.querySelectorAll(".card.family-empty")) { // a family with no charts yet waits: pending
+      const hit = (!q || f.dataset.family.toLowerCase().includes(q)) && (!state || state === "pending");
+      if (f.hidden === hit) f.hidden = !hit;
+    }
+    for (const g of groups.values()) g.hidden = !g.querySelector(".card[data-name]:not([hidden]), .card.family-empty:not([hidden])");
     filter.elements.shown.value = q || state ? n + " of " + cards.size + " charts" : "";
   }
   if (filter) {
