@@ -260,3 +260,22 @@ def test_build_hands_a_mail_alert_its_target_events_and_images(tmp_path, monkeyp
     assert images == {"a": b.output / "a.png", "b": b.output / "b.png"}
     assert sent[:2] == (target, "MESSAGE") and 0 < sent[2] <= 10
     assert [(x["sent"], x["failed"]) for x in alerts_shown(b)] == [(1, 0)]
+
+
+def test_a_reload_follows_the_new_alerts(tmp_path, daemons, receivers):
+    """A reload that changes an alert's webhook while its message hangs: the new receiver gets it."""
+    import signal
+
+    first, second = receivers(hang=True), receivers()
+    b = alert_board(tmp_path / "b", first.url, chart("a", "plots:maybe", "data/a.txt"),
+                    chart("b", "plots:maybe", "data/b.txt"))
+    b.data("data/a.txt", "fail\n")
+    b.data("data/b.txt", "good\n")
+    d = daemons(b)
+    wait_for(lambda: first.bodies, 60, "the first receiver to be called")
+    b.file.write_text(b.file.read_text().replace(first.url, second.url))
+    d.send(signal.SIGHUP)
+    d.wait_log("reloaded")
+    b.data("data/b.txt", "fail\n")
+    second.wait(("error", "a"), ("error", "b"))
+    assert sorted(second.events()) == [("error", "a"), ("error", "b")]

@@ -102,11 +102,11 @@ def attempt(alert: Alert, board_title: str, output: Path, message: Message, stat
 
 class Sender:
     """One alert's sending thread: one message at a time (the judge holds the next ones back
-    until this one is delivered or given up), retried with back-off. `done(message, ok)` and
+    until this one is delivered or given up), retried with back-off. `done(self, message, ok)` and
     `notify()` are called from this thread: they must only record and wake."""
 
     def __init__(self, alert: Alert, board_title: str, output: Path, stats: Stats, lock: threading.Lock,
-                 done: Callable[[Message, bool], None], notify: Callable[[], None], died: Died | None = None,
+                 done: Callable[[Sender, Message, bool], None], notify: Callable[[], None], died: Died | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.alert, self.board_title, self.output = alert, board_title, output
         self.stats, self.lock, self.done, self.notify, self.clock = stats, lock, done, notify, clock
@@ -138,13 +138,13 @@ class Sender:
                 tries += 1
                 ok = attempt(self.alert, self.board_title, self.output, message, self.stats, self.lock, self.clock)
                 if ok:
-                    self.done(message, True)
+                    self.done(self, message, True)
                     break
                 self.notify()  # counted: status.json says so within seconds
                 wait = retry_wait(started, self.clock(), tries)
                 if wait is None:
                     log.error("alert %s: gave up sending %d event(s) after %d attempts: %s", self.alert.name,
                               len(message.events), tries, self.stats.last_error)
-                    self.done(message, False)
+                    self.done(self, message, False)
                     break
                 self._stop.wait(wait)

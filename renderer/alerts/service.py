@@ -57,7 +57,10 @@ class Alerting:
 
     def __exit__(self, *exc_info: object) -> None:
         for sender in self.senders.values():
-            sender.stop()
+            sender.stop(wait=0)
+        deadline = time.monotonic() + 1.0  # an attempt in flight may end meanwhile; a message not sent stays due
+        for sender in self.senders.values():
+            sender.stop(wait=max(0.0, deadline - time.monotonic()))
         self.senders.clear()
         self._take_results()
         self._save()
@@ -69,8 +72,8 @@ class Alerting:
                 self.senders[alert.name] = Sender(alert, self.board.title, self.board.output, self.stats[alert.name],
                                                   self.lock, self._done, self.notify, self.died, self.clock)
 
-    def _done(self, message, ok: bool) -> None:  # a sender's thread
-        self.results.append((message, ok))
+    def _done(self, sender: Sender, message, ok: bool) -> None:  # a sender's thread
+        self.results.append((sender, message, ok))
         self.notify()
 
     # -- what the loop calls -------------------------------------------------------------------
@@ -102,7 +105,9 @@ class Alerting:
     def _take_results(self) -> bool:
         taken = False
         while self.results:
-            message, ok = self.results.popleft()
+            sender, message, ok = self.results.popleft()
+            if self.senders.get(message.alert) is not sender:
+                continue  # a sender a reload replaced: its message is sent again by the new one
             if ok:
                 self.judge.delivered(message, self.clock())
             else:
@@ -115,6 +120,7 @@ class Alerting:
         for name in [n for n, s in self.senders.items() if n not in {a.name for a in board.alerts}
                      or s.alert != next(a for a in board.alerts if a.name == n)]:
             self.senders.pop(name).stop(wait=0)
+            self.judge.busy.pop(name, None)
         self.board = board
         self.stats = {a.name: self.stats.get(a.name, book.Stats()) for a in board.alerts}
         self.judge.set_board(board, self.clock())
