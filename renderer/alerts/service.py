@@ -43,7 +43,9 @@ class Alerting:
 
     def __init__(self, board: Board, records: dict[str, ChartRecord], clock: Callable[[], float],
                  notify: Callable[[], None], dirty: Callable[[], None], died: Died | None = None) -> None:
-        self.board, self.clock, self.notify, self.dirty, self.died = board, clock, notify, dirty, died
+        self.board, self.clock, self.wake, self.dirty, self.died = board, clock, notify, dirty, died
+        self.news = 0  # bumped by the senders' threads (a result, a failed attempt): step() looks then
+        self._looked = -1
         told, self.stats = book.load(board)
         self.judge = Judge(board, records, told, clock())
         self.lock = threading.Lock()
@@ -70,11 +72,15 @@ class Alerting:
             if alert.name not in self.senders:
                 self.stats.setdefault(alert.name, book.Stats())
                 self.senders[alert.name] = Sender(alert, self.board.title, self.board.output, self.stats[alert.name],
-                                                  self.lock, self._done, self.notify, self.died, self.clock)
+                                                  self.lock, self._done, self._notify, self.died, self.clock)
 
     def _done(self, sender: Sender, message, ok: bool) -> None:  # a sender's thread
         self.results.append((sender, message, ok))
-        self.notify()
+        self._notify()
+
+    def _notify(self) -> None:  # a sender's thread
+        self.news += 1
+        self.wake()
 
     # -- what the loop calls -------------------------------------------------------------------
 
@@ -88,17 +94,21 @@ class Alerting:
 
     def step(self) -> None:
         """Take the senders' results, judge what time changed, hand out the messages due."""
+        if not self.board.alerts:
+            return
         now = self.clock()
         save = self._take_results()
         for message in self.judge.tick(now):
             self.senders[message.alert].put(message)
         if self.judge.told_changed:
             self.judge.told_changed, save = False, True
-        shown = self.shown()
-        if shown != self._shown:
-            self._shown = shown
-            self.dirty()
-            save = True
+        if self.news != self._looked:  # the counts may have changed
+            self._looked = self.news
+            shown = self.shown()
+            if shown != self._shown:
+                self._shown = shown
+                self.dirty()
+                save = True
         if save:
             self._save()
 
@@ -125,7 +135,7 @@ class Alerting:
         self.stats = {a.name: self.stats.get(a.name, book.Stats()) for a in board.alerts}
         self.judge.set_board(board, self.clock())
         self._start_senders()
-        self.notify()
+        self._notify()
 
     def shown(self) -> list[dict[str, Any]] | None:
         """status.json's `alerts` (None without alerts)."""
