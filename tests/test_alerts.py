@@ -279,3 +279,18 @@ def test_a_reload_follows_the_new_alerts(tmp_path, daemons, receivers):
     b.data("data/b.txt", "fail\n")
     second.wait(("error", "a"), ("error", "b"))
     assert sorted(second.events()) == [("error", "a"), ("error", "b")]
+
+
+@pytest.mark.parametrize("text", ['{"alerts": {"ops": {"told": {"a": ["error", "soon"], "b": 7}, "sent": -1}}}',
+                                  '[1, 2', '{"alerts": []}', '{"version": 1, "alerts": {"ops": "x"}}'])
+def test_alerts_bookkeeping_of_any_shape_never_stops_a_build(tmp_path, receivers, text):
+    r = receivers()
+    b = alert_board(tmp_path / "b", r.url, chart("a", "plots:maybe", "data/a.txt"))
+    b.data("data/a.txt", "fail\n")
+    (b.root / ".plotboard").mkdir()
+    (b.root / ".plotboard" / "alerts.json").write_text(text)
+    result = b.cli("build")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "alerts.json" in result.stderr  # said once, as a warning
+    assert r.events() == [("error", "a")]
+    assert [(x["sent"], x["failed"]) for x in alerts_shown(b)] == [(1, 0)]
