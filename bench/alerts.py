@@ -1,0 +1,187 @@
+"""What alerts cost the daemon: its CPU per render with an alert on and off, through a burst of errors.
+
+    python bench/alerts.py [--charts N] [--failures N] [--rounds N]   # defaults 10,000, 1,000 and 2
+
+One family (`foreach = "data/c*.txt"`) of N tiny charts (a 40 x 20 px line), under `plotboard run`
+with 2 workers; with alerts on, one `[[alerts]]` whose webhook is a receiver in this process
+(http.server on 127.0.0.1) following every chart (`group_wait = "10s"`). After the cold pass
+(every chart ok in status.json), a burst: --failures files are rewritten (renamed into place) so
+that their plots raise, then, once status.json shows them all in error and group_wait has passed
+(12 s, with alerts off too), rewritten good again, until every chart is ok again and 12 s more. Measured over the burst: the daemon process's own CPU time (user +
+system, not its workers': the renders themselves are the same either way), the renders it
+published (status.json's renders + failures), and the webhook requests received. The two
+variants alternate, --rounds times each, each on a fresh board. Raw figures: bench/results/alerts-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(BENCH))
+
+import run as harness  # noqa: E402  machine(), loadavg()
+from scale import env  # noqa: E402
+
+PLOT = '''def tiny(fig, inputs, **params):
+    text = open(inputs[0]).read()
+    if "fail" in text:
+        raise ValueError("told to fail")
+    fig.add_subplot().plot([1, 2, len(text)])
+'''
+
+
+class Receiver:
+    """Counts the webhook's requests and events."""
+
+    def __init__(self) -> None:
+        self.requests = self.events = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                receiver.requests += 1
+                receiver.events += len(body["events"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def make_board(folder: Path, n: int, url: str | None) -> Path:
+    (folder / "data").mkdir(parents=True)
+    (folder / "plots.py").write_text(PLOT)
+    for i in range(n):
+        (folder / "data" / f"c{i:05d}.txt").write_text("good\n")
+    text = ('[board]\ntitle = "bench"\nworkers = 2\n[defaults]\nsize = [1, 0.5]\ndpi = 40\nhidpi = false\n'
+            '[[charts]]\nname = "c{stem}"\nforeach = "data/c*.txt"\ninputs = ["{path}"]\nplot = "plots:tiny"\n')
+    if url:
+        text += f'[[alerts]]\nname = "ops"\nwebhook = "{url}"\ngroup_wait = "10s"\n'
+    (folder / "plotboard.toml").write_text(text)
+    return folder / "plotboard.toml"
+
+
+def charts(board: Path) -> list[dict]:
+    try:
+        return json.loads((board.parent / "public" / "status.json").read_text())["charts"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def wait(board: Path, proc: subprocess.Popen, test, what: str, timeout: float = 3600) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the daemon exited ({proc.returncode}) waiting for {what}")
+        found = charts(board)
+        if found and test(found):
+            return found
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def settle(receiver: Receiver | None, events: int) -> None:
+    """Let group_wait (10 s) pass, the same with alerts off, and the receiver get `events`."""
+    time.sleep(12)
+    deadline = time.monotonic() + 120
+    while receiver and receiver.events < events and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def one(n: int, failures: int, alerts: bool, top: Path) -> dict:
+    receiver = Receiver() if alerts else None
+    folder = top / f"{'on' if alerts else 'off'}-{time.monotonic_ns()}"
+    board = make_board(folder, n, receiver.url if receiver else None)
+    log = open(folder / "run.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "renderer", "run", "-c", str(board)], cwd=folder, env=env(),
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait(board, proc, lambda cs: len(cs) == n and all(c["state"] == "ok" for c in cs), "the cold pass")
+        time.sleep(12)  # the start's group_wait: the alerts' first look at every chart, outside the burst
+        me = psutil.Process(proc.pid)
+        done = sum(c["renders"] + c["failures"] for c in charts(board))
+        cpu, wall, load = me.cpu_times(), time.monotonic(), harness.loadavg()
+        names = sorted((folder / "data").iterdir())[:failures]
+        for path in names:
+            write(path, "fail\n")
+        wait(board, proc, lambda cs: sum(c["state"] == "error" for c in cs) == failures, "the burst of errors")
+        settle(receiver, failures)  # the errors' messages (a trouble fixed within group_wait is not sent)
+        for path in names:
+            write(path, "good again\n")
+        found = wait(board, proc, lambda cs: all(c["state"] == "ok" for c in cs), "every chart ok again")
+        settle(receiver, 2 * failures)
+        after = me.cpu_times()
+        renders = sum(c["renders"] + c["failures"] for c in found) - done
+        used = (after.user + after.system) - (cpu.user + cpu.system)
+        return {"alerts": alerts, "charts": n, "failures": failures, "renders": renders, "daemon_cpu_s": used,
+                "cpu_per_render_ms": 1000 * used / renders, "wall_s": time.monotonic() - wall,
+                "requests": receiver.requests if receiver else None, "events": receiver.events if receiver else None,
+                "load_before": load, "load_after": harness.loadavg()}
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
+        if receiver:
+            receiver.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--charts", type=int, default=10_000)
+    parser.add_argument("--failures", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="plotboard-bench-alerts-") as top:
+        for r in range(args.rounds):
+            for alerts in (False, True):
+                run = one(args.charts, args.failures, alerts, Path(top))
+                runs.append(run)
+                print(f"round {r + 1} alerts {'on ' if alerts else 'off'}: {run['renders']} renders, daemon "
+                      f"{run['daemon_cpu_s']:.2f} s CPU, {run['cpu_per_render_ms']:.3f} ms/render, "
+                      f"{run['wall_s']:.0f} s, requests {run['requests']}, events {run['events']}, "
+                      f"load {run['load_before']} -> {run['load_after']}", flush=True)
+    on = [r["cpu_per_render_ms"] for r in runs if r["alerts"]]
+    off = [r["cpu_per_render_ms"] for r in runs if not r["alerts"]]
+    ratio = (sum(on) / len(on)) / (sum(off) / len(off))
+    print(f"daemon CPU per render, alerts on / off: {sum(on) / len(on):.3f} / {sum(off) / len(off):.3f} ms = {ratio:.3f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"alerts-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"machine": harness.machine(), "runs": runs, "ratio": ratio}, indent=1))
+    print(f"raw figures: {out}")
+
+
+if __name__ == "__main__":
+    main()
