@@ -294,3 +294,19 @@ def test_alerts_bookkeeping_of_any_shape_never_stops_a_build(tmp_path, receivers
     assert "alerts.json" in result.stderr  # said once, as a warning
     assert r.events() == [("error", "a")]
     assert [(x["sent"], x["failed"]) for x in alerts_shown(b)] == [(1, 0)]
+
+
+def test_a_build_handed_to_the_daemon_leaves_the_sending_to_it(tmp_path, daemons, receivers):
+    r = receivers()
+    b = alert_board(tmp_path / "b", r.url, chart("a", "plots:maybe", "data/a.txt"))
+    b.data("data/a.txt", "fail\n")
+    d = daemons(b)
+    r.wait(("error", "a"))
+    result = b.cli("build")
+    assert result.returncode == 1 and "plotboard run" in result.stderr + result.stdout, result.stderr
+    b.data("data/a.txt", "good\n")
+    assert b.cli("build").returncode == 0  # the daemon renders it (if its watcher has not already)
+    r.wait(("recovered", "a"))
+    d.wait_state("a", state="ok")
+    wait_for(lambda: [x["sent"] for x in alerts_shown(b)] == [2], 60, "status.json to count two messages")
+    assert r.events() == [("error", "a"), ("recovered", "a")]
