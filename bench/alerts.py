@@ -8,7 +8,8 @@ with 2 workers; with alerts on, one `[[alerts]]` whose webhook is a receiver in 
 (every chart ok in status.json; the variants share one board, so only the first run renders it
 cold: the alert is added to or removed from the board file between runs), a burst: --failures files are rewritten (renamed into place) so
 that their plots raise, then, once status.json shows them all in error and group_wait has passed
-(12 s, with alerts off too), rewritten good again, until every chart is ok again and 12 s more. Measured over the burst: the daemon process's own CPU time (user +
+(12 s, with alerts off too), rewritten good again, until every chart is ok again and 12 s more. The daemon's CPU is also given for the rendering phases alone
+(the bursts, without the two 12 s waits in which messages are sent and the daemon is otherwise idle). Measured over the burst: the daemon process's own CPU time (user +
 system, not its workers': the renders themselves are the same either way), the renders it
 published (status.json's renders + failures), and the webhook requests received. The two
 variants alternate, --rounds times each. Raw figures: bench/results/alerts-*.json.
@@ -117,6 +118,10 @@ def wait(board: Path, proc: subprocess.Popen, test, what: str, timeout: float = 
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def seconds(times) -> float:
+    return times.user + times.system
+
+
 def settle(receiver: Receiver | None, events: int) -> None:
     """Let group_wait (10 s) pass, the same with alerts off, and the receiver get `events`."""
     time.sleep(12)
@@ -142,16 +147,25 @@ def one(board: Path, n: int, failures: int, alerts: bool) -> dict:
         for path in names:
             write(path, "fail\n")
         wait(board, proc, lambda cs: sum(c["state"] == "error" for c in cs) == failures, "the burst of errors")
+        phases = [seconds(me.cpu_times()) - seconds(cpu)]
+        mark = seconds(me.cpu_times())
         settle(receiver, failures)  # the errors' messages (a trouble fixed within group_wait is not sent)
+        rest = [seconds(me.cpu_times()) - mark]
+        mark = seconds(me.cpu_times())
         for path in names:
             write(path, "good again\n")
         found = wait(board, proc, lambda cs: all(c["state"] == "ok" for c in cs), "every chart ok again")
+        phases.append(seconds(me.cpu_times()) - mark)
+        mark = seconds(me.cpu_times())
         settle(receiver, 2 * failures)
+        rest.append(seconds(me.cpu_times()) - mark)
         after = me.cpu_times()
         renders = sum(c["renders"] + c["failures"] for c in found) - done
         used = (after.user + after.system) - (cpu.user + cpu.system)
         return {"alerts": alerts, "charts": n, "failures": failures, "renders": renders, "daemon_cpu_s": used,
                 "cpu_per_render_ms": 1000 * used / renders, "wall_s": time.monotonic() - wall,
+                "rendering_cpu_s": sum(phases), "settling_cpu_s": sum(rest),
+                "rendering_cpu_per_render_ms": 1000 * sum(phases) / renders,
                 "requests": receiver.requests if receiver else None, "events": receiver.events if receiver else None,
                 "load_before": load, "load_after": harness.loadavg()}
     finally:
@@ -176,13 +190,19 @@ def main() -> None:
                 run = one(board, args.charts, args.failures, alerts)
                 runs.append(run)
                 print(f"round {r + 1} alerts {'on ' if alerts else 'off'}: {run['renders']} renders, daemon "
-                      f"{run['daemon_cpu_s']:.2f} s CPU, {run['cpu_per_render_ms']:.3f} ms/render, "
+                      f"{run['daemon_cpu_s']:.2f} s CPU, {run['cpu_per_render_ms']:.3f} ms/render "
+                      f"({run['rendering_cpu_s']:.2f} s rendering, {run['rendering_cpu_per_render_ms']:.3f} ms/render; "
+                      f"{run['settling_cpu_s']:.2f} s in the 2 x 12 s waits), "
                       f"{run['wall_s']:.0f} s, requests {run['requests']}, events {run['events']}, "
                       f"load {run['load_before']} -> {run['load_after']}", flush=True)
     on = [r["cpu_per_render_ms"] for r in runs if r["alerts"]]
     off = [r["cpu_per_render_ms"] for r in runs if not r["alerts"]]
     ratio = (sum(on) / len(on)) / (sum(off) / len(off))
     print(f"daemon CPU per render, alerts on / off: {sum(on) / len(on):.3f} / {sum(off) / len(off):.3f} ms = {ratio:.3f}")
+    on_r = [r["rendering_cpu_per_render_ms"] for r in runs if r["alerts"]]
+    off_r = [r["rendering_cpu_per_render_ms"] for r in runs if not r["alerts"]]
+    print(f"the same while rendering only: {sum(on_r) / len(on_r):.3f} / {sum(off_r) / len(off_r):.3f} ms = "
+          f"{(sum(on_r) / len(on_r)) / (sum(off_r) / len(off_r)):.3f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"alerts-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"machine": harness.machine(), "runs": runs, "ratio": ratio}, indent=1))
