@@ -1,6 +1,7 @@
 """What alerts cost the daemon: its CPU per render with an alert on and off, through a burst of errors.
 
     python bench/alerts.py [--charts N] [--failures N] [--rounds N]   # defaults 10,000, 1,000 and 2
+    python bench/alerts.py --judge [--charts N]                      # the judge alone, in this process
 
 One family (`foreach = "data/c*.txt"`) of N tiny charts (a 40 x 20 px line), under `plotboard run`
 with 2 workers; with alerts on, one `[[alerts]]` whose webhook is a receiver in this process
@@ -176,12 +177,45 @@ def one(board: Path, n: int, failures: int, alerts: bool) -> dict:
             receiver.close()
 
 
+def judge_cost(n: int, top: Path) -> float:
+    """CPU microseconds the judge spends per render on a board of n charts (one alert): a record
+    changed, the loop's turn (tick) and its timeout (next_deadline), in this process."""
+    sys.path.insert(0, str(REPO))
+    import tomli
+
+    from renderer.alerts.judge import Judge
+    from renderer.board.config import board_from_data
+    from renderer.store.records import ChartRecord
+
+    board_file = set_alert(make_board(top / "judge", n), "http://127.0.0.1:9/x")
+    board = board_from_data(board_file, tomli.loads(board_file.read_text()))
+    now = time.time()
+    records = {c.name: ChartRecord(rendered_at=now) for c in board.charts}
+    judge = Judge(board, records, {}, now)
+    names = [c.name for c in board.charts]
+    started = time.process_time()
+    for k in range(2 * n):
+        rec = records[names[k % n]]
+        rec.error, rec.failed_at, rec.consecutive_failures = ("ValueError: x", now, 1) if k < n else (None, None, 0)
+        judge.changed(names[k % n], now)
+        judge.tick(now)
+        judge.next_deadline()
+        now += 0.001
+    return (time.process_time() - started) / (2 * n) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--charts", type=int, default=10_000)
     parser.add_argument("--failures", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--judge", action="store_true", help="only the judge's CPU per render, in this process")
     args = parser.parse_args()
+    if args.judge:
+        with tempfile.TemporaryDirectory(prefix="plotboard-bench-alerts-") as top:
+            print(f"the judge: {judge_cost(args.charts, Path(top)):.1f} µs of CPU per render "
+                  f"({args.charts:,} charts, every chart failing once, then recovering)")
+        return
     runs = []
     with tempfile.TemporaryDirectory(prefix="plotboard-bench-alerts-") as top:
         board = make_board(Path(top) / "board", args.charts)  # the first run's cold pass renders it once
