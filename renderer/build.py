@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from renderer.alerts.service import send_due, shown
 from renderer.board.triggers import Trigger
 from renderer.board.model import Board
 from renderer.daemon.client import Abandoned, NotTheDaemon, StillRendering, ask_daemon
@@ -104,7 +105,9 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
     state = records.loaded if not todo and records.loaded is not None else save_state(board, records)
     try:
         if todo or not pages_current(board, state, time.time()):
-            write_pages(board, records, state=state)
+            write_pages(board, records, state=state, alerts=shown(board))
+        if send_due(board, records):  # the alerts' counts changed: status.json says so
+            write_pages(board, records, state=state, alerts=shown(board))
     except PublishError as exc:
         log.error("%s", exc)
         result.pages_error = str(exc)

@@ -50,7 +50,7 @@ def test_unknown_top_level_key_is_named_with_the_nearest_known_one(bad):
 def test_unknown_board_key_is_named(bad):
     line = rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board", "unknown key")
     assert line.endswith(': board: unknown key "colour" (allowed: check_every, executor, output, page_limit, '
-                         'refresh, render_timeout, scheduler, state, templates, theme, title, workers)'), line
+                         'refresh, render_timeout, scheduler, state, templates, theme, title, url, workers)'), line
 
 
 def test_unknown_defaults_key_is_named(bad):
@@ -64,7 +64,7 @@ def test_unknown_chart_key_is_named_with_its_chart(bad):
 
 
 @pytest.mark.parametrize("where, toml, message", [
-    ("top", 'titel = "x"\n' + TWO_CHARTS, 'unknown key "titel" (allowed: board, charts, defaults)'),
+    ("top", 'titel = "x"\n' + TWO_CHARTS, 'unknown key "titel" (allowed: alerts, board, charts, defaults)'),
     ("board", TWO_CHARTS.replace("[board]\n", '[board]\ntitel = "x"\n'), 'board: unknown key "titel": did you mean "title"?'),
     ("board", TWO_CHARTS.replace("[board]\n", "[board]\nwokers = 3\n"), 'board: unknown key "wokers": did you mean "workers"?'),
     ("board", TWO_CHARTS.replace("[board]\n", '[board]\nthem = "dark"\n'), 'board: unknown key "them": did you mean "theme"?'),

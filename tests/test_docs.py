@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO, cli
 from renderer.cli import parser
 from renderer.board.config import BOARD_KEYS, CHART_KEYS
+from renderer.board.alert_options import ALERT_KEYS, ALERT_OPTIONS
 from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS
 
 README = (REPO / "README.md").read_text()
@@ -33,7 +34,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_board_file_key_is_in_the_reference():
     text = section("board file")
-    missing = sorted(k for k in BOARD_KEYS | CHART_KEYS if f"`{k}`" not in text)
+    missing = sorted(k for k in BOARD_KEYS | CHART_KEYS | ALERT_KEYS if f"`{k}`" not in text)
     assert not missing, f"keys missing from README.md's board file section: {missing}"
 
 
@@ -49,8 +50,8 @@ def reference(caption: str) -> dict[str, tuple[str, str]]:
     return rows
 
 
-TABLES = {"`[board]`": BOARD_OPTIONS, "`[defaults]` and `[[charts]]`": CHART_OPTIONS}
-OPTIONS = [pytest.param(caption, o, id=f"{'board' if table is BOARD_OPTIONS else 'charts'}.{o.name}")
+TABLES = {"`[board]`": BOARD_OPTIONS, "`[defaults]` and `[[charts]]`": CHART_OPTIONS, "`[[alerts]]`": ALERT_OPTIONS}
+OPTIONS = [pytest.param(caption, o, id=f"{caption.strip('`[]')}.{o.name}")
            for caption, table in TABLES.items() for o in table]
 
 

@@ -23,6 +23,7 @@ from renderer.board.durations import cron_period, parse_duration  # noqa: F401 -
 from renderer.errors import ConfigError
 from renderer.readfile import BOARD_FILE_LIMIT, read_file
 from renderer.text import one_line
+from renderer.board.alert_options import load_alerts
 from renderer.board.families import Expansion, expand, settle, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
@@ -36,7 +37,7 @@ log = logging.getLogger("plotboard")
 BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
 CHART_KEYS = {o.name for o in CHART_OPTIONS}
 CHART_ONLY_KEYS = {o.name for o in CHART_OPTIONS if not o.in_defaults}
-TOP_KEYS = {"board", "defaults", "charts"}
+TOP_KEYS = {"board", "defaults", "charts", "alerts"}
 DEFAULT_BOARD_FILE = "plotboard.toml"
 # Where a key that is not allowed in a table belongs, when it is a key of another table.
 _IN_BOARD = "it belongs in [board]"
@@ -137,8 +138,8 @@ class _Collector:
                 try:
                     values[name] = option.check(value, root)
                 except Problems as exc:  # several things wrong in one value (a list's entries)
-                    for message in exc.messages:
-                        self.add(f"{where}.{name}", message)
+                    for key, message in zip(getattr(exc, "keys", None) or [""] * len(exc.messages), exc.messages):
+                        self.add(f"{where}.{name}{key}", message)
                     values[name] = None
                 except ValueError as exc:
                     self.add(f"{where}.{name}", str(exc))
@@ -282,10 +283,11 @@ def board_from_data(path: Path, data: dict) -> Board:
     if b["executor"] == "dask" and not b["scheduler"]:
         c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
 
+    alerts = load_alerts(data.get("alerts", []), c)
     if c.problems:
         raise ConfigError(path, c.problems)
     return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families),
-                 failed=tuple(failed), data=data, **b)
+                 failed=tuple(failed), data=data, alerts=alerts, **b)
 
 
 def with_exclusions(board: Board) -> Board:

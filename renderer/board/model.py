@@ -14,6 +14,7 @@ from renderer.board.kinds import Window
 from renderer.board.options import CHART, program_default
 
 if TYPE_CHECKING:
+    from renderer.board.alert_options import Alert
     from renderer.board.families import Family
 
 FILE_NAME_LIMIT = 255  # bytes in a file name (NAME_MAX of Linux's and most other file systems)
@@ -137,6 +138,8 @@ class Board:
     executor: str
     scheduler: str | None
     charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
+    url: str | None = None  # where the board is served (links in alerts)
+    alerts: tuple[Alert, ...] = ()
     families: tuple[Family, ...] = ()
     failed: tuple[Failed, ...] = ()  # family members left out, shown as charts in error
     data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file

@@ -15,6 +15,7 @@ from renderer.board.kinds import (
     EXECUTORS, THEMES, Choice, Cron, Duration, Flag, Folder, Foreach, Formats, Group, Inputs, Memory, Name, Option, Plot,
     Size, Table, Text, Whole, Windows,
 )
+from renderer.board.alert_options import Url
 from renderer.render.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
 
 
@@ -62,6 +63,7 @@ BOARD_OPTIONS: tuple[Option, ...] = (
     Duration("check_every", "how often `run` checks every chart for changes no file event reported", "1m"),
     Choice("executor", "where renders run: local worker processes or a Dask cluster", "local", choices=EXECUTORS),
     Text("scheduler", "the Dask scheduler's address", what="an address like 'tcp://host:8786'"),
+    Url("url", "where the board is served: makes the links in alerts absolute"),
 )
 
 CHART_OPTIONS: tuple[Option, ...] = (

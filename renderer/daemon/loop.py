@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 
 from renderer.daemon import repair_check, sweep, upkeep
+from renderer.alerts.service import Alerting
 
 from renderer.daemon.builds import BuildRequests
 from renderer.board.model import Board
@@ -102,7 +103,7 @@ class Daemon:
         self.poll = poll
         self.clock = time.time
         self.scheduler = Scheduler(self.clock)
-        self.metrics = BoardMetrics(queued=lambda: self.scheduler.wanted)
+        self.metrics = BoardMetrics(queued=lambda: self.scheduler.wanted, alerts=lambda: self.alerts.triples())
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
         self.pages = PageKeeper()
@@ -156,6 +157,9 @@ class Daemon:
         self.records = prepare(self.board)
         self.records.loaded = None  # only a build reuses the bytes read (renderer.build); no need to keep them
         self.metrics.load(self.board, self.records, counts=True)
+        self.alerts = stack.enter_context(Alerting(self.board, self.records, self.clock, self.wake,
+                                                   lambda: self.pages.batch.dirty(self.clock()), self.requests.on_thread_death))
+        self.pages.alerts = self.alerts.shown
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
                                                    wanted=lambda path: self.matcher.wanted(path)))
         self.watcher.watch(plan(self.board))
@@ -197,6 +201,7 @@ class Daemon:
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
             self._dispatch(ahead=BURST_AHEAD if self.dispatcher.backlog else 0.0)
+            self.alerts.step()
             self._maybe_write_pages()
             if self.dispatcher.backlog and not self.requests.stopping:
                 time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
@@ -208,7 +213,7 @@ class Daemon:
         if wakeup is not None and wakeup <= self.dispatcher.dispatched_at:
             wakeup = None  # ready but no worker free: a finished render wakes the loop
         times = [t for t in (wakeup, self.next_replan) if t is not None]
-        times += self.pages.wakeups(now)
+        times += self.pages.wakeups(now) + self.alerts.wakeups()
         timeout = max(0.0, min(times) - now) if times else MAX_SLEEP
         if self.requests.external_stop is not None:
             timeout = min(timeout, STOP_POLL)
@@ -297,6 +302,7 @@ class Daemon:
         self.builds.published(name, ok, flight.dispatched_at)
         self.pages.published(now, chart, record, ok)
         self.metrics.published(chart, record, ok, outcome.duration_ms / 1000)
+        self.alerts.changed(name)
         if ok:
             self.sweep.rendered(name, flight.files)
 
@@ -358,6 +364,7 @@ class Daemon:
             self.pages.track(chart, self.records.get(chart.name))
         self.metrics.load(new, self.records)
         self._replan(rescan=False)
+        self.alerts.set_board(new)
         self.pages.urgent(now)
         log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())
 

@@ -158,6 +158,7 @@ class PageKeeper:
         self.state: dict[str, str] = {}  # each record's "name":{...} as last saved in state.json
         self.stale = StaleTimes()
         self.summary = RenderSummary()
+        self.alerts: Callable[[], list | None] = lambda: None  # status.json's `alerts` (renderer.alerts.service)
 
     def track(self, chart: Chart, record: ChartRecord | None) -> None:
         """Know when the chart turns stale (a chart that is new, changed or just published)."""
@@ -203,7 +204,8 @@ class PageKeeper:
             state = save_state(board, records, self.state, changed)
             # What the pages follow from (for a later build's pages_current) costs a digest of
             # all of state.json: worth it once renders rest, not at each write of a burst.
-            write_pages(board, records, now, self.model, changed, state if at_rest or final else None)
+            write_pages(board, records, now, self.model, changed, state if at_rest or final else None,
+                        alerts=self.alerts())
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.batch.failed(now)

@@ -72,10 +72,11 @@ def write(path: Path, data: bytes) -> None:
 def write_build(path: Path, board: Board, durations: list[float]) -> None:
     """A build's metrics: the records as the build left them (read back: a running daemon may
     have done the work), and the durations of the renders this build made."""
+    from renderer.alerts.service import recorded_triples
     from renderer.metrics.board import BoardMetrics
     from renderer.store.records import load_state
 
-    metrics = BoardMetrics()
+    metrics = BoardMetrics(alerts=lambda: recorded_triples(board))
     for seconds in durations:
         metrics.observe(seconds)
     metrics.load(board, load_state(board), counts=True)

@@ -34,7 +34,8 @@ OWN_FILE_RES = (groups.GROUP_FILE_RE, groups.GROUP_PAGE_RE)  # files of these sh
 
 
 def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None,
-                pages: Pages | None = None, dirty: set[str] | None = None, state: bytes | None = None) -> None:
+                pages: Pages | None = None, dirty: set[str] | None = None, state: bytes | None = None,
+                alerts: list | None = None) -> None:
     """Write what changed of status.json, status/, index.html, groups/ and static/.
 
     `pages` (the daemon keeps one) remembers the last write, and `dirty` names the charts whose
@@ -47,6 +48,8 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     now = time.time() if now is None else now
     pages = pages or Pages()
     snap = pages.update(board, records, now, dirty)
+    if alerts is not None:  # status.json's own part: it alone is rewritten when only the alerts' counts change
+        snap.status_json = snap.status_json[:-1] + b',"alerts":' + jsonfile.compact(alerts).encode() + b"}"
     follows = None
     if state is not None:
         follows = {"key": pages_key(board, state), "until": min(pages.stale_at.values(), default=None)}
@@ -107,6 +110,9 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
         if name != groups.STATUS_INDEX and (name in rebuilt or name not in digests):
             digests[name] = _hash(split[name])
     changed = [n for n in split if n != groups.STATUS_INDEX and before.get(n) != digests[n]]
+    digests[STATUS_FILE] = _hash(snap.status_json[snap.status_json.rfind(b',"alerts":'):] if b',"alerts":' in snap.status_json else b"")
+    if before.get(STATUS_FILE, _hash(b"")) != digests[STATUS_FILE]:
+        changed.append(STATUS_FILE)
     if not stale and not changed and all(n in intact for n in (*split, STATUS_FILE)):
         if follows is not None and written.get("follows") != follows:  # records changed, not what shows
             write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps({**written, "follows": follows}).encode(),
