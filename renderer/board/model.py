@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from renderer.board.kinds import Window
+from renderer.board.publish_kinds import PublishSpec
 from renderer.board.options import CHART, program_default
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ class Board:
     scheduler: str | None
     charts: tuple[Chart, ...]  # every chart plotboard renders: families expanded, one per window
     families: tuple[Family, ...] = ()
+    publish: PublishSpec | None = None  # [publish]: where the output folder is mirrored
     failed: tuple[Failed, ...] = ()  # family members left out, shown as charts in error
     data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
 

@@ -15,6 +15,7 @@ from renderer.board.kinds import (
     EXECUTORS, THEMES, Choice, Cron, Duration, Flag, Folder, Foreach, Formats, Group, Inputs, Memory, Name, Option, Plot,
     Size, Table, Text, Whole, Windows,
 )
+from renderer.board.publish_kinds import EndpointUrl, Region, S3Url
 from renderer.render.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
 
 
@@ -87,6 +88,15 @@ CHART_OPTIONS: tuple[Option, ...] = (
     Windows("windows", "time windows, each its own image NAME.WINDOW.png; the plot gets `window` "
             "(seconds) and `window_name`; later windows render at most once per window ÷ 288, or the "
             "table's interval"),
+)
+
+PUBLISH_OPTIONS: tuple[Option, ...] = (
+    S3Url("url", "where the output folder is mirrored: a bucket and a key prefix",
+          required="expected 's3://bucket/prefix/'", what="an 's3://bucket/prefix/' string"),
+    EndpointUrl("endpoint_url", "the store's address when it is not AWS S3 (MinIO, Ceph, R2, …)",
+                what="a URL string like 'http://127.0.0.1:9000'"),
+    Region("region", "the store's region; default: the AWS chain's (AWS_REGION, shared config)",
+           what="a region name string"),
 )
 
 BOARD = {o.name: o for o in BOARD_OPTIONS}

@@ -55,9 +55,18 @@ def exit_code(manifest: dict[str, Any]) -> int:
     states = {entry["state"] for entry in manifest["charts"]}
     if "error" in states:
         return ERROR
-    if states & {"stale", "pending"}:
+    if states & {"stale", "pending"} or publish_trouble(manifest):
         return STALE
     return OK
+
+
+def publish_trouble(manifest: dict[str, Any]) -> str | None:
+    """What the manifest says went wrong publishing to object storage, or None."""
+    publish = manifest.get("publish")
+    if not isinstance(publish, dict) or publish.get("state") != "error":
+        return None
+    error = publish.get("error")
+    return f"publish error ({cut(one_line(error), MAX_STATUS_ERROR)})" if isinstance(error, str) and error else "publish error"
 
 
 def read_manifest(output: Path) -> dict[str, Any]:
@@ -111,9 +120,10 @@ def summary(manifest: dict[str, Any], code: int) -> str:
     word = {OK: "OK", STALE: "WARNING", ERROR: "CRITICAL"}[code]
     charts = manifest["charts"]
     bad = [e for e in charts if e["state"] != "ok"]
-    if not bad:
+    trouble = publish_trouble(manifest)
+    if not bad and not trouble:
         return status_line(f"PLOTBOARD {word} - {count(len(charts), 'chart')} ok")
-    parts = []
+    parts = [trouble] if trouble else []
     for e in bad:
         detail = f" ({cut(one_line(e['error']), MAX_STATUS_ERROR)})" if e["state"] == "error" and e.get("error") else ""
         parts.append(f"{e['name']} {e['state']}{detail}")
