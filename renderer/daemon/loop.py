@@ -49,6 +49,7 @@ from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
 from renderer.pages.model import check_use
 from renderer.pages.write import pages_intact
+from renderer.publish.hook import publishing, require_publisher
 from renderer.render.files import discard
 from renderer.daemon.reload import compare, keep_output, needs_new_executor
 from renderer.serve.server import serve_board
@@ -84,6 +85,7 @@ def run(
     board = load_board(config_path)
     check_use(board)
     require_executor(board)
+    require_publisher(board)
     return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
 
 
@@ -119,6 +121,7 @@ class Daemon:
         self.matcher = Matcher(board)
         self.sweep = sweep.Sweep()  # the periodic check for changes no event reported
         self.repairs = repair_check.Repair()  # the check for published files that went missing
+        self.publishing = publishing(board, self.wake, self.requests.on_thread_death)  # [publish]: renderer.publish
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -130,6 +133,7 @@ class Daemon:
             if self.lock is None:
                 log.info("stopped before the board was free")
                 return 0
+            stack.enter_context(self.publishing)  # stopped after the last write of the pages
             stack.callback(self._shutdown)
             self._start(stack)
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
@@ -300,6 +304,7 @@ class Daemon:
 
     def _maybe_write_pages(self) -> None:
         now = self.clock()
+        self.publishing.turn(self.pages.batch, now)
         at_rest = self._at_rest(now)
         if self.pages.due(now, at_rest):
             self._dispatch(ahead=max(self.pages.took, BURST_AHEAD if self.dispatcher.backlog else 0.0))
@@ -313,8 +318,10 @@ class Daemon:
         return wakeup is None or wakeup > now + PAGES_REST
 
     def _write_pages(self, now: float, at_rest: bool = False) -> None:
+        self.publishing.before_pages(self.pages.model)
         if self.pages.write(self.board, self.records, now, final=self.requests.stopping, at_rest=at_rest):
             self.builds.answer_done()
+        self.publishing.wrote_pages()
 
     # -- charts and reload -------------------------------------------------------------------
 
