@@ -24,7 +24,7 @@ from typing import Callable
 
 from renderer.board.publish_kinds import PublishSpec
 from renderer.publish import record
-from renderer.publish.client import POOL, Store, StoreError
+from renderer.publish.client import POOL, Store, StoreError, describe
 from renderer.publish.files import CACHE_CONTROL, IMAGES, LAST_PHASE, PAGES_FROM, Stat, content_type, names, phase, scan
 from renderer.readfile import read_file
 
@@ -66,13 +66,19 @@ class Mirror:
     def run(self, reconcile: bool = False) -> Pass:
         """One pass; raises StoreError when the store fails (what was sent stays recorded)."""
         if self.store is None:
-            self.store = self.make_store(self.spec)
+            try:
+                self.store = self.make_store(self.spec)
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - botocore refusing the settings: said as the store's error
+                raise StoreError(f"cannot make a client for {self.spec.url}: {describe(exc)}") from None
         done = Pass()
         try:
             listed = self.store.list() if reconcile else None
             held = self._read_pages(listed)
             images = scan(self.output, pages=False)
             pages = set(self._page_stats)
+            self.hashed = {rel: h for rel, h in self.hashed.items() if rel in images or rel in pages}
             todo = [rel for rel, st in images.items() if not self._known_in_line(rel, st, listed)]
             gone = [rel for rel in self.sent if rel not in images and rel not in pages]
             self.pending = len(todo) + len(held) + len(gone)
