@@ -100,3 +100,93 @@ def quiet() -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+class SlowProxy:
+    """A TCP proxy in front of the store that counts requests by method and path, and while
+    `delay` is set holds each chunk a client sends for that long (a slow store)."""
+
+    REQUEST_RE = None
+
+    def __init__(self, port: int) -> None:
+        import re
+        import socket
+        import threading
+
+        self.REQUEST_RE = re.compile(rb"(PUT|GET|DELETE|HEAD|POST) (/[^ ?]*)[^ ]* HTTP/1\.1\r\n")
+        self.target = port
+        self.delay = 0.0
+        self.requests: list[tuple[str, str]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list = []
+        self.threads: list[threading.Thread] = []
+        self.closed = False
+        self.lock = threading.Lock()
+        self._spawn(self._accept)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def count(self, method: str, rel: str, prefix: str = "board/") -> int:
+        with self.lock:
+            return sum(1 for m, p in self.requests if m == method and p.endswith("/" + prefix + rel))
+
+    def _spawn(self, target, *args) -> None:
+        import threading
+
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        import socket
+
+        self.listener.settimeout(0.1)  # close() does not wake an accept(): look at `closed` often
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, server]
+            self._spawn(self._pipe, client, server, True)
+            self._spawn(self._pipe, server, client, False)
+
+    def _pipe(self, src, dst, upstream: bool) -> None:
+        import time
+
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if upstream:
+                    with self.lock:
+                        self.requests += [(m.decode(), p.decode()) for m, p in self.REQUEST_RE.findall(data)]
+                    if self.delay:
+                        time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+        for thread in self.threads:
+            thread.join(10)

@@ -152,3 +152,27 @@ def test_a_starting_run_puts_right_what_was_changed_in_the_store(tmp_path, store
     d = daemons(b, env=cli_env(**env()))
     wait_for(lambda: d.alive() and in_line(store, b.output), 60, "the store in line again")
     assert d.stop() == 0
+
+
+def test_a_slow_store_never_slows_rendering_and_sends_only_the_newest_image_once(tmp_path, store, daemons):
+    from conftest import Board
+    from moto_store import SlowProxy
+
+    proxy = SlowProxy(store.port)
+    try:
+        toml = (FAST.format(timeout="20s") + chart("a", "plots:noise", extra='every = "100ms"')
+                + store.toml().replace(store.endpoint, proxy.endpoint))
+        b = Board(tmp_path / "b").write(toml, plots=CHANGING)
+        d = daemons(b, env=cli_env(**env()))
+        wait_for(lambda: d.alive() and proxy.count("PUT", "a.png") >= 1, 60, "a.png sent")
+        proxy.delay = 2.0  # each request now takes at least 2 s to reach the store
+        renders = d.state("a")["renders"]
+        puts = proxy.count("PUT", "a.png")
+        wait_for(lambda: d.alive() and d.state("a").get("renders", 0) >= renders + 30, 60, "30 renders")
+        during = proxy.count("PUT", "a.png") - puts
+        assert during <= 30 / 5, f"{during} uploads of a.png for 30 renders"  # coalesced
+        proxy.delay = 0.0
+        assert d.stop() == 0
+        assert store.body("a.png") == (b.output / "a.png").read_bytes()  # the newest, sent at the stop
+    finally:
+        proxy.close()
