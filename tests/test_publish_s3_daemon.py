@@ -176,3 +176,4 @@ def test_a_slow_store_never_slows_rendering_and_sends_only_the_newest_image_once
         assert store.body("a.png") == (b.output / "a.png").read_bytes()  # the newest, sent at the stop
     finally:
         proxy.close()
+
