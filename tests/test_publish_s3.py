@@ -139,3 +139,16 @@ def test_build_with_the_store_down_fails_says_so_and_catches_up_when_it_is_back(
     for rel, data in mirrored(b.output).items():
         assert store.body(rel) == data, rel
     assert json.loads(store.body("status.json"))["publish"]["state"] == "ok"
+
+
+@pytest.mark.parametrize("record", [b"", b"\x00\xff not json", b"[]", b'{"where": 1, "keys": []}',
+                                    b'{"where": [null, "board-bucket", "board/"], "keys": {"notes.txt": ["d41d8cd98f00b204e9800998ecf8427e", "x", 0], "../x.png": 5}}'])
+def test_a_publish_record_of_any_shape_never_crashes_nor_deletes_a_foreign_key(tmp_path, store, record):
+    b = s3_board(tmp_path, store)
+    store.put("notes.txt", b"")
+    (b.root / ".plotboard").mkdir()
+    (b.root / ".plotboard" / "publish.json").write_bytes(record)
+    result = b.cli("build", **env())
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "notes.txt" in store.keys()
+    assert set(store.keys()) == set(mirrored(b.output)) | {"notes.txt"}
