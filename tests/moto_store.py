@@ -29,6 +29,9 @@ class Store:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.running = False
         self.start()
+        import urllib.request  # moto's objects live as long as this process: start from none
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30).close()
         self.client = self.make_client()
         self.client.create_bucket(Bucket=BUCKET)
 

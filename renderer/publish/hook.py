@@ -29,7 +29,8 @@ class NoPublishing:
         """The pages were written (after the images they name)."""
 
     def turn(self, batch: Any, now: float) -> None:
-        """Each turn of the loop: when the publish state changed, the pages must say so."""
+        """Each turn of the loop: images published since the pages were written are sent
+        (they need not wait for the pages); when the publish state changed, the pages must say so."""
 
 
 class Publishing(NoPublishing):
@@ -53,6 +54,8 @@ class Publishing(NoPublishing):
         self.publisher.touched()
 
     def turn(self, batch: Any, now: float) -> None:
+        if batch.due is not None:  # something was published that the pages do not show yet
+            self.publisher.touched()
         if self.publisher.changed():
             batch.dirty(now)
 

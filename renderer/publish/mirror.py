@@ -55,6 +55,7 @@ class Mirror:
         self.saved: dict | None = None
         self._lock = threading.Lock()
         self._page_stats: dict[str, Stat] = {}
+        self.page_bytes: dict[str, bytes] = {}  # the pages and manifests as this mirror last sent them
 
     def close(self) -> None:
         if self.store is not None:
@@ -203,8 +204,11 @@ class Mirror:
         return vanished
 
     def _send_held(self, held: dict[str, bytes], done: Pass) -> None:
-        self._pool_run([lambda rel=rel, data=data: self._put(rel, data, hashlib.md5(data).hexdigest(), done)
-                        for rel, data in sorted(held.items())])
+        def job(rel: str, data: bytes) -> None:
+            self._put(rel, data, hashlib.md5(data).hexdigest(), done)
+            self.page_bytes[rel] = data
+
+        self._pool_run([lambda rel=rel, data=data: job(rel, data) for rel, data in sorted(held.items())])
 
     def _delete(self, gone: list[str], listed: dict | None, held: dict[str, bytes], done: Pass) -> None:
         """Delete the keys plotboard wrote whose files left the folder, once no page or manifest
@@ -233,14 +237,17 @@ class Mirror:
         """The pages and manifests in the store now (sent this pass, or read back and found to
         be what was sent); None when one cannot be told."""
         found = list(held.values())
+        self.page_bytes = {rel: data for rel, data in self.page_bytes.items() if rel in self.sent}
         for rel in self._page_stats:
             if rel in held:
                 continue
-            try:
-                data = self._read(rel)
-            except OSError:
-                return None
             sent = self.sent.get(rel)
+            data = self.page_bytes.get(rel)
+            if data is None:
+                try:
+                    data = self._read(rel)
+                except OSError:
+                    return None
             if sent is None or sent[0] != hashlib.md5(data).hexdigest():
                 return None
             found.append(data)

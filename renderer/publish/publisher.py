@@ -26,6 +26,8 @@ log = logging.getLogger("plotboard")
 
 RETRY_FIRST = 1.0
 RETRY_MAX = 8.0  # the store is tried at least this often while it fails
+GAP = 0.2  # seconds at least from the start of a pass to the next: a loop that publishes all the time
+# (renders every few ms) has its images sent in batches, not each in a pass of its own
 AGAIN_AFTER = 0.5  # a pass that left work for later (a deletion a page still names) is followed this soon
 STOP_FLUSH = 5.0  # at stop, how long a last pass may take
 
@@ -101,6 +103,7 @@ class Publisher:
                 self._dirty = False
                 reconcile = self._reconcile
                 stopping = self._stopping
+            started = time.monotonic()
             try:
                 done = self.mirror.run(reconcile=reconcile)
             except StoreError as exc:
@@ -116,10 +119,10 @@ class Publisher:
                 if failures or reconcile:
                     log.info("publish: %s in line with %s (%d sent, %d deleted)", self.mirror.output,
                              self.spec.url, done.sent, done.deleted)
-                failures, retry_at = 0, None
+                failures, retry_at = 0, started + GAP
                 self._reconcile = False
                 if done.again:
-                    retry_at = time.monotonic() + AGAIN_AFTER
+                    retry_at = max(retry_at, time.monotonic() + AGAIN_AFTER)
                     with self._cond:
                         self._dirty = True
                 self._set("ok", None)
