@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,10 @@ from renderer.readfile import read_file
 log = logging.getLogger("plotboard")
 
 FILE_LIMIT = 512 * 1024 * 1024  # bytes: the largest file mirrored (an image is far smaller)
+# Seconds between two saves of the record while passes follow each other (and at close): a
+# record a crash left behind misses at most what was sent since, which the next start's
+# reconciling finds in the store (it is deleted there only if plotboard recorded writing it).
+SAVE_EVERY = 2.0
 
 
 @dataclass
@@ -53,11 +58,13 @@ class Mirror:
         self.hashed: dict[str, tuple[Stat, str]] = {}  # rel -> its stat and MD5 when last read
         self.pending = 0  # files waiting to be sent or deleted, as of the last pass's start
         self.saved: dict | None = None
+        self.saved_at = float("-inf")
         self._lock = threading.Lock()
         self._page_stats: dict[str, Stat] = {}
         self.page_bytes: dict[str, bytes] = {}  # the pages and manifests as this mirror last sent them
 
     def close(self) -> None:
+        self._save(force=True)
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -271,15 +278,17 @@ class Mirror:
         return self.pending
 
     def save(self) -> None:
-        self._save()
+        self._save(force=True)
 
-    def _save(self) -> None:
+    def _save(self, force: bool = False) -> None:
+        if not force and time.monotonic() < self.saved_at + SAVE_EVERY:
+            return
         current = {"keys": dict(self.sent), "state": dict(self.state)}
         if current == self.saved:
             return
         try:
             record.save(self.state_dir, self.spec, self.sent, self.state)
-            self.saved = current
+            self.saved, self.saved_at = current, time.monotonic()
         except Exception as exc:  # noqa: BLE001 - PublishError, OSError: said, tried again next pass
             log.warning("publish: cannot record what was sent: %s", exc)
 
