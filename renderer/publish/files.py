@@ -57,9 +57,18 @@ Stat = tuple[int, int, int]  # size, mtime_ns, inode: a file replaced (os.replac
 
 def scan(output: Path, pages: bool) -> dict[str, Stat]:
     """The mirrored files (pages and manifests with `pages`, else images and static/) that are
-    regular files now, with their stats; symlinks are never followed."""
+    regular files now, with their stats; symlinks are never followed. The pages' scan looks at
+    index.html, status.json, status/ and groups/ only, not at the folder's images."""
     found: dict[str, Stat] = {}
-    for folder in ("", *FOLDERS):
+    if pages:
+        for rel in ("index.html", "status.json"):
+            try:
+                st = os.stat(output / rel, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    for folder in (("status", "groups") if pages else ("", "static")):
         try:
             entries = list(os.scandir(output / folder if folder else output))
         except OSError:
