@@ -35,6 +35,6 @@ if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
 fi
 python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test,dask]'
 echo "versions: $(python --version 2>&1 | tr -d '\n'); $(python -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
-  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|distributed|pytest|playwright|psutil|supervisor)==' | tr '\n' ' ')"
+  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|distributed|pytest|playwright|psutil|supervisor|boto3|moto)==' | tr '\n' ' ')"
 echo "versions: $(/usr/bin/chromium --version 2>/dev/null); $(/usr/sbin/nginx -v 2>&1)"
 exec python -m pytest -q "$@"
