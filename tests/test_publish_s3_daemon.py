@@ -174,6 +174,9 @@ def test_a_slow_store_never_slows_rendering_and_sends_only_the_newest_image_once
         proxy.delay = 0.0
         assert d.stop() == 0
         assert store.body("a.png") == (b.output / "a.png").read_bytes()  # the newest, sent at the stop
+        with proxy.lock:  # the starting run listed the prefix and never downloaded an object
+            assert ("GET", f"/{BUCKET}") in proxy.requests, proxy.requests[:5]
+            assert not [p for m, p in proxy.requests if m == "GET" and p.startswith(f"/{BUCKET}/")]
     finally:
         proxy.close()
 
