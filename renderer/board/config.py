@@ -283,10 +283,10 @@ def board_from_data(path: Path, data: dict) -> Board:
     if b["executor"] == "dask" and not b["scheduler"]:
         c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
 
-    publish = _publish(c, data.get("publish"))
+    b["publish"] = _publish(c, data.get("publish"))
     if c.problems:
         raise ConfigError(path, c.problems)
-    return Board(publish=publish, path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families),
+    return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families),
                  failed=tuple(failed), data=data, **b)
 
 
