@@ -18,6 +18,8 @@ from renderer.errors import ConfigError, PlotboardError, PublishError
 from renderer.executors.factory import require_executor
 from renderer.store.lock import BUILD, BUILD_WAIT, RUN, BoardBusy, Holder, board_lock
 from renderer.pages.write import pages_current, write_pages
+from renderer.publish.build_pass import publish_build
+from renderer.publish.client import require_publisher
 from renderer.daemon.progress import Progress
 from renderer.store.records import ChartRecord, save_state
 from renderer.store.fingerprints import expand_inputs, fingerprint
@@ -34,12 +36,13 @@ class BuildResult:
     failed: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
     pages_error: str | None = None  # why index.html/status.json could not be written
+    publish_error: str | None = None  # why the store ([publish]) is not in line with the output folder
     by: str | None = None  # "plotboard run (pid N)" when the running daemon did the work
     durations: list[float] = field(default_factory=list)  # seconds each render of this build took
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.pages_error is None
+        return not self.failed and self.pages_error is None and self.publish_error is None
 
 
 def build(board: Board, force: bool = False, only: list[str] | None = None) -> BuildResult:
@@ -49,6 +52,7 @@ def build(board: Board, force: bool = False, only: list[str] | None = None) -> B
         if unknown:
             raise ConfigError(board.path, [f"--only: no chart named {', '.join(unknown)}"])
     require_executor(board)
+    require_publisher(board)
     try:
         with board_lock(board, BUILD, wait=BUILD_WAIT) as _:
             result = _build(board, force, only)
@@ -111,6 +115,7 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
     except PublishError as exc:
         log.error("%s", exc)
         result.pages_error = str(exc)
+    result.publish_error = publish_build(board, records, state)
     return result
 
 

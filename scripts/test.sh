@@ -38,6 +38,6 @@ if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
 fi
 python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test,dask]'
 echo "versions: $(python --version 2>&1 | tr -d '\n'); $(python -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
-  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|prometheus.client|distributed|pytest|playwright|psutil|supervisor)==' | tr '\n' ' ')"
+  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|prometheus.client|distributed|pytest|playwright|psutil|supervisor|aiosmtpd|boto3|moto)==' | tr '\n' ' ')"
 echo "versions: $(/usr/bin/chromium --version 2>/dev/null); $(/usr/sbin/nginx -v 2>&1); $(/usr/bin/promtool --version 2>&1 | head -1)"
 exec python -m pytest -q "$@"

@@ -64,7 +64,7 @@ def test_unknown_chart_key_is_named_with_its_chart(bad):
 
 
 @pytest.mark.parametrize("where, toml, message", [
-    ("top", 'titel = "x"\n' + TWO_CHARTS, 'unknown key "titel" (allowed: alerts, board, charts, defaults)'),
+    ("top", 'titel = "x"\n' + TWO_CHARTS, 'unknown key "titel" (allowed: alerts, board, charts, defaults, publish)'),
     ("board", TWO_CHARTS.replace("[board]\n", '[board]\ntitel = "x"\n'), 'board: unknown key "titel": did you mean "title"?'),
     ("board", TWO_CHARTS.replace("[board]\n", "[board]\nwokers = 3\n"), 'board: unknown key "wokers": did you mean "workers"?'),
     ("board", TWO_CHARTS.replace("[board]\n", '[board]\nthem = "dark"\n'), 'board: unknown key "them": did you mean "theme"?'),

@@ -31,7 +31,7 @@ def test_no_module_decides_the_exit_status_of_a_process_that_imports_it():
 # demo, scaffold, __main__) above them all.
 BASICS = {"renderer", "renderer.errors", "renderer.text", "renderer.jsonfile", "renderer.readfile", "renderer.helpers",
           "renderer.threads"}
-ROOMS = ["render", "board", "store", "executors", "pages", "alerts", "metrics", "serve", "daemon"]
+ROOMS = ["render", "board", "store", "executors", "pages", "alerts", "metrics", "publish", "serve", "daemon"]
 
 
 def level(module: str) -> int:

@@ -28,7 +28,8 @@ from renderer.board.families import Expansion, expand, settle, windowed
 from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
 from renderer.board.model import Board, Chart, Failed, name_problem
-from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS
+from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS, PUBLISH_OPTIONS
+from renderer.board.publish_kinds import PublishSpec
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
 log = logging.getLogger("plotboard")
@@ -37,7 +38,7 @@ log = logging.getLogger("plotboard")
 BOARD_KEYS = {o.name for o in BOARD_OPTIONS}
 CHART_KEYS = {o.name for o in CHART_OPTIONS}
 CHART_ONLY_KEYS = {o.name for o in CHART_OPTIONS if not o.in_defaults}
-TOP_KEYS = {"board", "defaults", "charts", "alerts"}
+TOP_KEYS = {"board", "defaults", "charts", "alerts", "publish"}
 DEFAULT_BOARD_FILE = "plotboard.toml"
 # Where a key that is not allowed in a table belongs, when it is a key of another table.
 _IN_BOARD = "it belongs in [board]"
@@ -284,10 +285,26 @@ def board_from_data(path: Path, data: dict) -> Board:
         c.add("board.scheduler", "required when executor = \"dask\" (e.g. 'tcp://127.0.0.1:8786')")
 
     alerts = load_alerts(data.get("alerts", []), c)
+    b["publish"] = _publish(c, data.get("publish"))
     if c.problems:
         raise ConfigError(path, c.problems)
     return Board(path=path.resolve(), root=root, charts=tuple(charts), families=tuple(families),
                  failed=tuple(failed), data=data, alerts=alerts, **b)
+
+
+def _publish(c: _Collector, table: Any) -> PublishSpec | None:
+    """`[publish]`: where the output folder is mirrored (None without it)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        c.add("publish", f"expected a table ([publish]), got {table!r}")
+        return None
+    c.unknown("publish", table, {o.name for o in PUBLISH_OPTIONS}, {})
+    v = c.read("publish", table, PUBLISH_OPTIONS)
+    if v["url"] is None:
+        return None
+    url, bucket, prefix = v["url"]
+    return PublishSpec(url, bucket, prefix, v["endpoint_url"], v["region"])
 
 
 def with_exclusions(board: Board) -> Board:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from renderer.board.kinds import Window
+from renderer.board.publish_kinds import PublishSpec
 from renderer.board.options import CHART, program_default
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ class Board:
     url: str | None = None  # where the board is served (links in alerts)
     alerts: tuple[Alert, ...] = ()
     families: tuple[Family, ...] = ()
+    publish: PublishSpec | None = None  # [publish]: where the output folder is mirrored
     failed: tuple[Failed, ...] = ()  # family members left out, shown as charts in error
     data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
 

@@ -16,6 +16,7 @@ from renderer.board.kinds import (
     Size, Table, Text, Whole, Windows,
 )
 from renderer.board.alert_options import Url
+from renderer.board.publish_kinds import EndpointUrl, Region, S3Url
 from renderer.render.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
 
 
@@ -98,6 +99,15 @@ CHART_OPTIONS: tuple[Option, ...] = (
             "table's interval"),
     Whole("history", "keep this many past images (history/NAME/), newest first; 0: none", 0, least=0,
           most=HISTORY_LIMIT, what="a whole number 0-10000"),
+)
+
+PUBLISH_OPTIONS: tuple[Option, ...] = (
+    S3Url("url", "where the output folder is mirrored: a bucket and a key prefix",
+          required="expected 's3://bucket/prefix/'", what="an 's3://bucket/prefix/' string"),
+    EndpointUrl("endpoint_url", "the store's address when it is not AWS S3 (MinIO, Ceph, R2, …)",
+                what="a URL string like 'http://127.0.0.1:9000'"),
+    Region("region", "the store's region; default: the AWS chain's (AWS_REGION, shared config)",
+           what="a region name string"),
 )
 
 BOARD = {o.name: o for o in BOARD_OPTIONS}

@@ -6,13 +6,23 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
+from renderer.board.model import Board
+from renderer.threads import Died
+
 log = logging.getLogger("plotboard")
 
 
 class ExecutorSet:
-    def __init__(self) -> None:
+    def __init__(self, died: Died | None = None) -> None:
         self.current = None
         self._retired: list = []
+        self.died = died  # told when a thread an executor depends on dies
+
+    def use(self, board: Board) -> None:
+        """Make the executor `board` asks for and use it for new renders."""
+        from renderer.executors.factory import make_executor
+
+        self.replace(make_executor(board, on_thread_death=self.died))
 
     def replace(self, executor) -> None:
         """Use `executor` for new renders; the one before finishes what it has."""

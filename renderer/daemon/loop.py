@@ -32,7 +32,6 @@ from functools import partial
 from pathlib import Path
 
 from renderer.daemon import repair_check, sweep, upkeep
-from renderer.alerts.service import Alerting
 
 from renderer.daemon.builds import BuildRequests
 from renderer.board.model import Board
@@ -44,13 +43,14 @@ from renderer.daemon.executor_set import ExecutorSet
 from renderer.errors import PlotboardError
 from renderer.executors.factory import require_executor
 from renderer.daemon.flight import Flight, InFlight
+from renderer.daemon.outward import Outward
 
 from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
-from renderer.metrics.board import BoardMetrics
 from renderer.pages.model import check_use
 from renderer.pages.write import pages_intact
+from renderer.publish.hook import require_publisher
 from renderer.render.files import discard
 from renderer.daemon.reload import compare, keep_output, needs_new_executor
 from renderer.serve.server import serve_board
@@ -86,6 +86,7 @@ def run(
     board = load_board(config_path)
     check_use(board)
     require_executor(board)
+    require_publisher(board)
     return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
 
 
@@ -103,7 +104,6 @@ class Daemon:
         self.poll = poll
         self.clock = time.time
         self.scheduler = Scheduler(self.clock)
-        self.metrics = BoardMetrics(queued=lambda: self.scheduler.wanted, alerts=lambda: self.alerts.triples())
         self.records: dict[str, ChartRecord] = {}
         self.early = EarlyRenders()
         self.pages = PageKeeper()
@@ -112,7 +112,7 @@ class Daemon:
         self.builds = BuildRequests(self.clock)
         self.lock: BoardLock | None = None
         self.inflight = InFlight(self.wake)
-        self.executors = ExecutorSet()
+        self.executors = ExecutorSet(self.requests.on_thread_death)
         self.dispatcher = Dispatcher(self.clock, self.scheduler, self.inflight, self.early, self.executors,
                                      self._publish)
         self.family_wanted = False  # a file a family's glob matches came or went: expand the board again
@@ -122,6 +122,8 @@ class Daemon:
         self.matcher = Matcher(board)
         self.sweep = sweep.Sweep()  # the periodic check for changes no event reported
         self.repairs = repair_check.Repair(lambda name: self.pages.batch.dirty(self.clock(), name))  # files gone
+        self.outward = Outward(board, self.clock, self.wake, self.requests.on_thread_death,  # metrics, alerts, [publish]
+                               queued=lambda: self.scheduler.wanted)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -133,11 +135,13 @@ class Daemon:
             if self.lock is None:
                 log.info("stopped before the board was free")
                 return 0
+            stack.enter_context(self.outward.publishing)  # stopped after the last write of the pages
             stack.callback(self._shutdown)
             self._start(stack)
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death, self.metrics.routes))
+                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
+                                                 self.outward.metrics.routes))
             try:
                 self._loop()
                 self._drain()
@@ -156,15 +160,12 @@ class Daemon:
     def _start(self, stack: ExitStack) -> None:
         self.records = prepare(self.board)
         self.records.loaded = None  # only a build reuses the bytes read (renderer.build); no need to keep them
-        self.metrics.load(self.board, self.records, counts=True)
-        self.alerts = stack.enter_context(Alerting(self.board, self.records, self.clock, self.wake,
-                                                   lambda: self.pages.batch.dirty(self.clock()), self.requests.on_thread_death))
-        self.pages.alerts = self.alerts.shown
+        self.outward.start(stack, self.board, self.records, self.pages)
         self.watcher = stack.enter_context(Watcher(self.wake, poll=self.poll,
                                                    wanted=lambda path: self.matcher.wanted(path)))
         self.watcher.watch(plan(self.board))
         self.next_replan = self.clock() + REPLAN_EVERY
-        self.executors.replace(self._make_executor(self.board))
+        self.executors.use(self.board)
         now = self.clock()
         seen: dict[str, tuple[int, int] | None] = {}  # the plot module is looked at once, not once a chart
         for chart in self.board.charts:
@@ -173,11 +174,6 @@ class Daemon:
         self._write_pages(now)
         log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),
                  count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
-
-    def _make_executor(self, board: Board):
-        from renderer.executors.factory import make_executor
-
-        return make_executor(board, on_thread_death=self.requests.on_thread_death)
 
     def _check_threads(self) -> None:
         if self.requests.thread_died is not None:
@@ -201,7 +197,7 @@ class Daemon:
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
             self._dispatch(ahead=BURST_AHEAD if self.dispatcher.backlog else 0.0)
-            self.alerts.step()
+            self.outward.step()
             self._maybe_write_pages()
             if self.dispatcher.backlog and not self.requests.stopping:
                 time.sleep(max(0.0, turn + BURST_TURN - time.monotonic()))  # a signal still lands at once
@@ -213,7 +209,7 @@ class Daemon:
         if wakeup is not None and wakeup <= self.dispatcher.dispatched_at:
             wakeup = None  # ready but no worker free: a finished render wakes the loop
         times = [t for t in (wakeup, self.next_replan) if t is not None]
-        times += self.pages.wakeups(now) + self.alerts.wakeups()
+        times += self.pages.wakeups(now) + self.outward.wakeups()
         timeout = max(0.0, min(times) - now) if times else MAX_SLEEP
         if self.requests.external_stop is not None:
             timeout = min(timeout, STOP_POLL)
@@ -301,8 +297,7 @@ class Daemon:
         self.scheduler[name].hold_until = held_until(chart, record.rendered_at)
         self.builds.published(name, ok, flight.dispatched_at)
         self.pages.published(now, chart, record, ok)
-        self.metrics.published(chart, record, ok, outcome.duration_ms / 1000)
-        self.alerts.changed(name)
+        self.outward.published(chart, record, ok, outcome.duration_ms / 1000)
         if ok:
             self.sweep.rendered(name, flight.files)
 
@@ -310,6 +305,7 @@ class Daemon:
 
     def _maybe_write_pages(self) -> None:
         now = self.clock()
+        self.outward.publishing.turn(self.pages.batch, now)
         at_rest = self._at_rest(now)
         if self.pages.due(now, at_rest):
             self._dispatch(ahead=max(self.pages.took, BURST_AHEAD if self.dispatcher.backlog else 0.0))
@@ -323,8 +319,10 @@ class Daemon:
         return wakeup is None or wakeup > now + PAGES_REST
 
     def _write_pages(self, now: float, at_rest: bool = False) -> None:
+        self.outward.publishing.before_pages(self.pages.model)
         if self.pages.write(self.board, self.records, now, final=self.requests.stopping, at_rest=at_rest):
             self.builds.answer_done()
+        self.outward.publishing.wrote_pages()
 
     # -- charts and reload -------------------------------------------------------------------
 
@@ -342,7 +340,7 @@ class Daemon:
         new = keep_output(old, new)
         if needs_new_executor(old, new):
             try:
-                self.executors.replace(self._make_executor(new))
+                self.executors.use(new)
             except PlotboardError as exc:
                 log.error("reload failed, keeping the board as it was:\n%s", exc)
                 return
@@ -362,9 +360,8 @@ class Daemon:
             log.error("reload: %s", exc)
         for chart in upkeep.add_and_update(new, self.records, self.scheduler, change, now):
             self.pages.track(chart, self.records.get(chart.name))
-        self.metrics.load(new, self.records)
         self._replan(rescan=False)
-        self.alerts.set_board(new)
+        self.outward.reloaded(new, self.records)
         self.pages.urgent(now)
         log.info("%s %s: %s", "families of" if expand_only else "reloaded", self.config_path, change.summary())
 

@@ -63,8 +63,8 @@ class BoardMetrics:
     """The counts one process exposes; every method is safe from any thread."""
 
     def __init__(self, queued: Callable[[], int] = lambda: 0, alerts: AlertCounts | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.queued, self.alerts, self.clock = queued, alerts, clock
+                 clock: Callable[[], float] = time.time, publish_pending: Callable[[], int] = lambda: 0) -> None:
+        self.queued, self.alerts, self.clock, self.publish_pending = queued, alerts, clock, publish_pending
         self._lock = threading.Lock()
         self._charts: dict[str, Entry] = {}  # internal chart name -> Entry
         self._failed: tuple[str, ...] = ()  # family members left out of the board: charts in error
@@ -148,8 +148,8 @@ class BoardMetrics:
         for alert, result, n in (self.alerts() if self.alerts else ()):
             sent.add_metric([alert, result], n)
         yield sent
-        yield GaugeMetricFamily("plotboard_publish_pending_files", "Files waiting to be published elsewhere; "
-                                "always 0: plotboard publishes to no other place yet", value=0)
+        yield GaugeMetricFamily("plotboard_publish_pending_files", "Files waiting to be sent to object storage "
+                                "([publish]); 0 without it", value=self.publish_pending())
         yield InfoMetricFamily("plotboard_build", "The plotboard version running", value={"version": __version__})
 
     @staticmethod

@@ -178,6 +178,9 @@ class Pages:
         self.layout: _Layout | None = None
         self.summaries: dict[str, dict[str, Any]] = {}
         self.static = static_files()
+        # status.json's `publish` (renderer.publish), set by whoever writes the pages; kept
+        # across a full update, which calls __init__ again.
+        self.publish: dict[str, Any] | None = getattr(self, "publish", None)
 
     def update(self, board: Board, records: dict[str, ChartRecord], now: float,
                dirty: set[str] | None = None) -> Snapshot:
@@ -246,6 +249,7 @@ class Pages:
         families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members), "group": f.group,
                      **({"failed": len(f.failed)} if f.failed else {})} for f in board.families]
         tail = f',"families":{_dumps(families)}' if families else ""
+        tail += f',"publish":{_dumps(self.publish)}' if self.publish is not None else ""
         status_json = (f'{{"board":{_dumps(info)},"charts":['
                        + ",".join([self.json[n] for n in shape.names]) + f"]{tail}}}").encode()
         files, index_groups = {}, []
@@ -283,7 +287,8 @@ class Pages:
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
         context = {"board": {**info, "theme": board.theme, "layout": layout,
                              **({"history": True} if shape.history else {})}, "charts": cards, "groups": sections,
-                   "grouped": grouped, "split": split, "static_version": version, "empty_families": empty}
+                   "grouped": grouped, "split": split, "static_version": version, "empty_families": empty,
+                   "publish": self.publish}
         return Snapshot(status_json, files, context, changed_groups, full)
 
 

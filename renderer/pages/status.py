@@ -58,9 +58,18 @@ def exit_code(manifest: dict[str, Any]) -> int:
     states = {entry["state"] for entry in manifest["charts"]}
     if "error" in states:
         return ERROR
-    if states & {"stale", "pending"}:
+    if states & {"stale", "pending"} or publish_trouble(manifest):
         return STALE
     return OK
+
+
+def publish_trouble(manifest: dict[str, Any]) -> str | None:
+    """What the manifest says went wrong publishing to object storage, or None."""
+    publish = manifest.get("publish")
+    if not isinstance(publish, dict) or publish.get("state") != "error":
+        return None
+    error = publish.get("error")
+    return f"publish error ({cut(one_line(error), MAX_STATUS_ERROR)})" if isinstance(error, str) and error else "publish error"
 
 
 def read_manifest(output: Path) -> dict[str, Any]:
@@ -116,9 +125,10 @@ def summary(manifest: dict[str, Any], code: int, now: float | None = None) -> st
     charts = manifest["charts"]
     bad = [e for e in charts if e["state"] != "ok"]
     perf = perfdata(manifest, time.time() if now is None else now)
-    if not bad:
+    trouble = publish_trouble(manifest)
+    if not bad and not trouble:
         return status_line(f"PLOTBOARD {word} - {count(len(charts), 'chart')} ok", perf)
-    parts = []
+    parts = [trouble] if trouble else []
     for e in bad:
         detail = f" ({cut(one_line(e['error']), MAX_STATUS_ERROR)})" if e["state"] == "error" and e.get("error") else ""
         if e["state"] == "pending" and isinstance(e.get("waiting_for"), list) and e["waiting_for"]:

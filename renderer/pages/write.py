@@ -30,6 +30,7 @@ from renderer.store.records import ChartRecord
 from renderer.pages.status import STATUS_FILE
 
 PAGES_DIGEST = "pages.json"  # in .plotboard/: what each page showed when last written, and its stamp
+PUBLISH_DIGEST = "#publish"  # not a file: what status.json said of publishing
 OWN_FILE_RES = (groups.GROUP_FILE_RE, groups.GROUP_PAGE_RE)  # files of these shapes are plotboard's to delete
 
 
@@ -113,6 +114,9 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
     digests[STATUS_FILE] = _hash(snap.status_json[snap.status_json.rfind(b',"alerts":'):] if b',"alerts":' in snap.status_json else b"")
     if before.get(STATUS_FILE, _hash(b"")) != digests[STATUS_FILE]:
         changed.append(STATUS_FILE)
+    digests[PUBLISH_DIGEST] = _digest(context.get("publish"))  # status.json's `publish`
+    if before.get(PUBLISH_DIGEST) != digests[PUBLISH_DIGEST] and STATUS_FILE not in changed:
+        changed.append(STATUS_FILE)
     if not stale and not changed and all(n in intact for n in (*split, STATUS_FILE)):
         if follows is not None and written.get("follows") != follows:  # records changed, not what shows
             write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps({**written, "follows": follows}).encode(),
@@ -143,7 +147,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
     current = {"index.html", STATUS_FILE, *split, *views, *(f"static/{n}" for n in pages.static)}
     _remove_old(board, written, current)
     make_folder(board.state_dir)
-    record = {"digests": {n: d for n, d in digests.items() if n in current},
+    record = {"digests": {n: d for n, d in digests.items() if n in current or n == PUBLISH_DIGEST},
               "stamps": stamps(board.output, sorted(current)),
               "index_sizes": index_sizes, "follows": follows}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode(), durable=True)

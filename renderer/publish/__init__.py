@@ -1,0 +1,1 @@
+"""Mirroring the output folder to object storage (`[publish]`)."""
