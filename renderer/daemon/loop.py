@@ -133,6 +133,7 @@ class Daemon:
             stack.callback(self._shutdown)
             self._start(stack)
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
+            self.pages.problems(self.builds.problems(), self.clock())  # on status.json and the page until solved
             if serve is not None:
                 stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death))
             try:
@@ -233,6 +234,8 @@ class Daemon:
         self.replan_wanted = False
         self.next_replan = self.clock() + REPLAN_EVERY
         self.lock.refresh()
+        self.builds.retry()
+        self.pages.problems(self.builds.problems(), self.clock())
         folders = plan(self.board)
         if folders != self.watcher.folders():
             self.watcher.watch(folders)

@@ -163,6 +163,7 @@ class Pages:
         self.layout: _Layout | None = None
         self.summaries: dict[str, dict[str, Any]] = {}
         self.static = static_files()
+        self.problems: list[dict[str, str]] = []  # the board's own: {"what": ..., "message": ...}
 
     def update(self, board: Board, records: dict[str, ChartRecord], now: float,
                dirty: set[str] | None = None) -> Snapshot:
@@ -170,7 +171,9 @@ class Pages:
         update; None (or another board) recomputes everything."""
         full = dirty is None or board is not self.board
         if full:
+            problems = self.problems
             self.__init__()
+            self.problems = problems
             self.board = board
             names = [c.name for c in board.shown]
             self.layout = _Layout(board)
@@ -229,7 +232,8 @@ class Pages:
         info = {"title": board.title, "generated_at": iso(now), "refresh_s": board.refresh}
         families = [{"name": f.name, "foreach": f.foreach, "members": len(f.members),
                      **({"failed": len(f.failed)} if f.failed else {})} for f in board.families]
-        tail = f',"families":{_dumps(families)}' if families else ""
+        tail = (f',"families":{_dumps(families)}' if families else "") + (
+            f',"problems":{_dumps(self.problems)}' if self.problems else "")
         status_json = (f'{{"board":{_dumps(info)},"charts":['
                        + ",".join([self.json[n] for n in shape.names]) + f"]{tail}}}").encode()
         files, index_groups = {}, []
@@ -255,7 +259,8 @@ class Pages:
                                  **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
         self.group_files = {n: files[n] for n in files}
         layout = shape.digest
-        files[groups.STATUS_INDEX] = jsonfile.dumps({"board": {**info, "layout": layout}, "groups": index_groups},
+        index_board = {**info, "layout": layout, **({"problems": self.problems} if self.problems else {})}
+        files[groups.STATUS_INDEX] = jsonfile.dumps({"board": index_board, "groups": index_groups},
                                                     indent=1).encode()
         grouped = any(c.group is not None for c in board.charts) or any(f.group is not None for f in board.failed)
         split = grouped and len(cards) > board.page_limit
@@ -268,7 +273,8 @@ class Pages:
         if sections:
             sections[-1]["empty_families"] = empty
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
-        context = {"board": {**info, "theme": board.theme, "layout": layout}, "charts": cards, "groups": sections,
+        context = {"board": {**info, "theme": board.theme, "layout": layout, "problems": self.problems},
+                   "charts": cards, "groups": sections,
                    "grouped": grouped, "split": split, "static_version": version, "empty_families": empty}
         return Snapshot(status_json, files, context, changed_groups, full)
 

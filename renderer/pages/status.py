@@ -55,7 +55,7 @@ def exit_code(manifest: dict[str, Any]) -> int:
     states = {entry["state"] for entry in manifest["charts"]}
     if "error" in states:
         return ERROR
-    if states & {"stale", "pending"}:
+    if states & {"stale", "pending"} or manifest.get("problems"):
         return STALE
     return OK
 
@@ -78,6 +78,10 @@ def problem(manifest: Any) -> str | None:
     must be of the documented types (other fields are passed through untouched)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("charts"), list):
         return "expected an object with a 'charts' list"
+    problems = manifest.get("problems", [])
+    if not isinstance(problems, list) or not all(isinstance(p, dict) and isinstance(p.get("what"), str)
+                                                 and isinstance(p.get("message"), str) for p in problems):
+        return "problems: expected a list of objects with a 'what' and a 'message'"
     for i, entry in enumerate(manifest["charts"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             return f"charts[{i}]: expected an object with a 'name'"
@@ -111,9 +115,10 @@ def summary(manifest: dict[str, Any], code: int) -> str:
     word = {OK: "OK", STALE: "WARNING", ERROR: "CRITICAL"}[code]
     charts = manifest["charts"]
     bad = [e for e in charts if e["state"] != "ok"]
+    board = [f"{p['what']}: {cut(one_line(p['message']), MAX_STATUS_ERROR)}" for p in manifest.get("problems", [])]
     if not bad:
-        return status_line(f"PLOTBOARD {word} - {count(len(charts), 'chart')} ok")
-    parts = []
+        return status_line(f"PLOTBOARD {word} - " + "; ".join([*board, f"{count(len(charts), 'chart')} ok"]))
+    parts = board
     for e in bad:
         detail = f" ({cut(one_line(e['error']), MAX_STATUS_ERROR)})" if e["state"] == "error" and e.get("error") else ""
         parts.append(f"{e['name']} {e['state']}{detail}")
