@@ -139,6 +139,25 @@ def test_a_daemon_that_cannot_own_its_socket_says_so_in_status_until_it_gets_it(
     assert result.returncode == 0 and "done by plotboard run" in result.stderr, result.stderr
 
 
+def test_a_board_problem_is_shown_escaped_and_named_by_status_in_one_line(tmp_path):
+    from renderer.board.config import load_board
+    from renderer.pages.model import Pages
+    from renderer.pages.write import write_pages
+    from renderer.store.records import load_state
+
+    board = small_board(tmp_path / "b")
+    assert board.cli("build").returncode == 0
+    loaded = load_board(board.file)
+    pages = Pages()
+    pages.problems = [{"what": "socket", "message": "<script>x()</script>\nsecond line"}]
+    write_pages(loaded, load_state(loaded), pages=pages)
+    page = (board.output / "index.html").read_text()
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page and "<script>x()" not in page
+    result = board.cli("status")
+    assert result.returncode == 1 and result.stdout.count("\n") == 1, result.stdout
+    assert result.stdout.startswith("PLOTBOARD WARNING - socket: <script>x()</script> second line; 1 chart ok")
+
+
 def connect(board: Board) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(60)
