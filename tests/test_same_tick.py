@@ -101,3 +101,31 @@ def test_racy_bytes_are_compared_until_a_check_past_the_window_settles_them(tmp_
     assert fingerprints.holds(record, current()) and not reads  # from now on the stat alone tells
     path.write_text("1 2 3 4\n")
     assert not fingerprints.holds(record, current())
+
+
+def test_charts_sharing_a_racy_input_read_it_once_and_a_check_past_the_window_reads_it_afresh(tmp_path, monkeypatch):
+    from renderer.board.config import load_board
+    from renderer.store import fingerprints
+    from renderer.store.records import ChartRecord
+
+    b = fast_board(tmp_path / "b", *(chart(f"c{i}", inputs="data/shared.txt") for i in range(3)))
+    path = b.data("data/shared.txt", "1 2 3\n")
+    mtime = os.stat(path).st_mtime_ns
+    board = load_board(b.file)
+    now, ticks = [mtime + 1_000_000_000], [100.0]
+    monkeypatch.setattr(fingerprints, "clock_ns", lambda: now[0])
+    monkeypatch.setattr(fingerprints, "monotonic", lambda: ticks[0])
+    reads = []
+    real = fingerprints.digest_file
+    monkeypatch.setattr(fingerprints, "digest_file", lambda *args: reads.append(args) or real(*args))
+
+    def current(c):
+        return fingerprints.fingerprint(board, c, fingerprints.expand_inputs(c))
+
+    records = {c.name: ChartRecord(fingerprint=str(current(c))) for c in board.charts}
+    assert len(reads) == 1  # three charts, one read
+    rewrite_same_size_same_mtime(path, "3 2 1\n")
+    ticks[0] += 1.0
+    now[0] = mtime + 2_500_000_000  # past the window: the check reads it afresh, sees the change, settles nothing
+    assert not any(fingerprints.holds(records[c.name], current(c)) for c in board.charts)
+    assert all("~" in r.fingerprint for r in records.values())

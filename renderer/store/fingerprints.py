@@ -122,20 +122,48 @@ RACY_NS = 2_000_000_000
 RACY_READ_LIMIT = 64 * 1024 * 1024  # bytes of a racy input digested: a same-size rewrite beyond them goes unseen
 _RACY = re.compile(r"~([0-9]+)~([0-9a-f]+)")
 clock_ns = time.time_ns  # the moment a fingerprint's stats were taken (tests pass in another)
+# A racy input's digest is reused for RECENT_S while the file's stat is unchanged, so that the
+# charts sharing one file (a board's 10,000 fingerprints, all at once) read it once. A rewrite
+# within that half second is seen by the next check after it: only a check past the window
+# settles a racy input, and it reads the file afresh.
+RECENT_S = 0.5
+monotonic = time.monotonic
+_recent: dict[tuple, tuple[float, str]] = {}  # (path, stat) -> (when read, digest)
 
 
-def _racy_part(files: list, stamp_ms: int, contents: dict[str, str]) -> str:
-    """'~STAMP~DIGEST' over the bytes of the inputs racy at `stamp_ms` (epoch ms), or ''."""
+def _racy_digest(path: str, reuse: bool = True) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "unreadable"
+    key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    now = monotonic()
+    known = _recent.get(key)
+    if reuse and known is not None and now - known[0] < RECENT_S:
+        return known[1]
+    try:
+        digest = digest_file(path, RACY_READ_LIMIT)
+    except (OSError, ValueError):
+        return "unreadable"
+    if len(_recent) >= 4096:
+        for old in [k for k, (at, _) in _recent.items() if now - at >= RECENT_S]:
+            del _recent[old]
+        if len(_recent) >= 4096:
+            _recent.clear()
+    _recent[key] = (now, digest)
+    return digest
+
+
+def _racy_part(files: list, stamp_ms: int, contents: dict[str, str], reuse: bool = True) -> str:
+    """'~STAMP~DIGEST' over the bytes of the inputs racy at `stamp_ms` (epoch ms), or ''.
+    `contents`: digests known already; without `reuse`, the others are read afresh."""
     edge = stamp_ms * 1_000_000 - RACY_NS
     racy = [path for path, _size, mtime in files if mtime is not None and mtime > edge]
     if not racy:
         return ""
     for path in racy:
         if path not in contents:
-            try:
-                contents[path] = digest_file(path, RACY_READ_LIMIT)
-            except (OSError, ValueError):
-                contents[path] = "unreadable"
+            contents[path] = _racy_digest(path, reuse)
     data = _SORTED_JSON([[path, contents[path]] for path in racy])
     return f"~{stamp_ms}~{hashlib.sha256(data.encode()).hexdigest()[:32]}"
 
@@ -156,7 +184,8 @@ def same(recorded: str | None, current: str) -> bool:
     files = getattr(current, "files", None)
     if files is None:
         return False
-    return _racy_part(files, int(racy.group(1)), current.contents) == racy.group(0)
+    # What `current` digested (racy now: no settling on it) is used; the rest is read afresh.
+    return _racy_part(files, int(racy.group(1)), current.contents, reuse=False) == racy.group(0)
 
 
 def holds(record: ChartRecord, current: str) -> bool:
