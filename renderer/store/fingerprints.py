@@ -98,8 +98,8 @@ class Fingerprint(str):
     recorded one against it: each input's [path, size, mtime_ns] and the digests of the bytes
     it read meanwhile (racy inputs)."""
 
-    files: list = []
-    contents: dict[str, str] = {}
+    files: list  # set by fingerprint(), with contents
+    contents: dict[str, str]
 
 
 def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> Fingerprint:
