@@ -131,9 +131,10 @@ class Daemon:
                 log.info("stopped before the board was free")
                 return 0
             stack.callback(self._shutdown)
-            self._start(stack)
+            # Listening before "run:" is logged: a build started then is answered (once the loop runs).
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
             self.pages.problems(self.builds.problems(), self.clock())  # on status.json and the page until solved
+            self._start(stack)
             if serve is not None:
                 stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death))
             try:
