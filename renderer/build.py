@@ -97,7 +97,11 @@ def _build(board: Board, force: bool, only: list[str] | None) -> BuildResult:
             continue
         inputs = expand_inputs(chart)
         current = fingerprint(board, chart, inputs)
-        reason = Trigger.FORCE if force else why_render(board, chart, records.get(chart.name), current, now)
+        record = records.get(chart.name)
+        before = record.fingerprint if record is not None else None
+        reason = Trigger.FORCE if force else why_render(board, chart, record, current, now)
+        if record is not None and record.fingerprint != before:  # its racy inputs settled (fingerprints.holds)
+            records.loaded = None
         if reason:
             todo.append((chart, inputs, current, reason))
         else:

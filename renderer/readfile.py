@@ -76,6 +76,32 @@ def read_file(path: str | os.PathLike, limit: int, follow_symlinks: bool = True)
         os.close(fd)
 
 
+def digest_file(path: str | os.PathLike, limit: int) -> str:
+    """sha256 (hex) of the first `limit` bytes of the regular file at `path`, read in chunks
+    (a large file costs no memory), never blocking; RefusedFile for anything but a regular
+    file, OSError as open() would."""
+    import hashlib
+
+    first = os.stat(path)
+    if not stat.S_ISREG(first.st_mode):
+        raise RefusedFile(path, f"not a regular file but {kind(first.st_mode)}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RefusedFile(path, f"not a regular file but {kind(st.st_mode)}")
+        digest, left = hashlib.sha256(), limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 4 * MiB))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+        return digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
 def read_fd(fd: int, path: str | os.PathLike, limit: int) -> bytes:
     """Up to `limit` bytes of the open regular file `fd` from where it stands; RefusedFile
     (naming `path`) when there are more."""

@@ -103,6 +103,61 @@ def test_a_build_does_not_believe_another_users_process_on_the_socket(tmp_path, 
         stop(impostor)
 
 
+def socket_problems(board: Board) -> list:
+    try:
+        return json.loads((board.output / "status.json").read_text()).get("problems", [])
+    except (OSError, ValueError):
+        return []
+
+
+def test_a_daemon_that_cannot_own_its_socket_says_so_in_status_until_it_gets_it(tmp_path, daemons):
+    root_only()
+    board = small_board(tmp_path / "b")
+    impostor = as_other_user(IMPOSTOR, address(board.file.resolve()))
+    try:
+        d = daemons(board)
+        d.wait_state("a", state="ok")
+        wait_for(lambda: socket_problems(board), 60, "status.json to name the socket's problem")
+        [problem] = socket_problems(board)
+        assert problem["what"] == "socket" and "another process holds its name" in problem["message"]
+        result = board.cli("status")
+        assert result.returncode == 1, result.stdout
+        assert len(result.stdout.strip().splitlines()) == 1 and "socket: cannot take builds" in result.stdout
+        shown = json.loads(board.cli("status", "--json").stdout)
+        assert shown["problems"] == [problem]
+        page = (board.output / "index.html").read_text()
+        assert '<div id="problems" class="banner problems" role="alert">' in page
+        assert "another process holds its name" in page
+        index = json.loads((board.output / "status" / "index.json").read_text())
+        assert index["board"]["problems"] == [problem]
+    finally:
+        stop(impostor)
+    wait_for(lambda: not socket_problems(board), 60, "the daemon to take the socket back")
+    assert board.cli("status").returncode == 0
+    assert '<div id="problems" class="banner problems" role="alert" hidden>' in (board.output / "index.html").read_text()
+    result = board.cli("build", timeout=120)
+    assert result.returncode == 0 and "done by plotboard run" in result.stderr, result.stderr
+
+
+def test_a_board_problem_is_shown_escaped_and_named_by_status_in_one_line(tmp_path):
+    from renderer.board.config import load_board
+    from renderer.pages.model import Pages
+    from renderer.pages.write import write_pages
+    from renderer.store.records import load_state
+
+    board = small_board(tmp_path / "b")
+    assert board.cli("build").returncode == 0
+    loaded = load_board(board.file)
+    pages = Pages()
+    pages.problems = [{"what": "socket", "message": "<script>x()</script>\nsecond line"}]
+    write_pages(loaded, load_state(loaded), pages=pages)
+    page = (board.output / "index.html").read_text()
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page and "<script>x()" not in page
+    result = board.cli("status")
+    assert result.returncode == 1 and result.stdout.count("\n") == 1, result.stdout
+    assert result.stdout.startswith("PLOTBOARD WARNING - socket: <script>x()</script> second line; 1 chart ok")
+
+
 def connect(board: Board) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(60)

@@ -116,6 +116,8 @@ WRONG_SHAPES = {
     "deep nesting": '{"charts": [], "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
     "deep nesting in a chart": '{"charts": [{"name": "a", "error": ' + "[" * 900 + "]" * 900 + "}]}",
     "not utf-8": b'{"charts": [{"name": "\xff"}]}'.decode("latin-1"),
+    "problems text": '{"charts": [], "problems": "socket"}',
+    "a problem without a message": '{"charts": [], "problems": [{"what": "socket"}]}',
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from contextlib import nullcontext
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
@@ -51,19 +51,43 @@ class BuildRequests:
         self.server: ControlServer | None = None
         self.board_path: Path | None = None
         self.open: list[BuildRequest] = []
+        self.problem: str | None = None  # why this daemon does not hold the build socket
+        self._listen: tuple | None = None  # listen()'s arguments, for retry()
 
     def listen(self, board_path: Path, wake: Callable[[], None], on_thread_death: Died | None = None) -> ContextManager:
         """Start taking requests for the board file `board_path`; a context manager that stops it.
-        `on_thread_death` is told if the serving thread dies (renderer.threads)."""
+        `on_thread_death` is told if the serving thread dies (renderer.threads). When the socket's
+        name is taken, `problems()` says so until a later `retry()` gets it."""
         self.board_path = board_path
+        self._listen = (board_path, wake, on_thread_death)
+        self.retry()
+        return closing(self)
+
+    def retry(self) -> None:
+        """Try to take the build socket again if this daemon does not hold it."""
+        if self.server is not None or self._listen is None:
+            return
         try:
-            self.server = ControlServer(board_path, wake, on_thread_death)
+            self.server = ControlServer(*self._listen)
         except OSError as exc:
             why = ("another process holds its name" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
-            log.error("cannot take builds' requests on the build socket (%s); a build will exit 1, saying so",
-                      why)
-            return nullcontext()
-        return self.server
+            if self.problem is None:
+                log.error("cannot take builds' requests on the build socket (%s); a build will exit 1, saying so",
+                          why)
+            self.problem = (f"cannot take builds' requests on the build socket ({why}): a plotboard build exits 1 "
+                            "until this daemon gets it (it tries again every few seconds)")
+            return
+        if self.problem is not None:
+            log.info("took the build socket: builds are handed to this daemon again")
+        self.problem = None
+
+    def problems(self) -> list[dict[str, str]]:
+        """The board-level problems of the build socket, as status.json lists them."""
+        return [] if self.problem is None else [{"what": "socket", "message": self.problem}]
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
 
     def take(self, charts: Callable[[], dict[str, str | None]], want: Callable[[str, bool], bool]) -> bool:
         """Take new requests; `charts()` maps the board's charts to the chart they are a later

@@ -22,7 +22,7 @@ from renderer.daemon.schedule import QUEUED, Scheduler
 from renderer.daemon.upkeep import files_seen
 from renderer.executors.pool import MAX_PAUSE
 from renderer.render.jobs import RenderFailure, RenderOutput
-from renderer.store.fingerprints import expand_inputs, fingerprint
+from renderer.store.fingerprints import expand_inputs, fingerprint, same
 from renderer.store.records import ChartRecord
 from renderer.store.workspace import make_job
 
@@ -82,7 +82,7 @@ class Dispatcher:
             rec = records.get(name)
             self.early.window_over(name)
             if (timer.failures and timer.reason in RETRIED_BY_CHANGE and rec is not None
-                    and rec.failed_fingerprint == current):
+                    and same(rec.failed_fingerprint, current)):
                 timer.skip(self.clock())  # nothing new for a failing chart: wait for its retry
                 continue
             now = self.clock()

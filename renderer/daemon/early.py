@@ -18,6 +18,7 @@ import logging
 
 from renderer.daemon.flight import Flight
 from renderer.render.jobs import RenderFailure, RenderOutput
+from renderer.store.fingerprints import same
 
 log = logging.getLogger("plotboard")
 
@@ -90,7 +91,7 @@ class EarlyRenders:
         flight = self._held.pop(name, None)
         if flight is None:
             return None
-        if flight.fingerprint != current or not queued:
+        if not same(flight.fingerprint, current) or not queued:
             self._discard(flight)
             return None
         flight.early = False

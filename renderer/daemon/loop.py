@@ -59,7 +59,7 @@ from renderer.daemon.schedule import Scheduler
 from renderer.store.records import ChartRecord
 from renderer.store.fingerprints import expand_inputs, fingerprint
 from renderer.text import count
-from renderer.daemon.wake import Requests, Wake, signals_to
+from renderer.daemon.wake import Requests, ThreadDied, Wake, signals_to
 from renderer.daemon.watch import Matcher, Watcher, plan
 from renderer.board.windows import held_until
 from renderer.store.workspace import forget_removed, prepare, publish_outcome
@@ -88,10 +88,6 @@ def run(
     require_executor(board)
     require_publisher(board)
     return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
-
-
-class ThreadDied(Exception):
-    """A thread the daemon depends on has died: the loop stops, as gunicorn's arbiter halts."""
 
 
 class Daemon:
@@ -137,8 +133,10 @@ class Daemon:
                 return 0
             stack.enter_context(self.outward.publishing)  # stopped after the last write of the pages
             stack.callback(self._shutdown)
-            self._start(stack)
+            # Listening before "run:" is logged: a build started then is answered (once the loop runs).
             stack.enter_context(self.builds.listen(self.board.path, self.wake, self.requests.on_thread_death))
+            self.pages.problems(self.builds.problems(), self.clock())  # on status.json and the page until solved
+            self._start(stack)
             if serve is not None:
                 stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
                                                  self.outward.metrics.routes))
@@ -175,17 +173,11 @@ class Daemon:
         log.info("run: %s, watching %s (%s), pid %d", count(len(self.board.charts), "chart"),
                  count(len(self.watcher.folders()), "folder"), self.watcher.mode, os.getpid())
 
-    def _check_threads(self) -> None:
-        if self.requests.thread_died is not None:
-            running = len(self.inflight) + self.early.running
-            raise ThreadDied(f"thread {self.requests.thread_died} died"
-                             + (f", abandoning {count(running, 'render')} in flight" if running else ""))
-
     # -- the loop ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
         while not self.requests.stop_requested():
-            self._check_threads()
+            self.requests.check_threads(len(self.inflight) + self.early.running)
             turn = time.monotonic()  # a duration, not a time of day: not the clock passed in
             self._take_results()
             self._take_changes()
@@ -237,6 +229,8 @@ class Daemon:
         self.replan_wanted = False
         self.next_replan = self.clock() + REPLAN_EVERY
         self.lock.refresh()
+        self.builds.retry()
+        self.pages.problems(self.builds.problems(), self.clock())
         folders = plan(self.board)
         if folders != self.watcher.folders():
             self.watcher.watch(folders)
@@ -376,7 +370,7 @@ class Daemon:
             log.info("stopping: waiting for %d render(s) in flight", len(self.inflight))
         deadline = self.clock() + self.board.render_timeout + DRAIN_GRACE
         while self.inflight and not self.requests.hard_stop and self.clock() < deadline:
-            self._check_threads()
+            self.requests.check_threads(len(self.inflight) + self.early.running)
             self._take_results()
             if self.inflight:
                 self.wake.wait(min(STOP_POLL, max(0.0, deadline - self.clock())))

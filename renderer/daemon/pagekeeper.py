@@ -176,6 +176,13 @@ class PageKeeper:
         """Write every chart's part at the next turn of the loop."""
         self.batch.urgent(now)
 
+    def problems(self, problems: list[dict[str, str]], now: float) -> None:
+        """The board's own problems (status.json's "problems", a banner on the page); the pages
+        are written at once when they change."""
+        if problems != self.model.problems:
+            self.model.problems = problems
+            self.batch.urgent(now)
+
     def _next_stale(self) -> float | None:
         return self.stale.next_after(self.batch.written_at)
 

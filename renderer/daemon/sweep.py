@@ -10,6 +10,7 @@ from renderer.board.inputs import is_pattern
 from renderer.board.triggers import Trigger
 from renderer.daemon.schedule import IDLE, Scheduler
 from renderer.daemon.upkeep import check, files_seen
+from renderer.store.fingerprints import racy
 from renderer.store.records import ChartRecord
 from renderer.store.workspace import needs_repair
 
@@ -60,7 +61,8 @@ class Sweep:
             if timer.held(now) or timer.state != IDLE:
                 continue  # a later time window inside its interval waits anyway; a queued or running render looks again
             files = files_seen(chart, seen)
-            if self.looked.get(chart.name) == files and not any(is_pattern(p) for p in chart.inputs):
+            if (self.looked.get(chart.name) == files and not any(is_pattern(p) for p in chart.inputs)
+                    and not racy(records.get(chart.name))):  # a racy input's bytes may have changed
                 continue
             self.looked[chart.name] = files
             if check(board, records, scheduler, chart):

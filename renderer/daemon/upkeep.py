@@ -15,7 +15,7 @@ from renderer.daemon.schedule import RENDERING, Scheduler
 from renderer.board.inputs import is_pattern
 from renderer.board.triggers import Trigger
 from renderer.store.records import ChartRecord
-from renderer.store.fingerprints import expand_inputs, fingerprint
+from renderer.store.fingerprints import expand_inputs, fingerprint, holds, same
 from renderer.board.windows import held_until
 from renderer.store.workspace import why_render
 
@@ -97,7 +97,7 @@ def check(board: Board, records: dict[str, ChartRecord], scheduler: Scheduler, c
     if scheduler[chart.name].state == RENDERING or rec is None:
         return False
     current = fingerprint(board, chart, expand_inputs(chart))
-    if current in (rec.fingerprint, rec.failed_fingerprint):
+    if holds(rec, current) or same(rec.failed_fingerprint, current):
         return False
     scheduler.change(chart.name)
     return True

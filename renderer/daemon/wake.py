@@ -10,6 +10,8 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from renderer.text import count
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _early: list[int] = []  # signals that came before the daemon could handle them
 
@@ -75,6 +77,10 @@ def signals_to(handler: Callable[[int, object], None], wake: Wake) -> Iterator[N
             signal.signal(sig, previous)
 
 
+class ThreadDied(Exception):
+    """A thread the daemon depends on has died: the loop stops, as gunicorn's arbiter halts."""
+
+
 class Requests:
     """What signals and the daemon's other threads ask of its loop, as flags. Handlers only set
     them (the signal's byte on the wake-up fd, or `wake`, wakes the loop); the loop acts."""
@@ -100,6 +106,12 @@ class Requests:
         if self.thread_died is None:
             self.thread_died = name
         self.wake()
+
+    def check_threads(self, running: int) -> None:
+        """Raises ThreadDied once a thread the daemon needs has died (`running`: renders it abandons)."""
+        if self.thread_died is not None:
+            raise ThreadDied(f"thread {self.thread_died} died"
+                             + (f", abandoning {count(running, 'render')} in flight" if running else ""))
 
     def stop_requested(self) -> bool:
         if self.external_stop is not None and self.external_stop.is_set() and not self.stopping:

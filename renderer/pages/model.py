@@ -181,6 +181,7 @@ class Pages:
         # status.json's `publish` (renderer.publish), set by whoever writes the pages; kept
         # across a full update, which calls __init__ again.
         self.publish: dict[str, Any] | None = getattr(self, "publish", None)
+        self.problems: list[dict[str, str]] = []  # the board's own: {"what": ..., "message": ...}
 
     def update(self, board: Board, records: dict[str, ChartRecord], now: float,
                dirty: set[str] | None = None) -> Snapshot:
@@ -188,7 +189,9 @@ class Pages:
         update; None (or another board) recomputes everything."""
         full = dirty is None or board is not self.board
         if full:
+            problems = self.problems
             self.__init__()
+            self.problems = problems
             self.board = board
             names = [c.name for c in board.shown]
             self.layout = _Layout(board)
@@ -250,6 +253,7 @@ class Pages:
                      **({"failed": len(f.failed)} if f.failed else {})} for f in board.families]
         tail = f',"families":{_dumps(families)}' if families else ""
         tail += f',"publish":{_dumps(self.publish)}' if self.publish is not None else ""
+        tail += f',"problems":{_dumps(self.problems)}' if self.problems else ""
         status_json = (f'{{"board":{_dumps(info)},"charts":['
                        + ",".join([self.json[n] for n in shape.names]) + f"]{tail}}}").encode()
         files, index_groups = {}, []
@@ -275,7 +279,8 @@ class Pages:
                                  **({"trouble": brief["trouble"], "more": brief["more"]} if brief["trouble"] else {})})
         self.group_files = {n: files[n] for n in files}
         layout = shape.digest
-        files[groups.STATUS_INDEX] = jsonfile.dumps({"board": {**info, "layout": layout}, "groups": index_groups},
+        index_board = {**info, "layout": layout, **({"problems": self.problems} if self.problems else {})}
+        files[groups.STATUS_INDEX] = jsonfile.dumps({"board": index_board, "groups": index_groups},
                                                     indent=1).encode()
         grouped = any(c.group is not None for c in [*board.charts, *board.failed, *board.families])
         split = grouped and len(cards) > board.page_limit
@@ -285,7 +290,7 @@ class Pages:
         for section in sections:  # a family that matches nothing shows in its own group's section
             section["empty_families"] = [f for f in empty if f["group"] == section["name"]]
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
-        context = {"board": {**info, "theme": board.theme, "layout": layout,
+        context = {"board": {**info, "theme": board.theme, "layout": layout, "problems": self.problems,
                              **({"history": True} if shape.history else {})}, "charts": cards, "groups": sections,
                    "grouped": grouped, "split": split, "static_version": version, "empty_families": empty,
                    "publish": self.publish}

@@ -58,7 +58,7 @@ def exit_code(manifest: dict[str, Any]) -> int:
     states = {entry["state"] for entry in manifest["charts"]}
     if "error" in states:
         return ERROR
-    if states & {"stale", "pending"} or publish_trouble(manifest):
+    if states & {"stale", "pending"} or publish_trouble(manifest) or manifest.get("problems"):
         return STALE
     return OK
 
@@ -90,6 +90,10 @@ def problem(manifest: Any) -> str | None:
     must be of the documented types (other fields are passed through untouched)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("charts"), list):
         return "expected an object with a 'charts' list"
+    problems = manifest.get("problems", [])
+    if not isinstance(problems, list) or not all(isinstance(p, dict) and isinstance(p.get("what"), str)
+                                                 and isinstance(p.get("message"), str) for p in problems):
+        return "problems: expected a list of objects with a 'what' and a 'message'"
     for i, entry in enumerate(manifest["charts"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             return f"charts[{i}]: expected an object with a 'name'"
@@ -126,9 +130,11 @@ def summary(manifest: dict[str, Any], code: int, now: float | None = None) -> st
     bad = [e for e in charts if e["state"] != "ok"]
     perf = perfdata(manifest, time.time() if now is None else now)
     trouble = publish_trouble(manifest)
-    if not bad and not trouble:
-        return status_line(f"PLOTBOARD {word} - {count(len(charts), 'chart')} ok", perf)
-    parts = [trouble] if trouble else []
+    board = [f"{p['what']}: {cut(one_line(p['message']), MAX_STATUS_ERROR)}" for p in manifest.get("problems", [])]
+    board += [trouble] if trouble else []
+    if not bad:
+        return status_line(f"PLOTBOARD {word} - " + "; ".join([*board, f"{count(len(charts), 'chart')} ok"]), perf)
+    parts = board
     for e in bad:
         detail = f" ({cut(one_line(e['error']), MAX_STATUS_ERROR)})" if e["state"] == "error" and e.get("error") else ""
         if e["state"] == "pending" and isinstance(e.get("waiting_for"), list) and e["waiting_for"]:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import time
 from functools import lru_cache
 from pathlib import Path
 
 from renderer import __version__
+from renderer.readfile import digest_file
 from renderer.board.model import Board, Chart, settings_digest
 from renderer.board.durations import next_due
 from renderer.board.inputs import TooManyInputs, expand
@@ -90,19 +93,121 @@ def file_digest(path: Path | None) -> str | None:
     return None if path is None else digests.file_digest(str(path))
 
 
-def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> str:
+class Fingerprint(str):
+    """A fingerprint as fingerprint() computed it just now, with what `same` needs to check a
+    recorded one against it: each input's [path, size, mtime_ns] and the digests of the bytes
+    it read meanwhile (racy inputs)."""
+
+    files: list  # set by fingerprint(), with contents
+    contents: dict[str, str]
+
+
+def fingerprint(board: Board, chart: Chart, inputs: list[str]) -> Fingerprint:
     """Changes whenever anything that could change the chart's image changes: 'BASE.MODULES',
     MODULES a digest of the board modules its last render used (renderer.render.modules), as they
-    are now."""
+    are now. BASE ends in '~STAMP~DIGEST' when an input was racy (see `same`)."""
     used = module_use.used_by(str(board.root), chart.name)
-    return _base(board, chart, inputs) + "." + _modules_digest({path: digests.file_digest(path) for path in used})
+    base, files, contents = _base(board, chart, inputs)
+    made = Fingerprint(base + "." + _modules_digest({path: digests.file_digest(path) for path in used}))
+    made.files, made.contents = files, contents
+    return made
+
+
+# An input whose mtime is less than this before the moment its stat was taken (or after it) is
+# "racy", as git's index calls it: a rewrite within the same tick of the file system's clock, of
+# the same size, would leave its stat as it is. Its bytes' digest goes with the fingerprint then,
+# and are compared until a check finds the file this much older than its stat's moment: from then
+# on any write changes its mtime. 2 s covers the coarsest clocks (FAT's 2 s, NFS servers').
+RACY_NS = 2_000_000_000
+RACY_READ_LIMIT = 64 * 1024 * 1024  # bytes of a racy input digested: a same-size rewrite beyond them goes unseen
+_RACY = re.compile(r"~([0-9]+)~([0-9a-f]+)")
+clock_ns = time.time_ns  # the moment a fingerprint's stats were taken (tests pass in another)
+# A racy input's digest is reused for RECENT_S while the file's stat is unchanged, so that the
+# charts sharing one file (a board's 10,000 fingerprints, all at once) read it once. A rewrite
+# within that half second is seen by the next check after it: only a check past the window
+# settles a racy input, and it reads the file afresh.
+RECENT_S = 0.5
+monotonic = time.monotonic
+_recent: dict[tuple, tuple[float, str]] = {}  # (path, stat) -> (when read, digest)
+
+
+def _racy_digest(path: str, reuse: bool = True) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "unreadable"
+    key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    now = monotonic()
+    known = _recent.get(key)
+    if reuse and known is not None and now - known[0] < RECENT_S:
+        return known[1]
+    try:
+        digest = digest_file(path, RACY_READ_LIMIT)
+    except (OSError, ValueError):
+        return "unreadable"
+    if len(_recent) >= 4096:
+        for old in [k for k, (at, _) in _recent.items() if now - at >= RECENT_S]:
+            del _recent[old]
+        if len(_recent) >= 4096:
+            _recent.clear()
+    _recent[key] = (now, digest)
+    return digest
+
+
+def _racy_part(files: list, stamp_ms: int, contents: dict[str, str], reuse: bool = True) -> str:
+    """'~STAMP~DIGEST' over the bytes of the inputs racy at `stamp_ms` (epoch ms), or ''.
+    `contents`: digests known already; without `reuse`, the others are read afresh."""
+    edge = stamp_ms * 1_000_000 - RACY_NS
+    racy = [path for path, _size, mtime in files if mtime is not None and mtime > edge]
+    if not racy:
+        return ""
+    for path in racy:
+        if path not in contents:
+            contents[path] = _racy_digest(path, reuse)
+    data = _SORTED_JSON([[path, contents[path]] for path in racy])
+    return f"~{stamp_ms}~{hashlib.sha256(data.encode()).hexdigest()[:32]}"
+
+
+def same(recorded: str | None, current: str) -> bool:
+    """Whether the chart, as `current` (fingerprint()) sees it now, is what `recorded` was taken
+    of: the same but for when each was taken, and, if `recorded` had racy inputs, their bytes
+    the same now (read again, unless `current` has just read them)."""
+    if recorded is None:
+        return False
+    if recorded == current:
+        return True
+    racy = _RACY.search(recorded)
+    if _RACY.sub("", recorded, count=1) != _RACY.sub("", current, count=1):
+        return False
+    if racy is None:
+        return True  # nothing was racy: a write since would have changed a size or an mtime
+    files = getattr(current, "files", None)
+    if files is None:
+        return False
+    # What `current` digested (racy now: no settling on it) is used; the rest is read afresh.
+    return _racy_part(files, int(racy.group(1)), current.contents, reuse=False) == racy.group(0)
+
+
+def holds(record: ChartRecord, current: str) -> bool:
+    """`same(record.fingerprint, current)`; once true of a record whose racy inputs are no
+    longer racy, the record takes `current` (settled: its stats alone tell from now on)."""
+    if not same(record.fingerprint, current):
+        return False
+    if record.fingerprint != current and _RACY.search(current) is None:
+        record.fingerprint = str(current)
+    return True
+
+
+def racy(record: ChartRecord | None) -> bool:
+    """Whether the record's fingerprint has inputs whose bytes a check must read."""
+    return record is not None and "~" in (record.fingerprint or "")
 
 
 def with_modules(current: str, modules: dict[str, str] | None) -> str:
     """The fingerprint a render had: `current` with the board modules it reported using, as
     they were when it ran (an edit made during the render still makes the chart out of date)."""
     if modules is None:
-        return current
+        return str(current)  # a plain str: a record keeps no Fingerprint's files
     return current.partition(".")[0] + "." + _modules_digest(modules)
 
 
@@ -127,9 +232,10 @@ def _settings_digest(board: Board, chart: Chart) -> str:
     return known[1]
 
 
-def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
-    """'DEFINITION-DATA': a digest of what defines the chart (its settings, the theme, its
-    plot module, library versions), then one of its input files as they are now."""
+def _base(board: Board, chart: Chart, inputs: list[str]) -> tuple[str, list, dict[str, str]]:
+    """'DEFINITION-DATA[~STAMP~RACY]': a digest of what defines the chart (its settings, the
+    theme, its plot module, library versions), then one of its input files as they are now,
+    and one of its racy inputs' bytes (_racy_part); with the inputs' stats and those digests."""
     seen = getattr(inputs, "stats", None) or {}  # taken by expand_inputs, just before
     stats = []
     for p in inputs:
@@ -142,8 +248,10 @@ def _base(board: Board, chart: Chart, inputs: list[str]) -> str:
                 known = (None, None)
         stats.append([p, *known])
     data = _SORTED_JSON({"inputs": stats, "inputs_problem": getattr(inputs, "problem", None)})
+    contents: dict[str, str] = {}
+    racy = _racy_part(stats, clock_ns() // 1_000_000, contents)  # the moment is after every stat
     return (_definition_digest(_settings_digest(board, chart), board.theme, file_digest(chart.plot_file)) + "-"
-            + hashlib.sha256(data.encode()).hexdigest()[:32])
+            + hashlib.sha256(data.encode()).hexdigest()[:32] + racy), stats, contents
 
 
 @lru_cache(maxsize=65536)
@@ -173,7 +281,7 @@ def out_of_date(chart: Chart, record: ChartRecord | None, current: str, now: flo
     if record.error is not None:
         return Trigger.FAILED
     reason = None
-    if record.fingerprint != current:
+    if not holds(record, current):
         reason = Trigger.REDEFINED if redefined(record.fingerprint, current) else Trigger.CHANGED
     else:
         due = next_due(chart, record.rendered_at)

@@ -10,7 +10,7 @@
   if (!root) return;
   const refresh = Math.max(1, parseFloat(root.dataset.refresh) || 10) * 1000;
   const base = root.dataset.base || "", split = root.hasAttribute("data-split");
-  const banner = document.getElementById("offline");
+  const banner = document.getElementById("offline"), problems = document.getElementById("problems");
   const generated = document.getElementById("generated");
   const kiosk = document.documentElement.classList.contains("kiosk");
   // Opened from disk there is no server to ask (browsers refuse fetch of file: URLs): a snapshot, not an outage.
@@ -257,6 +257,11 @@
         return;
       }
       if (board.generated_at) genAt = board.generated_at;
+      if (problems) {  // the board's own problems (the daemon cannot take builds, ...): text, never HTML
+        const list = Array.isArray(board.problems) ? board.problems : [];
+        problems.replaceChildren(...list.map((p) => el("p", null, String(p && p.message))));
+        problems.hidden = !list.length;
+      }
       for (const g of index.groups || []) {
         const section = groups.get(g.id);
         if (section && split) section._index = g;
