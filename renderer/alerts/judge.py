@@ -276,7 +276,7 @@ class Judge:
         return {"event": event, "chart": name, "title": chart.title, "group": chart.group, "state": seen.state,
                 "previous": previous, "error": seen.error if seen.state == "error" else None,
                 "at": iso(seen.since), "image": f"{name}.png",
-                "url": urljoin(self.board.url, f"#chart-{name}") if self.board.url else None}
+                "url": urljoin(self.board.url, f"#{name}") if self.board.url else None}
 
     # -- what became of a message --------------------------------------------------------------
 

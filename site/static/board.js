@@ -374,6 +374,20 @@
     if (document.hidden) clearTimeout(timer);
     else poll();
   });
+  // An alert's link names a chart (#NAME): when no element has that id, show the chart's card
+  // (#chart-NAME) and mark it as :target would.
+  function follow() {
+    for (const c of root.querySelectorAll(".card.targeted")) c.classList.remove("targeted");
+    let name = "";
+    try { name = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
+    if (!name || document.getElementById(name)) return;
+    const card = document.getElementById("chart-" + name);
+    if (!card || !card.matches(".card")) return;
+    card.classList.add("targeted");
+    card.scrollIntoView();
+  }
+  addEventListener("hashchange", follow);
+  follow();
   setInterval(tick, 1000);
   tick();
   poll();
