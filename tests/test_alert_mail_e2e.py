@@ -44,12 +44,13 @@ def inline_image(message: email.message.EmailMessage) -> bytes:
 def test_run_mails_an_error_and_its_recovery_with_the_published_image(tmp_path, daemons, smtpd,  # noqa: F811
                                                                        certificates):  # noqa: F811
     inbox, port = tls_smtpd(smtpd, certificates)
-    b = mail_board(tmp_path / "b", port, chart("a", "plots:maybe", "data/a.txt"), chart("b", "plots:maybe", "data/b.txt"),
+    b = mail_board(tmp_path / "b", port, chart("a", "plots:maybe", "data/a.txt", "history = 2\n"),
+                   chart("b", "plots:maybe", "data/b.txt"),
                    board='url = "https://board.example.com/ops/"\n')
     b.data("data/a.txt", "good\n")
     b.data("data/b.txt", "good\n")
     d = daemons(b, env=cli_env(SSL_CERT_FILE=str(certificates["ca.pem"]), PB_TEST_SMTP=PASSWORD))
-    d.wait_state("a", state="ok")
+    shown_at = d.wait_state("a", state="ok")["rendered_at"]
     d.wait_state("b", state="ok")
     b.data("data/a.txt", "fail\n")
     wait_for(lambda: len(inbox.messages) >= 1, 60, f"a mail to arrive ({d.log[-2000:]})")
@@ -58,6 +59,9 @@ def test_run_mails_an_error_and_its_recovery_with_the_published_image(tmp_path, 
     assert first["Subject"] == "[Daemon board] error: a"
     assert "ValueError: told to fail" in first.get_body(("plain",)).get_content()
     assert inline_image(first) == (b.output / "a.png").read_bytes()  # the image shown: the last good one
+    moment = "https://board.example.com/ops/#history-a@" + shown_at.replace("-", "").replace(":", "")
+    assert re.search(f'<a href="{re.escape(moment)}"><img src="cid:', first.get_body(("html",)).get_content())
+    assert f"moment: {moment}" in first.get_body(("plain",)).get_content()
     b.data("data/a.txt", "good again, and longer\n")
     wait_for(lambda: len(inbox.messages) >= 2, 60, f"a second mail to arrive ({d.log[-2000:]})")
     d.wait_state("a", state="ok")
