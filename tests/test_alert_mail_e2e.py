@@ -9,7 +9,14 @@ import email.policy
 import re
 
 from conftest import FAST, Board, chart, cli_env, png_problem, wait_for
-from test_alert_mail import PASSWORD, USER, authenticator, certificates, server_tls, smtpd  # noqa: F401 - fixtures
+from test_alert_mail import (  # noqa: F401 - fixtures
+    PASSWORD,
+    USER,
+    authenticator,
+    certificates,
+    server_tls,
+    smtpd,
+)
 from test_alerts import PLOTS, alerts_shown
 
 

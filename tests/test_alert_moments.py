@@ -5,11 +5,11 @@ while it is still the current one. A real `plotboard run` and webhook; real Chro
 
 from __future__ import annotations
 
+from browser import NGINX, Nginx, remove_tree, require_tool, served_dir
 from conftest import FAST, Board, chart, wait_for
 from test_alerts import PLOTS, receivers  # noqa: F401 - the fixture
 from test_history_page import open_page, view
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
-from browser import NGINX, Nginx, remove_tree, require_tool, served_dir
 
 URL = "https://board.example.com/ops/"
 

@@ -6,13 +6,12 @@ real `run --serve` and read from `build --metrics-file` (from .plotboard/alerts.
 
 from __future__ import annotations
 
+import pytest
 from conftest import chart, fast_board, free_port, wait_for
 from daemon_helpers import cli_env
 from moto_store import Store, env
 from test_alerts import alert_board, alerts_shown, receivers  # noqa: F401 - the fixture
 from test_metrics import samples, scrape
-
-import pytest
 
 
 def sent(values: dict, result: str, alert: str = "ops") -> float | None:

@@ -4,7 +4,7 @@ marks it, on load and when the hash changes."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from browser import NGINX, Nginx, remove_tree, require_tool, served_dir, wait_for
@@ -40,8 +40,8 @@ MARKED = """() => [...document.querySelectorAll('.card.targeted')].map((c) => {
 })"""
 
 
-def test_an_alert_link_to_a_chart_shows_and_marks_its_card(many, context):
-    board, server = many
+def test_an_alert_link_to_a_chart_shows_and_marks_its_card(many, context):  # noqa: F811
+    _, server = many
     page, log = open_page(context(viewport={"width": 480, "height": 320}), server.url + "#c37")
     wait_for(lambda: page.evaluate(MARKED) == [["c37", True, "solid"]], 60,
              f"c37's card on screen and marked ({page.evaluate(MARKED)})")
