@@ -375,12 +375,23 @@
     else poll();
   });
   // An alert's link names a chart (#NAME): when no element has that id, show the chart's card
-  // (#chart-NAME) and mark it as :target would.
+  // (#chart-NAME) and mark it as :target would. A split index has no cards: a link to a chart
+  // (#NAME, or #history-NAME@STAMP) goes on to the page of the chart's group, hash and all.
   function follow() {
     for (const c of root.querySelectorAll(".card.targeted")) c.classList.remove("targeted");
     let name = "";
     try { name = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
     if (!name || document.getElementById(name)) return;
+    if (split) {
+      const past = /^history-(.+?)(@\d{8}T\d{6}(\.\d+)?Z)?$/.exec(name), wanted = past ? [name, past[1]] : [name];
+      for (const g of groups.values()) {
+        const names = (($(g, ".names") || {}).textContent || "").split(" ");
+        if (wanted.some((n) => names.includes(n))) {
+          location.replace(base + "groups/" + g.dataset.group + ".html" + location.search + location.hash);
+          return;
+        }
+      }
+    }
     const card = document.getElementById("chart-" + name);
     if (!card || !card.matches(".card")) return;
     card.classList.add("targeted");
