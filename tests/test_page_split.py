@@ -108,8 +108,8 @@ def test_an_alert_link_to_a_chart_of_a_split_board_goes_on_to_its_group_page(fle
     page = context().new_page()
     log = PageLog(page)
     page.goto(server.url + f"board/#{chart_name(12, 34)}")
-    page.wait_for_url(re.compile(rf"/board/groups/rack-12\.html#{chart_name(12, 34)}$"), timeout=60_000)
-    page.wait_for_function("(n) => { const c = document.querySelector('.card.targeted');"
+    page.wait_for_url(re.compile(rf"/board/groups/rack-12\.html#chart-{chart_name(12, 34)}$"), timeout=60_000)
+    page.wait_for_function("(n) => { const c = document.querySelector('.card:target');"
                            " return c && c.dataset.name === n; }", arg=chart_name(12, 34), timeout=60_000)
     assert log.problems() == []
     page = context().new_page()

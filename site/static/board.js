@@ -374,28 +374,16 @@
     if (document.hidden) clearTimeout(timer);
     else poll();
   });
-  // An alert's link names a chart (#NAME): when no element has that id, show the chart's card
-  // (#chart-NAME) and mark it as :target would. A split index has no cards: a link to a chart
-  // (#NAME, or #history-NAME@STAMP) goes on to the page of the chart's group, hash and all.
+  // #NAME (an alert's link) goes to #chart-NAME, its card; on a split index, to its group's page
   function follow() {
-    for (const c of root.querySelectorAll(".card.targeted")) c.classList.remove("targeted");
-    let name = "";
-    try { name = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
-    if (!name || document.getElementById(name)) return;
-    if (split) {
-      const past = /^history-(.+?)(@\d{8}T\d{6}(\.\d+)?Z)?$/.exec(name), wanted = past ? [name, past[1]] : [name];
-      for (const g of groups.values()) {
-        const names = (($(g, ".names") || {}).textContent || "").split(" ");
-        if (wanted.some((n) => names.includes(n))) {
-          location.replace(base + "groups/" + g.dataset.group + ".html" + location.search + location.hash);
-          return;
-        }
+    const n = location.hash.slice(1), m = /^history-(.+)@[\dT.]+Z$/.exec(n);
+    if (!n || document.getElementById(n)) return;
+    for (const g of split ? groups.values() : [])
+      if (($(g, ".names") || g).textContent.split(" ").includes(m ? m[1] : n)) {
+        busy = true; // no poll: the page goes
+        return location.replace(base + "groups/" + g.dataset.group + ".html" + location.search + location.hash);
       }
-    }
-    const card = document.getElementById("chart-" + name);
-    if (!card || !card.matches(".card")) return;
-    card.classList.add("targeted");
-    card.scrollIntoView();
+    if (document.getElementById("chart-" + n)) location.replace("#chart-" + n);
   }
   addEventListener("hashchange", follow);
   follow();
