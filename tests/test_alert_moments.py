@@ -43,8 +43,9 @@ def test_an_event_names_the_image_of_its_moment(tmp_path, daemons, receivers):  
     assert event(r, "error", "n")["moment"] is None  # n keeps no history
     b.data("data/a.txt", "good again, and longer\n")
     r.wait(("recovered", "a"))
-    now = d.wait_state("a", state="ok")["rendered_at"]
-    assert now != first and event(r, "recovered", "a")["moment"] == f"{URL}#history-a@{stamp(now)}"
+    now = wait_for(lambda: (s := d.state("a")).get("state") == "ok" and s["rendered_at"] != first and s["rendered_at"],
+                   60, "status.json to show the good render")  # pages may lag the webhook
+    assert event(r, "recovered", "a")["moment"] == f"{URL}#history-a@{stamp(now)}"
     kept = b.output / "history" / "a" / f"{stamp(first)}.png"
     wait_for(kept.is_file, 60, f"{kept} to be kept")
     assert kept.read_bytes() == shown  # where the error's moment said the image would be
