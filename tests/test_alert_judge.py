@@ -68,7 +68,7 @@ def test_a_failure_is_one_event_after_group_wait_and_recovered_follows_it(tmp_pa
     (event,) = message.events
     assert event == {"event": "error", "chart": "c1", "title": "c1", "group": None, "state": "error",
                      "previous": "ok", "error": "ValueError: boom", "at": event["at"], "image": "c1.png",
-                     "url": "https://board.example.com/ops/#chart-c1"}
+                     "url": "https://board.example.com/ops/#c1", "moment": None}
     judge.delivered(message, clock())
     assert judge.told == {"ops": {"c1": ("error", clock())}}
     fail(records["c1"], clock())  # still failing: nothing new

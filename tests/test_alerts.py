@@ -119,7 +119,8 @@ def test_error_stale_and_recovered_reach_a_webhook(tmp_path, daemons, receivers)
     assert (r.bodies[0]["board"], r.bodies[0]["alert"]) == ("Daemon board", "ops")
     assert {k: error[k] for k in error if k != "at"} == {
         "event": "error", "chart": "a", "title": "a", "group": None, "state": "error", "previous": "ok",
-        "error": "ValueError: told to fail", "image": "a.png", "url": "https://board.example.com/ops/#chart-a"}
+        "error": "ValueError: told to fail", "image": "a.png", "url": "https://board.example.com/ops/#a",
+        "moment": None}
     assert error["at"].endswith("Z") and len(error["at"]) == 24
     wait_for(lambda: [(x["name"], x["sent"], x["failed"], x["last_error"]) for x in alerts_shown(b)]
              == [("ops", len(r.bodies), 0, None)], 60, f"status.json to count the messages: {alerts_shown(b)}")

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from browser import NGINX, POLL_URL, Nginx, remove_tree, require_tool, served_dir
+from browser import NGINX, POLL_URL, Nginx, PageLog, remove_tree, require_tool, served_dir
 from conftest import Board, cli_env
 from test_page import browser, context, no_leaks, open_board  # noqa: F401 - fixtures
 from test_page_fleet import server  # noqa: F401 - a fixture: nginx serving this module's `fleet`
@@ -102,6 +102,25 @@ def test_the_split_index_filter_finds_the_group_of_a_chart(fleet, server, contex
     page.select_option("#filter select", "error")
     assert page.evaluate("() => document.querySelectorAll('section.group:not([hidden])').length") == 0
     assert log.problems() == []
+
+
+def test_an_alert_link_to_a_chart_of_a_split_board_goes_on_to_its_group_page(fleet, server, context):
+    page = context().new_page()
+    log = PageLog(page)
+    page.goto(server.url + f"board/#{chart_name(12, 34)}")
+    page.wait_for_url(re.compile(rf"/board/groups/rack-12\.html#chart-{chart_name(12, 34)}$"), timeout=60_000)
+    page.wait_for_function("(n) => { const c = document.querySelector('.card:target');"
+                           " return c && c.dataset.name === n; }", arg=chart_name(12, 34), timeout=60_000)
+    assert log.problems() == []
+    page = context().new_page()
+    page.goto(server.url + f"board/#history-{chart_name(3, 1)}@20261206T121314.123Z")  # a moment's link too
+    page.wait_for_url(re.compile(rf"/board/groups/rack-03\.html#history-{chart_name(3, 1)}@20261206T121314\.123Z$"),
+                      timeout=60_000)
+    page = context().new_page()
+    page.goto(server.url + "board/#group-rack-05")  # a group's own id: left to the browser
+    page.wait_for_function("() => document.querySelector('#group-rack-05 .summary').textContent !== ''",
+                           timeout=60_000)  # the script ran
+    assert page.evaluate("location.pathname").endswith("/board/")
 
 
 def test_kiosk_rotates_through_the_group_pages(fleet, server, context):

@@ -35,6 +35,7 @@ from urllib.parse import urljoin
 
 from renderer.board.alert_options import Alert
 from renderer.board.model import Board, Chart
+from renderer.store.history import stamp_name, wanted
 from renderer.store.records import ChartRecord
 from renderer.text import iso
 
@@ -276,7 +277,15 @@ class Judge:
         return {"event": event, "chart": name, "title": chart.title, "group": chart.group, "state": seen.state,
                 "previous": previous, "error": seen.error if seen.state == "error" else None,
                 "at": iso(seen.since), "image": f"{name}.png",
-                "url": urljoin(self.board.url, f"#chart-{name}") if self.board.url else None}
+                "url": urljoin(self.board.url, f"#{name}") if self.board.url else None,
+                "moment": self._moment(name)}
+
+    def _moment(self, name: str) -> str | None:
+        """Where the image shown now will be found once replaced: the history view at its stamp."""
+        rec = self.records.get(name)
+        if not self.board.url or rec is None or rec.rendered_at is None or not wanted(self.board, name):
+            return None
+        return urljoin(self.board.url, f"#history-{name}@{stamp_name(rec.rendered_at)[:-len('.png')]}")
 
     # -- what became of a message --------------------------------------------------------------
 

@@ -4,7 +4,7 @@ compose() builds one message for one group of events: a subject naming the board
 change and the charts (one line, whatever the titles hold), a plain-text part and an HTML part
 (every outside text escaped by jinja2) showing each chart's current image inline, at most
 MAX_IMAGES of them (multipart/alternative: text/plain, then multipart/related: text/html and
-the images, referenced as `cid:`). An image that is missing, not a regular file, too large or
+the images, referenced as `cid:`, each linked to its event's `moment` when it has one). An image that is missing, not a regular file, too large or
 not a PNG is left out of the mail and said so; it never raises.
 
 send() hands a message to the target's SMTP server with smtplib: STARTTLS with the server's
@@ -206,7 +206,7 @@ def _field(value: Any, limit: int) -> str:
 def _entry(event: dict) -> dict:
     """What the text and the HTML show of one event."""
     chart = _field(event.get("chart"), MAX_TITLE)
-    url = _field(event.get("url"), 2000)
+    url, moment = _field(event.get("url"), 2000), _field(event.get("moment"), 2000)
     return {
         "chart": chart,
         "title": _field(event.get("title"), MAX_TITLE) or chart,
@@ -216,6 +216,7 @@ def _entry(event: dict) -> dict:
         "error": _field(event.get("error"), MAX_ERROR),
         "at": _field(event.get("at"), 40),
         "url": url if url.startswith(("https://", "http://")) else "",
+        "moment": moment if moment.startswith(("https://", "http://")) else "",
         "cid": "", "no_image": "",
     }
 
@@ -275,7 +276,7 @@ def _text(board: str, summary: str, entries: list[dict], notes: list[str]) -> st
         was = f" (was {e['previous']})" if e["previous"] else ""
         lines.append(f"{e['event'] or 'change'}: {e['chart']} ({e['title']})")
         lines.append(f"  state: {e['state']}{was}")
-        lines.extend(f"  {key}: {e[key]}" for key in ("error", "at", "url") if e[key])
+        lines.extend(f"  {key}: {e[key]}" for key in ("error", "at", "url", "moment") if e[key])
         if e["no_image"]:
             lines.append(f"  {e['no_image']}")
         lines.append("")
@@ -297,7 +298,8 @@ _HTML = """<!DOCTYPE html>
 <p style="margin: .3em 0"><b>{{ e.event or 'change' }}</b>: {{ e.state }}
 {%- if e.previous %} (was {{ e.previous }}){% endif %}{% if e.at %}, {{ e.at }}{% endif %}</p>
 {% if e.error %}<pre style="white-space: pre-wrap">{{ e.error }}</pre>{% endif %}
-{% if e.cid %}<img src="cid:{{ e.cid }}" alt="{{ e.title }}" style="max-width: 100%">
+{% if e.cid %}{% if e.moment %}<a href="{{ e.moment }}">{% endif %}<img src="cid:{{ e.cid }}" alt="{{ e.title }}"
+ style="max-width: 100%">{% if e.moment %}</a>{% endif %}
 {%- elif e.no_image %}<p><i>{{ e.no_image }}</i></p>{% endif %}
 </div>
 {% endfor %}

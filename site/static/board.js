@@ -379,6 +379,19 @@
     if (document.hidden) clearTimeout(timer);
     else poll();
   });
+  // #NAME (an alert's link) goes to #chart-NAME, its card; on a split index, to its group's page
+  function follow() {
+    const n = location.hash.slice(1), m = /^history-(.+)@[\dT.]+Z$/.exec(n);
+    if (!n || document.getElementById(n)) return;
+    for (const g of split ? groups.values() : [])
+      if (($(g, ".names") || g).textContent.split(" ").includes(m ? m[1] : n)) {
+        busy = true; // no poll: the page goes
+        return location.replace(base + "groups/" + g.dataset.group + ".html" + location.search + location.hash);
+      }
+    if (document.getElementById("chart-" + n)) location.replace("#chart-" + n);
+  }
+  addEventListener("hashchange", follow);
+  follow();
   setInterval(tick, 1000);
   tick();
   poll();

@@ -2,12 +2,14 @@
 // data-history). Clicking the chart's image (or opening #history-NAME) shows the chart in a dialog
 // that steps back through them: slider, older/newer buttons, ← → Home End, each image's time and
 // state, and "live" to come back to the current image. history/NAME.json is fetched only then.
+// #history-NAME@STAMP (an alert's `moment`, STAMP as 20261206T121314.123Z) opens it at the image
+// that was current at STAMP: the past image kept from then, or live if it is still current.
 (() => {
   "use strict";
   const root = document.getElementById("board");
   if (!root) return;
   const base = root.dataset.base || "", PREFIX = "#history-";
-  let view = null, ui = null, card = null, list = [], at = 0, seen = "", ask = 0;
+  let view = null, ui = null, card = null, list = [], at = 0, seen = "", ask = 0, want = NaN;
 
   const el = (tag, props, ...kids) => {
     const e = Object.assign(document.createElement(tag), props);
@@ -95,7 +97,12 @@
       list = [live(), ...past.map((p) => ({ src: base + p.image, rendered_at: p.rendered_at, state: p.state }))];
       seen = hash;
       ui.note.textContent = past.length ? "" : "no past images yet: one is kept each time the image changes";
-      go(shown ? Math.max(0, list.findIndex((x) => x.src === shown.src)) : 0);
+      if (!isNaN(want)) { // the image current at `want`: the oldest kept since, else the live one
+        let i = list.length - 1;
+        while (i > 0 && !(Date.parse(list[i].rendered_at) >= want)) i--;
+        want = NaN;
+        go(i);
+      } else go(shown ? Math.max(0, list.findIndex((x) => x.src === shown.src)) : 0);
     } catch (err) {
       if (mine === ask) ui.note.textContent = "the past images could not be loaded (" + err.message + ")";
     }
@@ -124,7 +131,11 @@
   }
 
   function route() {
-    const name = location.hash.startsWith(PREFIX) ? decodeURIComponent(location.hash.slice(PREFIX.length)) : "";
+    let name = "";
+    try { name = location.hash.startsWith(PREFIX) ? decodeURIComponent(location.hash.slice(PREFIX.length)) : ""; } catch (e) { /* not ours */ }
+    const m = /^(.+)@(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d(?:\.\d+)?)Z$/.exec(name);
+    want = m ? Date.parse(`${m[2]}-${m[3]}-${m[4]}T${m[5]}:${m[6]}:${m[7]}Z`) : NaN;
+    if (m) name = m[1];
     const c = name && root.querySelector(`.card[data-history][data-name="${CSS.escape(name)}"]`);
     if (c) open(c);
     else shut(false);
