@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,19 +133,40 @@ def settle(receiver: Receiver | None, events: int) -> None:
         time.sleep(0.2)
 
 
-def one(board: Path, n: int, failures: int, alerts: bool) -> dict:
+def thread_cpu(me: psutil.Process) -> dict[int, float]:
+    return {t.id: t.user_time + t.system_time for t in me.threads()}
+
+
+def split(me: psutil.Process, before: dict[int, float]) -> tuple[float, float]:
+    """CPU seconds since `before`: the main (loop) thread's, the other threads' (senders, server...)."""
+    now = thread_cpu(me)
+    main = now.get(me.pid, 0.0) - before.get(me.pid, 0.0)
+    rest = sum(v - before.get(k, 0.0) for k, v in now.items() if k != me.pid)
+    return main, rest
+
+
+def one(board: Path, n: int, failures: int, alerts: bool, together: threading.Barrier | None = None,
+        profile: Path | None = None) -> dict:
+    """One run of one variant; `together` lines the phases up with a run of the other variant on
+    another board; `profile` runs the daemon under bench/profiled_daemon.py, profiled in the burst."""
     receiver = Receiver() if alerts else None
     folder = board.parent
     set_alert(board, receiver.url if receiver else None)
     log = open(folder / "run.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "renderer", "run", "-c", str(board)], cwd=folder, env=env(),
-                            stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "renderer", "run", "-c", str(board)]
+    if profile:
+        cmd[1:3] = [str(BENCH / "profiled_daemon.py"), str(profile)]
+    proc = subprocess.Popen(cmd, cwd=folder, env=env(), stdout=log, stderr=subprocess.STDOUT)
+    meet = together.wait if together else (lambda: None)
     try:
         wait(board, proc, lambda cs: len(cs) == n and all(c["state"] == "ok" for c in cs), "the cold pass")
         time.sleep(12)  # the start's group_wait: the alerts' first look at every chart, outside the burst
         me = psutil.Process(proc.pid)
+        meet()  # both variants' bursts start together
+        if profile:
+            proc.send_signal(signal.SIGUSR1)
         done = sum(c["renders"] + c["failures"] for c in charts(board))
-        cpu, wall, load = me.cpu_times(), time.monotonic(), harness.loadavg()
+        cpu, wall, load, threads = me.cpu_times(), time.monotonic(), harness.loadavg(), thread_cpu(me)
         names = sorted((folder / "data").iterdir())[:failures]
         for path in names:
             write(path, "fail\n")
@@ -152,6 +175,7 @@ def one(board: Path, n: int, failures: int, alerts: bool) -> dict:
         mark = seconds(me.cpu_times())
         settle(receiver, failures)  # the errors' messages (a trouble fixed within group_wait is not sent)
         rest = [seconds(me.cpu_times()) - mark]
+        meet()  # and their recoveries
         mark = seconds(me.cpu_times())
         for path in names:
             write(path, "good again\n")
@@ -161,20 +185,71 @@ def one(board: Path, n: int, failures: int, alerts: bool) -> dict:
         settle(receiver, 2 * failures)
         rest.append(seconds(me.cpu_times()) - mark)
         after = me.cpu_times()
+        main_cpu, other_cpu = split(me, threads)
+        if profile:
+            proc.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 60
+            while not profile.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
         renders = sum(c["renders"] + c["failures"] for c in found) - done
         used = (after.user + after.system) - (cpu.user + cpu.system)
         return {"alerts": alerts, "charts": n, "failures": failures, "renders": renders, "daemon_cpu_s": used,
                 "cpu_per_render_ms": 1000 * used / renders, "wall_s": time.monotonic() - wall,
+                "main_thread_cpu_s": main_cpu, "other_threads_cpu_s": other_cpu,
                 "rendering_cpu_s": sum(phases), "settling_cpu_s": sum(rest),
                 "rendering_cpu_per_render_ms": 1000 * sum(phases) / renders,
                 "requests": receiver.requests if receiver else None, "events": receiver.events if receiver else None,
                 "load_before": load, "load_after": harness.loadavg()}
     finally:
+        if together:
+            together.abort()  # a failed run does not leave the other waiting
         proc.terminate()
         proc.wait(60)
         log.close()
         if receiver:
             receiver.close()
+
+
+def pair(boards: tuple[Path, Path], n: int, failures: int, first_on: bool,
+         profiles: tuple[Path, Path] | None = None) -> list[dict]:
+    """Both variants at once, each with its own daemon on its own board (boards[0] gets the one
+    started first), their bursts started together, so that the machine's load hits both alike."""
+    together = threading.Barrier(2, timeout=3600)
+    order = (True, False) if first_on else (False, True)
+    out: list[dict | BaseException] = [None, None]
+
+    def go(k: int) -> None:
+        try:
+            out[k] = one(boards[k], n, failures, order[k], together, profiles[k] if profiles else None)
+        except BaseException as exc:  # noqa: BLE001  reported below
+            out[k] = exc
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    for r in out:
+        if isinstance(r, BaseException):
+            raise SystemExit(f"a run failed: {r!r}")
+    return out  # type: ignore[return-value]
+
+
+def top_functions(stats_file: Path, limit: int = 40) -> dict[str, float]:
+    """Cumulative seconds per function (file:line(name)) from a pstats file."""
+    import pstats
+
+    st = pstats.Stats(str(stats_file))
+    return {f"{Path(f).name}:{line}({name})": ct for (f, line, name), (cc, nc, tt, ct, callers) in st.stats.items()}
+
+
+def compare_profiles(off: Path, on: Path, renders: tuple[int, int], limit: int = 30) -> list[tuple[str, float, float]]:
+    """Functions by how much more cumulative time per render they took with alerts on (µs)."""
+    a, b = top_functions(off), top_functions(on)
+    rows = [(k, 1e6 * a.get(k, 0.0) / renders[0], 1e6 * b.get(k, 0.0) / renders[1]) for k in set(a) | set(b)]
+    rows.sort(key=lambda r: r[2] - r[1], reverse=True)
+    return rows[:limit]
 
 
 def judge_cost(n: int, top: Path) -> float:
@@ -204,44 +279,66 @@ def judge_cost(n: int, top: Path) -> float:
     return (time.process_time() - started) / (2 * n) * 1e6
 
 
+def report(run: dict, label: str) -> None:
+    print(f"{label} alerts {'on ' if run['alerts'] else 'off'}: {run['renders']} renders, daemon "
+          f"{run['daemon_cpu_s']:.2f} s CPU (loop thread {run['main_thread_cpu_s']:.2f} s, other threads "
+          f"{run['other_threads_cpu_s']:.2f} s), {run['cpu_per_render_ms']:.3f} ms/render "
+          f"({run['rendering_cpu_s']:.2f} s rendering, {run['rendering_cpu_per_render_ms']:.3f} ms/render; "
+          f"{run['settling_cpu_s']:.2f} s in the 2 x 12 s waits), "
+          f"{run['wall_s']:.0f} s, requests {run['requests']}, events {run['events']}, "
+          f"load {run['load_before']} -> {run['load_after']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--charts", type=int, default=10_000)
     parser.add_argument("--failures", type=int, default=1_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--judge", action="store_true", help="only the judge's CPU per render, in this process")
+    parser.add_argument("--profile", action="store_true",
+                        help="one round, both daemons under cProfile in the burst: the functions the alerts add")
     args = parser.parse_args()
     if args.judge:
         with tempfile.TemporaryDirectory(prefix="plotboard-bench-alerts-") as top:
             print(f"the judge: {judge_cost(args.charts, Path(top)):.1f} µs of CPU per render "
                   f"({args.charts:,} charts, every chart failing once, then recovering)")
         return
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="plotboard-bench-alerts-") as top:
-        board = make_board(Path(top) / "board", args.charts)  # the first run's cold pass renders it once
-        for r in range(args.rounds):
-            for alerts in (False, True):
-                run = one(board, args.charts, args.failures, alerts)
-                runs.append(run)
-                print(f"round {r + 1} alerts {'on ' if alerts else 'off'}: {run['renders']} renders, daemon "
-                      f"{run['daemon_cpu_s']:.2f} s CPU, {run['cpu_per_render_ms']:.3f} ms/render "
-                      f"({run['rendering_cpu_s']:.2f} s rendering, {run['rendering_cpu_per_render_ms']:.3f} ms/render; "
-                      f"{run['settling_cpu_s']:.2f} s in the 2 x 12 s waits), "
-                      f"{run['wall_s']:.0f} s, requests {run['requests']}, events {run['events']}, "
-                      f"load {run['load_before']} -> {run['load_after']}", flush=True)
-    on = [r["cpu_per_render_ms"] for r in runs if r["alerts"]]
-    off = [r["cpu_per_render_ms"] for r in runs if not r["alerts"]]
-    ratio = (sum(on) / len(on)) / (sum(off) / len(off))
-    print(f"daemon CPU per render, alerts on / off: {sum(on) / len(on):.3f} / {sum(off) / len(off):.3f} ms = {ratio:.3f}")
-    on_r = [r["rendering_cpu_per_render_ms"] for r in runs if r["alerts"]]
-    off_r = [r["rendering_cpu_per_render_ms"] for r in runs if not r["alerts"]]
-    print(f"the same while rendering only: {sum(on_r) / len(on_r):.3f} / {sum(off_r) / len(off_r):.3f} ms = "
-          f"{(sum(on_r) / len(on_r)) / (sum(off_r) / len(off_r)):.3f}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"alerts-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"machine": harness.machine(), "runs": runs, "ratio": ratio}, indent=1))
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="plotboard-bench-alerts-") as top:
+        boards = (make_board(Path(top) / "a", args.charts), make_board(Path(top) / "b", args.charts))
+        if args.profile:
+            profiles = (RESULTS / f"alerts-{stamp}-a.prof", RESULTS / f"alerts-{stamp}-b.prof")
+            runs = pair(boards, args.charts, args.failures, False, profiles)
+            for run in runs:
+                report(run, "profiled")
+            print("cumulative µs per render in the loop thread, alerts off / on, most added first:")
+            for name, off, on in compare_profiles(profiles[0], profiles[1], (runs[0]["renders"], runs[1]["renders"])):
+                print(f"  {on - off:9.1f}  {off:9.1f} {on:9.1f}  {name}")
+            print(f"profiles: {profiles[0]} (off), {profiles[1]} (on)")
+            return
+        for r in range(args.rounds):
+            # the variants swap boards and which starts first each round; alerts are no render
+            # setting, so only the first round's cold passes render
+            runs = pair(boards, args.charts, args.failures, first_on=r % 2 == 1)
+            on, off = (runs[0], runs[1]) if runs[0]["alerts"] else (runs[1], runs[0])
+            ratio = on["cpu_per_render_ms"] / off["cpu_per_render_ms"]
+            ratio_r = on["rendering_cpu_per_render_ms"] / off["rendering_cpu_per_render_ms"]
+            for run in runs:
+                report(run, f"round {r + 1}")
+            print(f"round {r + 1}: on / off = {ratio:.3f} (rendering phases only {ratio_r:.3f})", flush=True)
+            rounds.append({"runs": runs, "ratio": ratio, "rendering_ratio": ratio_r})
+    ratios = [r["ratio"] for r in rounds]
+    median = statistics.median(ratios)
+    median_r = statistics.median(r["rendering_ratio"] for r in rounds)
+    print(f"daemon CPU per render, alerts on / off, per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
+          f"median {median:.3f} (rendering phases only {median_r:.3f})")
+    out = RESULTS / f"alerts-{stamp}.json"
+    out.write_text(json.dumps({"machine": harness.machine(), "charts": args.charts, "failures": args.failures,
+                               "rounds": rounds, "median_ratio": median, "median_rendering_ratio": median_r},
+                              indent=1))
     print(f"raw figures: {out}")
-
 
 if __name__ == "__main__":
     main()
