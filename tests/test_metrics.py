@@ -161,7 +161,7 @@ def test_serve_on_an_ipv6_host(board, daemons):
         s.bind(("::1", 0))
         port = s.getsockname()[1]
     d = daemons(board, "--serve", f"[::1]:{port}")
-    assert f"http://[::1]:{port}/" in d.log
+    d.wait_log(f"http://[::1]:{port}/")  # the server starts after the line `run:` the fixture waits for
     d.wait_state("a", state="ok")
     content_type, text = scrape_text(port, host="::1")
     assert "plotboard_build_info" in text

@@ -1,9 +1,5 @@
-// plotboard page: polls status/index.json (one hash per group) and fetches only the groups whose
-// hash changed; swaps in new images once decoded, and only for cards on screen; keeps ages,
-// states and group summaries current; filters charts; in kiosk, fits the charts to the screen
-// and can rotate through the groups (?kiosk&rotate=30s). A split board's index.html has no cards:
-// its group summaries come from status/index.json alone, and each group is a page of its own
-// (groups/ID.html, where `base` is "../").
+// plotboard page: polls status/index.json, fetches the groups whose hash changed, swaps in decoded
+// images, keeps ages and states current, filters, kiosk (README.md "The page" tells each).
 (() => {
   "use strict";
   const root = document.getElementById("board");
@@ -13,7 +9,7 @@
   const banner = document.getElementById("offline"), problems = document.getElementById("problems");
   const generated = document.getElementById("generated");
   const kiosk = document.documentElement.classList.contains("kiosk");
-  // Opened from disk there is no server to ask (browsers refuse fetch of file: URLs): a snapshot, not an outage.
+  // From disk there is nothing to poll (no fetch of file: URLs): a snapshot, not an outage.
   const live = location.protocol !== "file:";
   const cards = new Map(), groups = new Map(), shown = new Set();
   for (const c of root.querySelectorAll(".card[data-name]")) cards.set(c.dataset.name, c);
@@ -116,7 +112,7 @@
     }
   }
 
-  // Preload and decode off-screen, then replace the element: the card never shows a half-loaded image.
+  // Decoded off-screen, then swapped in: never a half-loaded image.
   async function swap(card, ch) {
     const hash = ch.hash, v = "?v=" + encodeURIComponent(hash);
     card._want = hash;
@@ -187,7 +183,7 @@
     swap(card, picked(card, ch));
   });
 
-  // A card off screen keeps its old image; the newest waits in card._next until it scrolls in.
+  // Off screen, the newest image waits in card._next until the card scrolls in.
   const seen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
     for (const e of entries) {
       if (e.isIntersecting) {
@@ -230,7 +226,7 @@
     banner.hidden = !on;
   }
 
-  // `no-cache`: the browser revalidates, and a file that did not change costs a 304 and no body.
+  // `no-cache`: revalidated; an unchanged file costs a 304 and no body.
   async function get(url, signal) {
     const r = await fetch(url, { cache: "no-cache", signal });
     if (!r.ok) throw new Error("HTTP " + r.status);
@@ -251,7 +247,7 @@
       skew = Math.abs(d) > 3000 ? d : 0;
       const board = index.board || {};
       if (board.layout && board.layout !== root.dataset.layout && board.generated_at > root.dataset.generated) {
-        // charts were added, removed or regrouped: the page itself changed (or, a group's page, is gone)
+        // charts added, removed or regrouped: the page changed (or a group's page is gone)
         if (base && !(index.groups || []).some((g) => groups.has(g.id))) location.href = root.dataset.index;
         else location.reload();
         return;
@@ -266,7 +262,7 @@
         const section = groups.get(g.id);
         if (section && split) section._index = g;
         if (!section || split || section.dataset.hash === g.hash) continue;
-        // A group's file by its hash: a new version is a new URL, which nginx lets browsers cache for good.
+        // A group's file by its hash: a new URL per version, cached for good.
         const part = await (await get(base + "status/" + g.id + ".json?v=" + encodeURIComponent(g.hash), ac.signal)).json();
         changed.push([section, g.hash, part.charts || []]);
       }
@@ -278,7 +274,7 @@
       if (!document.hidden) timer = setTimeout(poll, refresh);
     }
     offline(!index);
-    // outside the try: a fault in this script must surface, not pass for an outage
+    // outside the try: a fault here must surface, not pass for an outage
     for (const [section, hash, list] of changed) {
       apply(list);
       section.dataset.hash = hash;
