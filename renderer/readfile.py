@@ -33,6 +33,16 @@ class RefusedFile(OSError):
         return f"{self.filename}: {self.strerror}"
 
 
+def not_regular(path: str | os.PathLike) -> bool:
+    """Whether something other than a regular file is at `path` (a folder, a FIFO, ...), where
+    plotboard is to put a file by rename; False when nothing is there. Other errors (no
+    permission to look) are raised as OSError."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def kind(mode: int) -> str:
     """What a file of this st_mode is, in words ('a FIFO', 'a character device', ...)."""
     for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),

@@ -11,11 +11,11 @@ renders: a mistake is one line and exit status 2.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from renderer.board.model import Board
 from renderer.errors import PlotboardError
+from renderer.readfile import not_regular
 from renderer.render.files import unlink_quietly, write_temp
 
 MODE = 0o644
@@ -40,14 +40,11 @@ def check_path(text: str, board: Board) -> Path:
             raise BadMetricsFile(f"{where}: inside {what}; write it elsewhere, "
                                  "e.g. node_exporter's textfile folder")
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        pass
+        odd = not_regular(path)
     except OSError as exc:
         raise BadMetricsFile(f"{where}: {exc.strerror or exc}") from None
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            raise BadMetricsFile(f"{where}: not a regular file")
+    if odd:
+        raise BadMetricsFile(f"{where}: not a regular file")
     try:
         unlink_quietly(write_temp(path.parent, path.name, b"", durable=False))  # proves the folder takes it
     except OSError as exc:

@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import secrets
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import IO, Any
 from renderer.board.model import Board
 from renderer.errors import ConfigError, PlotboardError
 from renderer.pages import groups, status, templating
-from renderer.readfile import RefusedFile, read_file
+from renderer.readfile import RefusedFile, not_regular, read_file
 from renderer.text import iso
 
 log = logging.getLogger("plotboard")
@@ -204,14 +203,11 @@ def _stream(chunks: Any, out: IO[bytes]) -> int:
 def write_file(path: Path, chunks: Any) -> int:
     """Stream the chunks into a hidden temporary file next to `path`, then move it into place."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        pass
+        odd = not_regular(path)
     except OSError as exc:
         raise PlotboardError(f"cannot write {path}: {exc.strerror}") from None
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            raise ExportUsage(f"-o {path}: not a regular file; give a file name, or -o - for stdout")
+    if odd:
+        raise ExportUsage(f"-o {path}: not a regular file; give a file name, or -o - for stdout")
     temp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")  # a name's limit: 255 bytes
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)

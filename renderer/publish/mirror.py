@@ -126,6 +126,22 @@ class Mirror:
     def _read(self, rel: str) -> bytes:
         return read_file(self.output / rel, FILE_LIMIT, follow_symlinks=False)
 
+    def _read_hashed(self, rel: str, seen: Stat, quiet: bool = False) -> tuple[bytes | None, str]:
+        """The file's bytes and MD5, noted in `hashed` with the stat `seen` before the read (never
+        newer than the bytes); (None, "") when it cannot be read (logged unless `quiet`).
+        FileNotFoundError is the caller's: a file gone is news to some callers."""
+        try:
+            data = self._read(rel)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if not quiet:
+                log.warning("publish: cannot read %s: %s", self.output / rel, exc)
+            return None, ""
+        md5 = hashlib.md5(data).hexdigest()
+        self.hashed[rel] = (seen, md5)
+        return data, md5
+
     def _read_pages(self, listed: dict | None) -> dict[str, bytes]:
         """The pages and manifests that are not in the store as they are, read now, the files
         that name others first (index.html before the group pages, status/index.json before
@@ -136,15 +152,10 @@ class Mirror:
             if self._known_in_line(rel, stats[rel], listed):
                 continue
             try:
-                data = self._read(rel)
+                data, md5 = self._read_hashed(rel, stats[rel])
             except FileNotFoundError:
                 continue
-            except OSError as exc:
-                log.warning("publish: cannot read %s: %s", self.output / rel, exc)
-                continue
-            md5 = hashlib.md5(data).hexdigest()
-            self.hashed[rel] = (stats[rel], md5)  # the stat seen before the read: never newer than the bytes
-            if not self._in_line(rel, md5, len(data), listed):
+            if data is not None and not self._in_line(rel, md5, len(data), listed):
                 held[rel] = data
         return held
 
@@ -194,18 +205,13 @@ class Mirror:
 
         def job(rel: str) -> None:
             try:
-                st_data = self._read(rel)
+                data, md5 = self._read_hashed(rel, todo[rel])
             except FileNotFoundError:
                 if rel not in self.sent:
                     vanished.append(rel)
                 return
-            except OSError as exc:
-                log.warning("publish: cannot read %s: %s", self.output / rel, exc)
-                return
-            md5 = hashlib.md5(st_data).hexdigest()
-            self.hashed[rel] = (todo[rel], md5)  # the stat seen before the read: never newer than the bytes
-            if not self._in_line(rel, md5, len(st_data), listed):
-                self._put(rel, st_data, md5, done)
+            if data is not None and not self._in_line(rel, md5, len(data), listed):
+                self._put(rel, data, md5, done)
 
         self._pool_run([lambda rel=rel: job(rel) for rel in sorted(todo)])
         return vanished
@@ -268,12 +274,11 @@ class Mirror:
             if self._known_in_line(rel, st, None):
                 continue
             try:
-                data = self._read(rel)
-            except OSError:
+                data, md5 = self._read_hashed(rel, st, quiet=True)
+            except FileNotFoundError:
                 continue
-            md5 = hashlib.md5(data).hexdigest()
-            self.hashed[rel] = (st, md5)
-            waiting += not self._in_line(rel, md5, len(data), None)
+            if data is not None:
+                waiting += not self._in_line(rel, md5, len(data), None)
         self.pending = waiting + sum(1 for rel in self.sent if rel not in pages and rel not in images)
         return self.pending
 
