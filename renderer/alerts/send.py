@@ -23,7 +23,6 @@ from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
 
-TIMEOUT = 10.0  # seconds: one attempt (connecting, sending, the answer)
 GIVE_UP_AFTER = 600.0  # seconds of retries before a message is given up
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # the waits between attempts, then 60 s apart
 MAX_ANSWER = 64 * 1024  # bytes of a webhook's answer read (and ignored)
@@ -83,10 +82,11 @@ def deliver(alert: Alert, board_title: str, output: Path, message: Message, time
 
 
 def attempt(alert: Alert, board_title: str, output: Path, message: Message, stats: Stats, lock: threading.Lock,
-            clock: Callable[[], float], timeout: float = TIMEOUT) -> bool:
-    """One attempt, logged and counted; True when the message was delivered."""
+            clock: Callable[[], float], timeout: float | None = None) -> bool:
+    """One attempt, logged and counted; True when the message was delivered. `timeout`: the
+    alert's own unless less is left (a build's patience)."""
     try:
-        deliver(alert, board_title, output, message, timeout)
+        deliver(alert, board_title, output, message, alert.timeout if timeout is None else min(timeout, alert.timeout))
     except SendError as exc:
         log.warning("alert %s: sending %d event(s) failed: %s", alert.name, len(message.events), exc)
         with lock:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from renderer.alerts import book
 from renderer.alerts.judge import Judge
-from renderer.alerts.send import TIMEOUT, Sender, attempt
+from renderer.alerts.send import Sender, attempt
 from renderer.board.model import Board
 from renderer.errors import PlotboardError
 from renderer.store.records import ChartRecord
@@ -175,7 +175,7 @@ def send_due(board: Board, records: dict[str, ChartRecord], patience: float = BU
         while True:
             left = deadline - time.monotonic()
             if attempt(alert, board.title, board.output, message, stats[alert.name], lock, clock,
-                       timeout=max(0.5, min(TIMEOUT, left))):
+                       timeout=max(0.5, left)):
                 judge.delivered(message, clock())
                 break
             if time.monotonic() + 1.0 >= deadline:

@@ -119,6 +119,8 @@ ALERT_OPTIONS: tuple[Option, ...] = (
     Whole("after", "failed renders in a row before `error` is sent", 1, least=1),
     Duration("repeat", "send again while a chart is still in trouble"),
     Duration("group_wait", "changes within this time go out as one message", "10s"),
+    Duration("timeout", "how long one attempt may take: connecting, sending, the answer", "10s", least=0.1,
+             most=(300.0, "5m")),
 )
 ALERT_KEYS = {o.name for o in ALERT_OPTIONS}
 
@@ -135,6 +137,7 @@ class Alert:
     after: int
     repeat: float | None
     group_wait: float
+    timeout: float = 10.0
 
 
 def load_alerts(table: Any, c: Any) -> tuple[Alert, ...]:
