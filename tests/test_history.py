@@ -189,6 +189,38 @@ def test_a_deleted_past_image_is_dropped_from_the_list_and_a_deleted_list_is_wri
     assert listed(b) == [entries[0], entries[2]]
 
 
+def test_the_daemon_s_look_sees_a_list_deleted_just_after_it_was_written(tmp_path, monkeypatch):
+    """The race `run` lost on a loaded machine: history/NAME.json deleted between the check that
+    wrote it and the look that follows; the next look must still write it again."""
+    from renderer.board.config import load_board
+    from renderer.store import history
+    from renderer.store.records import load_state
+
+    b = history_board(tmp_path / "b", n=3)
+    build_ok(b)
+    for i in range(2):
+        write_data(b.root / "data/cpu.txt", [i, 9, i])
+        build_ok(b)
+    entries = listed(b)
+    board = load_board(b.file)
+    records = load_state(board)
+    watch = history.Watch()
+    assert watch.check(board, records) == []  # the first look: all as recorded
+    (b.output / entries[1]["image"]).unlink()
+    real_check = history.check
+
+    def check_then_someone_deletes_the_list(*args, **kw):
+        changed = real_check(*args, **kw)
+        (b.output / "history" / "cpu.json").unlink()
+        return changed
+
+    monkeypatch.setattr(history, "check", check_then_someone_deletes_the_list)
+    assert watch.check(board, records) == ["cpu"]
+    monkeypatch.setattr(history, "check", real_check)
+    watch.check(board, records)
+    assert listed(b) == entries[:1]
+
+
 def test_windows_keep_their_first_window_s_history_only(tmp_path):
     plots = '''
 def by_window(fig, inputs, window=None, window_name=None, **params):

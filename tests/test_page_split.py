@@ -29,6 +29,7 @@ workers = 2
 size = [2, 1]
 dpi = 40
 hidpi = false
+layout = "none"  # 2,000 tiny charts: what is tested is the pages; constrained layout would cost 1.6x the renders
 plot = "plots:line"
 inputs = ["data/shared.txt"]
 """

@@ -244,11 +244,15 @@ class Watch:
             if not keep and not record.history and record.history_list is None:
                 self.seen.pop(name, None)
                 continue
-            if self.seen.get(name) == self._look(board, name) and len(record.history) <= keep:
+            look = self._look(board, name)
+            if self.seen.get(name) == look and len(record.history) <= keep:
                 continue
             if check(board, name, record, thorough=False):
                 changed.append(name)
-            self.seen[name] = self._look(board, name)
+            # The folder as it was before the check (a prune of our own costs one more look) and
+            # the list as written: a look after the check could take in someone's deletion made
+            # meanwhile and never see it again.
+            self.seen[name] = (look[0], record.history_list)
         return changed
 
     @staticmethod
