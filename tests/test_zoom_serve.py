@@ -120,3 +120,61 @@ def test_a_scheduled_render_of_a_zoomable_chart_still_publishes(tmp_path, daemon
     assert complete_png(b.output / "lat.png") is not None
     d.new_image("lat", before)
     assert d.state("lat")["state"] == "ok"
+
+
+def test_identical_requests_share_one_render_and_the_cache_follows_the_fingerprint(tmp_path, daemons):
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    step = 5555 / 120  # one pixel's worth of time
+    end = round(1700000000 / step) * step
+    url = f"/render/lat.png?window=5555s&end={end!r}&width=120"
+    answers: list[tuple[int, dict, bytes]] = []
+    threads = [threading.Thread(target=lambda: answers.append(get(port, url))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: custom(b), 60, "the first on-demand render to start")
+    (b.root / "release").write_text("")
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 8 and {a[0] for a in answers} == {200}, [a[:2] for a in answers]
+    assert len({a[2] for a in answers}) == 1
+    assert len(custom(b)) == 1, custom(b)  # eight viewers, one render
+
+    status, headers, body = get(port, url)  # the same again: from the cache
+    assert status == 200 and body == answers[0][2] and headers["x-plotboard-zoom"] == "hit"
+    nearby = end + 0.4 * step  # an `end` within half a pixel's worth of time: the same picture
+    status, headers, _ = get(port, f"/render/lat.png?window=5555s&end={nearby!r}&width=120")
+    assert status == 200 and headers["x-plotboard-zoom"] == "hit"
+    assert len(custom(b)) == 1
+
+    before = d.image("lat")
+    b.data("data/a.txt", "9 8 7 6\n")  # new data: never the old picture
+    d.new_image("lat", before)
+    status, headers, body = get(port, url)
+    assert status == 200 and headers["x-plotboard-zoom"] == "miss" and body != answers[0][2]
+    assert len(custom(b)) == 2
+    plots = b.root / "plots.py"  # new code: the same
+    plots.write_text(plots.read_text() + "\n# edited\n")
+    status, headers, _ = get(port, url)
+    assert status == 200 and headers["x-plotboard-zoom"] == "miss"
+    assert len(custom(b)) == 3
+    cached = sorted(p for p in (b.root / ".plotboard" / "zoom").iterdir())
+    assert len(cached) == 3 and all(p.stat().st_mode & 0o777 == 0o644 for p in cached), cached
+
+
+def test_the_cache_keeps_its_size_least_recently_used_out_across_restarts(tmp_path):
+    from renderer.daemon.zoom_cache import ZoomCache, cache_key
+
+    keys = [cache_key("lat", "fp", 3600.0, float(i), 100) for i in range(5)]
+    assert len(set(keys)) == 5 and cache_key("lat", "fp", 3600.0, 0.0, 100) == keys[0]
+    assert cache_key("lat", "a~1~b", 3600.0, 0.0, 100) == cache_key("lat", "a~2~b", 3600.0, 0.0, 100)
+    cache = ZoomCache(tmp_path, 10_000)
+    for key in keys[:3]:
+        assert cache.put(key, b"x" * 4000) is not None
+    assert cache.get(keys[0]) is None and cache.get(keys[1]) is not None  # 12,000 > 10,000: the oldest out
+    assert cache.put(keys[3], b"y" * 4000) is not None  # keys[2] is now the least recently used
+    assert [k for k in keys if cache.get(k) is not None] == [keys[1], keys[3]]
+    assert sorted(p.name for p in (tmp_path / "zoom").iterdir()) == sorted(f"{k}.png" for k in (keys[1], keys[3]))
+    again = ZoomCache(tmp_path, 5_000)  # a restart with a smaller cache: what was used last stays
+    assert again.get(keys[3]) is not None and again.get(keys[1]) is None
+    assert again.size == 4000
