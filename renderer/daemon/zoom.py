@@ -7,7 +7,7 @@ loop's thread, in `step`, after the scheduled renders were dispatched:
 - identical requests (same cache key) share one render (single flight);
 - an on-demand render starts only on a worker no scheduled render has taken (`idle`), so a
   scheduled render waits at most for the one on-demand render a worker is drawing;
-- at most QUEUE_LIMIT distinct renders wait, and at most ASK_LIMIT requests are queued for the
+- at most QUEUE_PER_WORKER distinct renders a worker wait, and at most ASK_LIMIT requests are queued for the
   loop: beyond them the answer is 503 with Retry-After, so memory never grows without bound;
 - a failed render answers 500 with its one-line error and touches nothing else: the published
   image, status.json and the chart's record are the scheduled renders' alone.
@@ -36,7 +36,7 @@ from renderer.text import one_line
 
 log = logging.getLogger("plotboard")
 
-QUEUE_LIMIT = 32  # distinct on-demand renders waiting for a worker
+QUEUE_PER_WORKER = 8  # distinct on-demand renders waiting for a worker, per worker of the board
 ASK_LIMIT = 512  # requests handed to the loop and not yet looked at
 RETRY_AFTER = "2"  # seconds, in a 503's Retry-After
 ACCEL_HEADER = "X-Plotboard-Zoom-Files"  # set by nginx: the internal location over the cache folder
@@ -139,7 +139,7 @@ class Zoom:
             if path is not None:
                 reply(_image(key, path, accel, "hit"))
                 return
-            if len(self.waiting) >= QUEUE_LIMIT:
+            if len(self.waiting) >= QUEUE_PER_WORKER * board.workers:
                 reply(text(HTTPStatus.SERVICE_UNAVAILABLE, "too many on-demand renders waiting; try again",
                            ("Retry-After", RETRY_AFTER)))
                 return
