@@ -115,6 +115,7 @@ class Zoom:
         self.wake()
 
     def _take_asks(self, board: Board) -> None:
+        seen: dict[str, tuple] = {}  # a chart's inputs and fingerprint, taken once for the requests that came together
         while True:
             try:
                 path, query, accel, reply = self._asks.get_nowait()
@@ -127,12 +128,14 @@ class Zoom:
             except Refused as exc:
                 reply(text(exc.status, str(exc)))
                 continue
-            self._ask(board, ask, accel, reply)
+            if ask.chart.name not in seen:
+                inputs = expand_inputs(ask.chart)
+                seen[ask.chart.name] = (inputs, fingerprint(board, ask.chart, inputs))
+            self._ask(board, ask, *seen[ask.chart.name], accel, reply)
 
-    def _ask(self, board: Board, ask: Ask, accel: str | None, reply: Reply) -> None:
+    def _ask(self, board: Board, ask: Ask, inputs: list[str], current: str, accel: str | None, reply: Reply) -> None:
         chart = ask.chart
-        inputs = expand_inputs(chart)
-        key = cache_key(chart.name, fingerprint(board, chart, inputs), ask.window, ask.end, ask.width)
+        key = cache_key(chart.name, current, ask.window, ask.end, ask.width)
         wanted = self.waiting.get(key) or self.rendering.get(key)
         if wanted is None:
             path = self.cache.get(key)
