@@ -24,7 +24,7 @@ def z(fig, inputs, window=None, window_name=None, end=None, **params):
     if window == 7777:
         raise ValueError("no data for\\nthis window")
     if window == 5555:  # held until the test lets it go
-        deadline = time.time() + 60
+        deadline = time.time() + 300
         while not os.path.exists(os.path.join(HERE, "release")) and time.time() < deadline:
             time.sleep(0.01)
     ax = fig.add_subplot()
@@ -32,9 +32,9 @@ def z(fig, inputs, window=None, window_name=None, end=None, **params):
 '''
 
 
-def zoom_board(root: Path, extra: str = ""):
+def zoom_board(root: Path, extra: str = "", timeout: str = "20s"):
     b = fast_board(root, chart("lat", "plots:z", "data/a.txt", 'windows = ["1h", "1d"]\nzoom = true\n' + extra),
-                   chart("plain", "plots:z", "data/a.txt", 'windows = ["1h"]'), plots=PLOTS)
+                   chart("plain", "plots:z", "data/a.txt", 'windows = ["1h"]'), plots=PLOTS, timeout=timeout)
     b.data("data/a.txt", "1 2 3\n")
     return b
 
@@ -231,3 +231,23 @@ def test_a_flood_of_zoom_requests_never_holds_back_a_scheduled_render_by_more_th
     ticks = len([r for r in renders(b) if r["window"] is None])
     wait_for(lambda: len([r for r in renders(b) if r["window"] is None]) > ticks + 2, 60, "more ticks")
     assert d.state("lat")["state"] == "ok" and d.state("tick")["failures"] == 0
+
+
+def test_stopping_answers_waiting_requests_503_and_never_waits_for_an_on_demand_render(tmp_path, daemons):
+    b = zoom_board(tmp_path / "b", timeout="120s")  # the held render would outlast Daemon.stop's 60 s
+    d, port = start(daemons, b)
+    answers: list = []
+
+    def ask() -> None:
+        try:
+            answers.append(get(port, "/render/lat.png?window=5555s&end=1"))
+        except OSError as exc:
+            answers.append((None, {}, repr(exc).encode()))
+
+    held = threading.Thread(target=ask)
+    held.start()
+    wait_for(lambda: custom(b), 60, "the held on-demand render to start")
+    assert d.stop() == 0
+    held.join(60)
+    assert answers and answers[0][0] == 503, answers
+    assert b"stopping" in answers[0][2]

@@ -178,15 +178,16 @@ class Zoom:
                     reply(_image(key, path, accel, "miss"))
 
     def close(self) -> None:
-        """The daemon stops: every request still waiting is answered 503."""
+        """The daemon stops: every request still waiting is answered 503; the renders in flight
+        stay listed in `rendering` (the daemon does not wait for them)."""
         with self._lock:
             self._closed = True
         stopped = text(HTTPStatus.SERVICE_UNAVAILABLE, "plotboard run is stopping", ("Retry-After", RETRY_AFTER))
         for wanted in [*self.waiting.values(), *self.rendering.values()]:
             for reply, _ in wanted.replies:
                 reply(stopped)
+            wanted.replies.clear()
         self.waiting.clear()
-        self.rendering.clear()
         while True:
             try:
                 reply = self._asks.get_nowait()[3]
