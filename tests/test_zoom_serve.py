@@ -251,3 +251,15 @@ def test_stopping_answers_waiting_requests_503_and_never_waits_for_an_on_demand_
     held.join(60)
     assert answers and answers[0][0] == 503, answers
     assert b"stopping" in answers[0][2]
+
+
+def test_a_reload_that_turns_zoom_off_answers_404(tmp_path, daemons):
+    import signal
+
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    assert get(port, "/render/lat.png?window=2h&end=1")[0] == 200
+    b.file.write_text(b.file.read_text().replace("zoom = true", "zoom = false"))
+    d.send(signal.SIGHUP)
+    wait_for(lambda: get(port, "/render/lat.png?window=2h&end=1")[0] == 404, 60, "404 once zoom is off")
+    assert d.alive()
