@@ -139,8 +139,9 @@ class BoardServer:
             if t.is_alive():
                 t.join()
         while not self._ready.empty():  # answered after the loop stopped
-            _, output = self._ready.get()
+            sock, output = self._ready.get()
             if output is not None:
+                _quietly(output.send, sock)  # what fits at once goes (a stopping daemon's 503s)
                 output.discard()
         with self._lock:
             for sock in self._answering:  # handed over but never sent
@@ -293,6 +294,8 @@ class BoardServer:
         while not self._ready.empty():
             sock, output = self._ready.get()
             if output is None or self._stopping:
+                if output is not None:
+                    _quietly(output.send, sock)  # what fits at once goes (a stopping daemon's 503s)
                 self._done(sock)
             elif output.deadline <= time.monotonic():
                 self._done(sock, reset=True)
@@ -341,8 +344,20 @@ class BoardServer:
                 output.discard()  # type: ignore[union-attr]
                 output = None
             finally:
-                self._ready.put((sock, output))
-                self._wake()  # the loop sends it, and may listen again once it is done
+                if output is not None and output.later is not None:  # a query route answers later
+                    output.later.then(lambda s=sock, o=output: self._answered(s, o))
+                else:
+                    self._ready.put((sock, output))
+                    self._wake()  # the loop sends it, and may listen again once it is done
+
+    def _answered(self, sock: socket.socket, output: Output) -> None:
+        """A query route's answer, given later (on any thread): sent with a deadline from now."""
+        if self._stopping:
+            output.discard()  # the socket is closed by shutdown
+            return
+        output.deadline = time.monotonic() + self.limits.send_timeout
+        self._ready.put((sock, output))
+        self._wake()
 
 
 def _quietly(func: Callable[..., object], *args: object) -> object:
