@@ -138,8 +138,8 @@ class Daemon:
             self.pages.problems(self.builds.problems(), self.clock())  # on status.json and the page until solved
             self._start(stack)
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
-                                                 self.outward.metrics.routes))
+                self.pages.changed = stack.enter_context(serve_board(  # /events tells open pages
+                    self.board.output, serve, self.requests.on_thread_death, self.outward.metrics.routes)).events.notify
             try:
                 self._loop()
                 self._drain()

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from renderer.errors import PlotboardError
+from renderer.serve.events import Streams
 from renderer.serve.files import Handler, Output, Route
 from renderer.threads import Died, guarded_thread
 
@@ -64,6 +65,8 @@ class Limits:
     threads: int = 4
     header_timeout: float = 10.0
     send_timeout: float = 20.0
+    streams: int | None = None  # /events streams at most; None: events.default_stream_cap()
+    heartbeat: float = 30.0  # seconds between an /events stream's comment lines at most
 
 
 def _head_complete(buffer: bytearray, start: int) -> bool:
@@ -95,6 +98,8 @@ class BoardServer:
         self._wake_w.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self.events = Streams(self._selector, self._wake, self.limits.streams, self.limits.heartbeat,
+                              self.limits.send_timeout)  # /events, in the loop (renderer.serve.events)
         self._accepting = False
         self._resume_at = 0.0  # no accept before this (monotonic), after running out of fds
         self._backoff = 0.0
@@ -163,6 +168,7 @@ class BoardServer:
             while not self._stopping:
                 now = time.monotonic()
                 self._expire(now)
+                self.events.tick(now)
                 self._listen(now)
                 for key, _ in self._selector.select(self._timeout(now)):
                     if key.fileobj is self.socket:
@@ -170,6 +176,8 @@ class BoardServer:
                     elif key.fileobj is self._wake_r:
                         _quietly(self._wake_r.recv, 4096)
                         self._take_answers()
+                    elif key.data is self.events:
+                        self.events.ready(key.fileobj)  # type: ignore[arg-type]
                     elif key.fileobj in self._sending:
                         self._write(key.fileobj)  # type: ignore[arg-type]
                     else:
@@ -179,6 +187,7 @@ class BoardServer:
                 self._drop(sock)
             for sock in list(self._sending):
                 self._done(sock)
+            self.events.close_all()
             self.socket.close()
 
     def _open_connections(self) -> int:
@@ -199,6 +208,7 @@ class BoardServer:
         times = [deadline for deadline, _ in self._heads.values()][:1]  # the oldest expires first
         if self._sending:
             times.append(min(output.deadline for output in self._sending.values()))
+        times += self.events.wakeups()
         if not self._accepting and self._resume_at > now:
             times.append(self._resume_at)
         return max(0.0, min(times) - now) if times else None
@@ -280,6 +290,8 @@ class BoardServer:
             self._selector.unregister(sock)
             with self._lock:
                 del self._heads[sock]
+                if self.events.adopt(sock, bytes(head)):  # /events: kept by the loop, not the pool
+                    return
                 self._answering.add(sock)
             self._jobs.put((sock, bytes(head), time.monotonic() + self.limits.send_timeout))
 
