@@ -30,6 +30,7 @@ import time
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from renderer.daemon import repair_check, sweep, upkeep
 
@@ -76,18 +77,21 @@ EXIT_CRASHED = 1  # an unexpected error ended the loop, or a thread died: the su
 
 def run(
     config_path: str | os.PathLike, serve: int | tuple[str, int] | None = None, stop: threading.Event | None = None,
-    poll: bool = False,
+    poll: bool = False, pages_written: Callable[[], None] | None = None,
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit status.
 
     `serve` (PORT, or (HOST, PORT)) also serves the output folder and /metrics; `poll` watches inputs by
-    polling instead of inotify. Signals are handled only when called from the main thread.
+    polling instead of inotify; `pages_written`: told each time the pages change (the demo's own
+    server's /events). Signals are handled only when called from the main thread.
     """
     board = load_board(config_path)
     check_use(board)
     require_executor(board)
     require_publisher(board)
-    return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
+    daemon = Daemon(board, Path(config_path), stop=stop, poll=poll)
+    daemon.pages.changed = pages_written or daemon.pages.changed
+    return daemon.run(serve)
 
 
 class Daemon:
