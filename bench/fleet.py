@@ -279,8 +279,8 @@ class LoggingNginx(Nginx):
     """tests/browser.py's nginx (the repository's deploy/nginx.conf unchanged) with an access log
     that says, per request, when it finished, its status, $bytes_sent and $request_length."""
 
-    def __init__(self, root: Path, prefix: Path) -> None:
-        super().__init__(root, prefix, workers=1, access_log=True)
+    def __init__(self, root: Path, prefix: Path, daemon: int | None = None) -> None:
+        super().__init__(root, prefix, workers=1, access_log=True, daemon=daemon)
         log = self.prefix / "access.log"
         text = self.conf.read_text()
         old = f"    access_log {log};\n"

@@ -4,6 +4,7 @@
     python bench/run.py latency serve   # a subset, by name
     python bench/run.py --quick         # fewer repeats and shorter runs (a smoke run)
     python bench/run.py --list          # the benchmarks' names
+    python bench/run.py push            # an open page told by /events vs polling (~5 min; bench/push.py)
     python bench/run.py scale           # fleet boards, 1k/3k/10k charts (~25 min; bench/fleet.py),
                                         # run only when named; --sizes 1000,3000 for other sizes
 
@@ -41,6 +42,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "tests"))  # tests/browser.py: nginx and ports, shared with the tests
 
 import fleet  # noqa: E402  (the `scale` benchmark)
+import push  # noqa: E402  (the `push` benchmark)
 import reference  # noqa: E402
 import daemon_helpers  # noqa: E402
 from browser import Nginx, accepts, free_port  # noqa: E402
@@ -766,6 +768,12 @@ def bench_page(run: Run) -> None:
 def bench_scale(run: Run) -> None:
     """Fleet boards (issue 13): `run` vs `build` at 1k/3k/10k tiny charts in 100 groups, idle CPU, no-op build; the page in Chromium behind nginx; glass to glass (bench/fleet.py; only when named)."""
     fleet.scale(run, sys.modules[__name__])
+
+
+@benchmark
+def bench_push(run: Run) -> None:
+    """Push (issue 27): glass to glass through nginx + Chromium with /events vs polling every second, an idle viewer's bytes, 200 open streams' CPU (bench/push.py)."""
+    push.push(run, sys.modules[__name__])
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def demo(port: int = 8000, folder: Path | None = None) -> int:
             feeder_thread.start()
             print(f"plotboard demo: {server.url}  (board in {root}; Ctrl-C stops)", flush=True)
             with _stop_on_signals(stop):
-                return run(board_file, stop=stop)
+                return run(board_file, stop=stop, pages_written=server.events.notify)  # open pages are told
     finally:
         stop.set()
         if feeder_thread is not None:

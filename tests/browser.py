@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,12 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
+def _asks_daemon(url: str) -> bool:
+    """A request for the daemon's /events: without a daemon behind the page (a static host, or
+    nginx with the daemon stopped) it fails, and the page polls instead; not a problem."""
+    return urllib.parse.urlsplit(url).path.endswith("/events")
+
+
 class PageLog:
     """What went wrong while a page was open: console errors, page errors, failed requests."""
 
@@ -232,10 +239,12 @@ class PageLog:
         self.failed: list[str] = []
         self.documents: list[str] = []
         self.requests: list[tuple[str, str]] = []
-        page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        page.on("console", lambda m: m.type == "error" and not _asks_daemon((m.location or {}).get("url", ""))
+                and self.console_errors.append(m.text))
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
-        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
-        page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} HTTP {r.status}"))
+        page.on("requestfailed", lambda r: not _asks_daemon(r.url) and self.failed.append(f"{r.url} {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and not _asks_daemon(r.url)
+                and self.failed.append(f"{r.url} HTTP {r.status}"))
         page.on("request", self._request)
 
     def _request(self, request: Any) -> None:

@@ -20,6 +20,8 @@ import numpy as np
 import psutil
 
 from conftest import REPO, cli, cli_env, complete_png, free_port, living, png_problem, temp_files, wait_for
+from test_events import Stream
+
 from renderer.demo import BOARD_FILES, DEMO_DIR, install, load_feeder
 
 CHARTS = ("cpu", "latency", "requests", "queue")
@@ -102,6 +104,11 @@ def test_demo_renders_live_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
             return {c["name"]: c["hash"] for c in json.loads(body)["charts"]}
 
         first = wait_for(lambda: (h := hashes()) and all(h.values()) and h, timeout=30, what="every chart rendered")
+        stream = Stream(port)  # an open page is told when the pages change (/events)
+        try:
+            assert stream.head()[0].startswith("HTTP/1.0 200") and stream.event().startswith(b"data: ")
+        finally:
+            stream.close()
         assert set(first) == set(CHARTS + DISKS)
         status, png = http_get(port, f"/cpu.png?v={first['cpu']}")
         assert status == 200 and png_problem(png) is None

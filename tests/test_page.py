@@ -336,7 +336,7 @@ def test_served_by_nginx_every_image_loads_without_errors(live, live_nginx, cont
     assert page.locator(".card[data-name=steady] h2").text_content() == "Steady <chart> & co"
     assert page.locator(".card[data-name=steady] .foot a").get_attribute("href").startswith("steady.svg?v=")
     assert log.problems() == []
-    assert {kind for kind, _ in log.requests} <= {"document", "stylesheet", "script", "image", "fetch"}, log.requests
+    assert {kind for kind, _ in log.requests} <= {"document", "stylesheet", "script", "image", "fetch", "eventsource"}, log.requests
     assert all(url.startswith(live_nginx.url + path) for _, url in log.requests), log.requests
     assert page.evaluate("window.__broken") == []
 

@@ -30,9 +30,9 @@ import time
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from renderer.daemon import repair_check, sweep, upkeep
-
 from renderer.daemon.builds import BuildRequests
 from renderer.board.model import Board
 from renderer.board.config import expand_again, load_board
@@ -45,7 +45,6 @@ from renderer.executors.factory import require_executor
 from renderer.daemon.flight import Flight, InFlight
 from renderer.daemon.outward import Outward
 from renderer.daemon.zoom import Zoom
-
 from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
 from renderer.daemon.pagekeeper import PageKeeper
@@ -77,18 +76,27 @@ EXIT_CRASHED = 1  # an unexpected error ended the loop, or a thread died: the su
 
 def run(
     config_path: str | os.PathLike, serve: int | tuple[str, int] | None = None, stop: threading.Event | None = None,
-    poll: bool = False,
+    poll: bool = False, pages_written: Callable[[], None] | None = None,
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit status.
 
     `serve` (PORT, or (HOST, PORT)) also serves the output folder and /metrics; `poll` watches inputs by
-    polling instead of inotify. Signals are handled only when called from the main thread.
+    polling instead of inotify; `pages_written`: told each time the pages change (the demo's own
+    server's /events). Signals are handled only when called from the main thread.
     """
     board = load_board(config_path)
     check_use(board)
     require_executor(board)
     require_publisher(board)
-    return Daemon(board, Path(config_path), stop=stop, poll=poll).run(serve)
+    daemon = Daemon(board, Path(config_path), stop=stop, poll=poll)
+    daemon.pages.changed = pages_written or daemon.pages.changed
+    return daemon.run(serve)
+
+
+def _drop(output: Path, outcome: RenderOutput | RenderFailure) -> None:
+    """A render that will not be published: delete the files its worker staged."""
+    if isinstance(outcome, RenderOutput):
+        discard(output, outcome.files)
 
 
 class Daemon:
@@ -140,8 +148,9 @@ class Daemon:
             self.pages.problems(self.builds.problems(), self.clock())  # on status.json and the page until solved
             self._start(stack)
             if serve is not None:
-                stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
-                                                 {**self.outward.metrics.routes, **self.zoom.routes}))
+                self.pages.changed = stack.enter_context(serve_board(  # /events tells open pages
+                    self.board.output, serve, self.requests.on_thread_death,
+                    {**self.outward.metrics.routes, **self.zoom.routes})).events.notify
             try:
                 self._loop()
                 self._drain()
@@ -258,19 +267,14 @@ class Daemon:
             else:
                 self._publish(name, flight, outcome)
         for outcome in self.early.take_dropped():
-            self._drop(outcome)
+            _drop(self.board.output, outcome)
         self.executors.close_idle(self.inflight.executors() + [f.executor for f in self.early.flights()])
-
-    def _drop(self, outcome: RenderOutput | RenderFailure) -> None:
-        """A render that will not be published: delete the files its worker staged."""
-        if isinstance(outcome, RenderOutput):
-            discard(self.board.output, outcome.files)
 
     def _publish(self, name: str, flight: Flight, outcome: RenderOutput | RenderFailure) -> None:
         now = self.clock()
         if flight.discard or name not in self.scheduler:
             log.info("discarded the render of %s: the chart was removed", name)
-            self._drop(outcome)
+            _drop(self.board.output, outcome)
             return
         if isinstance(outcome, RenderFailure):
             stopping = self.requests.stopping or self.requests.thread_died

@@ -159,6 +159,7 @@ class PageKeeper:
         self.stale = StaleTimes()
         self.summary = RenderSummary()
         self.alerts: Callable[[], list | None] = lambda: None  # status.json's `alerts` (renderer.alerts.service)
+        self.changed: Callable[[], None] = lambda: None  # told when a page's files changed (--serve's /events)
 
     def track(self, chart: Chart, record: ChartRecord | None) -> None:
         """Know when the chart turns stale (a chart that is new, changed or just published)."""
@@ -211,8 +212,9 @@ class PageKeeper:
             state = save_state(board, records, self.state, changed)
             # What the pages follow from (for a later build's pages_current) costs a digest of
             # all of state.json: worth it once renders rest, not at each write of a burst.
-            write_pages(board, records, now, self.model, changed, state if at_rest or final else None,
-                        alerts=self.alerts())
+            if write_pages(board, records, now, self.model, changed, state if at_rest or final else None,
+                           alerts=self.alerts()):
+                self.changed()
         except (PlotboardError, OSError) as exc:
             log.error("cannot write the pages: %s", exc)
             self.batch.failed(now)

@@ -36,8 +36,9 @@ OWN_FILE_RES = (groups.GROUP_FILE_RE, groups.GROUP_PAGE_RE)  # files of these sh
 
 def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None = None,
                 pages: Pages | None = None, dirty: set[str] | None = None, state: bytes | None = None,
-                alerts: list | None = None) -> None:
-    """Write what changed of status.json, status/, index.html, groups/ and static/.
+                alerts: list | None = None) -> bool:
+    """Write what changed of status.json, status/, index.html, groups/ and static/; True when
+    something a page reads was written (the daemon then tells open pages: /events).
 
     `pages` (the daemon keeps one) remembers the last write, and `dirty` names the charts whose
     records changed since: only those are recomputed (None: every chart). Nothing is written
@@ -55,7 +56,7 @@ def write_pages(board: Board, records: dict[str, ChartRecord], now: float | None
     if state is not None:
         follows = {"key": pages_key(board, state), "until": min(pages.stale_at.values(), default=None)}
     try:
-        _write(board, pages, snap, follows)
+        return _write(board, pages, snap, follows)
     except BaseException:
         pages.board = None  # what this write took is not on the pages: the next one writes all
         raise
@@ -92,7 +93,7 @@ def pages_current(board: Board, state: bytes, now: float) -> bool:
     return len(_intact(board, written)) == len(written["stamps"])
 
 
-def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] | None = None) -> None:
+def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] | None = None) -> bool:
     context, split = snap.context, snap.status_files
     rebuilt = {f"{groups.STATUS_DIR}/{g}.json" for g in snap.changed_groups}  # every group's after a full update
     written = _written(board)
@@ -121,7 +122,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
         if follows is not None and written.get("follows") != follows:  # records changed, not what shows
             write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps({**written, "follows": follows}).encode(),
                          durable=True)
-        return
+        return False
     texts = {}
     for name in stale:
         base = "" if name == "index.html" else "../"
@@ -151,6 +152,7 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
               "stamps": stamps(board.output, sorted(current)),
               "index_sizes": index_sizes, "follows": follows}
     write_atomic(board.state_dir, PAGES_DIGEST, jsonfile.dumps(record).encode(), durable=True)
+    return True
 
 
 def _common_digest(board: Board, context: dict[str, Any]) -> list:

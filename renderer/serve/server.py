@@ -25,18 +25,18 @@ import errno
 import logging
 import os
 import queue
-import resource
 import selectors
 import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from renderer.errors import PlotboardError
+from renderer.serve.events import Streams
 from renderer.serve.files import Handler, Output, Route
+from renderer.serve.limits import Limits, default_connection_cap
 from renderer.threads import Died, guarded_thread
 
 log = logging.getLogger("plotboard")
@@ -46,24 +46,6 @@ BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 MAX_HEAD = 16 * 1024  # bytes of request line and headers
 ACCEPT_BATCH = 64  # accepts per readiness event of the listening socket
 OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-def default_connection_cap() -> int:
-    """A quarter of the soft RLIMIT_NOFILE, between 8 and 512: the rest is for the renders."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(8, min(512, soft // 4))
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much of the process one server may use; None: default_connection_cap()."""
-
-    connections: int | None = None
-    threads: int = 4
-    header_timeout: float = 10.0
-    send_timeout: float = 20.0
 
 
 def _head_complete(buffer: bytearray, start: int) -> bool:
@@ -95,6 +77,8 @@ class BoardServer:
         self._wake_w.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self.events = Streams(self._selector, self._wake, self.limits.streams, self.limits.heartbeat,
+                              self.limits.send_timeout)  # /events, in the loop (renderer.serve.events)
         self._accepting = False
         self._resume_at = 0.0  # no accept before this (monotonic), after running out of fds
         self._backoff = 0.0
@@ -164,6 +148,7 @@ class BoardServer:
             while not self._stopping:
                 now = time.monotonic()
                 self._expire(now)
+                self.events.tick(now)
                 self._listen(now)
                 for key, _ in self._selector.select(self._timeout(now)):
                     if key.fileobj is self.socket:
@@ -171,6 +156,8 @@ class BoardServer:
                     elif key.fileobj is self._wake_r:
                         _quietly(self._wake_r.recv, 4096)
                         self._take_answers()
+                    elif key.data is self.events:
+                        self.events.ready(key.fileobj)  # type: ignore[arg-type]
                     elif key.fileobj in self._sending:
                         self._write(key.fileobj)  # type: ignore[arg-type]
                     else:
@@ -180,6 +167,7 @@ class BoardServer:
                 self._drop(sock)
             for sock in list(self._sending):
                 self._done(sock)
+            self.events.close_all()
             self.socket.close()
 
     def _open_connections(self) -> int:
@@ -200,6 +188,7 @@ class BoardServer:
         times = [deadline for deadline, _ in self._heads.values()][:1]  # the oldest expires first
         if self._sending:
             times.append(min(output.deadline for output in self._sending.values()))
+        times += self.events.wakeups()
         if not self._accepting and self._resume_at > now:
             times.append(self._resume_at)
         return max(0.0, min(times) - now) if times else None
@@ -281,6 +270,8 @@ class BoardServer:
             self._selector.unregister(sock)
             with self._lock:
                 del self._heads[sock]
+                if self.events.adopt(sock, bytes(head)):  # /events: kept by the loop, not the pool
+                    return
                 self._answering.add(sock)
             self._jobs.put((sock, bytes(head), time.monotonic() + self.limits.send_timeout))
 

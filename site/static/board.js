@@ -1,5 +1,4 @@
-// plotboard page: polls status/index.json, fetches the groups whose hash changed, swaps in decoded
-// images, keeps ages and states current, filters, kiosk (README.md "The page" tells each).
+// plotboard's page script: README.md "The page" tells what it does.
 (() => {
   "use strict";
   const root = document.getElementById("board");
@@ -9,12 +8,12 @@
   const banner = document.getElementById("offline"), problems = document.getElementById("problems");
   const generated = document.getElementById("generated");
   const kiosk = document.documentElement.classList.contains("kiosk");
-  // From disk there is nothing to poll (no fetch of file: URLs): a snapshot, not an outage.
+  // From disk (file:) nothing is polled: a snapshot, not an outage.
   const live = location.protocol !== "file:";
   const cards = new Map(), groups = new Map(), shown = new Set();
   for (const c of root.querySelectorAll(".card[data-name]")) cards.set(c.dataset.name, c);
   for (const g of root.querySelectorAll("section.group[data-group]")) groups.set(g.dataset.group, g);
-  let skew = 0, offlineSince = 0, timer = 0, busy = false, genAt = root.dataset.generated;
+  let skew = 0, offlineSince = 0, timer = 0, busy = false, genAt = root.dataset.generated, pushed = false, again = false;
 
   const $ = (card, sel) => card.querySelector(sel);
   const now = () => Date.now() + skew;
@@ -27,7 +26,7 @@
     return Math.floor(s / 86400) + " d ago";
   }
 
-  // The server judged the state when it wrote the file; staleness is judged again now.
+  // Staleness is judged again now, not only when the file was written.
   function judge(card, rendered) {
     const s = card.dataset.state, lim = card.dataset.stale;
     if (s !== "ok" && s !== "stale") return s;
@@ -48,7 +47,7 @@
     $(card, ".err").hidden = state !== "error";
   }
 
-  // -- group summaries: counts per state, trouble first, and the charts in error, then stale --
+  // -- group summaries: counts per state, then the charts in error, then stale --
   const ORDER = ["error", "stale", "pending", "ok"], NAMED = 12;
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -59,7 +58,7 @@
   function summarize(section) {
     const counts = {}, trouble = { error: [], stale: [] };
     let more = 0;
-    if (split) { // no cards here: what status/index.json said of the group
+    if (split) { // no cards: status/index.json's view
       if (!section._index) return;
       Object.assign(counts, section._index.counts || {});
       for (const t of section._index.trouble || []) if (trouble[t.state]) trouble[t.state].push(t);
@@ -131,12 +130,12 @@
     }
     const file = base + (ch.image || ch.name + ".png"), src = file + v, big = x2 ? file.replace(/\.png$/, "@2x.png") + v : src;
     if (x2) img.srcset = big + " 2x"; // src is the 1x candidate
-    img.loading = "eager"; // it is on screen: decode() must not wait for lazy loading
+    img.loading = "eager"; // decode() must not wait
     img.src = src;
     try {
       await img.decode();
     } catch (e) {
-      if (card._want === hash) card._want = null; // retried on the next poll
+      if (card._want === hash) card._want = null; // retried later
       return;
     }
     if (card._want !== hash) return;
@@ -148,7 +147,7 @@
     for (const a of card.querySelectorAll("a[href*='?v=']:not([data-window])")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
   }
 
-  // Time windows: the card shows the window picked (the first by default), switched in place.
+  // Time windows: the one picked (the first by default), switched in place.
   function picked(card, ch) {
     const w = card._window && (ch.windows || []).find((x) => x.name === card._window);
     return w ? { name: ch.name + "." + w.name, image: w.image, hash: w.hash } : ch;
@@ -163,7 +162,7 @@
       const img = old.cloneNode();
       img.src = base + w.image + v;
       if (!all.matches(":target")) old.replaceWith(img); // not shown: loaded when it is
-      else { // shown: loaded off-screen, then put in place, never a broken frame
+      else { // shown: decoded first, never a broken frame
         img.loading = "eager";
         img.decode().then(() => old.isConnected && old.replaceWith(img), () => {});
       }
@@ -183,7 +182,7 @@
     swap(card, picked(card, ch));
   });
 
-  // Off screen, the newest image waits in card._next until the card scrolls in.
+  // Off screen, the newest image waits in card._next.
   const seen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
     for (const e of entries) {
       if (e.isIntersecting) {
@@ -226,7 +225,7 @@
     banner.hidden = !on;
   }
 
-  // `no-cache`: revalidated; an unchanged file costs a 304 and no body.
+  // `no-cache`: an unchanged file costs a 304
   async function get(url, signal) {
     const r = await fetch(url, { cache: "no-cache", signal });
     if (!r.ok) throw new Error("HTTP " + r.status);
@@ -242,18 +241,18 @@
     try {
       const r = await get(base + "status/index.json", ac.signal);
       index = await r.json();
-      // Ages use the server's clock when the two disagree by more than a few seconds.
+      // Ages use the server's clock when they disagree by over 3 s.
       const d = Date.parse(r.headers.get("Date")) - Date.now();
       skew = Math.abs(d) > 3000 ? d : 0;
       const board = index.board || {};
       if (board.layout && board.layout !== root.dataset.layout && board.generated_at > root.dataset.generated) {
-        // charts added, removed or regrouped: the page changed (or a group's page is gone)
+        // charts added, removed or regrouped: the page changed
         if (base && !(index.groups || []).some((g) => groups.has(g.id))) location.href = root.dataset.index;
         else location.reload();
         return;
       }
       if (board.generated_at) genAt = board.generated_at;
-      if (problems) {  // the board's own problems (the daemon cannot take builds, ...): text, never HTML
+      if (problems) {  // the board's own problems: text, never HTML
         const list = Array.isArray(board.problems) ? board.problems : [];
         problems.replaceChildren(...list.map((p) => el("p", null, String(p && p.message))));
         problems.hidden = !list.length;
@@ -262,7 +261,7 @@
         const section = groups.get(g.id);
         if (section && split) section._index = g;
         if (!section || split || section.dataset.hash === g.hash) continue;
-        // A group's file by its hash: a new URL per version, cached for good.
+        // by its hash: a new URL per version, cached for good
         const part = await (await get(base + "status/" + g.id + ".json?v=" + encodeURIComponent(g.hash), ac.signal)).json();
         changed.push([section, g.hash, part.charts || []]);
       }
@@ -271,10 +270,11 @@
     } finally {
       clearTimeout(t);
       busy = false;
-      if (!document.hidden) timer = setTimeout(poll, refresh);
+      if (!document.hidden) timer = setTimeout(poll, again ? 0 : pushed ? Math.max(refresh, 3e5) : refresh);
+      again = false;
     }
     offline(!index);
-    // outside the try: a fault here must surface, not pass for an outage
+    // outside the try: a fault here must not pass for an outage
     for (const [section, hash, list] of changed) {
       apply(list);
       section.dataset.hash = hash;
@@ -282,12 +282,12 @@
     tick();
   }
 
-  // -- the filter: by name or title, and by state ------------------------------------------------
+  // -- the filter: by name or title, and by state --
   const filter = kiosk ? null : document.getElementById("filter");
   function applyFilter() {
     const q = filter.elements.q.value.trim().toLowerCase(), state = filter.elements.state.value;
     let n = 0;
-    if (split) { // groups, by their name or a chart's name, and by the states they count
+    if (split) { // groups, by name, chart names, states counted
       for (const g of groups.values()) {
         const names = ($(g, ".names") || {}).textContent || "", title = ($(g, ".group-title") || g).textContent.toLowerCase();
         const hit = (!q || title.includes(q) || names.split(" ").some((x) => x.includes(q)))
@@ -304,7 +304,7 @@
       if (c.hidden === hit) c.hidden = !hit;
       if (hit) n++;
     }
-    for (const f of root.querySelectorAll(".card.family-empty")) { // a family with no charts yet waits: pending
+    for (const f of root.querySelectorAll(".card.family-empty")) { // an empty family waits: pending
       const hit = (!q || f.dataset.family.toLowerCase().includes(q)) && (!state || state === "pending");
       if (f.hidden === hit) f.hidden = !hit;
     }
@@ -317,7 +317,7 @@
     filter.addEventListener("submit", (e) => e.preventDefault());
   }
 
-  // -- kiosk: every chart of the shown group(s) on one screen, cards shaped like their images ----
+  // -- kiosk: the shown groups' charts on one screen --
   function layout() {
     const list = [...cards.values()].filter((c) => !c.closest("section.group[hidden]"));
     const n = list.length;
@@ -375,7 +375,7 @@
     if (document.hidden) clearTimeout(timer);
     else poll();
   });
-  // #NAME (an alert's link) goes to #chart-NAME, its card; on a split index, to its group's page
+  // #NAME (an alert's link) goes to #chart-NAME, or (split) its group's page
   function follow() {
     const n = location.hash.slice(1), m = /^history-(.+)@[\dT.]+Z$/.exec(n);
     if (!n || document.getElementById(n)) return;
@@ -388,6 +388,21 @@
   }
   addEventListener("hashchange", follow);
   follow();
+  // Push: fetch on each /events message, else poll (README "The page").
+  let wait = 15e3;
+  const soon = () => { again = busy; poll(); }, on = (p) => root.toggleAttribute("data-pushed", pushed = p);
+  (function listen() {
+    if (!live) return;
+    const es = new EventSource(base + "events");
+    es.onopen = () => { on(true); soon(); };
+    es.onmessage = soon;
+    es.onerror = () => {
+      es.close();
+      if (pushed) soon();
+      setTimeout(listen, wait = pushed ? 1e3 : Math.min(wait * 4, 36e5));
+      on(false);
+    };
+  })();
   setInterval(tick, 1000);
   tick();
   poll();
