@@ -134,7 +134,7 @@ class Chart:
     def job(self, name: str, plot: str, data: str, **changes) -> RenderJob:
         params = {"log": str(self.log), **changes.pop("params", {})}
         job = RenderJob(name=name, plot=f"plots:{plot}", plot_file=str(self.root / "plots.py"), root=str(self.root),
-                        inputs=(data,), size=(6.0, 2.0), dpi=50, hidpi=False, formats=("png",), png_compression=1,
+                        inputs=(data,), size=(6.0, 2.0), dpi=50, hidpi=True, formats=("png",), png_compression=1,
                         theme="light", params=params)
         return replace(job, **changes)
 
@@ -173,6 +173,7 @@ def test_a_retained_update_has_the_pixels_of_a_fresh_render_of_the_same_data(tmp
     assert np.array_equal(pixels(updated), pixels(fresh_large))
     assert np.array_equal(pixels(back), pixels(first))
     assert updated.files["m.png"] == fresh_large.files["f.png"]
+    assert updated.files["m@2x.png"] == fresh_large.files["f@2x.png"]
 
 
 def test_a_retained_plot_starts_afresh_when_its_settings_or_modules_change(tmp_path):
@@ -288,3 +289,43 @@ def test_the_render_process_beside_a_dask_worker_keeps_retained_figures(tmp_path
     finally:
         _close_idle()
     assert np.array_equal(pixels(updated), pixels(fresh))
+
+
+DEMO_CHARTS = [("cpu", {"window": 600}, None), ("latency", {"window": 600, "slo_ms": 300}, None),
+               ("requests", {"window": 600}, None), ("queue", {"window": 600, "warn": 200}, None),
+               ("disk", {"warn": 90}, ("1h", 3600.0)), ("disk", {"warn": 90}, ("7d", 7 * 86400.0))]
+
+
+def test_the_demo_boards_charts_are_retained_and_update_to_the_pixels_of_a_fresh_render(tmp_path, monkeypatch):
+    """In this process, with the clock held (the demo's plots draw up to the moment of the render)."""
+    import time
+
+    from renderer.demo import DEMO_DIR, load_feeder
+    from renderer.render import retained
+    from renderer.render.draw import render as draw_render
+
+    feeder = load_feeder().Feeder(tmp_path / "data", seed=3)
+    start = 1_800_000_000
+    feeder.backfill(start)
+    feeder.write()
+    files = {"disk": str(tmp_path / "data" / "disk-web-1.csv")}
+
+    def job(name: str, plot: str, params: dict, window) -> RenderJob:
+        data = files.get(plot, str(tmp_path / "data" / f"{plot}.csv"))
+        return RenderJob(name=name, plot=f"charts:{plot}", plot_file=str(DEMO_DIR / "charts.py"), root=str(DEMO_DIR),
+                         inputs=(data,), size=(5.6, 2.6), dpi=60, hidpi=False, formats=("png",), png_compression=1,
+                         theme="light", params=params, window=window and window[1], window_name=window and window[0])
+
+    monkeypatch.setattr(time, "time", lambda: float(start))
+    first = {f"demo{i}": draw_render(job(f"demo{i}", *chart)) for i, chart in enumerate(DEMO_CHARTS)}
+    for t in range(start + 1, start + 181):  # three minutes on: new rows, three more disk readings
+        feeder.step(float(t))
+    feeder.write()
+    monkeypatch.setattr(time, "time", lambda: float(start + 180))
+    for i, chart in enumerate(DEMO_CHARTS):
+        updated = draw_render(job(f"demo{i}", *chart))
+        assert retained._kept[f"demo{i}"].renders == 2, chart  # updated, not drawn afresh
+        fresh = draw_render(job(f"fresh{i}", *chart))
+        assert retained._kept[f"fresh{i}"].renders == 1
+        assert not np.array_equal(pixels(updated), pixels(first[f"demo{i}"])), chart
+        assert np.array_equal(pixels(updated), pixels(fresh)), chart
