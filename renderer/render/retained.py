@@ -39,7 +39,8 @@ UNLIMITED_BUDGET = 256 * 2**20  # bytes, when the chart has no max_memory
 WALK_LIMIT = 200_000  # objects visited at most when estimating one figure's bytes
 MEASURE_EVERY = 16  # renders of a kept figure between estimates (one costs ~3 ms for the reference chart)
 # Job fields that do not shape the figure: the data a render brings, its limits, where files live.
-NOT_SETTINGS = {"name", "inputs", "inputs_problem", "max_memory", "aliases", "plot_file", "root"}
+NOT_SETTINGS = {"name", "inputs", "inputs_problem", "max_memory", "aliases", "plot_file", "root",
+                "end"}  # a zoomable chart's `end`, if the job carries one, is data like the inputs
 
 
 @dataclass
