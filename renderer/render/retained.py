@@ -153,7 +153,8 @@ _SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, 
 
 def footprint(kept: Kept) -> int:
     """Estimated bytes a kept figure holds: what its figure and its generator's locals reach
-    (numpy arrays with their data), modules, classes and functions left out."""
+    (numpy arrays with their data, Agg renderers with their pixels), modules, classes and
+    functions left out."""
     frame = kept.generator.gi_frame
     roots: list[Any] = [kept.fig] + (list(frame.f_locals.values()) if frame is not None else [])
     shared = {id(vars(m)) for m in list(sys.modules.values()) if m is not None}
@@ -168,5 +169,7 @@ def footprint(kept: Kept) -> int:
             total += sys.getsizeof(obj)
         except TypeError:
             continue
+        if hasattr(obj, "buffer_rgba") and isinstance(getattr(obj, "width", None), int):
+            total += obj.width * obj.height * 4  # an Agg renderer a Text still holds: its pixels
         roots.extend(gc.get_referents(obj))
     return total
