@@ -163,7 +163,7 @@ def daemon_latency(count: int, work: Path, harness) -> dict:
 
 def stats(samples: list[float]) -> dict:
     ordered = sorted(samples)
-    return {"median": round(statistics.median(ordered), 2),
+    return {"median": round(statistics.median(ordered), 2), "p10": round(ordered[int(0.1 * len(ordered))], 2),
             "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2), "n": len(ordered)}
 
 
@@ -202,9 +202,10 @@ def main() -> None:
             info["results"][points] = {"figures": figures, "samples": samples,
                                        "load_before": load_before, "load_after": harness.loadavg()}
             print(f"\n{points} points, load average {load_before} -> {harness.loadavg()}")
-            print(f"{'variant':18} {'median ms':>10} {'p95 ms':>8} {'x bare':>7}")
+            print(f"{'variant':18} {'median ms':>10} {'p10 ms':>8} {'p95 ms':>8} {'x bare':>7}")
             for name, figure in figures.items():
-                print(f"{name:18} {figure['median']:10.1f} {figure['p95']:8.1f} {figure['ratio_to_bare']:7.3f}")
+                print(f"{name:18} {figure['median']:10.1f} {figure['p10']:8.1f} {figure['p95']:8.1f} "
+                      f"{figure['ratio_to_bare']:7.3f}")
         if args.daemon:
             info["daemon"] = daemon_latency(args.daemon, Path(tmp), harness)
     out = args.out or BENCH / "results" / time.strftime("retained-%Y%m%d-%H%M%S.json", time.gmtime())
