@@ -329,3 +329,28 @@ def test_the_demo_boards_charts_are_retained_and_update_to_the_pixels_of_a_fresh
         assert retained._kept[f"fresh{i}"].renders == 1
         assert not np.array_equal(pixels(updated), pixels(first[f"demo{i}"])), chart
         assert np.array_equal(pixels(updated), pixels(fresh)), chart
+
+
+def test_under_run_a_retained_chart_is_updated_and_drawn_afresh_after_a_helper_edit(tmp_path, daemons):
+    import os
+
+    from conftest import chart, fast_board
+
+    c = Chart(tmp_path / "b")
+    board = fast_board(c.root, chart("m", "plots:mixed", "data/m.txt", f'params = {{ log = "{c.log}" }}'),
+                       plots=PLOTS)
+    board.file.write_text(board.file.read_text().replace("workers = 2", "workers = 1"))  # one worker keeps it
+    (c.root / "data").mkdir()
+    c.data("data/m.txt", SMALL)
+    daemon = daemons(board)
+    first = daemon.new_image("m", None)
+    for values in (LARGE, SMALL[::-1]):
+        c.data("data/.m.tmp", values)
+        os.replace(c.root / "data/.m.tmp", c.root / "data/m.txt")
+        first = daemon.new_image("m", first)
+    events = c.events()  # (a render more than the changes asked for would be one more update)
+    assert events[0] == "fresh" and events.count("fresh") == 1 and events.count("update") >= 2, events
+    (c.root / "helper.py").write_text(HELPER.replace("return np.array", "return 2 * np.array"))
+    daemon.new_image("m", first, what="m.png redrawn with the edited helper")
+    assert "fresh" in c.events()
+    assert daemon.stop() == 0
