@@ -28,8 +28,7 @@ def _read(inputs):
 
 def _axes(fig, window, ylabel):
     ax = fig.add_subplot()
-    now = time.time()
-    ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))
+    _slide(ax, window)
     _time_ticks(ax.xaxis, window)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -61,16 +60,37 @@ def _no_data(ax):
     ax.text(0.5, 0.5, "waiting for data", transform=ax.transAxes, ha="center", va="center", color="0.5")
 
 
+def _slide(ax, window):
+    """The x axis: the last `window` seconds up to now."""
+    now = time.time()
+    ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))
+
+
+# Each chart is a retained plot (README, "Retained plots"): drawn once in a worker, then each
+# render only sets its artists' data, the legend's numbers, the window and the limits. When the
+# data changes shape (no data yet, another set of columns) the generator returns: plotboard
+# then draws the chart afresh.
+
+
 def cpu(fig, inputs, window=600):
     names, times, columns = _read(inputs)
     ax = _axes(fig, window, "CPU %")
     ax.set_ylim(0, 100)
     if not times:
         return _no_data(ax)
-    for name, values in zip(names, columns):
-        ax.plot(times, values, linewidth=1.1, label=f"{name} {values[-1]:.0f}%")
+    lines = [ax.plot(times, values, linewidth=1.1, label=f"{name} {values[-1]:.0f}%")[0]
+             for name, values in zip(names, columns)]
     ax.axhline(85, color="tab:red", linewidth=0.8, linestyle="--")
-    ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
+    legend = ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
+    while True:
+        inputs, params = yield
+        shape, (names, times, columns) = names, _read(inputs)
+        if names != shape or not times:
+            return
+        _slide(ax, window)
+        for line, text, name, values in zip(lines, legend.get_texts(), names, columns):
+            line.set_data(times, values)
+            text.set_text(f"{name} {values[-1]:.0f}%")
 
 
 def latency(fig, inputs, window=600, slo_ms=300):
@@ -78,14 +98,25 @@ def latency(fig, inputs, window=600, slo_ms=300):
     ax = _axes(fig, window, "response time (ms)")
     if not times:
         return _no_data(ax)
-    p50, p95, p99 = columns
-    ax.fill_between(times, p50, p95, color="tab:blue", alpha=0.15, linewidth=0)
-    ax.plot(times, p50, color="tab:blue", linewidth=1.2, label=f"p50 {p50[-1]:.0f} ms")
-    ax.plot(times, p95, color="tab:orange", linewidth=1.0, label=f"p95 {p95[-1]:.0f} ms")
-    ax.plot(times, p99, color="tab:red", linewidth=0.9, label=f"p99 {p99[-1]:.0f} ms")
+    lines = [ax.plot([], [], color=color, linewidth=width, label=label)[0]
+             for color, width, label in (("tab:blue", 1.2, "p50"), ("tab:orange", 1.0, "p95"), ("tab:red", 0.9, "p99"))]
     ax.axhline(slo_ms, color="0.3", linewidth=0.8, linestyle="--", label=f"SLO {slo_ms} ms")
-    ax.set_ylim(0, max(slo_ms * 1.3, max(p99) * 1.1))
-    ax.legend(loc="upper left", ncol=4, **_LEGEND)
+    legend = ax.legend(loc="upper left", ncol=4, **_LEGEND)
+    band = None
+    while True:
+        p50, p95, p99 = columns
+        if band is not None:
+            band.remove()
+        band = ax.fill_between(times, p50, p95, color="tab:blue", alpha=0.15, linewidth=0)
+        for line, text, values, label in zip(lines, legend.get_texts(), columns, ("p50", "p95", "p99")):
+            line.set_data(times, values)
+            text.set_text(f"{label} {values[-1]:.0f} ms")
+        ax.set_ylim(0, max(slo_ms * 1.3, max(p99) * 1.1))
+        inputs, params = yield
+        shape, (names, times, columns) = names, _read(inputs)
+        if names != shape or not times:
+            return
+        _slide(ax, window)
 
 
 def requests(fig, inputs, window=600):
@@ -93,10 +124,21 @@ def requests(fig, inputs, window=600):
     ax = _axes(fig, window, "requests / s")
     if not times:
         return _no_data(ax)
-    labels = [f"{name} {values[-1]:.0f}/s" for name, values in zip(names, columns)]
-    ax.stackplot(times, columns, labels=labels, alpha=0.85, linewidth=0)
-    ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.45)  # room for the legend's two rows
-    ax.legend(loc="upper left", ncol=2, **_LEGEND)
+    stack = ax.stackplot(times, columns, labels=names, alpha=0.85, linewidth=0)
+    legend = ax.legend(loc="upper left", ncol=2, **_LEGEND)
+    while True:
+        for text, name, values in zip(legend.get_texts(), names, columns):
+            text.set_text(f"{name} {values[-1]:.0f}/s")
+        ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.45)  # room for the legend's two rows
+        inputs, params = yield
+        shape, (names, times, columns) = names, _read(inputs)
+        if names != shape or not times:
+            return
+        _slide(ax, window)
+        for layer in stack:
+            layer.remove()
+        ax.set_prop_cycle(None)  # the layers take the same colours again
+        stack = ax.stackplot(times, columns, alpha=0.85, linewidth=0)
 
 
 def queue(fig, inputs, window=600, warn=200):
@@ -104,12 +146,23 @@ def queue(fig, inputs, window=600, warn=200):
     ax = _axes(fig, window, "jobs waiting")
     if not times:
         return _no_data(ax)
-    depth = columns[0]
-    ax.fill_between(times, depth, step="post", color="tab:purple", alpha=0.3, linewidth=0)
-    ax.step(times, depth, where="post", color="tab:purple", linewidth=1.1, label=f"depth {depth[-1]:.0f}")
+    (line,) = ax.step([], [], where="post", color="tab:purple", linewidth=1.1, label="depth")
     ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}")
-    ax.set_ylim(0, max(warn * 1.3, max(depth) * 1.15))
-    ax.legend(loc="upper left", ncol=2, **_LEGEND)
+    legend = ax.legend(loc="upper left", ncol=2, **_LEGEND)
+    area = None
+    while True:
+        depth = columns[0]
+        if area is not None:
+            area.remove()
+        area = ax.fill_between(times, depth, step="post", color="tab:purple", alpha=0.3, linewidth=0)
+        line.set_data(times, depth)  # a step line "post" draws from its data as ax.step gave it
+        legend.get_texts()[0].set_text(f"depth {depth[-1]:.0f}")
+        ax.set_ylim(0, max(warn * 1.3, max(depth) * 1.15))
+        inputs, params = yield
+        shape, (names, times, columns) = names, _read(inputs)
+        if names != shape or not times:
+            return
+        _slide(ax, window)
 
 
 def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
@@ -119,18 +172,31 @@ def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
     if not rows:
         ax.set_ylim(0, 100)
         return _no_data(ax)
-    times = [datetime.fromtimestamp(r["time"]) for r in rows]
-    used = [r["used"] for r in rows]
-    # Scaled to the window's own range, so the last hour's slope shows as well as the week's.
-    spread = max(used) - min(used)
-    low = max(0, math.floor(min(used) - max(1.0, 0.1 * spread)))
-    high = min(100, math.ceil(max(used) + max(1.0, 0.3 * spread)))  # room at the top for the legend
-    ax.set_ylim(low, high)
     ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
-    ax.fill_between(times, low, used, color="C0", alpha=0.25, linewidth=0)
-    change = used[-1] - used[0]
-    ax.plot(times, used, color="C0", linewidth=1.1,
-            label=f"{used[-1]:.1f}% used ({change:+.1f} in {window_name})")
-    if low < warn < high:
-        ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}%")
-    ax.legend(loc="upper left", ncol=2, **_LEGEND)
+    (line,) = ax.plot([], [], color="C0", linewidth=1.1, label="used")
+    alert = legend = area = None
+    while True:
+        times = [datetime.fromtimestamp(r["time"]) for r in rows]
+        used = [r["used"] for r in rows]
+        # Scaled to the window's own range, so the last hour's slope shows as well as the week's.
+        spread = max(used) - min(used)
+        low = max(0, math.floor(min(used) - max(1.0, 0.1 * spread)))
+        high = min(100, math.ceil(max(used) + max(1.0, 0.3 * spread)))  # room at the top for the legend
+        if legend is None:
+            if low < warn < high:
+                alert = ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}%")
+            legend = ax.legend(loc="upper left", ncol=2, **_LEGEND)
+        elif (alert is not None) != (low < warn < high):
+            return  # the alert line enters or leaves the view: drawn afresh, with the legend it needs
+        ax.set_ylim(low, high)
+        if area is not None:
+            area.remove()
+        area = ax.fill_between(times, low, used, color="C0", alpha=0.25, linewidth=0)
+        line.set_data(times, used)
+        change = used[-1] - used[0]
+        legend.get_texts()[0].set_text(f"{used[-1]:.1f}% used ({change:+.1f} in {window_name})")
+        inputs, params = yield
+        rows = last(read_csv(inputs[0]), window, time="time", now=time.time()) if inputs else []
+        if not rows:
+            return
+        _slide(ax, window)

@@ -1,5 +1,6 @@
 """The render step: (chart spec, input paths) to image bytes, in whatever process runs it; it keeps
-nothing between renders, so any worker, local or remote, draws the same image from the same job.
+nothing between renders but a retained plot's figure (renderer.render.retained), which draws the
+same pixels, so any worker, local or remote, draws the same image from the same job.
 
 This module imports matplotlib, so only worker processes import it; the daemon and a
 `build` with nothing to do never pay for matplotlib.
@@ -22,7 +23,9 @@ import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from renderer.render import modules as boardmods  # noqa: E402
 from renderer.render import png  # noqa: E402
+from renderer.render import retained  # noqa: E402
 from renderer.render.jobs import RenderJob, RenderOutput  # noqa: E402
 from renderer.render.plotfunc import load_plot_function  # noqa: E402
 
@@ -83,29 +86,46 @@ def render(job: RenderJob) -> RenderOutput:
     started = time.perf_counter()
     function = load_plot_function(job)
     with matplotlib.rc_context(BASE_RC), matplotlib.style.context(THEME_STYLES[job.theme]):
-        fig = Figure(figsize=job.size, dpi=job.dpi, layout=None if job.layout == "none" else job.layout)
-        WarmCanvas(fig)
         before = _pyplot_figures()
         kwargs = dict(job.params)
         if job.window is not None:
             kwargs.update(window=job.window, window_name=job.window_name)
         if job.zoom:
             kwargs["end"] = job.end if job.end is not None else time.time()
-        function(fig, [Path(p) for p in job.inputs], **kwargs)
-        _check_drawn(fig, before)
-        _fix_layout(fig)
-        files: dict[str, bytes] = {}
-        png = {"compress_level": job.png_compression}
-        files[f"{job.name}.png"] = _save(fig, "png", job.dpi, pil_kwargs=png)
-        if job.hidpi:
-            files[f"{job.name}@2x.png"] = _save(fig, "png", job.dpi * 2, pil_kwargs=png)
-        if "svg" in job.formats:
-            files[f"{job.name}.svg"] = _save(fig, "svg", job.dpi, metadata={"Date": None})
+        fig, kept = retained.draw(job, function, [Path(p) for p in job.inputs], kwargs, lambda: _new_figure(job))
+        try:
+            files = _finish(job, fig, before)
+        except BaseException:
+            if kept is not None:
+                retained.discard(kept)
+            raise
+        if kept is not None:
+            retained.keep(job, kept, boardmods.in_use(kept.used))
     own = dict(files)
     for alias in job.aliases:  # the first window's NAME.WINDOW.png: the same bytes as NAME.png
         files.update({alias + name[len(job.name):]: data for name, data in own.items()})
     digest = hashlib.sha256(files[f"{job.name}.png"]).hexdigest()[:16]
     return RenderOutput(job.name, files, digest, (time.perf_counter() - started) * 1000)
+
+
+def _new_figure(job: RenderJob) -> Figure:
+    fig = Figure(figsize=job.size, dpi=job.dpi, layout=None if job.layout == "none" else job.layout)
+    WarmCanvas(fig)
+    return fig
+
+
+def _finish(job: RenderJob, fig: Figure, before: set[int]) -> dict[str, bytes]:
+    """The contract's checks, the layout, then the chart's files."""
+    _check_drawn(fig, before)
+    _fix_layout(fig)
+    files: dict[str, bytes] = {}
+    png = {"compress_level": job.png_compression}
+    files[f"{job.name}.png"] = _save(fig, "png", job.dpi, pil_kwargs=png)
+    if job.hidpi:
+        files[f"{job.name}@2x.png"] = _save(fig, "png", job.dpi * 2, pil_kwargs=png)
+    if "svg" in job.formats:
+        files[f"{job.name}.svg"] = _save(fig, "svg", job.dpi, metadata={"Date": None})
+    return files
 
 
 class PlotContractError(Exception):

@@ -146,6 +146,15 @@ def tracking(root: str) -> Iterator[dict[str, str]]:
         report.update({path: _digests[path] for path in sorted(used) if path in _digests})
 
 
+def in_use(earlier: frozenset[str] = frozenset()) -> set[str]:
+    """The board files the render in progress used so far, `earlier` added to them: a retained
+    plot's later renders use what its first render imported (renderer.render.retained)."""
+    if not _stack:
+        return set(earlier)
+    _stack[-1].update(earlier)
+    return set(_stack[-1])
+
+
 def tracking_now() -> bool:
     return bool(_stack)
 
