@@ -68,6 +68,7 @@ def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now
         "stale_after_s": chart.stale_after,
         "waiting_for": waiting_for(chart, board.root),
         **({"family": chart.family} if chart.family else {}),
+        **({"axes": rec.axes} if rec.axes else {}),  # where the image's first axes is (README.md "Zoom")
     }
     return waiting(window_entries(board, chart, records, entry, judged))
 
@@ -90,7 +91,7 @@ def window_entries(board: Board, chart: Chart, records: dict[str, ChartRecord],
         state, error = judge_entry(c, rec)
         windows.append({"name": c.window.name, "image": f"{chart.name}.{c.window.name}.png",
                         "hash": rec.hash if rec else None, "rendered_at": entry_time(rec),
-                        "state": state, "error": error})
+                        "state": state, "error": error, **({"axes": rec.axes} if rec and rec.axes else {})})
     if not windows:
         return entry
     entry["windows"] = windows
