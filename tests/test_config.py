@@ -50,7 +50,7 @@ def test_unknown_top_level_key_is_named_with_the_nearest_known_one(bad):
 def test_unknown_board_key_is_named(bad):
     line = rejected(bad, TWO_CHARTS.replace("[board]\n", "[board]\ncolour = 'red'\n"), "board", "unknown key")
     assert line.endswith(': board: unknown key "colour" (allowed: check_every, executor, output, page_limit, '
-                         'refresh, render_timeout, scheduler, state, templates, theme, title, url, workers)'), line
+                         'refresh, render_timeout, scheduler, state, templates, theme, title, url, workers, zoom_cache)'), line
 
 
 def test_unknown_defaults_key_is_named(bad):

@@ -29,6 +29,7 @@ from renderer.render.limits import PIXEL_LIMIT, SIDE_LIMIT
 from renderer.board.kinds import NAME_RE, Option, Problems, non_finite
 from renderer.board.model import Board, Chart, Failed, name_problem
 from renderer.board.options import BOARD_OPTIONS, CHART_OPTIONS, PUBLISH_OPTIONS
+from renderer.board.zoom_options import zoom_problem
 from renderer.board.publish_kinds import PublishSpec
 from renderer.render.plotfunc import find_plot_file  # noqa: F401 - re-exported
 
@@ -327,6 +328,8 @@ def _load_chart(c: _Collector, where: str, t: dict, own: dict | None,
     v = c.read(where, t, CHART_OPTIONS)
     if not member and isinstance(v["name"], str) and (problem := name_problem(v["name"], v["windows"] or ())):
         c.add(f"{where}.name", problem)
+    if problem := zoom_problem(v):
+        c.add(f"{where}.zoom", problem)
     if hide:
         said = re.compile(rf"{re.escape(where)}\.(?:{'|'.join(map(re.escape, hide))})[:.\[]")
         c.problems[before:] = [p for p in c.problems[before:] if not said.match(p)]

@@ -63,6 +63,7 @@ class Chart:
     layout: str = program_default(CHART["layout"])
     max_memory: int = program_default(CHART["max_memory"])  # bytes
     history: int = program_default(CHART["history"])  # past images kept (renderer.store.history); not a render setting
+    zoom: bool = False  # drawn on demand too (GET /render/NAME.png); the plot gets `end`
     # Folders whose files are never inputs: the board's output folder and .plotboard/.
     excluded: tuple[str, ...] = field(default=(), compare=False)
     family: str | None = None  # a family member: the family's unexpanded name ("disk-{match}")
@@ -102,6 +103,7 @@ class Chart:
             "png_compression": self.png_compression,
             "layout": self.layout,
             **({"window": [self.window.name, self.window.seconds]} if self.window else {}),
+            **({"zoom": True} if self.zoom else {}),
         }
 
 
@@ -144,6 +146,7 @@ class Board:
     families: tuple[Family, ...] = ()
     publish: PublishSpec | None = None  # [publish]: where the output folder is mirrored
     failed: tuple[Failed, ...] = ()  # family members left out, shown as charts in error
+    zoom_cache: int = 256 * 1024 * 1024  # bytes the cache of on-demand images may use
     data: dict = field(default_factory=dict, hash=False, compare=False, repr=False)  # the parsed file
 
     @property

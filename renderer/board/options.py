@@ -17,6 +17,7 @@ from renderer.board.kinds import (
 )
 from renderer.board.alert_options import Url
 from renderer.board.publish_kinds import EndpointUrl, Region, S3Url
+from renderer.board.zoom_options import CacheSize, Zoom
 from renderer.render.limits import DEFAULT_MAX_MEMORY, LEAST_MAX_MEMORY, MIN_INTERVAL
 
 
@@ -65,6 +66,8 @@ BOARD_OPTIONS: tuple[Option, ...] = (
     Choice("executor", "where renders run: local worker processes or a Dask cluster", "local", choices=EXECUTORS),
     Text("scheduler", "the Dask scheduler's address", what="an address like 'tcp://host:8786'"),
     Url("url", "where the board is served: makes the links in alerts absolute"),
+    CacheSize("zoom_cache", "disk the cache of images drawn on demand (zoom) may use, least recently used out",
+              "256MiB"),
 )
 
 CHART_OPTIONS: tuple[Option, ...] = (
@@ -99,6 +102,8 @@ CHART_OPTIONS: tuple[Option, ...] = (
             "table's interval"),
     Whole("history", "keep this many past images (history/NAME/), newest first; 0: none", 0, least=0,
           most=HISTORY_LIMIT, what="a whole number 0-10000"),
+    Zoom("zoom", "the chart can be drawn on demand for any window ending at any time (GET /render/NAME.png); "
+         "needs windows; the plot gets `end` (epoch seconds) besides `window`", False),
 )
 
 PUBLISH_OPTIONS: tuple[Option, ...] = (

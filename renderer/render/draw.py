@@ -90,6 +90,8 @@ def render(job: RenderJob) -> RenderOutput:
         kwargs = dict(job.params)
         if job.window is not None:
             kwargs.update(window=job.window, window_name=job.window_name)
+        if job.zoom:
+            kwargs["end"] = job.end if job.end is not None else time.time()
         function(fig, [Path(p) for p in job.inputs], **kwargs)
         _check_drawn(fig, before)
         _fix_layout(fig)

@@ -31,6 +31,8 @@ class RenderJob:
     window_name: str | None = None
     aliases: tuple[str, ...] = ()  # more names for the same files (the first window's NAME.WINDOW)
     layout: str = "constrained"  # the figure's layout engine: "constrained", "tight" or "none"
+    zoom: bool = False  # the plot gets `end` too: this job's `end`, else the render's start (epoch seconds)
+    end: float | None = None
 
 
 @dataclass(frozen=True)

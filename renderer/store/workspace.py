@@ -66,6 +66,7 @@ def make_job(board: Board, chart: Chart, inputs: list[str]) -> RenderJob:
         inputs_problem=_inputs_problem(board, chart, inputs),
         window=chart.window.seconds if chart.window else None, window_name=chart.window.name if chart.window else None,
         aliases=(f"{chart.name}.{chart.window.name}",) if chart.window and chart.window_of is None else (),
+        zoom=chart.zoom,
     )
 
 
