@@ -1,5 +1,5 @@
 """Each render records where its first axes sits in the image and the x range it shows (issue 26:
-the page turns a drag across the image into a time range): status.json's entry gains
+the page turns a drag across the image into a time range): a zoomable chart's status.json entry gains
 `"axes": {"box": [left, top, right, bottom], "x": [from, to] | null}`, box as fractions of the image
 (origin top-left), x in epoch seconds when the x axis holds dates, null otherwise."""
 
@@ -33,7 +33,7 @@ def placed(fig, inputs, **params):
         s.set_visible(False)
 
 
-def laid_out(fig, inputs, window=None, window_name=None, **params):
+def laid_out(fig, inputs, window=None, window_name=None, end=None, **params):
     """Constrained layout decides where the axes goes; dates on x, as numpy datetime64."""
     import numpy as np
     ax = fig.add_subplot(facecolor=RED)
@@ -55,6 +55,9 @@ def words(fig, inputs, **params):
 '''
 
 
+ZOOM = 'windows = ["1d"]\nzoom = true'
+
+
 def red_box(png: Path) -> tuple[int, int, int, int]:
     """The pure red rectangle's pixel edges in the image: left, top, right, bottom (exclusive)."""
     px = np.asarray(Image.open(png).convert("RGB")).astype(int)
@@ -74,10 +77,11 @@ def assert_box_matches(axes: dict, png: Path) -> None:
 def test_each_render_records_its_axes_box_and_date_range(tmp_path):
     b: Board = fast_board(
         tmp_path,
-        chart("placed", "plots:placed", extra='layout = "none"\nsize = [8, 4]\ndpi = 100\nhidpi = true'),
-        chart("laid", "plots:laid_out", extra='size = [6, 3]\ndpi = 80\nwindows = ["1d", "7d"]'),
-        chart("numbers", "plots:numbers"),
-        chart("words", "plots:words"),
+        chart("placed", "plots:placed", extra=f'layout = "none"\nsize = [8, 4]\ndpi = 100\nhidpi = true\n{ZOOM}'),
+        chart("laid", "plots:laid_out", extra='size = [6, 3]\ndpi = 80\nwindows = ["1d", "7d"]\nzoom = true'),
+        chart("numbers", "plots:numbers", extra=ZOOM),
+        chart("words", "plots:words", extra=ZOOM),
+        chart("plain", "plots:numbers"),
         plots=PLOTS)
     result = b.cli("build")
     assert result.returncode == 0, result.stderr
@@ -100,6 +104,7 @@ def test_each_render_records_its_axes_box_and_date_range(tmp_path):
     assert b.chart("numbers")["axes"]["x"] is None  # not dates: no range, the page offers no drag
     assert 0 < b.chart("numbers")["axes"]["box"][0] < 0.2
     assert "axes" not in b.chart("words")
+    assert "axes" not in b.chart("plain")  # not zoomable: nothing to drag, the manifest stays as it was
     # the split manifest carries the same entries
     group = json.loads((b.output / "status" / "ungrouped.json").read_text())
     assert [c.get("axes") for c in group["charts"]] == [c.get("axes") for c in status["charts"]]
