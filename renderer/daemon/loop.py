@@ -44,6 +44,7 @@ from renderer.errors import PlotboardError
 from renderer.executors.factory import require_executor
 from renderer.daemon.flight import Flight, InFlight
 from renderer.daemon.outward import Outward
+from renderer.daemon.zoom import Zoom
 
 from renderer.render.jobs import FailureKind, RenderFailure, RenderOutput
 from renderer.store.lock import BUILD_WAIT, RUN, BoardLock, board_lock
@@ -120,6 +121,7 @@ class Daemon:
         self.repairs = repair_check.Repair(lambda name: self.pages.batch.dirty(self.clock(), name))  # files gone
         self.outward = Outward(board, self.clock, self.wake, self.requests.on_thread_death,  # metrics, alerts, [publish]
                                queued=lambda: self.scheduler.wanted)
+        self.zoom = Zoom(self.wake)  # GET /render/NAME.png: on demand, on workers the schedule leaves idle
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -139,7 +141,8 @@ class Daemon:
             self._start(stack)
             if serve is not None:
                 stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
-                                                 self.outward.metrics.routes))
+                                                 {**self.outward.metrics.routes, **self.zoom.routes}))
+                stack.callback(self.zoom.close)
             try:
                 self._loop()
                 self._drain()
@@ -189,6 +192,7 @@ class Daemon:
             if self.replan_wanted or now >= self.next_replan:
                 self._replan(rescan=self.replan_wanted)
             self._dispatch(ahead=BURST_AHEAD if self.dispatcher.backlog else 0.0)
+            self.zoom.step(self.board, self.executors.current, self.board.workers - len(self.inflight) - self.early.running)
             self.outward.step()
             self._maybe_write_pages()
             if self.dispatcher.backlog and not self.requests.stopping:

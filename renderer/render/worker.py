@@ -69,7 +69,7 @@ def serve(conn: Connection, owner: int, max_tasks: int, stage_in: str | None = N
                 break
             outcome = run_job(job)
             kill_descendants()
-            if stage_in is not None and isinstance(outcome, RenderOutput):
+            if stage_in is not None and isinstance(outcome, RenderOutput) and job.end is None:  # not on demand
                 outcome = dataclasses.replace(outcome, files=stage(stage_in, outcome.files))
             leaving = done == max_tasks or out_of_memory(outcome)
             conn.send((outcome, leaving))

@@ -10,7 +10,9 @@ import logging
 import os
 import socket
 import stat
+import threading
 import urllib.parse
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler
 from typing import Any, BinaryIO, Callable
@@ -25,6 +27,46 @@ FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIF
 Route = Callable[[], tuple[str, bytes]]  # a path answered by code: () -> (Content-Type, body)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a query route answers: a status, headers, and a body (bytes, or the file at `file`,
+    sent from the file without passing through Python)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    file: str | None = None
+
+
+# A path prefix ending in "/" answered by code that may answer later, from any thread, and holds
+# no server thread meanwhile: route(path, query, headers, reply); reply(Answer) exactly once.
+QueryRoute = Callable[[str, str, Any, Callable[[Answer], None]], None]
+
+
+class Later:
+    """An answer a query route gives later: `then` runs its callback once both the handler has
+    returned and the answer is written (whichever comes last)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+        self._then: Callable[[], None] | None = None
+
+    def done(self) -> None:
+        with self._lock:
+            self._done, then = True, self._then
+        if then is not None:
+            then()
+
+    def then(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._done:
+                self._then = callback
+                return
+        callback()
+
+
 class Output:
     """The handler's wfile: collects the answer (headers, a small body, or a file to send from)
     for the server's loop, which sends it without blocking, by `deadline` (monotonic) at the latest."""
@@ -34,6 +76,7 @@ class Output:
         self.sent = 0  # bytes of buffer sent
         self.body: BinaryIO | None = None  # a file sent after the buffer, `left` bytes of it
         self.offset = self.left = 0
+        self.later: Later | None = None  # a query route answers later (Handler._defer)
 
     def write(self, data: bytes) -> int:
         self.buffer += data
@@ -99,6 +142,9 @@ class Handler(SimpleHTTPRequestHandler):
         route = getattr(self.server, "routes", {}).get(path)
         if route is not None:
             return self._answer(route)
+        prefix = path[:path.find("/", 1) + 1]
+        if prefix and prefix in getattr(self.server, "routes", {}):
+            return self._defer(self.server.routes[prefix], path, parts.query)
         segments = [seg for seg in path.split("/") if seg]
         if any(seg.startswith(".") for seg in segments):
             # Hidden names: temporary files of a publish in progress are never served ("..", too).
@@ -160,6 +206,48 @@ class Handler(SimpleHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         return None
+
+    def _defer(self, route: QueryRoute, path: str, query: str) -> None:
+        """Hand the request to a query route, which replies now or later (the server sends the
+        answer once `later` is done); a route that fails answers 500, logged."""
+        later = self.wfile.later = Later()
+        replied = threading.Lock()
+
+        def reply(answer: Answer) -> None:
+            if not replied.acquire(blocking=False):
+                return  # answered already
+            try:
+                self._reply(answer)
+            except Exception:  # noqa: BLE001 - a file gone meanwhile: the client gets what was written
+                log.debug("serve: error while answering %s", path, exc_info=True)
+            later.done()
+
+        try:
+            route(path, query, self.headers, reply)
+        except Exception:  # noqa: BLE001 - a bug in a route costs its own answer only
+            log.exception("serve: error while answering %s", self.path)
+            reply(Answer(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n"))
+        return None
+
+    def _reply(self, answer: Answer) -> None:
+        body, length = answer.body, len(answer.body)
+        f = None
+        if answer.file is not None:
+            f = open(answer.file, "rb")
+            length = os.fstat(f.fileno()).st_size
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(length))
+        for key, value in answer.headers:
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command == "HEAD":
+            if f is not None:
+                f.close()
+        elif f is not None:
+            self.wfile.attach(f, length)
+        else:
+            self.wfile.write(body)
 
     def _open(self, segments: list[str], trailing_slash: bool) -> tuple[BinaryIO | None, str]:
         """The regular file the segments name, opened without following any symlink below

@@ -341,8 +341,20 @@ class BoardServer:
                 output.discard()  # type: ignore[union-attr]
                 output = None
             finally:
-                self._ready.put((sock, output))
-                self._wake()  # the loop sends it, and may listen again once it is done
+                if output is not None and output.later is not None:  # a query route answers later
+                    output.later.then(lambda s=sock, o=output: self._answered(s, o))
+                else:
+                    self._ready.put((sock, output))
+                    self._wake()  # the loop sends it, and may listen again once it is done
+
+    def _answered(self, sock: socket.socket, output: Output) -> None:
+        """A query route's answer, given later (on any thread): sent with a deadline from now."""
+        if self._stopping:
+            output.discard()  # the socket is closed by shutdown
+            return
+        output.deadline = time.monotonic() + self.limits.send_timeout
+        self._ready.put((sock, output))
+        self._wake()
 
 
 def _quietly(func: Callable[..., object], *args: object) -> object:

@@ -1,0 +1,180 @@
+"""Zoom on demand on `run --serve` (issue 26, DESIGN.md "Zoom on demand and image history"):
+GET /render/NAME.png?window=…&end=…[&width=…] drawn by the daemon's workers, with real
+daemons, sockets and files; the plot records every render it makes in renders.jsonl."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from pathlib import Path
+
+from conftest import chart, complete_png, fast_board, free_port, wait_for
+from daemon_helpers import png_problem
+
+PLOTS = '''
+import json, os, time
+
+HERE = os.path.dirname(__file__)
+
+def z(fig, inputs, window=None, window_name=None, end=None, **params):
+    with open(os.path.join(HERE, "renders.jsonl"), "a") as f:
+        f.write(json.dumps({"window": window, "window_name": window_name, "end": end,
+                            "width": round(fig.get_size_inches()[0] * fig.dpi)}) + "\\n")
+    if window == 7777:
+        raise ValueError("no data for\\nthis window")
+    if window == 5555:  # held until the test lets it go
+        deadline = time.time() + 60
+        while not os.path.exists(os.path.join(HERE, "release")) and time.time() < deadline:
+            time.sleep(0.01)
+    ax = fig.add_subplot()
+    ax.plot([float(v) for path in inputs for v in open(path).read().split()] or [0])
+'''
+
+
+def zoom_board(root: Path, extra: str = ""):
+    b = fast_board(root, chart("lat", "plots:z", "data/a.txt", 'windows = ["1h", "1d"]\nzoom = true\n' + extra),
+                   chart("plain", "plots:z", "data/a.txt", 'windows = ["1h"]'), plots=PLOTS)
+    b.data("data/a.txt", "1 2 3\n")
+    return b
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def renders(b) -> list[dict]:
+    path = b.root / "renders.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def custom(b) -> list[dict]:
+    return [r for r in renders(b) if r["window_name"] == "custom"]
+
+
+def start(daemons, b):
+    port = free_port()
+    d = daemons(b, "--serve", str(port))
+    d.wait_state("lat", state="ok")
+    d.wait_state("plain", state="ok")
+    return d, port
+
+
+def test_render_answers_200_png_400_404_and_500_leaving_the_board_alone(tmp_path, daemons):
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    published = {n: (b.output / n).read_bytes() for n in ("lat.png", "lat.1h.png", "lat.1d.png")}
+    entry = d.state("lat")
+
+    status, headers, body = get(port, "/render/lat.png?window=2h&end=1700000000")
+    assert status == 200 and headers["content-type"] == "image/png", (status, headers, body[:200])
+    assert png_problem(body) is None
+    assert int.from_bytes(body[16:20], "big") == 80  # the chart's own width: 2 in × 40 dpi
+    status, _, body = get(port, "/render/lat.png?window=1.5d&end=1700000000.25&width=300")
+    assert status == 200 and int.from_bytes(body[16:20], "big") == 300
+    assert int.from_bytes(body[20:24], "big") == 150  # the chart's aspect kept
+    drawn = custom(b)
+    assert [(r["window"], r["width"]) for r in drawn] == [(7200.0, 80), (129600.0, 300)], drawn
+    step = 7200.0 / 80  # `end` rounded to one pixel's worth of time
+    assert drawn[0]["end"] == round(1700000000 / step) * step
+    assert abs(drawn[1]["end"] - 1700000000.25) <= 129600.0 / 300 / 2
+
+    for path in ("/render/plain.png?window=1h&end=1", "/render/nope.png?window=1h&end=1",
+                 "/render/lat.1d.png?window=1h&end=1", "/render/LAT.png?window=1h&end=1"):
+        status, _, body = get(port, path)
+        assert status == 404 and body.count(b"\n") == 1, (path, status, body)
+    for query, words in [("window=11y&end=1", b"is not a duration"), ("window=3653d&end=1", b"over 10 years"),
+                         ("window=1h&end=nan", b"not a finite number"), ("window=1h&end=inf", b"not a finite"),
+                         ("window=1h&end=soon", b"not a number"), ("window=1h", b"missing parameter 'end'"),
+                         ("end=1", b"missing parameter 'window'"), ("window=1h&window=2h&end=1", b"given twice"),
+                         ("window=1h&end=1&width=4001", b"4001"), ("window=1h&end=1&width=x", b"whole number"),
+                         ("window=0s&end=1", b"positive"), ("window=1h&end=1&colour=red", b"unknown parameter")]:
+        status, headers, body = get(port, f"/render/lat.png?{query}")
+        assert status == 400 and words in body and body.count(b"\n") == 1, (query, status, body)
+    status, _, body = get(port, "/render/lat.png?window=3652d&end=1&width=4000")  # the most allowed
+    assert status == 200 and int.from_bytes(body[16:20], "big") == 4000
+
+    status, headers, body = get(port, "/render/lat.png?window=7777s&end=1700000000")
+    assert status == 500 and body == b"ValueError: no data for this window\n", (status, body)
+    assert {n: (b.output / n).read_bytes() for n in published} == published
+    after = d.state("lat")
+    assert (after["state"], after["error"], after["failures"], after["renders"], after["hash"]) == \
+        (entry["state"], entry["error"], entry["failures"], entry["renders"], entry["hash"]), (entry, after)
+    assert not [p for p in b.output.rglob("*") if "custom" in p.name or p.name.startswith(".")]
+    assert d.alive()
+
+
+def test_a_scheduled_render_of_a_zoomable_chart_still_publishes(tmp_path, daemons):
+    """The published images stay the scheduled renders' (with `end` the render's start)."""
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    before = d.image("lat")
+    assert get(port, "/render/lat.png?window=2h&end=1700000000")[0] == 200
+    b.data("data/a.txt", "5 1 5 1\n")
+    assert complete_png(b.output / "lat.png") is not None
+    d.new_image("lat", before)
+    assert d.state("lat")["state"] == "ok"
+
+
+def test_identical_requests_share_one_render_and_the_cache_follows_the_fingerprint(tmp_path, daemons):
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    step = 5555 / 120  # one pixel's worth of time
+    end = round(1700000000 / step) * step
+    url = f"/render/lat.png?window=5555s&end={end!r}&width=120"
+    answers: list[tuple[int, dict, bytes]] = []
+    threads = [threading.Thread(target=lambda: answers.append(get(port, url))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: custom(b), 60, "the first on-demand render to start")
+    (b.root / "release").write_text("")
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 8 and {a[0] for a in answers} == {200}, [a[:2] for a in answers]
+    assert len({a[2] for a in answers}) == 1
+    assert len(custom(b)) == 1, custom(b)  # eight viewers, one render
+
+    status, headers, body = get(port, url)  # the same again: from the cache
+    assert status == 200 and body == answers[0][2] and headers["x-plotboard-zoom"] == "hit"
+    nearby = end + 0.4 * step  # an `end` within half a pixel's worth of time: the same picture
+    status, headers, _ = get(port, f"/render/lat.png?window=5555s&end={nearby!r}&width=120")
+    assert status == 200 and headers["x-plotboard-zoom"] == "hit"
+    assert len(custom(b)) == 1
+
+    before = d.image("lat")
+    b.data("data/a.txt", "9 8 7 6\n")  # new data: never the old picture
+    d.new_image("lat", before)
+    status, headers, body = get(port, url)
+    assert status == 200 and headers["x-plotboard-zoom"] == "miss" and body != answers[0][2]
+    assert len(custom(b)) == 2
+    plots = b.root / "plots.py"  # new code: the same
+    plots.write_text(plots.read_text() + "\n# edited\n")
+    status, headers, _ = get(port, url)
+    assert status == 200 and headers["x-plotboard-zoom"] == "miss"
+    assert len(custom(b)) == 3
+    cached = sorted(p for p in (b.root / ".plotboard" / "zoom").iterdir())
+    assert len(cached) == 3 and all(p.stat().st_mode & 0o777 == 0o644 for p in cached), cached
+
+
+def test_the_cache_keeps_its_size_least_recently_used_out_across_restarts(tmp_path):
+    from renderer.daemon.zoom_cache import ZoomCache, cache_key
+
+    keys = [cache_key("lat", "fp", 3600.0, float(i), 100) for i in range(5)]
+    assert len(set(keys)) == 5 and cache_key("lat", "fp", 3600.0, 0.0, 100) == keys[0]
+    assert cache_key("lat", "a~1~b", 3600.0, 0.0, 100) == cache_key("lat", "a~2~b", 3600.0, 0.0, 100)
+    cache = ZoomCache(tmp_path, 10_000)
+    for key in keys[:3]:
+        assert cache.put(key, b"x" * 4000) is not None
+    assert cache.get(keys[0]) is None and cache.get(keys[1]) is not None  # 12,000 > 10,000: the oldest out
+    assert cache.put(keys[3], b"y" * 4000) is not None  # keys[2] is now the least recently used
+    assert [k for k in keys if cache.get(k) is not None] == [keys[1], keys[3]]
+    assert sorted(p.name for p in (tmp_path / "zoom").iterdir()) == sorted(f"{k}.png" for k in (keys[1], keys[3]))
+    again = ZoomCache(tmp_path, 5_000)  # a restart with a smaller cache: what was used last stays
+    assert again.get(keys[3]) is not None and again.get(keys[1]) is None
+    assert again.size == 4000
