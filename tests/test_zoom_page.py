@@ -1,0 +1,182 @@
+"""Zoom on the page (issue 26), in a real Chromium against a real `plotboard run --serve`: a zoomable
+chart's card offers the zoom control (data-zoom) once the daemon answers; a preset, earlier, from/to
+and a drag across the image each show the image drawn on demand (render/NAME.png?window=…&end=…)
+in place, and "live" brings the live image back. Served by a static host (nginx with no daemon
+behind it), the page shows no control."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any, Iterator
+
+import pytest
+from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, free_port, remove_tree, require_tool, served_dir, wait_for
+from conftest import Board, chart, fast_board
+from daemon_helpers import Daemon
+from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
+
+PLOTS = '''
+import datetime as dt, time
+
+def z(fig, inputs, window=3600.0, window_name="1h", end=None, **params):
+    """Dates across, the window up to `end` exactly: what the page's drag assumes of a zoomed image."""
+    end = end if end is not None else time.time()
+    t0, t1 = (dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in (end - window, end))
+    ax = fig.add_subplot()
+    ax.plot([t0, t1], [float(open(inputs[0]).read().split()[0]), 2])
+    ax.set_xlim(t0, t1)
+    ax.set_title(window_name)
+
+def plain(fig, inputs, **params):
+    fig.add_subplot().plot([1, 2, 3])
+'''
+WIDTH, HEIGHT = 480, 240  # the chart's pixels: 6 × 3 inches at 80 dpi
+
+
+class Served:
+    def __init__(self, board: Board, daemon: Daemon, port: int) -> None:
+        self.board, self.daemon, self.port = board, daemon, port
+        self.url = f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    """A board with a zoomable chart (lat) and a plain one, under `plotboard run --serve`."""
+    root = served_dir()
+    b = fast_board(root / "board",
+                   chart("lat", "plots:z", "data/a.txt", 'windows = ["1h", "1d"]\nzoom = true\nsize = [6, 3]\ndpi = 80'),
+                   chart("plain", "plots:plain", "data/a.txt"), plots=PLOTS)
+    b.data("data/a.txt", "1\n")
+    port = free_port()
+    d = Daemon(b, "--serve", str(port))
+    LONG_LIVED.add(d.proc.pid)
+    try:
+        d.wait_state("lat", state="ok")
+        d.wait_state("plain", state="ok")
+        yield Served(b, d, port)
+    finally:
+        d.stop()
+        LONG_LIVED.discard(d.proc.pid)
+        remove_tree(root)
+
+
+def open_page(ctx: Any, url: str) -> tuple[Any, PageLog]:
+    page = ctx.new_page()
+    page.add_init_script(WATCH_IMAGES)
+    log = PageLog(page)
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(POLL_URL), timeout=10_000):
+        page.goto(url)
+    page.wait_for_function("() => document.getElementById('board').dataset.zoomProbe", timeout=60_000)
+    return page, log
+
+
+SHOWN = """() => {
+  const c = document.getElementById('chart-lat'), z = c.querySelector('.fig img.zoomed');
+  const live = c.querySelector('.fig img:not(.zoomed)');
+  return {zoomed: z && {src: z.getAttribute('src'), loaded: z.complete && z.naturalWidth > 0, w: z.naturalWidth},
+          liveShown: getComputedStyle(live).display !== 'none', liveSrc: live.getAttribute('src'),
+          out: c.querySelector('[data-zoom] output').value};
+}"""
+
+
+def shown(page: Any) -> dict:
+    return page.evaluate(SHOWN)
+
+
+def render_asked(page: Any, action) -> dict:
+    """Do `action`; the /render/lat.png request it made, its query as numbers, once the image is in."""
+    with page.expect_response(lambda r: "/render/lat.png?" in r.url, timeout=60_000) as answer:
+        action()
+    r = answer.value
+    assert r.status == 200 and r.header_value("content-type") == "image/png", (r.url, r.status)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.url).query))
+    wait_for(lambda: (s := shown(page))["zoomed"] and s["zoomed"]["loaded"] and r.url.endswith(s["zoomed"]["src"]),
+             60, "the image drawn on demand, in place")
+    s = shown(page)
+    assert s["zoomed"]["w"] == WIDTH and not s["liveShown"]
+    window = query["window"]
+    seconds = float(window[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[window[-1]]
+    return {"window": window, "seconds": seconds, "end": float(query["end"])}
+
+
+def only_the_probe(log: PageLog) -> list[str]:
+    """The page's problems, less its one probe (a request the daemon refuses with 400, by design)."""
+    return [p for p in log.problems() if "window=0&end=0" not in p and "status of 400" not in p]
+
+
+def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_live(served, context):
+    page, log = open_page(context(timezone_id="UTC"), served.url)
+    assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "daemon"
+    assert page.locator("#chart-lat [data-zoom]").count() == 1
+    assert page.locator("#chart-plain [data-zoom]").count() == 0  # not zoomable: no control
+    live_src = shown(page)["liveSrc"]
+    assert shown(page)["out"] == "live"
+
+    # a preset: the last 6 hours, up to now
+    before = time.time()
+    asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button:text-is('6h')"))
+    assert asked["window"] == "6h" and before - 5 <= asked["end"] <= time.time() + 5, asked
+    end = asked["end"]
+
+    # earlier: the same span, just before
+    asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button[title=earlier]"))
+    assert asked["window"] == "6h" and asked["end"] == end - 6 * 3600, asked
+
+    # from / to, in the viewer's time (UTC here)
+    page.fill("#chart-lat [data-zoom] input >> nth=0", "2026-11-30T10:00")
+    page.fill("#chart-lat [data-zoom] input >> nth=1", "2026-11-30T12:30")
+    asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button:text-is('show')"))
+    assert asked["seconds"] == 2.5 * 3600 and asked["end"] == 1796041800, asked  # 2026-11-30T12:30Z
+
+    # back to live: the live image as it was, in place
+    page.click("#chart-lat [data-zoom] button:text-is('live')")
+    wait_for(lambda: (s := shown(page))["zoomed"] is None and s["liveShown"] and s["liveSrc"] == live_src, 60, "live again")
+    assert shown(page)["out"] == "live"
+
+    # a drag across the live image: the times under the pointer, from the axes the render recorded
+    axes = served.daemon.state("lat")["axes"]
+    left, top, right, bottom = axes["box"]
+    x0, x1 = axes["x"]
+    fig = page.locator("#chart-lat .fig img").bounding_box()
+    a, b = left + 0.25 * (right - left), left + 0.6 * (right - left)  # fractions of the image's width
+    y = fig["y"] + fig["height"] * (top + bottom) / 2
+
+    def drag() -> None:
+        page.mouse.move(fig["x"] + a * fig["width"], y)
+        page.mouse.down()
+        page.mouse.move(fig["x"] + (a + b) / 2 * fig["width"], y, steps=4)
+        page.mouse.move(fig["x"] + b * fig["width"], y, steps=4)
+        page.mouse.up()
+
+    asked = render_asked(page, drag)
+    at = lambda f: x0 + (f - left) / (right - left) * (x1 - x0)  # noqa: E731
+    pixel = (x1 - x0) / ((right - left) * fig["width"])  # one CSS pixel's worth of time
+    assert abs(asked["end"] - at(b)) <= 2 * pixel and abs(asked["seconds"] - (at(b) - at(a))) <= 3 * pixel, (asked, at(a), at(b))
+    assert page.evaluate("location.hash") == ""  # the drag opened nothing (no full-size image)
+    assert len(log.documents) == 1
+
+    # a drag across that zoomed image: its own range, [end - window, end]
+    outer = asked
+    asked = render_asked(page, drag)
+    span = lambda f: outer["end"] - outer["seconds"] + (f - left) / (right - left) * outer["seconds"]  # noqa: E731
+    pixel = outer["seconds"] / ((right - left) * fig["width"])
+    assert abs(asked["end"] - span(b)) <= 2 * pixel and abs(asked["seconds"] - (span(b) - span(a))) <= 3 * pixel, asked
+    page.click("#chart-lat [data-zoom] button:text-is('live')")
+    wait_for(lambda: shown(page)["zoomed"] is None and shown(page)["liveShown"], 60, "live again")
+    assert only_the_probe(log) == [] and page.evaluate("window.__broken") == []
+
+
+def test_a_static_host_shows_no_zoom_control(served, context):
+    """The same folder served by nginx without the daemon behind it: no control, nothing broken."""
+    require_tool(NGINX)
+    root = served_dir("plotboard-zoom-static-")
+    try:
+        with Nginx(served.board.output, root / "nginx") as server:  # /render/ reaches no daemon
+            page, log = open_page(context(), server.url)
+            assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "static"
+            assert page.locator("[data-zoom]").count() == 0
+            assert page.locator("#chart-lat .fig img").is_visible()
+            assert [u for _, u in log.requests if "/render/" in u] == [server.url + "render/lat.png?window=0&end=0"]
+    finally:
+        remove_tree(root)
