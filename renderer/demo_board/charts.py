@@ -26,9 +26,9 @@ def _read(inputs):
     return names, times, columns
 
 
-def _axes(fig, window, ylabel):
+def _axes(fig, window, ylabel, now=None):
     ax = fig.add_subplot()
-    now = time.time()
+    now = time.time() if now is None else now
     ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))
     _time_ticks(ax.xaxis, window)
     ax.set_ylabel(ylabel)
@@ -50,6 +50,14 @@ def _time_ticks(axis, window):
         axis.set_major_locator(mdates.DayLocator(interval=max(1, math.ceil(window / 86400 / 8))))
         axis.set_major_formatter(mdates.DateFormatter("%a"))
         axis.set_minor_locator(mdates.HourLocator(byhour=(12,)))
+
+
+def _span(window):
+    """A window drawn on demand (window_name "custom"), as people say it: 90m, 5h, 3.5d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if window >= 2 * size:
+            return f"{window / size:.3g}{unit}"
+    return f"{window:.0f}s"
 
 
 # A legend with a background of its own: the lines pass behind it, never through its text.
@@ -112,10 +120,12 @@ def queue(fig, inputs, window=600, warn=200):
     ax.legend(loc="upper left", ncol=2, **_LEGEND)
 
 
-def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
-    """One host's disk (the family disk-{match}): % used over the chart's time window."""
-    rows = last(read_csv(inputs[0]), window, time="time", now=time.time()) if inputs else []
-    ax = _axes(fig, window, "% used")
+def disk(fig, inputs, window=3600.0, window_name="1h", warn=90, end=None):
+    """One host's disk (the family disk-{match}): % used over the chart's time window (up to
+    `end` when it is zoomable, `zoom = true`: the page may ask for any window at any time)."""
+    now = time.time() if end is None else end
+    rows = [r for r in last(read_csv(inputs[0]), window, time="time", now=now) if r["time"] <= now] if inputs else []
+    ax = _axes(fig, window, "% used", now)
     if not rows:
         ax.set_ylim(0, 100)
         return _no_data(ax)
@@ -130,7 +140,7 @@ def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
     ax.fill_between(times, low, used, color="C0", alpha=0.25, linewidth=0)
     change = used[-1] - used[0]
     ax.plot(times, used, color="C0", linewidth=1.1,
-            label=f"{used[-1]:.1f}% used ({change:+.1f} in {window_name})")
+            label=f"{used[-1]:.1f}% used ({change:+.1f} in {window_name if window_name != 'custom' else _span(window)})")
     if low < warn < high:
         ax.axhline(warn, color="tab:red", linewidth=0.8, linestyle="--", label=f"alert at {warn}%")
     ax.legend(loc="upper left", ncol=2, **_LEGEND)
