@@ -22,6 +22,8 @@ import datetime as dt, time
 def z(fig, inputs, window=3600.0, window_name="1h", end=None, **params):
     """Dates across, the window up to `end` exactly: what the page's drag assumes of a zoomed image."""
     end = end if end is not None else time.time()
+    if end < 1e9:
+        raise ValueError("no data before 2001")
     t0, t1 = (dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in (end - window, end))
     ax = fig.add_subplot()
     ax.plot([t0, t1], [float(open(inputs[0]).read().split()[0]), 2])
@@ -128,6 +130,18 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     page.fill("#chart-lat [data-zoom] input >> nth=1", "2026-11-30T12:30")
     asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button:text-is('show')"))
     assert asked["seconds"] == 2.5 * 3600 and asked["end"] == 1796041800, asked  # 2026-11-30T12:30Z
+
+    # a range the plot cannot draw: its one-line error, and the image shown stays
+    shown_src = shown(page)["zoomed"]["src"]
+    page.fill("#chart-lat [data-zoom] input >> nth=0", "2000-01-01T00:00")
+    page.fill("#chart-lat [data-zoom] input >> nth=1", "2000-01-02T00:00")
+    with page.expect_response(lambda r: "/render/lat.png?" in r.url and r.status == 500, timeout=60_000):
+        page.click("#chart-lat [data-zoom] button:text-is('show')")
+    wait_for(lambda: "no data before 2001" in shown(page)["out"], 60, "the plot's error under the image")
+    assert shown(page)["out"].startswith("could not draw it: HTTP 500 ValueError: no data before 2001")
+    assert shown(page)["zoomed"]["src"] == shown_src
+    log.failed[:] = [f for f in log.failed if "HTTP 500" not in f]  # expected: the plot's failure
+    log.console_errors[:] = [e for e in log.console_errors if "status of 500" not in e]
 
     # back to live: the live image as it was, in place
     page.click("#chart-lat [data-zoom] button:text-is('live')")
