@@ -133,7 +133,7 @@ class Nginx:
     """
 
     def __init__(self, root: Path, prefix: Path, port: int | None = None, workers: int = 1,
-                 access_log: bool = True, daemon: int | None = None) -> None:
+                 access_log: bool = True, daemon: int | None = None, zoom: Path | None = None) -> None:
         self.root = root
         self.prefix = prefix
         self.port = port or free_port()
@@ -143,6 +143,7 @@ class Nginx:
         assert "@ROOT@" in server and "@LISTEN@" in server and "@DAEMON@" in server, "deploy/nginx.conf lost its placeholders"
         server = server.replace("@ROOT@", str(root)).replace("@LISTEN@", f"127.0.0.1:{self.port}")
         server = server.replace("@DAEMON@", f"127.0.0.1:{daemon or free_port()}")
+        server = server.replace("@ZOOM@", str(zoom or prefix / "zoom"))  # the board's zoom cache
         (prefix / "plotboard.conf").write_text(server)
         temp = prefix / "temp"
         temp.mkdir(exist_ok=True)

@@ -24,7 +24,7 @@ def z(fig, inputs, window=None, window_name=None, end=None, **params):
     if window == 7777:
         raise ValueError("no data for\\nthis window")
     if window == 5555:  # held until the test lets it go
-        deadline = time.time() + 60
+        deadline = time.time() + 300
         while not os.path.exists(os.path.join(HERE, "release")) and time.time() < deadline:
             time.sleep(0.01)
     ax = fig.add_subplot()
@@ -32,9 +32,9 @@ def z(fig, inputs, window=None, window_name=None, end=None, **params):
 '''
 
 
-def zoom_board(root: Path, extra: str = ""):
+def zoom_board(root: Path, extra: str = "", timeout: str = "20s"):
     b = fast_board(root, chart("lat", "plots:z", "data/a.txt", 'windows = ["1h", "1d"]\nzoom = true\n' + extra),
-                   chart("plain", "plots:z", "data/a.txt", 'windows = ["1h"]'), plots=PLOTS)
+                   chart("plain", "plots:z", "data/a.txt", 'windows = ["1h"]'), plots=PLOTS, timeout=timeout)
     b.data("data/a.txt", "1 2 3\n")
     return b
 
@@ -167,7 +167,7 @@ def test_the_cache_keeps_its_size_least_recently_used_out_across_restarts(tmp_pa
 
     keys = [cache_key("lat", "fp", 3600.0, float(i), 100) for i in range(5)]
     assert len(set(keys)) == 5 and cache_key("lat", "fp", 3600.0, 0.0, 100) == keys[0]
-    assert cache_key("lat", "a~1~b", 3600.0, 0.0, 100) == cache_key("lat", "a~2~b", 3600.0, 0.0, 100)
+    assert cache_key("lat", "a-b~1~c0.d", 3600.0, 0.0, 100) == cache_key("lat", "a-b.d", 3600.0, 0.0, 100)
     cache = ZoomCache(tmp_path, 10_000)
     for key in keys[:3]:
         assert cache.put(key, b"x" * 4000) is not None
@@ -178,3 +178,88 @@ def test_the_cache_keeps_its_size_least_recently_used_out_across_restarts(tmp_pa
     again = ZoomCache(tmp_path, 5_000)  # a restart with a smaller cache: what was used last stays
     assert again.get(keys[3]) is not None and again.get(keys[1]) is None
     assert again.size == 4000
+
+
+FLOOD_PLOTS = PLOTS.replace("    ax = fig.add_subplot()", '''    if window_name == "custom" and 1000 <= window < 2000:
+        time.sleep(0.4)  # an on-demand render longer than the ticking chart's interval
+    if window == 3333:
+        time.sleep(600)  # never ends: render_timeout ends it
+    ax = fig.add_subplot()''')
+
+
+def test_a_flood_of_zoom_requests_never_holds_back_a_scheduled_render_by_more_than_one(tmp_path, daemons):
+    b = fast_board(tmp_path / "b", chart("lat", "plots:z", "data/a.txt", 'windows = ["1h"]\nzoom = true'),
+                   chart("tick", "plots:z", extra='every = "100ms"'), plots=FLOOD_PLOTS, timeout="3s")
+    b.file.write_text(b.file.read_text().replace("workers = 2", "workers = 1"))  # one worker: one order of renders
+    b.data("data/a.txt", "1 2 3\n")
+    port = free_port()
+    d = daemons(b, "--serve", str(port))
+    d.wait_state("tick", state="ok")
+    held: list = []
+    holder = threading.Thread(target=lambda: held.append(get(port, "/render/lat.png?window=5555s&end=1")))
+    holder.start()
+    wait_for(lambda: custom(b), 60, "the held on-demand render to start")
+    answers: list[tuple[int, dict, bytes]] = []
+    lock = threading.Lock()
+
+    def ask(i: int) -> None:
+        answer = get(port, f"/render/lat.png?window={1000 + i}s&end=1700000000")
+        with lock:
+            answers.append(answer)
+
+    flood = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
+    for t in flood:
+        t.start()
+    refused = wait_for(lambda: [a for a in answers if a[0] == 503] if len(answers) >= 12 else None, 60,
+                       "12 requests beyond the queue's 8 to be refused")
+    assert len(refused) == 12 and all(a[1].get("retry-after") == "2" for a in refused), [a[:2] for a in answers]
+    (b.root / "release").write_text("")
+    for t in [holder, *flood]:
+        t.join(60)
+    assert held[0][0] == 200 and len(answers) == 20
+    assert sorted(a[0] for a in answers) == [200] * 8 + [503] * 12
+
+    order = ["z" if r["window_name"] == "custom" else "s" for r in renders(b)]
+    first = order.index("z")
+    after = "".join(order[first:])
+    assert after.count("z") == 9, after
+    assert "zz" not in after, f"two on-demand renders in a row while a scheduled one waited: {after}"
+    assert after.rstrip("z").count("s") >= 8, after  # the schedule kept going all along
+
+    status, _, body = get(port, "/render/lat.png?window=3333s&end=1")  # a render that never ends
+    assert status == 500 and body.startswith(b"RenderTimeout"), (status, body)
+    ticks = len([r for r in renders(b) if r["window"] is None])
+    wait_for(lambda: len([r for r in renders(b) if r["window"] is None]) > ticks + 2, 60, "more ticks")
+    assert d.state("lat")["state"] == "ok" and d.state("tick")["failures"] == 0
+
+
+def test_stopping_answers_waiting_requests_503_and_never_waits_for_an_on_demand_render(tmp_path, daemons):
+    b = zoom_board(tmp_path / "b", timeout="120s")  # the held render would outlast Daemon.stop's 60 s
+    d, port = start(daemons, b)
+    answers: list = []
+
+    def ask() -> None:
+        try:
+            answers.append(get(port, "/render/lat.png?window=5555s&end=1"))
+        except OSError as exc:
+            answers.append((None, {}, repr(exc).encode()))
+
+    held = threading.Thread(target=ask)
+    held.start()
+    wait_for(lambda: custom(b), 60, "the held on-demand render to start")
+    assert d.stop() == 0
+    held.join(60)
+    assert answers and answers[0][0] == 503, answers
+    assert b"stopping" in answers[0][2]
+
+
+def test_a_reload_that_turns_zoom_off_answers_404(tmp_path, daemons):
+    import signal
+
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    assert get(port, "/render/lat.png?window=2h&end=1")[0] == 200
+    b.file.write_text(b.file.read_text().replace("zoom = true", "zoom = false"))
+    d.send(signal.SIGHUP)
+    wait_for(lambda: get(port, "/render/lat.png?window=2h&end=1")[0] == 404, 60, "404 once zoom is off")
+    assert d.alive()

@@ -142,7 +142,6 @@ class Daemon:
             if serve is not None:
                 stack.enter_context(serve_board(self.board.output, serve, self.requests.on_thread_death,
                                                  {**self.outward.metrics.routes, **self.zoom.routes}))
-                stack.callback(self.zoom.close)
             try:
                 self._loop()
                 self._drain()
@@ -367,6 +366,7 @@ class Daemon:
 
     def _drain(self) -> None:
         """Let the renders in flight finish (each bounded by render_timeout) and publish them."""
+        self.zoom.close()  # on-demand requests are answered 503 while the server still runs
         for name in self.early.held():  # a started render that is still current counts as in flight
             chart = self.board.chart(name)
             self.dispatcher.take_early(name, fingerprint(self.board, chart, expand_inputs(chart)), self.clock())
@@ -384,7 +384,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         """Close the executors and write the pages a last time (the watcher has stopped)."""
-        abandon = bool(self.inflight or self.early.running)  # early renders are never waited for
+        abandon = bool(self.inflight or self.early.running or self.zoom.rendering)  # early, on-demand: never waited for
         started = self.executors.current is not None
         self.executors.close_all(wait=not abandon)
         self.inflight.clear()

@@ -7,7 +7,7 @@ loop's thread, in `step`, after the scheduled renders were dispatched:
 - identical requests (same cache key) share one render (single flight);
 - an on-demand render starts only on a worker no scheduled render has taken (`idle`), so a
   scheduled render waits at most for the one on-demand render a worker is drawing;
-- at most QUEUE_LIMIT distinct renders wait, and at most ASK_LIMIT requests are queued for the
+- at most QUEUE_PER_WORKER distinct renders a worker wait, and at most ASK_LIMIT requests are queued for the
   loop: beyond them the answer is 503 with Retry-After, so memory never grows without bound;
 - a failed render answers 500 with its one-line error and touches nothing else: the published
   image, status.json and the chart's record are the scheduled renders' alone.
@@ -36,7 +36,7 @@ from renderer.text import one_line
 
 log = logging.getLogger("plotboard")
 
-QUEUE_LIMIT = 32  # distinct on-demand renders waiting for a worker
+QUEUE_PER_WORKER = 8  # distinct on-demand renders waiting for a worker, per worker of the board
 ASK_LIMIT = 512  # requests handed to the loop and not yet looked at
 RETRY_AFTER = "2"  # seconds, in a 503's Retry-After
 ACCEL_HEADER = "X-Plotboard-Zoom-Files"  # set by nginx: the internal location over the cache folder
@@ -115,6 +115,7 @@ class Zoom:
         self.wake()
 
     def _take_asks(self, board: Board) -> None:
+        seen: dict[str, tuple] = {}  # a chart's inputs and fingerprint, taken once for the requests that came together
         while True:
             try:
                 path, query, accel, reply = self._asks.get_nowait()
@@ -127,19 +128,21 @@ class Zoom:
             except Refused as exc:
                 reply(text(exc.status, str(exc)))
                 continue
-            self._ask(board, ask, accel, reply)
+            if ask.chart.name not in seen:
+                inputs = expand_inputs(ask.chart)
+                seen[ask.chart.name] = (inputs, fingerprint(board, ask.chart, inputs))
+            self._ask(board, ask, *seen[ask.chart.name], accel, reply)
 
-    def _ask(self, board: Board, ask: Ask, accel: str | None, reply: Reply) -> None:
+    def _ask(self, board: Board, ask: Ask, inputs: list[str], current: str, accel: str | None, reply: Reply) -> None:
         chart = ask.chart
-        inputs = expand_inputs(chart)
-        key = cache_key(chart.name, fingerprint(board, chart, inputs), ask.window, ask.end, ask.width)
+        key = cache_key(chart.name, current, ask.window, ask.end, ask.width)
         wanted = self.waiting.get(key) or self.rendering.get(key)
         if wanted is None:
             path = self.cache.get(key)
             if path is not None:
                 reply(_image(key, path, accel, "hit"))
                 return
-            if len(self.waiting) >= QUEUE_LIMIT:
+            if len(self.waiting) >= QUEUE_PER_WORKER * board.workers:
                 reply(text(HTTPStatus.SERVICE_UNAVAILABLE, "too many on-demand renders waiting; try again",
                            ("Retry-After", RETRY_AFTER)))
                 return
@@ -175,15 +178,16 @@ class Zoom:
                     reply(_image(key, path, accel, "miss"))
 
     def close(self) -> None:
-        """The daemon stops: every request still waiting is answered 503."""
+        """The daemon stops: every request still waiting is answered 503; the renders in flight
+        stay listed in `rendering` (the daemon does not wait for them)."""
         with self._lock:
             self._closed = True
         stopped = text(HTTPStatus.SERVICE_UNAVAILABLE, "plotboard run is stopping", ("Retry-After", RETRY_AFTER))
         for wanted in [*self.waiting.values(), *self.rendering.values()]:
             for reply, _ in wanted.replies:
                 reply(stopped)
+            wanted.replies.clear()
         self.waiting.clear()
-        self.rendering.clear()
         while True:
             try:
                 reply = self._asks.get_nowait()[3]

@@ -21,12 +21,14 @@ log = logging.getLogger("plotboard")
 
 FOLDER = "zoom"
 KEY_RE = re.compile(r"[0-9a-f]{40}\.png\Z")
-_RACY_STAMP = re.compile(r"~[0-9]+~")  # when a racy input's digest was taken: not what the image shows
+# A just-written input's bytes' digest, with when it was taken (renderer.store.fingerprints): left
+# out, since it goes once the file is older (the inputs' sizes and mtimes in nanoseconds remain).
+_RACY_PART = re.compile(r"~[0-9]+~[0-9a-f]+")
 
 
 def cache_key(chart: str, fingerprint: str, window: float, end: float, width: int) -> str:
-    """The name of the cached image of one request (the fingerprint's moment of taking left out)."""
-    what = json.dumps([chart, _RACY_STAMP.sub("~", str(fingerprint)), repr(window), repr(end), width])
+    """The name of the cached image of one request."""
+    what = json.dumps([chart, _RACY_PART.sub("", str(fingerprint)), repr(window), repr(end), width])
     return hashlib.sha256(what.encode()).hexdigest()[:40]
 
 

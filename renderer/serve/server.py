@@ -139,8 +139,9 @@ class BoardServer:
             if t.is_alive():
                 t.join()
         while not self._ready.empty():  # answered after the loop stopped
-            _, output = self._ready.get()
+            sock, output = self._ready.get()
             if output is not None:
+                _quietly(output.send, sock)  # what fits at once goes (a stopping daemon's 503s)
                 output.discard()
         with self._lock:
             for sock in self._answering:  # handed over but never sent
@@ -293,6 +294,8 @@ class BoardServer:
         while not self._ready.empty():
             sock, output = self._ready.get()
             if output is None or self._stopping:
+                if output is not None:
+                    _quietly(output.send, sock)  # what fits at once goes (a stopping daemon's 503s)
                 self._done(sock)
             elif output.deadline <= time.monotonic():
                 self._done(sock, reset=True)
