@@ -194,3 +194,20 @@ def test_a_static_host_shows_no_zoom_control(served, context):
             assert [u for _, u in log.requests if "/render/" in u] == [server.url + "render/lat.png?window=0&end=0"]
     finally:
         remove_tree(root)
+
+
+def test_behind_nginx_with_the_daemon_the_control_works_under_a_path_prefix(served, context):
+    """deploy/nginx.conf proxying /board/render/ to the daemon: the page at /board/ zooms alike."""
+    require_tool(NGINX)
+    root = served_dir("plotboard-zoom-nginx-")
+    try:
+        zoom = served.board.root / ".plotboard" / "zoom"
+        with Nginx(served.board.output, root / "nginx", daemon=served.port, zoom=zoom) as server:
+            page, log = open_page(context(), server.url + "board/")
+            assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "daemon"
+            asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button:text-is('1d')"))
+            assert asked["window"] == "1d"
+            assert any(u.startswith(server.url + "board/render/lat.png?window=1d&end=") for _, u in log.requests)
+            assert only_the_probe(log) == []
+    finally:
+        remove_tree(root)
