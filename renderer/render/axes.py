@@ -8,6 +8,7 @@ any dpi): no second draw, a few microseconds.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from typing import Any
 
@@ -33,7 +34,7 @@ def axes_of(fig: Figure) -> dict[str, Any] | None:
     box = [pos.x0, 1.0 - pos.y1, pos.x1, 1.0 - pos.y0]
     if not all(math.isfinite(v) for v in box):
         return None
-    return {"box": [round(v, 5) for v in box], "x": _date_range(ax)}
+    return {"box": [round(float(v), 5) for v in box], "x": _date_range(ax)}
 
 
 def _date_range(ax: Any) -> list[float] | None:
@@ -43,9 +44,15 @@ def _date_range(ax: Any) -> list[float] | None:
         axis.get_major_formatter(), (mdates.DateFormatter, mdates.AutoDateFormatter, mdates.ConciseDateFormatter))
     if not dated or ax.get_xscale() != "linear":
         return None
-    zero = mdates.date2num(dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))  # rcParams["date.epoch"] may move it
+    zero = _unix_epoch(mdates.get_epoch())
     left, right = ax.get_xlim()
     seconds = [(float(v) - zero) * DAY for v in (left, right)]
     if not all(math.isfinite(v) and abs(v) < 1e11 for v in seconds):  # ~ year 5000: no time a page can show
         return None
     return [round(v, 3) for v in seconds]
+
+
+@functools.lru_cache(maxsize=4)
+def _unix_epoch(epoch: str) -> float:
+    """1970-01-01 in matplotlib's date units, for its date epoch (rcParams["date.epoch"] may move it)."""
+    return float(mdates.date2num(dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)))
