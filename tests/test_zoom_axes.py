@@ -111,3 +111,20 @@ def test_each_render_records_its_axes_box_and_date_range(tmp_path):
     # and the record survives a build with nothing to do
     again = b.cli("build")
     assert again.returncode == 0 and b.chart("placed")["axes"] == placed["axes"]
+
+
+def test_a_record_s_axes_are_checked_when_loaded():
+    """.plotboard/state.json of any content: axes of another shape make the record invalid (dropped
+    with one warning, as every field's check does), never a crash or a bad manifest."""
+    from renderer.store.record_check import check_record
+
+    good = {"box": [0.1, 0.05, 0.95, 0.9], "x": [1796558400.0, 1796581800.5]}
+    assert check_record("a", {"axes": good})["axes"] == good
+    assert check_record("a", {"axes": {"box": [0, 0, 1, 1], "x": None}})["axes"]["x"] is None
+    assert check_record("a", {"axes": None})["axes"] is None
+    for bad in ({"box": [0, 0, 1]}, {"box": [0, 0, 1, 1]}, {"box": [0, 0, 1, "1"], "x": None},
+                {"box": [0, 0, 1, float("nan")], "x": None}, {"box": [0, 0, 1, 1], "x": [1]},
+                {"box": [0, 0, 1, 1], "x": [0, 1e300]}, {"box": [0, 0, 1, 1], "x": None, "more": 1},
+                {"box": [True, 0, 1, 1], "x": None}, [0, 0, 1, 1], "axes"):
+        problem = check_record("a", {"axes": bad})
+        assert isinstance(problem, str) and problem.startswith("a.axes: expected"), (bad, problem)
