@@ -122,7 +122,7 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     end = asked["end"]
 
     # earlier: the same span, just before
-    asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button[title=earlier]"))
+    asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button:text-is('‹ earlier')"))
     assert asked["window"] == "6h" and asked["end"] == end - 6 * 3600, asked
 
     # from / to, in the viewer's time (UTC here)

@@ -103,7 +103,8 @@
     };
     const box = el("div", { className: "zoom" }, el("span", { textContent: "zoom" }),
       ...PRESETS.map((p) => button(p, "the last " + p, () => show(card, seconds(p), Date.now() / 1000))),
-      button("‹", "earlier", () => step(card, -1)), button("›", "later", () => step(card, 1)), z.live, z.out, form);
+      button("‹ earlier", "the same span, just before", () => step(card, -1)),
+      button("later ›", "the same span, just after (up to now)", () => step(card, 1)), z.live, z.out, form);
     box.setAttribute("data-zoom", "");
     box.setAttribute("aria-label", "zoom: draw the chart for another time range");
     (card.querySelector(".windows") || card.querySelector(".foot")).after(box);
