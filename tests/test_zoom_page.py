@@ -50,6 +50,7 @@ def served() -> Iterator[Served]:
                    chart("lat", "plots:z", "data/a.txt", 'windows = ["1h", "1d"]\nzoom = true\nsize = [6, 3]\ndpi = 80'),
                    chart("plain", "plots:plain", "data/a.txt"), plots=PLOTS)
     b.data("data/a.txt", "1\n")
+    b.file.write_text(b.file.read_text().replace('title = "Daemon board"', 'title = "Daemon board"\nrefresh = "1s"'))
     port = free_port()
     d = Daemon(b, "--serve", str(port))
     LONG_LIVED.add(d.proc.pid)
@@ -74,10 +75,9 @@ def open_page(ctx: Any, url: str) -> tuple[Any, PageLog]:
 
 
 SHOWN = """() => {
-  const c = document.getElementById('chart-lat'), z = c.querySelector('.fig img.zoomed');
-  const live = c.querySelector('.fig img:not(.zoomed)');
-  return {zoomed: z && {src: z.getAttribute('src'), loaded: z.complete && z.naturalWidth > 0, w: z.naturalWidth},
-          liveShown: getComputedStyle(live).display !== 'none', liveSrc: live.getAttribute('src'),
+  const c = document.getElementById('chart-lat'), imgs = c.querySelectorAll('.fig img'), i = imgs[0];
+  return {count: imgs.length, src: i.getAttribute('src'), loaded: i.complete && i.naturalWidth > 0, w: i.naturalWidth,
+          zoomed: i.getAttribute('src').includes('render/'), srcset: i.getAttribute('srcset'),
           out: c.querySelector('[data-zoom] output').value};
 }"""
 
@@ -93,10 +93,10 @@ def render_asked(page: Any, action) -> dict:
     r = answer.value
     assert r.status == 200 and r.header_value("content-type") == "image/png", (r.url, r.status)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.url).query))
-    wait_for(lambda: (s := shown(page))["zoomed"] and s["zoomed"]["loaded"] and r.url.endswith(s["zoomed"]["src"]),
+    wait_for(lambda: (s := shown(page))["zoomed"] and s["loaded"] and r.url.endswith(s["src"]),
              60, "the image drawn on demand, in place")
     s = shown(page)
-    assert s["zoomed"]["w"] == WIDTH and not s["liveShown"]
+    assert s["w"] == WIDTH and s["count"] == 1 and not s["srcset"], s  # the card's one image is it
     window = query["window"]
     seconds = float(window[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[window[-1]]
     return {"window": window, "seconds": seconds, "end": float(query["end"])}
@@ -112,8 +112,8 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "daemon"
     assert page.locator("#chart-lat [data-zoom]").count() == 1
     assert page.locator("#chart-plain [data-zoom]").count() == 0  # not zoomable: no control
-    live_src = shown(page)["liveSrc"]
-    assert shown(page)["out"] == "live"
+    live_src = shown(page)["src"]
+    assert shown(page)["out"] == "live" and live_src.startswith("lat.png?v=")
 
     # a preset: the last 6 hours, up to now
     before = time.time()
@@ -132,27 +132,34 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     assert asked["seconds"] == 2.5 * 3600 and asked["end"] == 1796041800, asked  # 2026-11-30T12:30Z
 
     # a range the plot cannot draw: its one-line error, and the image shown stays
-    shown_src = shown(page)["zoomed"]["src"]
+    shown_src = shown(page)["src"]
     page.fill("#chart-lat [data-zoom] input >> nth=0", "2000-01-01T00:00")
     page.fill("#chart-lat [data-zoom] input >> nth=1", "2000-01-02T00:00")
     with page.expect_response(lambda r: "/render/lat.png?" in r.url and r.status == 500, timeout=60_000):
         page.click("#chart-lat [data-zoom] button:text-is('show')")
     wait_for(lambda: "no data before 2001" in shown(page)["out"], 60, "the plot's error under the image")
     assert shown(page)["out"].startswith("could not draw it: HTTP 500 ValueError: no data before 2001")
-    assert shown(page)["zoomed"]["src"] == shown_src
+    assert shown(page)["src"] == shown_src
     log.failed[:] = [f for f in log.failed if "HTTP 500" not in f]  # expected: the plot's failure
     log.console_errors[:] = [e for e in log.console_errors if "status of 500" not in e]
 
-    # back to live: the live image as it was, in place
+    # a new live image meanwhile stays out of sight; back to live, it is the card's image
+    served.board.data("data/a.txt", "1.5\n")
+    wait_for(lambda: served.daemon.state("lat").get("hash") not in (None, live_src[len("lat.png?v="):]), 60, "a new image")
+    new_src = "lat.png?v=" + served.daemon.state("lat")["hash"]
+    wait_for(lambda: page.evaluate("document.getElementById('chart-lat').dataset.hash") in new_src, 60,
+             "the page to take the new live image")
+    assert shown(page)["src"] == shown_src and shown(page)["count"] == 1
     page.click("#chart-lat [data-zoom] button:text-is('live')")
-    wait_for(lambda: (s := shown(page))["zoomed"] is None and s["liveShown"] and s["liveSrc"] == live_src, 60, "live again")
-    assert shown(page)["out"] == "live"
+    wait_for(lambda: (s := shown(page))["src"] == new_src and s["loaded"], 60, "live again, the new image")
+    assert shown(page)["out"] == "live" and shown(page)["count"] == 1 and page.evaluate(
+        "document.querySelector('#chart-lat .fig img').alt") == "lat"
 
     # a drag across the live image: the times under the pointer, from the axes the render recorded
     axes = served.daemon.state("lat")["axes"]
     left, top, right, bottom = axes["box"]
     x0, x1 = axes["x"]
-    fig = page.locator("#chart-lat .fig img").bounding_box()
+    fig = page.locator("#chart-lat .fig img").bounding_box()  # one image: the live one
     a, b = left + 0.25 * (right - left), left + 0.6 * (right - left)  # fractions of the image's width
     y = fig["y"] + fig["height"] * (top + bottom) / 2
 
@@ -177,7 +184,7 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     pixel = outer["seconds"] / ((right - left) * fig["width"])
     assert abs(asked["end"] - span(b)) <= 2 * pixel and abs(asked["seconds"] - (span(b) - span(a))) <= 3 * pixel, asked
     page.click("#chart-lat [data-zoom] button:text-is('live')")
-    wait_for(lambda: shown(page)["zoomed"] is None and shown(page)["liveShown"], 60, "live again")
+    wait_for(lambda: shown(page)["src"] == new_src, 60, "live again")
     assert only_the_probe(log) == [] and page.evaluate("window.__broken") == []
 
 

@@ -117,7 +117,7 @@
     const hash = ch.hash, v = "?v=" + encodeURIComponent(hash);
     card._want = hash;
     card._next = null;
-    const old = $(card, ".fig img, .fig .ph"), img = new Image();
+    const old = card._live || $(card, ".fig img, .fig .ph"), img = new Image();
     let x2;
     if (old.tagName === "IMG") {
       for (const a of old.attributes) if (a.name !== "src" && a.name !== "srcset") img.setAttribute(a.name, a.value);
@@ -130,7 +130,7 @@
       x2 = !!old.dataset.x2;
     }
     const file = base + (ch.image || ch.name + ".png"), src = file + v, big = x2 ? file.replace(/\.png$/, "@2x.png") + v : src;
-    if (x2) img.srcset = big + " 2x"; // src is the 1x candidate
+    if (x2) img.srcset = big + " 2x";
     img.loading = "eager"; // it is on screen: decode() must not wait for lazy loading
     img.src = src;
     try {
@@ -141,7 +141,8 @@
     }
     if (card._want !== hash) return;
     img.loading = "lazy";
-    $(card, ".fig img, .fig .ph").replaceWith(img);
+    if (card._live) card._live = img;
+    else old.replaceWith(img);
     card.dataset.hash = hash;
     const fig = $(card, ".fig");
     if (!fig.hasAttribute("href")) fig.href = big;

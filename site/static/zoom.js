@@ -53,15 +53,16 @@
       return;
     }
     if (ask !== z.ask) return;
-    const fig = card.querySelector(".fig"), live = fig.querySelector("img:not(.zoomed), .ph");
+    // The card's image becomes this one; the live one waits in card._live, where board.js puts
+    // each new live image meanwhile (and history.js finds it), until "live" puts it back.
+    const shownNow = card.querySelector(".fig img, .fig .ph"), live = card._live || shownNow;
     img.className = "zoomed";
     img.width = live.width || +live.dataset.w;
     img.height = live.height || +live.dataset.h;
     img.alt = card.querySelector("h2").textContent + ", " + when(end - window) + " – " + when(end);
     img.draggable = false;
-    const old = fig.querySelector("img.zoomed");
-    if (old) old.replaceWith(img);
-    else fig.append(img);
+    card._live = live;
+    shownNow.replaceWith(img);
     card.classList.add("zooming");
     z.at = { window, end };
     z.from.value = local(end - window);
@@ -76,8 +77,8 @@
     z.ask++;
     z.at = null;
     card.classList.remove("zooming");
-    const old = card.querySelector(".fig img.zoomed");
-    if (old) old.remove();
+    if (card._live) card.querySelector(".fig img, .fig .ph").replaceWith(card._live);
+    card._live = null;
     z.out.value = "live";
     z.live.disabled = true;
   }
@@ -118,7 +119,7 @@
     const frac = (e) => { const r = fig.getBoundingClientRect(); return (e.clientX - r.left) / r.width; };
     fig.addEventListener("dragstart", (e) => e.preventDefault());
     fig.addEventListener("pointerdown", (e) => {
-      if (e.button !== 0 || !fig.querySelector("img")) return;
+      if (e.button !== 0 || !fig.querySelector("img")) return; // nothing drawn yet: nothing to drag across
       start = frac(e);
       moved = false;
       got = range(card);
