@@ -6,12 +6,14 @@ behind it), the page shows no control."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import urllib.parse
 from typing import Any, Iterator
 
 import pytest
-from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, free_port, remove_tree, require_tool, served_dir, wait_for
+from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, accepts, free_port, remove_tree, require_tool, served_dir, wait_for
 from conftest import Board, chart, fast_board
 from daemon_helpers import Daemon
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
@@ -201,6 +203,21 @@ def test_a_static_host_shows_no_zoom_control(served, context):
             assert [u for _, u in log.requests if "/render/" in u] == [server.url + "render/lat.png?window=0&end=0"]
     finally:
         remove_tree(root)
+
+
+def test_a_plain_file_server_shows_no_zoom_control(served, context):
+    """python -m http.server on the output folder: render/ is a file it does not have (404)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                             "--directory", str(served.board.output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: proc.poll() is None and accepts(port), 60, "the file server")
+        page, _ = open_page(context(), f"http://127.0.0.1:{port}/")
+        assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "static"
+        assert page.locator("[data-zoom]").count() == 0
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_behind_nginx_with_the_daemon_the_control_works_under_a_path_prefix(served, context):
