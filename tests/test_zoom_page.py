@@ -2,7 +2,7 @@
 chart's card offers the zoom control (data-zoom) once the daemon answers; a preset, earlier, from/to
 and a drag across the image each show the image drawn on demand (render/NAME.png?window=…&end=…)
 in place, and "live" brings the live image back. Served by a static host (nginx with no daemon
-behind it), the page shows no control."""
+behind it, a plain file server), the page shows no control; behind nginx with the daemon, it does."""
 
 from __future__ import annotations
 
