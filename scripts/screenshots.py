@@ -6,7 +6,9 @@ a step a second) and `python -m renderer run` on it, waits until every chart and
 window has rendered, serves the output folder with nginx running deploy/nginx.conf and
 photographs the live page in headless Chromium: the same tooling as the page tests
 (tests/browser.py). In the light theme the latency chart keeps history (HISTORY), and its history
-view, a few images back, is photographed too (history-light.png).
+view, a few images back, is photographed too (history-light.png); the disks are zoomable (ZOOM)
+and the daemon serves too (`run --serve`), so one disk's card is photographed zoomed in by a drag
+across its week (zoom-light.png).
 
     python scripts/screenshots.py [--out docs/screenshots]
 
@@ -33,7 +35,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from browser import (  # noqa: E402
-    ALL_IMAGES_LOADED, CHROMIUM, NGINX, POLL_URL, Nginx, launch_chromium, missing_tool, remove_tree, served_dir,
+    ALL_IMAGES_LOADED, CHROMIUM, NGINX, POLL_URL, Nginx, free_port, launch_chromium, missing_tool, remove_tree,
+    served_dir,
 )
 from daemon_helpers import cli_env, wait_for  # noqa: E402
 
@@ -45,16 +48,18 @@ HEIGHT = 1000  # the first view; the shot is of the whole page
 SEED = 11  # the feeder's random draws, so each run shows the same surges (the waves follow the clock)
 SWITCHED = {"disk-web-1": "1d", "disk-worker-1": "7d"}  # cards shown in another window than their first
 HISTORY = ("latency", 30, 6)  # the chart given `history`, how many past images it keeps, how far back the shot is
+ZOOM = ("disk-{match}", "disk-web-1", "7d", (0.55, 0.8))  # the family made zoomable; the card, window and drag shot
 
 
 def demo_board(folder: Path, theme: str, history: bool = False) -> Path:
     """The embedded demo board installed in folder with the given theme (and `history` on the
-    HISTORY chart); returns its board file."""
+    HISTORY chart, `zoom` on the ZOOM family); returns its board file."""
     board_file = install(folder)
     text, n = re.subn(r'(?m)^theme = "\w+"$', f'theme = "{theme}"', board_file.read_text())
     if history:
         text, m = re.subn(rf'(?m)^name = "{HISTORY[0]}"$', f'name = "{HISTORY[0]}"\nhistory = {HISTORY[1]}', text)
-        n = n if m == 1 else 0
+        text, z = re.subn(rf'(?m)^name = "{re.escape(ZOOM[0])}"$', f'name = "{ZOOM[0]}"\nzoom = true', text)
+        n = n if m == z == 1 else 0
     if n != 1:
         raise SystemExit("the demo board no longer sets theme (or names its charts) on a line of its own")
     board_file.write_text(text)
@@ -72,9 +77,10 @@ def everything_rendered(output: Path) -> bool:
 
 
 @contextmanager
-def live_demo(board_file: Path) -> Iterator[Path]:
-    """What `plotboard demo` runs (its feeder in a thread, the daemon) on board_file, until
-    every chart is rendered; yields the output folder and stops both on the way out."""
+def live_demo(board_file: Path, serve: int | None = None) -> Iterator[Path]:
+    """What `plotboard demo` runs (its feeder in a thread, the daemon, serving on port `serve` if
+    given) on board_file, until every chart is rendered; yields the output folder and stops both
+    on the way out."""
     root = board_file.parent
     feeder = load_feeder().Feeder(root / DATA_DIR, seed=SEED)
     feeder.backfill(time.time())
@@ -83,7 +89,8 @@ def live_demo(board_file: Path) -> Iterator[Path]:
     thread = threading.Thread(target=feeder.run, args=(stop,), name="demo-feeder")
     thread.start()
     log = open(root / "run.log", "w")
-    daemon = subprocess.Popen([sys.executable, "-m", "renderer", "run", "-c", str(board_file)], cwd=root,
+    serving = ["--serve", str(serve)] if serve else []
+    daemon = subprocess.Popen([sys.executable, "-m", "renderer", "run", "-c", str(board_file), *serving], cwd=root,
                               env=cli_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
         def ready() -> bool:
@@ -149,6 +156,36 @@ def shoot_history(browser: Any, url: str, dest: Path) -> None:
     save(shot, dest)
 
 
+def shoot_zoom(browser: Any, url: str, dest: Path) -> None:
+    """The ZOOM card in its ZOOM window, then zoomed in by a drag across part of it, as a viewer
+    does on a page the daemon serves."""
+    from PIL import Image
+
+    _, name, window, (a, b) = ZOOM
+    context = browser.new_context(viewport={"width": WIDTH, "height": 760})
+    try:
+        page = context.new_page()
+        page.goto(url + f"#chart-{name}")
+        card = page.locator(f"#chart-{name}")
+        card.locator("[data-zoom]").wait_for(timeout=60_000)
+        card.locator(f".windows a[data-window='{window}']").click()
+        page.wait_for_function(f"() => document.querySelector('#chart-{name} .fig img').src.includes('.{window}.png')",
+                               timeout=10_000)
+        box = card.locator(".fig img").bounding_box()
+        y = box["y"] + box["height"] / 2
+        with page.expect_response(lambda r: "/render/" in r.url and r.status == 200, timeout=60_000):
+            page.mouse.move(box["x"] + a * box["width"], y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + b * box["width"], y, steps=8)
+            page.mouse.up()
+        page.wait_for_function(f"() => {{ const i = document.querySelector('#chart-{name} img.zoomed');"
+                               " return i && i.complete && i.naturalWidth > 0 }", timeout=60_000)
+        shot = Image.open(io.BytesIO(card.screenshot()))
+    finally:
+        context.close()
+    save(shot, dest)
+
+
 def save(shot: Any, dest: Path) -> None:
     from PIL import Image
 
@@ -174,12 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for theme in THEMES:
                     board_file = demo_board(root / theme, theme, history=theme == "light")
-                    with live_demo(board_file) as output, Nginx(output, root / f"nginx-{theme}") as server:
+                    port = free_port()
+                    with live_demo(board_file, port) as output, Nginx(output, root / f"nginx-{theme}") as server:
                         dests = [args.out / f"board-{theme}.png"]
                         shoot(browser, server.url + "board/", dests[0])
                         if theme == "light":
                             dests.append(args.out / "history-light.png")
                             shoot_history(browser, server.url + "board/", dests[1])
+                            dests.append(args.out / "zoom-light.png")
+                            shoot_zoom(browser, f"http://127.0.0.1:{port}/", dests[2])
                         for dest in dests:
                             print(f"wrote {dest} ({dest.stat().st_size // 1024} KiB)")
             finally:

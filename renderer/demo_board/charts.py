@@ -26,9 +26,9 @@ def _read(inputs):
     return names, times, columns
 
 
-def _axes(fig, window, ylabel):
+def _axes(fig, window, ylabel, now=None):
     ax = fig.add_subplot()
-    _slide(ax, window)
+    _slide(ax, window, now)
     _time_ticks(ax.xaxis, window)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -51,6 +51,14 @@ def _time_ticks(axis, window):
         axis.set_minor_locator(mdates.HourLocator(byhour=(12,)))
 
 
+def _span(window):
+    """A window drawn on demand (window_name "custom"), as people say it: 90m, 5h, 3.5d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if window >= 2 * size:
+            return f"{window / size:.3g}{unit}"
+    return f"{window:.0f}s"
+
+
 # A legend with a background of its own: the lines pass behind it, never through its text.
 _LEGEND = {"fontsize": "small", "frameon": True, "framealpha": 0.85, "edgecolor": "none",
            "columnspacing": 1.0, "handlelength": 1.5}
@@ -60,9 +68,9 @@ def _no_data(ax):
     ax.text(0.5, 0.5, "waiting for data", transform=ax.transAxes, ha="center", va="center", color="0.5")
 
 
-def _slide(ax, window):
-    """The x axis: the last `window` seconds up to now."""
-    now = time.time()
+def _slide(ax, window, now=None):
+    """The x axis: the last `window` seconds up to `now` (the render's moment unless given)."""
+    now = time.time() if now is None else now
     ax.set_xlim(datetime.fromtimestamp(now - window), datetime.fromtimestamp(now))
 
 
@@ -165,10 +173,17 @@ def queue(fig, inputs, window=600, warn=200):
         _slide(ax, window)
 
 
-def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
-    """One host's disk (the family disk-{match}): % used over the chart's time window."""
-    rows = last(read_csv(inputs[0]), window, time="time", now=time.time()) if inputs else []
-    ax = _axes(fig, window, "% used")
+def _disk_rows(inputs, window, now):
+    """The rows of the `window` seconds up to `now` (none after it: a window in the past)."""
+    return [r for r in last(read_csv(inputs[0]), window, time="time", now=now) if r["time"] <= now] if inputs else []
+
+
+def disk(fig, inputs, window=3600.0, window_name="1h", warn=90, end=None):
+    """One host's disk (the family disk-{match}): % used over the chart's time window (up to
+    `end` when it is zoomable, `zoom = true`: the page may ask for any window at any time)."""
+    now = time.time() if end is None else end
+    rows = _disk_rows(inputs, window, now)
+    ax = _axes(fig, window, "% used", now)
     if not rows:
         ax.set_ylim(0, 100)
         return _no_data(ax)
@@ -194,9 +209,12 @@ def disk(fig, inputs, window=3600.0, window_name="1h", warn=90):
         area = ax.fill_between(times, low, used, color="C0", alpha=0.25, linewidth=0)
         line.set_data(times, used)
         change = used[-1] - used[0]
-        legend.get_texts()[0].set_text(f"{used[-1]:.1f}% used ({change:+.1f} in {window_name})")
+        span = window_name if window_name != "custom" else _span(window)
+        legend.get_texts()[0].set_text(f"{used[-1]:.1f}% used ({change:+.1f} in {span})")
         inputs, params = yield
-        rows = last(read_csv(inputs[0]), window, time="time", now=time.time()) if inputs else []
+        window, window_name = params.get("window", window), params.get("window_name", window_name)
+        now = time.time() if params.get("end") is None else params["end"]
+        rows = _disk_rows(inputs, window, now)
         if not rows:
             return
-        _slide(ax, window)
+        _slide(ax, window, now)

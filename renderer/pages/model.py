@@ -31,7 +31,7 @@ from renderer.board.inputs import unready, waiting_for
 from renderer.store.records import ChartRecord, hash_of
 from renderer.pages.status import judge
 from renderer.text import iso
-from renderer.pages.templating import site_dir  # noqa: F401 - re-exported
+from renderer.pages.templating import site_dir, static_files  # noqa: F401 - site_dir re-exported
 from renderer.board.windows import IGNORED, ignores_window, worst
 
 log = logging.getLogger("plotboard")
@@ -68,6 +68,7 @@ def chart_entry(board: Board, chart: Chart, records: dict[str, ChartRecord], now
         "stale_after_s": chart.stale_after,
         "waiting_for": waiting_for(chart, board.root),
         **({"family": chart.family} if chart.family else {}),
+        **({"axes": rec.axes} if rec.axes and chart.zoom else {}),  # the page's zoom by drag (README.md "Zoom")
     }
     return waiting(window_entries(board, chart, records, entry, judged))
 
@@ -90,7 +91,7 @@ def window_entries(board: Board, chart: Chart, records: dict[str, ChartRecord],
         state, error = judge_entry(c, rec)
         windows.append({"name": c.window.name, "image": f"{chart.name}.{c.window.name}.png",
                         "hash": rec.hash if rec else None, "rendered_at": entry_time(rec),
-                        "state": state, "error": error})
+                        "state": state, "error": error, **({"axes": rec.axes} if rec and rec.axes and c.zoom else {})})
     if not windows:
         return entry
     entry["windows"] = windows
@@ -131,19 +132,7 @@ def card(chart: Chart, entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "description": chart.description,
             "image2x": f"{chart.name}@2x.png" if chart.hidpi else None,
             "svg": f"{chart.name}.svg" if "svg" in chart.formats else None, "width": width, "height": height,
-            "history": f"history/{chart.name}.json" if chart.history else None}
-
-
-HISTORY_STATIC = ("history.css", "history.js")  # the page's view of past images: only on a board that keeps some
-
-
-def static_files(history: bool = True) -> dict[str, bytes]:
-    """The built-in static assets, by name (without the history view's unless `history`)."""
-    folder = site_dir() / "static"
-    if not folder.is_dir():
-        return {}
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-            if p.is_file() and (history or p.name not in HISTORY_STATIC)}
+            "history": f"history/{chart.name}.json" if chart.history else None, "zoom": chart.zoom}
 
 
 def _dumps(obj: Any) -> str:
@@ -195,7 +184,7 @@ class Pages:
             self.board = board
             names = [c.name for c in board.shown]
             self.layout = _Layout(board)
-            self.static = static_files(self.layout.history)
+            self.static = static_files(self.layout.features)
         else:
             shown = set()
             for n in dirty:
@@ -291,7 +280,7 @@ class Pages:
             section["empty_families"] = [f for f in empty if f["group"] == section["name"]]
         version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:10]
         context = {"board": {**info, "theme": board.theme, "layout": layout, "problems": self.problems,
-                             **({"history": True} if shape.history else {})}, "charts": cards, "groups": sections,
+                             **{f: True for f in shape.features}}, "charts": cards, "groups": sections,
                    "grouped": grouped, "split": split, "static_version": version, "empty_families": empty,
                    "publish": self.publish}
         return Snapshot(status_json, files, context, changed_groups, full)
@@ -314,9 +303,10 @@ class _Layout:
         self.section_of = {n: sid for sid, _, names, _ in self.sections for n in names}
         self.names_text = {sid: " ".join(names) for sid, _, names, _ in self.sections}
         # A chart that keeps history is marked (its card opens the history view): a board without is as before.
-        marked = {c.name for c in board.shown if c.history}
-        self.history = bool(marked)
-        self.digest = hashlib.sha256(_dumps([[c["name"], c["group"], *([1] if c["name"] in marked else [])]
+        # So is a zoomable one (its card offers the zoom control when the daemon answers).
+        marked = {c.name: [1] * bool(c.history) + ["z"] * c.zoom for c in board.shown if c.history or c.zoom}
+        self.features = [f for f in ("history", "zoom") if any(getattr(c, f) for c in board.shown)]
+        self.digest = hashlib.sha256(_dumps([[c["name"], c["group"], *marked.get(c["name"], [])]
                                              for c in shown]).encode()).hexdigest()[:16]
 
 

@@ -40,6 +40,20 @@ def site_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "site"
 
 
+# A feature's page code, named by the page and copied to static/ only on a board that uses it.
+FEATURE_STATIC = {"history": ("history.css", "history.js"), "zoom": ("zoom.css", "zoom.js")}
+
+
+def static_files(features: Iterable[str] | None = None) -> dict[str, bytes]:
+    """The built-in static assets, by name: those of FEATURE_STATIC only for the `features`
+    given (None: every one)."""
+    folder = site_dir() / "static"
+    if not folder.is_dir():
+        return {}
+    left_out = {n for f, names in FEATURE_STATIC.items() if features is not None and f not in features for n in names}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name not in left_out}
+
+
 def folders(templates: Path | None) -> list[Path]:
     """Where templates are looked up, in order: the board's own, then the built-in ones."""
     return ([templates] if templates else []) + [site_dir() / "templates"]

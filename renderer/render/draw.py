@@ -26,6 +26,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from renderer.render import modules as boardmods  # noqa: E402
 from renderer.render import png  # noqa: E402
 from renderer.render import retained  # noqa: E402
+from renderer.render.axes import axes_of  # noqa: E402
 from renderer.render.jobs import RenderJob, RenderOutput  # noqa: E402
 from renderer.render.plotfunc import load_plot_function  # noqa: E402
 
@@ -105,7 +106,7 @@ def render(job: RenderJob) -> RenderOutput:
     for alias in job.aliases:  # the first window's NAME.WINDOW.png: the same bytes as NAME.png
         files.update({alias + name[len(job.name):]: data for name, data in own.items()})
     digest = hashlib.sha256(files[f"{job.name}.png"]).hexdigest()[:16]
-    return RenderOutput(job.name, files, digest, (time.perf_counter() - started) * 1000)
+    return RenderOutput(job.name, files, digest, (time.perf_counter() - started) * 1000, axes=axes_of(fig))
 
 
 def _new_figure(job: RenderJob) -> Figure:

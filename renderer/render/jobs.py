@@ -44,6 +44,7 @@ class RenderOutput:
     hash: str
     duration_ms: float
     modules: dict[str, str] | None = None  # board files the render used -> digest of what ran (renderer.render.modules)
+    axes: dict[str, Any] | None = None  # the first axes' place in the image and x range (renderer.render.axes)
 
 
 class FailureKind(enum.Enum):

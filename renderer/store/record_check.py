@@ -109,6 +109,15 @@ def _history_list(chart: str, v: Any) -> str | None:
     return None if _stamp(v) else f"expected [size, mtime_ns], got {_shown(v)}"
 
 
+def _axes(chart: str, v: Any) -> str | None:
+    def numbers(x: Any, n: int, limit: float) -> bool:
+        return (isinstance(x, list) and len(x) == n and all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and abs(f) <= limit for f in x))
+    ok = (isinstance(v, dict) and set(v) == {"box", "x"} and numbers(v["box"], 4, 10.0)
+          and (v["x"] is None or numbers(v["x"], 2, 1e11)))
+    return None if ok else 'expected {"box": [4 numbers], "x": [2 numbers] or null}'
+
+
 CHECKS: dict[str, Check] = {  # one per field of renderer.store.records.ChartRecord
     "fingerprint": _optional(_text),
     "hash": _optional(_hash),
@@ -126,6 +135,7 @@ CHECKS: dict[str, Check] = {  # one per field of renderer.store.records.ChartRec
     "modules": _modules,
     "history": _history,
     "history_list": _optional(_history_list),
+    "axes": _optional(_axes),
 }
 
 

@@ -44,6 +44,7 @@ class ChartRecord:
     # Past images kept (renderer.store.history), newest first: [file, rendered_at, state, size, mtime_ns]
     history: list[list] = field(default_factory=list)
     history_list: list[int] | None = None  # [size, mtime_ns] of history/NAME.json as last written
+    axes: dict | None = None  # the last image's first axes: {"box": [l, t, r, b], "x": [from, to] | None}
 
 
 class Records(dict):

@@ -121,6 +121,7 @@ def _publish(
             record.fingerprint = current
             record.rendered_at = now
             record.duration_ms = outcome.duration_ms
+            record.axes = outcome.axes
             record.renders += 1
             record.error = None
             record.failed_fingerprint = None

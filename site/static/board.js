@@ -116,7 +116,7 @@
     const hash = ch.hash, v = "?v=" + encodeURIComponent(hash);
     card._want = hash;
     card._next = null;
-    const old = $(card, ".fig img, .fig .ph"), img = new Image();
+    const old = card._live || $(card, ".fig img, .fig .ph"), img = new Image();
     let x2;
     if (old.tagName === "IMG") {
       for (const a of old.attributes) if (a.name !== "src" && a.name !== "srcset") img.setAttribute(a.name, a.value);
@@ -140,7 +140,8 @@
     }
     if (card._want !== hash) return;
     img.loading = "lazy";
-    $(card, ".fig img, .fig .ph").replaceWith(img);
+    if (card._live) card._live = img;
+    else old.replaceWith(img);
     card.dataset.hash = hash;
     const fig = $(card, ".fig");
     if (!fig.hasAttribute("href")) fig.href = big;

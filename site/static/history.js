@@ -58,7 +58,7 @@
 
   // The current image, as the card shows it now (board.js keeps it current).
   function live() {
-    const img = card.querySelector(".fig img"), age = card.querySelector(".age");
+    const img = card._live || card.querySelector(".fig img"), age = card.querySelector(".age");
     return { src: img ? img.getAttribute("src") : "", srcset: img ? img.getAttribute("srcset") || "" : "",
              rendered_at: age ? age.dateTime : "", state: card._state || card.dataset.state, live: true };
   }
