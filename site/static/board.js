@@ -26,7 +26,7 @@
     return Math.floor(s / 86400) + " d ago";
   }
 
-  // Staleness is judged again now, not only when the file was written.
+  // Staleness judged now, not when written.
   function judge(card, rendered) {
     const s = card.dataset.state, lim = card.dataset.stale;
     if (s !== "ok" && s !== "stale") return s;
@@ -47,7 +47,7 @@
     $(card, ".err").hidden = state !== "error";
   }
 
-  // -- group summaries: counts per state, then the charts in error, then stale --
+  // -- group summaries --
   const ORDER = ["error", "stale", "pending", "ok"], NAMED = 12;
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -148,7 +148,7 @@
     for (const a of card.querySelectorAll("a[href*='?v=']:not([data-window])")) a.href = a.getAttribute("href").replace(/\?v=.*$/, v);
   }
 
-  // Time windows: the one picked (the first by default), switched in place.
+  // Time windows, switched in place.
   function picked(card, ch) {
     const w = card._window && (ch.windows || []).find((x) => x.name === card._window);
     return w ? { name: ch.name + "." + w.name, image: w.image, hash: w.hash } : ch;
