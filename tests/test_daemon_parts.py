@@ -324,31 +324,50 @@ def test_failed_writes_back_off_doubling_up_to_a_minute_and_a_success_resets_it(
     assert pages.retry_at == clock() + 1.0
 
 
-def test_a_page_write_counts_its_io_wait_but_a_pause_at_most_wall_cap(built, monkeypatch):
-    """The write's cost counts the time it waits for I/O (fsync: no CPU), not only its CPU
-    time; a pause of the process in it (far longer) counts at most WALL_CAP. Clocks passed in."""
+def test_a_page_write_counts_its_cpu_and_disk_wait_not_a_wait_for_a_cpu(built, monkeypatch):
+    """The write's cost is its CPU time plus its wait for the disk (fsync), the latter at most
+    IO_CAP (a pause of the process in an fsync); time spent waiting for a CPU on a busy machine
+    is no cost of the write's and must not space the writes. Clocks passed in."""
     import renderer.daemon.pagekeeper as pagekeeper
     from renderer.board.config import load_board
     from renderer.store.records import load_state
 
-    cpu, wall = Clock(10.0), Clock(1000.0)
+    cpu, io = Clock(10.0), Clock(0.0)
     real = pagekeeper.write_pages
     waits = []
 
     def waiting(*args, **kwargs):
         cpu.advance(0.001)
-        wall.advance(waits.pop(0))
+        io.advance(waits.pop(0))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pagekeeper, "write_pages", waiting)
     board = load_board(built.file)
-    keeper = pagekeeper.PageKeeper(cpu_clock=cpu, wall_clock=wall)
+    keeper = pagekeeper.PageKeeper(cpu_clock=cpu, io_clock=io)
     waits[:] = [0.2]  # an fsync that waited 0.2 s
     assert keeper.write(board, load_state(board), 1.0)
-    assert keeper.took == pytest.approx(0.2)
-    waits[:] = [3600.0]  # stopped an hour in the middle of the write
+    assert keeper.took == pytest.approx(0.201)
+    waits[:] = [3600.0]  # stopped an hour in the middle of an fsync
     assert keeper.write(board, load_state(board), 2.0)
-    assert keeper.took == pagekeeper.WALL_CAP
-    waits[:] = [0.0]  # no waiting: its CPU time
+    assert keeper.took == pytest.approx(0.001 + pagekeeper.IO_CAP)
+    waits[:] = [0.0]  # no disk wait (however long it waited for a CPU): its CPU time
     assert keeper.write(board, load_state(board), 3.0)
     assert keeper.took == pytest.approx(0.001)
+
+
+def test_fsync_time_is_counted_per_thread(tmp_path):
+    """io_waited() grows by the time this thread's durable writes spent in fsync, and another
+    thread's writes are not counted here."""
+    import threading
+
+    from renderer.render.files import io_waited, write_temp
+
+    before = io_waited()
+    write_temp(tmp_path, "a", b"x" * 100_000, durable=True)
+    mine = io_waited()
+    assert mine > before
+    done = threading.Thread(target=lambda: write_temp(tmp_path, "b", b"y" * 100_000, durable=True))
+    done.start()
+    done.join()
+    write_temp(tmp_path, "c", b"z", durable=False)
+    assert io_waited() == mine

@@ -19,6 +19,7 @@ from renderer.daemon.progress import RenderSummary
 from renderer.errors import PlotboardError
 from renderer.pages.model import Pages
 from renderer.pages.write import write_pages
+from renderer.render.files import io_waited
 from renderer.store.records import ChartRecord, save_state
 
 log = logging.getLogger("plotboard")
@@ -30,10 +31,12 @@ RETRY_MAX = 60.0
 # daemon's time goes to the pages (a 10,000-chart board's write takes about a tenth of a second,
 # so it is rewritten every few seconds while renders go on; a small board's stays at the delay).
 COST_FACTOR = 40.0
-# A write's cost is the larger of its thread's CPU time and the time that passed, the latter
-# counted up to WALL_CAP: I/O waits (fsync on a slow disk) count, while a pause of the process
-# in a write (SIGSTOP, a suspended machine) costs the next writes at most COST_FACTOR × WALL_CAP.
-WALL_CAP = 0.25
+# A write's cost is its thread's CPU time plus the time it waited for the disk (fsync), the
+# latter counted up to IO_CAP: a slow disk counts, while a pause of the process in an fsync
+# (SIGSTOP, a suspended machine) costs the next writes at most COST_FACTOR × IO_CAP. The time
+# that passed is not the cost: on a busy machine a write also waits for a CPU, and spacing the
+# writes by that made a small board's page learn of a new image most of a second late.
+IO_CAP = 0.25
 STALE_SLACK = 0.01  # write just after the moment a chart turns stale, not just before
 
 
@@ -151,8 +154,8 @@ class PageBatcher:
 
 class PageKeeper:
     def __init__(self, cpu_clock: Callable[[], float] = time.thread_time,
-                 wall_clock: Callable[[], float] = time.monotonic) -> None:
-        self.cpu_clock, self.wall_clock = cpu_clock, wall_clock
+                 io_clock: Callable[[], float] = io_waited) -> None:
+        self.cpu_clock, self.io_clock = cpu_clock, io_clock
         self.batch = PageBatcher()
         self.model = Pages()  # what the pages showed when last written, kept between writes
         self.state: dict[str, str] = {}  # each record's "name":{...} as last saved in state.json
@@ -202,11 +205,7 @@ class PageKeeper:
               at_rest: bool = False) -> bool:
         """Write state.json and what changed of the pages (`at_rest`: no render in flight);
         False (logged) when that failed."""
-        # The write's cost is this thread's CPU time or, when larger, the time that passed up to
-        # WALL_CAP: a write the process was stopped in (SIGSTOP, a suspended machine) would
-        # otherwise count the whole pause, and delay the next writes by COST_FACTOR times it;
-        # CPU time alone missed the I/O (fsync) a write waits for.
-        cpu, wall = self.cpu_clock(), self.wall_clock()
+        cpu, io = self.cpu_clock(), self.io_clock()  # the write's cost: see IO_CAP
         try:
             changed = self.batch.take_changed()
             state = save_state(board, records, self.state, changed)
@@ -220,7 +219,7 @@ class PageKeeper:
             self.batch.failed(now)
             ok = False
         else:
-            took = max(self.cpu_clock() - cpu, min(self.wall_clock() - wall, WALL_CAP))
+            took = self.cpu_clock() - cpu + min(self.io_clock() - io, IO_CAP)
             self.batch.wrote(now, took=took, at_rest=at_rest)
             ok = True
         if line := self.summary.line(now, force=final):

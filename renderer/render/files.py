@@ -12,6 +12,8 @@ import os
 import re
 import secrets
 import stat
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,14 @@ def discard(folder: str | Path, files: dict[str, bytes | Staged]) -> None:
             unlink_quietly(Path(folder) / data.temp)
 
 
+_io = threading.local()
+
+
+def io_waited() -> float:
+    """Seconds this thread has waited for the disk (fsync) in all: a cost that is not CPU time."""
+    return getattr(_io, "seconds", 0.0)
+
+
 def write_temp(folder: Path, name: str, data: bytes, durable: bool) -> Path:
     temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
     # os.open with 0o666 lets the umask decide, giving 0644 under the usual umask
@@ -73,7 +83,9 @@ def write_temp(folder: Path, name: str, data: bytes, durable: bool) -> Path:
         while view:
             view = view[os.write(fd, view):]
         if durable:
+            started = time.monotonic()
             os.fsync(fd)
+            _io.seconds = io_waited() + time.monotonic() - started
     except OSError:
         os.close(fd)
         unlink_quietly(temp)
