@@ -166,6 +166,7 @@ class Pages:
         self.hashes: dict[str, str] = {}  # status/ID.json -> its hash
         self.layout: _Layout | None = None
         self.summaries: dict[str, dict[str, Any]] = {}
+        self.shows: str | None = None  # the digest of what index.html shows, while no card changes (renderer.pages.write)
         self.static = static_files()
         # status.json's `publish` (renderer.publish), set by whoever writes the pages; kept
         # across a full update, which calls __init__ again.
@@ -193,6 +194,7 @@ class Pages:
                 except KeyError:  # removed since: the board's next reload updates everything
                     pass
             names = sorted(shown | {n for n, at in self.stale_at.items() if at < now})
+        self.shows = self.shows if not names else None
         for name in names:
             chart = board.chart(name)
             entry = chart_entry(board, chart, records, now)

@@ -101,7 +101,10 @@ def _write(board: Board, pages: Pages, snap: Snapshot, follows: dict[str, Any] |
     intact = set(_intact(board, written))
     common = _common_digest(board, context)
     digests = dict(before) if not snap.full else {}
-    digests["index.html"] = _digest(common, _index_shows(context))
+    # Every card's part, digested again only when a card changed: a write for status.json's
+    # `alerts` alone (an alert's counts) costs no pass over a big board's cards.
+    pages.shows = pages.shows or _digest(_index_shows(context))
+    digests["index.html"] = _digest(common, pages.shows)
     views = {"index.html": context} | group_contexts(context)
     for name, view in views.items():
         if name != "index.html" and (view["group"]["id"] in snap.changed_groups or name not in digests):
