@@ -5,7 +5,8 @@
 # extras, each dependency at the newest version its range allows: what a fresh install gets),
 # prints the versions it runs with, then runs the suite. Extra arguments go to pytest; the exit
 # status is pytest's. PLOTBOARD_TEST_NO_INSTALL=1 skips the installs (the suite's own test of
-# this script uses it).
+# this script uses it). The suite runs on one worker per CPU (pytest-xdist, at most 4), a test
+# file at a time on each: most of a test's time is spent waiting for processes it started.
 #
 # Python packages go into the active virtual environment; with none active, into .venv/ in
 # the repository (created here), so an externally managed Python (Debian's /usr/bin/python3,
@@ -20,8 +21,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+PYTEST=(python -m pytest -q --numprocesses=logical --maxprocesses=4 --dist=loadfile)
 if [ "${PLOTBOARD_TEST_NO_INSTALL:-}" = 1 ]; then
-  exec python -m pytest -q "$@"
+  exec "${PYTEST[@]}" "$@"
 fi
 
 if ! { [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/openssl ] && [ -x /usr/bin/promtool ] \
@@ -38,6 +40,6 @@ if ! python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
 fi
 python -m pip install -q --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test,dask]'
 echo "versions: $(python --version 2>&1 | tr -d '\n'); $(python -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
-  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|prometheus.client|distributed|pytest|playwright|psutil|supervisor|aiosmtpd|boto3|moto)==' | tr '\n' ' ')"
+  | grep -iE '^(matplotlib|numpy|watchdog|jinja2|cronsim|tomli|prometheus.client|distributed|pytest|playwright|psutil|supervisor|aiosmtpd|boto3|moto|pytest.xdist)==' | tr '\n' ' ')"
 echo "versions: $(/usr/bin/chromium --version 2>/dev/null); $(/usr/sbin/nginx -v 2>&1); $(/usr/bin/promtool --version 2>&1 | head -1)"
-exec python -m pytest -q "$@"
+exec "${PYTEST[@]}" "$@"
