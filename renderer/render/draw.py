@@ -20,13 +20,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.style  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from renderer.render import modules as boardmods  # noqa: E402
 from renderer.render import png  # noqa: E402
 from renderer.render import retained  # noqa: E402
 from renderer.render.axes import axes_of  # noqa: E402
+from renderer.render.fonts import WarmRenderer  # noqa: E402
 from renderer.render.jobs import RenderJob, RenderOutput  # noqa: E402
 from renderer.render.plotfunc import load_plot_function  # noqa: E402
 
@@ -40,7 +41,7 @@ BASE_RC = {"svg.hashsalt": "plotboard", "path.simplify": True}
 
 
 # Agg renderers kept between renders, by (width, height, dpi), most recently used last.
-_renderers: dict[tuple[int, int, float], RendererAgg] = {}
+_renderers: dict[tuple[int, int, float], WarmRenderer] = {}
 KEPT_RENDERERS = 4
 
 
@@ -49,15 +50,16 @@ class WarmCanvas(FigureCanvasAgg):
 
     - Its Agg renderers outlive the figure: matplotlib caches text measurements per renderer,
       so a fresh renderer for every figure measures every label again.
+    - They are renderer.render.fonts' WarmRenderer, which keeps each font's line metrics.
     - PNGs are encoded by renderer.render.png: RGB when every pixel is opaque, one fixed filter.
     """
 
-    def get_renderer(self) -> RendererAgg:
+    def get_renderer(self) -> WarmRenderer:
         w, h = self.get_width_height(physical=True)
         key = (w, h, self.figure.dpi)
         renderer = _renderers.pop(key, None)
         if renderer is None:
-            renderer = RendererAgg(w, h, self.figure.dpi)
+            renderer = WarmRenderer(w, h, self.figure.dpi)
         _renderers[key] = renderer
         while len(_renderers) > KEPT_RENDERERS:
             del _renderers[next(iter(_renderers))]
