@@ -21,7 +21,9 @@ latency benchmark), with the ordinary reference plot and with the retained one: 
 unmeasured, so that every chart has been drawn once in each worker.
 
 Before timing, the retained plot's image is checked to be byte for byte the fresh one's for the
-same data. Prints the machine, medians, p95 and ratios to bare; writes the samples as JSON.
+same data. Prints the machine, medians, p95, the ratio to `bare` and the ratio like for like (to
+`bare_constrained` for the variants with constrained layout, to `bare` for those without a layout
+engine); writes the samples as JSON.
 """
 
 from __future__ import annotations
@@ -113,6 +115,11 @@ def variants(csvs: list[Path]):
     }
 
 
+# The bare idiom with the same layout as each variant: a render's ratio to it is like for like.
+LIKE = {"bare": "bare", "bare_constrained": "bare_constrained", "bare_retained": "bare", "fresh": "bare_constrained",
+        "fresh_none": "bare", "retained": "bare_constrained", "retained_none": "bare"}
+
+
 def check_same_pixels(csvs: list[Path]) -> None:
     """A retained update's PNG is the fresh render's, byte for byte, for the same data."""
     from renderer.render.jobs import RenderJob
@@ -196,16 +203,16 @@ def main() -> None:
                     if i:  # the first of each pays one-off costs (and draws the retained figures)
                         samples[name].append((time.perf_counter() - t0) * 1000)
             figures = {name: stats(values) for name, values in samples.items()}
-            base = figures["bare"]["median"]
             for name, figure in figures.items():
-                figure["ratio_to_bare"] = round(figure["median"] / base, 3)
+                figure["ratio_to_bare"] = round(figure["median"] / figures["bare"]["median"], 3)
+                figure["ratio_to_like"] = round(figure["median"] / figures[LIKE[name]]["median"], 3)
             info["results"][points] = {"figures": figures, "samples": samples,
                                        "load_before": load_before, "load_after": harness.loadavg()}
             print(f"\n{points} points, load average {load_before} -> {harness.loadavg()}")
-            print(f"{'variant':18} {'median ms':>10} {'p10 ms':>8} {'p95 ms':>8} {'x bare':>7}")
+            print(f"{'variant':18} {'median ms':>10} {'p10 ms':>8} {'p95 ms':>8} {'x bare':>7} {'x like':>7}  like")
             for name, figure in figures.items():
                 print(f"{name:18} {figure['median']:10.1f} {figure['p10']:8.1f} {figure['p95']:8.1f} "
-                      f"{figure['ratio_to_bare']:7.3f}")
+                      f"{figure['ratio_to_bare']:7.3f} {figure['ratio_to_like']:7.3f}  {LIKE[name]}")
         if args.daemon:
             info["daemon"] = daemon_latency(args.daemon, Path(tmp), harness)
     out = args.out or BENCH / "results" / time.strftime("retained-%Y%m%d-%H%M%S.json", time.gmtime())
