@@ -110,6 +110,25 @@ def test_render_answers_200_png_400_404_and_500_leaving_the_board_alone(tmp_path
     assert d.alive()
 
 
+def test_render_itself_answers_204_the_pages_probe_without_drawing(tmp_path, daemons):
+    """site/static/zoom.js asks `render/` once to learn that a daemon is behind the page: an answer
+    that is no error (a static host answers 404)."""
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    for path in ("/render/", "/render/?window=0&end=0"):
+        status, headers, body = get(port, path)
+        assert status == 204 and body == b"", (path, status, headers, body)
+        assert headers.get("cache-control") == "no-store" and "content-length" not in headers, headers
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("HEAD", "/render/")
+        assert conn.getresponse().status == 204
+    finally:
+        conn.close()
+    assert get(port, "/render")[0] == 404  # not the route: a file the folder does not have
+    assert custom(b) == [] and "Traceback" not in d.log and "error while answering" not in d.log, d.log[-3000:]
+
+
 def test_a_scheduled_render_of_a_zoomable_chart_still_publishes(tmp_path, daemons):
     """The published images stay the scheduled renders' (with `end` the render's start)."""
     b = zoom_board(tmp_path / "b")

@@ -1,7 +1,8 @@
 """Zoom on demand, the daemon's side: `GET /render/NAME.png?...` (renderer.serve.zoom checks it)
 answered from the disk cache (renderer.daemon.zoom_cache) or drawn by the daemon's own workers.
 
-The server's threads only queue a request and wake the loop; everything else happens on the
+`GET /render/` itself answers 204 No Content at once: the page's probe for a daemon behind it
+(a static host answers 404). The server's threads only queue a request and wake the loop; everything else happens on the
 loop's thread, in `step`, after the scheduled renders were dispatched:
 
 - identical requests (same cache key) share one render (single flight);
@@ -77,6 +78,9 @@ class Zoom:
     # -- the server's threads ---------------------------------------------------------------
 
     def route(self, path: str, query: str, headers: Any, reply: Reply) -> None:
+        if path == "/render/":  # the page's probe (site/static/zoom.js): a daemon draws here
+            reply(Answer(HTTPStatus.NO_CONTENT, headers=(("Cache-Control", "no-store"),)))
+            return
         with self._lock:
             full = self._closed or self._asked >= ASK_LIMIT
             if not full:
