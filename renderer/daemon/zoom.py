@@ -81,15 +81,15 @@ class Zoom:
         if path == "/render/":  # the page's probe (site/static/zoom.js): a daemon draws here
             reply(Answer(HTTPStatus.NO_CONTENT, headers=(("Cache-Control", "no-store"),)))
             return
-        with self._lock:
+        with self._lock:  # queued under the lock: close() then either finds it queued or refuses it
             full = self._closed or self._asked >= ASK_LIMIT
             if not full:
                 self._asked += 1
+                self._asks.put((path, query, headers.get(ACCEL_HEADER), reply))
         if full:
             reply(text(HTTPStatus.SERVICE_UNAVAILABLE, "too many on-demand renders waiting; try again",
                        ("Retry-After", RETRY_AFTER)))
             return
-        self._asks.put((path, query, headers.get(ACCEL_HEADER), reply))
         self.wake()
 
     # -- the loop's thread ------------------------------------------------------------------
