@@ -324,9 +324,9 @@ def test_the_demo_boards_charts_are_retained_and_update_to_the_pixels_of_a_fresh
     monkeypatch.setattr(time, "time", lambda: float(start + 180))
     for i, chart in enumerate(DEMO_CHARTS):
         updated = draw_render(job(f"demo{i}", *chart))
-        assert retained._kept[f"demo{i}"].renders == 2, chart  # updated, not drawn afresh
+        assert retained._kept[retained.slot(job(f"demo{i}", *chart))].renders == 2, chart  # updated, not drawn afresh
         fresh = draw_render(job(f"fresh{i}", *chart))
-        assert retained._kept[f"fresh{i}"].renders == 1
+        assert retained._kept[retained.slot(job(f"fresh{i}", *chart))].renders == 1
         assert not np.array_equal(pixels(updated), pixels(first[f"demo{i}"])), chart
         assert np.array_equal(pixels(updated), pixels(fresh)), chart
 
@@ -354,3 +354,83 @@ def test_under_run_a_retained_chart_is_updated_and_drawn_afresh_after_a_helper_e
     daemon.new_image("m", first, what="m.png redrawn with the edited helper")
     assert "fresh" in c.events()
     assert daemon.stop() == 0
+
+
+ZOOM_PLOTS = PLOTS + '''
+def zoomed(fig, inputs, **params):
+    """A zoomable retained plot; logs "fresh:WINDOW_NAME" or "update:WINDOW_NAME"."""
+    _log(params, "fresh:" + params["window_name"])
+    ax = fig.add_subplot()
+    (line,) = ax.plot([], [], marker="o")
+    while True:
+        v = read(inputs)
+        line.set_data(np.arange(len(v)), v)
+        ax.relim(); ax.autoscale_view()
+        ax.set_title(f"{params['window']:g} s to {params['end']:.0f}")
+        inputs, params = yield
+        _log(params, "update:" + params["window_name"])
+'''
+
+
+def test_an_on_demand_render_leaves_the_scheduled_renders_kept_figure_alone(tmp_path, daemons):
+    """A zoom request draws in its own slot ("custom") on the worker that keeps the scheduled
+    render's figure: the next scheduled render is still an update, and a pan (another `end`)
+    updates the on-demand figure to the pixels of a fresh render."""
+    import http.client
+    import os
+
+    from conftest import chart, fast_board, free_port
+
+    from renderer.board.config import load_board
+    from renderer.store.workspace import make_job
+
+    c = Chart(tmp_path / "b")
+    board = fast_board(c.root, chart("m", "plots:zoomed", "data/m.txt",
+                                     f'windows = ["1h"]\nzoom = true\nparams = {{ log = "{c.log}" }}'),
+                       plots=ZOOM_PLOTS)
+    board.file.write_text(board.file.read_text().replace("workers = 2", "workers = 1"))  # one worker keeps both
+    (c.root / "data").mkdir()
+
+    def write(values: list[float]) -> None:
+        c.data("data/.m.tmp", values)
+        os.replace(c.root / "data/.m.tmp", c.root / "data/m.txt")
+
+    def get(path: str) -> bytes:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        assert r.status == 200 and r.getheader("Content-Type") == "image/png", (path, r.status, body[:200])
+        return body
+
+    write(SMALL)
+    port = free_port()
+    daemon = daemons(board, "--serve", str(port))
+    image = daemon.new_image("m", None)
+    write(LARGE)
+    image = daemon.new_image("m", image)
+    events = c.events()
+    assert events[0] == "fresh:1h" and "update:1h" in events and events.count("fresh:1h") == 1, events
+
+    end = 1_700_000_004.0  # a whole number of pixels' worth of time (3600 s / 300 px): not rounded
+    get(f"/render/m.png?window=1h&end={end:.0f}&width=300")
+    panned = get(f"/render/m.png?window=1h&end={end - 3600:.0f}&width=300")  # "earlier": same window, width
+    assert c.events() == ["fresh:custom", "update:custom"]
+    write(SMALL[::-1])
+    daemon.new_image("m", image)
+    events = c.events()
+    assert events and set(events) == {"update:1h"}, f"the scheduled render started afresh: {events}"
+    assert daemon.stop() == 0
+
+    loaded = load_board(board.file)  # the pan, drawn afresh in a new worker from the same data
+    c.data("data/then.txt", LARGE)
+    m = loaded.chart("m")
+    fresh = replace(make_job(loaded, m, [str(c.root / "data/then.txt")]), size=(300 / m.dpi, 150 / m.dpi),
+                    hidpi=False, formats=("png",), aliases=(), window=3600.0, window_name="custom", end=end - 3600)
+    with RenderPool(workers=1, timeout=60) as pool:
+        reference = render(pool, fresh)
+    assert c.events() == ["fresh:custom"]
+    assert np.array_equal(pixels(reference), np.asarray(Image.open(io.BytesIO(panned)).convert("RGBA")))

@@ -46,6 +46,9 @@ def test_nginx_proxies_render_and_sends_cached_images_itself(daemons):
         assert get(server.port, target)[0] == 404  # internal: never reachable from outside
         assert get(port, f"/render/lat.png?{query}")[2] == body  # without nginx: the daemon sends the file
 
+        for path in ("/render/", "/board/render/"):  # the page's probe, through nginx
+            status, headers, text = get(server.port, path)
+            assert status == 204 and text == b"", (path, status, headers, server.error_log())
         for path, code in [(f"/render/nope.png?{query}", 404), ("/render/lat.png?window=1h&end=nan", 400)]:
             status, _, text = get(server.port, path)
             assert status == code and text.count(b"\n") == 1, (path, status, text)

@@ -104,14 +104,16 @@ def render_asked(page: Any, action) -> dict:
     return {"window": window, "seconds": seconds, "end": float(query["end"])}
 
 
-def only_the_probe(log: PageLog) -> list[str]:
-    """The page's problems, less its one probe (a request the daemon refuses with 400, by design)."""
-    return [p for p in log.problems() if "window=0&end=0" not in p and "status of 400" not in p]
+def probed(page: Any, log: PageLog, url: str) -> None:
+    """The page asked `url` (render/) once, its only request there before any zoom."""
+    assert [u for _, u in log.requests if "/render/" in u][:1] == [url], log.requests
 
 
 def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_live(served, context):
     page, log = open_page(context(timezone_id="UTC"), served.url)
     assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "daemon"
+    assert log.problems() == []  # the probe's answer (204) is no error in the console
+    probed(page, log, served.url + "render/")
     assert page.locator("#chart-lat [data-zoom]").count() == 1
     assert page.locator("#chart-plain [data-zoom]").count() == 0  # not zoomable: no control
     live_src = shown(page)["src"]
@@ -187,7 +189,7 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     assert abs(asked["end"] - span(b)) <= 2 * pixel and abs(asked["seconds"] - (span(b) - span(a))) <= 3 * pixel, asked
     page.click("#chart-lat [data-zoom] button:text-is('live')")
     wait_for(lambda: shown(page)["src"] == new_src, 60, "live again")
-    assert only_the_probe(log) == [] and page.evaluate("window.__broken") == []
+    assert log.problems() == [] and page.evaluate("window.__broken") == []
 
 
 def test_a_static_host_shows_no_zoom_control(served, context):
@@ -200,7 +202,7 @@ def test_a_static_host_shows_no_zoom_control(served, context):
             assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "static"
             assert page.locator("[data-zoom]").count() == 0
             assert page.locator("#chart-lat .fig img").is_visible()
-            assert [u for _, u in log.requests if "/render/" in u] == [server.url + "render/lat.png?window=0&end=0"]
+            assert [u for _, u in log.requests if "/render/" in u] == [server.url + "render/"]
     finally:
         remove_tree(root)
 
@@ -229,9 +231,10 @@ def test_behind_nginx_with_the_daemon_the_control_works_under_a_path_prefix(serv
         with Nginx(served.board.output, root / "nginx", daemon=served.port, zoom=zoom) as server:
             page, log = open_page(context(), server.url + "board/")
             assert page.evaluate("document.getElementById('board').dataset.zoomProbe") == "daemon"
+            probed(page, log, server.url + "board/render/")
             asked = render_asked(page, lambda: page.click("#chart-lat [data-zoom] button:text-is('1d')"))
             assert asked["window"] == "1d"
             assert any(u.startswith(server.url + "board/render/lat.png?window=1d&end=") for _, u in log.requests)
-            assert only_the_probe(log) == []
+            assert log.problems() == []
     finally:
         remove_tree(root)

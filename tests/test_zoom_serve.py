@@ -110,6 +110,25 @@ def test_render_answers_200_png_400_404_and_500_leaving_the_board_alone(tmp_path
     assert d.alive()
 
 
+def test_render_itself_answers_204_the_pages_probe_without_drawing(tmp_path, daemons):
+    """site/static/zoom.js asks `render/` once to learn that a daemon is behind the page: an answer
+    that is no error (a static host answers 404)."""
+    b = zoom_board(tmp_path / "b")
+    d, port = start(daemons, b)
+    for path in ("/render/", "/render/?window=0&end=0"):
+        status, headers, body = get(port, path)
+        assert status == 204 and body == b"", (path, status, headers, body)
+        assert headers.get("cache-control") == "no-store" and "content-length" not in headers, headers
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("HEAD", "/render/")
+        assert conn.getresponse().status == 204
+    finally:
+        conn.close()
+    assert get(port, "/render")[0] == 404  # not the route: a file the folder does not have
+    assert custom(b) == [] and "Traceback" not in d.log and "error while answering" not in d.log, d.log[-3000:]
+
+
 def test_a_scheduled_render_of_a_zoomable_chart_still_publishes(tmp_path, daemons):
     """The published images stay the scheduled renders' (with `end` the render's start)."""
     b = zoom_board(tmp_path / "b")
@@ -263,3 +282,51 @@ def test_a_reload_that_turns_zoom_off_answers_404(tmp_path, daemons):
     d.send(signal.SIGHUP)
     wait_for(lambda: get(port, "/render/lat.png?window=2h&end=1")[0] == 404, 60, "404 once zoom is off")
     assert d.alive()
+
+
+def test_a_request_that_comes_as_the_daemon_stops_is_answered_503(tmp_path):
+    """The daemon stops (Zoom.close, then the server stops) at the worst moment for a request that
+    just came: right after the server's thread let go of the zoom's lock, before it did anything
+    more. Forced here by letting that release run close(); the request still gets its 503 and
+    Retry-After, never a connection closed without an answer."""
+    from renderer.daemon.zoom import Zoom
+    from renderer.serve.server import start_server
+
+    woke = threading.Event()
+    zoom = Zoom(woke.set)
+
+    class CloseOnRelease:
+        """The zoom's lock: the first release runs zoom.close() at once, on the releasing thread."""
+
+        def __init__(self) -> None:
+            self.lock, self.fired = threading.Lock(), False
+
+        def __enter__(self) -> None:
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+            if not self.fired:
+                self.fired = True
+                zoom.close()
+
+    zoom._lock = CloseOnRelease()
+    server = start_server(tmp_path, 0, routes=zoom.routes)
+    answers: list = []
+
+    def ask() -> None:
+        try:
+            answers.append(get(server.port, "/render/lat.png?window=1h&end=1"))
+        except OSError as exc:
+            answers.append((None, {}, repr(exc).encode()))
+
+    client = threading.Thread(target=ask)
+    client.start()
+    try:
+        wait_for(woke.is_set, 60, "the request to reach the zoom")
+        assert zoom._lock.fired
+    finally:
+        server.shutdown()  # as the stopping daemon does after zoom.close()
+        client.join(60)
+    assert answers and answers[0][0] == 503 and answers[0][1].get("retry-after") == "2", answers
+    assert b"stopping" in answers[0][2]

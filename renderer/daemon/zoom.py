@@ -1,7 +1,8 @@
 """Zoom on demand, the daemon's side: `GET /render/NAME.png?...` (renderer.serve.zoom checks it)
 answered from the disk cache (renderer.daemon.zoom_cache) or drawn by the daemon's own workers.
 
-The server's threads only queue a request and wake the loop; everything else happens on the
+`GET /render/` itself answers 204 No Content at once: the page's probe for a daemon behind it
+(a static host answers 404). The server's threads only queue a request and wake the loop; everything else happens on the
 loop's thread, in `step`, after the scheduled renders were dispatched:
 
 - identical requests (same cache key) share one render (single flight);
@@ -77,15 +78,18 @@ class Zoom:
     # -- the server's threads ---------------------------------------------------------------
 
     def route(self, path: str, query: str, headers: Any, reply: Reply) -> None:
-        with self._lock:
+        if path == "/render/":  # the page's probe (site/static/zoom.js): a daemon draws here
+            reply(Answer(HTTPStatus.NO_CONTENT, headers=(("Cache-Control", "no-store"),)))
+            return
+        with self._lock:  # queued under the lock: close() then either finds it queued or refuses it
             full = self._closed or self._asked >= ASK_LIMIT
             if not full:
                 self._asked += 1
+                self._asks.put((path, query, headers.get(ACCEL_HEADER), reply))
         if full:
             reply(text(HTTPStatus.SERVICE_UNAVAILABLE, "too many on-demand renders waiting; try again",
                        ("Retry-After", RETRY_AFTER)))
             return
-        self._asks.put((path, query, headers.get(ACCEL_HEADER), reply))
         self.wake()
 
     # -- the loop's thread ------------------------------------------------------------------

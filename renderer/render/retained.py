@@ -2,8 +2,16 @@
 
 The first render of such a chart calls the function with (fig, inputs, **params) and runs it to
 its first `yield`; later renders of the same chart in the same process `send((inputs, params))`
-into it and save the same figure again. A chart starts afresh (a new Figure, the function called
-again) when:
+into it and save the same figure again.
+
+Kept figures are keyed by (chart name, window name). A zoomable chart's on-demand renders
+(renderer.daemon.zoom) come under the chart's own name with the window "custom", another size
+and window: keyed by name alone they would replace the scheduled render's figure, and the next
+scheduled render would start afresh each time a viewer zooms. In their own slot they leave it
+alone, and a viewer who pans (the same window and width, another `end`) updates theirs. Both
+slots count within the bounds below, like any two charts.
+
+A slot starts afresh (a new Figure, the function called again) when:
 
 - anything in its job that shapes the figure changed (size, dpi, theme, layout, params, window,
   formats: every field but the inputs, the limits and where files live);
@@ -58,7 +66,12 @@ class Kept:
     renders: int = 0
 
 
-_kept: OrderedDict[str, Kept] = OrderedDict()  # chart name -> kept, least recently used first
+_kept: OrderedDict[tuple, Kept] = OrderedDict()  # slot(job) -> kept, least recently used first
+
+
+def slot(job: Any) -> tuple:
+    """Where a job's kept figure lives: its chart and window ("custom" on demand)."""
+    return job.name, job.window_name
 
 
 def settings(job: Any) -> tuple:
@@ -73,8 +86,8 @@ def draw(job: Any, function: Callable[..., Any], inputs: list, kwargs: dict, new
     """Draw the chart: update its kept figure, or make a new one and call the plot function.
 
     Returns (figure, Kept or None): a Kept to hand to keep() once the render succeeded, else to
-    discard(). The chart's kept figure is taken out while it renders: a failure drops it."""
-    kept = _kept.pop(job.name, None)
+    discard(). The slot's kept figure is taken out while it renders: a failure drops it."""
+    kept = _kept.pop(slot(job), None)
     trim(budget(job))
     if kept is not None and (kept.function is not function or kept.settings != settings(job)):
         discard(kept)
@@ -115,7 +128,7 @@ def keep(job: Any, kept: Kept, used: set[str]) -> None:
     if kept.size > budget(job):
         discard(kept)
         return
-    _kept[job.name] = kept
+    _kept[slot(job)] = kept
     trim(budget(job))
 
 

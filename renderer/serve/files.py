@@ -140,7 +140,7 @@ class Handler(SimpleHTTPRequestHandler):
             self.send_error(HTTPStatus.BAD_REQUEST)
             return None
         route = getattr(self.server, "routes", {}).get(path)
-        if route is not None:
+        if route is not None and not path.endswith("/"):  # "/render/" itself is its query route's
             return self._answer(route)
         prefix = path[:path.find("/", 1) + 1]
         if prefix and prefix in getattr(self.server, "routes", {}):
@@ -236,8 +236,9 @@ class Handler(SimpleHTTPRequestHandler):
             f = open(answer.file, "rb")
             length = os.fstat(f.fileno()).st_size
         self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(length))
+        if answer.status != HTTPStatus.NO_CONTENT:  # a 204 has no body to describe
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(length))
         for key, value in answer.headers:
             self.send_header(key, value)
         self.end_headers()

@@ -154,10 +154,10 @@
     fig.addEventListener("click", (e) => { if (moved) { e.preventDefault(); e.stopPropagation(); moved = false; } }, true);
   }
 
-  // One probe: the daemon refuses a request for no time at all (400, nothing drawn); a static host
-  // has no such file (404, or 502 from a proxy with no daemon behind it).
+  // One probe: the daemon answers render/ with 204 No Content; a static host has no such file
+  // (404, or 502 from a proxy with no daemon behind it).
   // #board's data-zoom-probe says how it went: "daemon" (the controls are shown) or "static".
-  fetch(base + "render/" + encodeURIComponent(cards[0].dataset.name) + ".png?window=0&end=0", { cache: "no-store" })
-    .then((r) => r.status === 400, () => false)
+  fetch(base + "render/", { cache: "no-store" })
+    .then((r) => r.status === 204, () => false)
     .then((daemon) => { if (daemon) cards.forEach(setup); root.dataset.zoomProbe = daemon ? "daemon" : "static"; });
 })();
