@@ -37,8 +37,8 @@ from typing import Any
 from browser import free_port, launch_chromium
 from daemon_helpers import Daemon, wait_for
 from fleet import (
-    OBSERVE_SWAPS, STAMP_LOADS, VIEWPORT, LoggingNginx, all_rendered, chart_name, clock_offset, cpu_s, input_of,
-    load_note, make_fleet, open_board, pattern, stop, traffic, write_input,
+    OBSERVE_SWAPS, STAMP_LOADS, VIEWPORT, LoggingNginx, all_rendered, clock_offset, cpu_s, load_note, make_fleet,
+    open_board, stop, swaps_shown, traffic,
 )
 
 PUSHED = "() => document.getElementById('board').hasAttribute('data-pushed')"
@@ -94,7 +94,6 @@ def glass(run: Any, h: ModuleType, pushed: bool) -> dict[str, Any]:
     idle_s = run.n(65, 20)  # two of the daemon's 30 s heartbeats
     root = run.folder("push-" + ("push" if pushed else "poll"))
     board = make_fleet(root / "board", 2, groups=None, refresh="1s")
-    names = [chart_name(0), chart_name(1)]
     rng = random.Random(27)
     port = free_port()
     daemon = Daemon(board, *(["--serve", str(port)] if pushed else []), env=h.env(), start_timeout=120)
@@ -128,27 +127,9 @@ def glass(run: Any, h: ModuleType, pushed: bool) -> dict[str, Any]:
                                "load": [before, h.loadavg()],
                                "per_s": (idle["sent"] + stream_bytes) / elapsed}
 
-                samples, served, told = [], [], []
                 before = h.loadavg()
-                for k in range(warm + count):
-                    name = names[k % 2]
-                    n_before = page.evaluate("(n) => __swaps.filter((e) => e.name === n).length", name)
-                    log_at = nginx.offset()
-                    write_input(input_of(board, k % 2, None), pattern(k + 1))
-                    t_write = time.time()
-                    entry = page.wait_for_function(
-                        "([n, k]) => { const l = __swaps.filter((e) => e.name === n && e.frame);"
-                        " return l.length > k ? l[l.length - 1] : null; }",
-                        arg=[name, n_before], polling=20, timeout=30_000).json_value()
-                    shown = (entry["frame"] or entry["inserted"]) / 1000 - offset
-                    png = [e for e in nginx.entries(log_at) if e["path"] == f"/{name}.png"]
-                    if k >= warm:
-                        samples.append((shown - t_write) * 1000)
-                        if png:
-                            served.append((png[0]["t"] - t_write) * 1000)
-                        if reader and (after := [t for t in reader.events if t > t_write]):
-                            told.append((after[0] - t_write) * 1000)
-                    time.sleep(rng.uniform(0.0, 1.0))
+                samples, served, told = swaps_shown(page, nginx, board, offset, rng, count, warm,
+                                                    reader.events if reader else None)
                 if reader:
                     reader.close()
                 out.update(samples_ms=samples, image_served_ms=served, event_ms=told, load=[before, h.loadavg()],
