@@ -212,20 +212,30 @@ STEADY_AFTER = 65.0  # s after the daemon's start: its periodic check (check_eve
 # gone once through every chart, after which a check is a stat per file; before, it fingerprints them
 
 
-def idle_cpu(h: ModuleType, daemon: Daemon, seconds: float) -> dict[str, float]:
-    """CPU of the daemon (own process, and the whole tree) over `seconds` once its outputs rest
-    and it has run STEADY_AFTER seconds; what it used while waiting for that is `early_pct`."""
+def wait_rest(h: ModuleType, daemon: Daemon) -> dict[str, float] | None:
+    """Wait until the daemon is at rest: its outputs unchanged for 3 s and STEADY_AFTER seconds
+    from its start. Its own CPU while waiting for the latter (None when no wait was needed)."""
     import psutil
 
     out = daemon.output
     h.wait_quiet([out / "status.json", out / "status" / "index.json", out / "index.html"], 3.0, timeout=180)
     root = psutil.Process(daemon.proc.pid)
     wait = STEADY_AFTER - (time.time() - root.create_time())
-    early = None
-    if wait > 0:
-        c0 = cpu_s(root)
-        time.sleep(wait)
-        early = {"seconds": wait, "pct": 100 * (cpu_s(root) - c0) / wait}
+    if wait <= 0:
+        return None
+    c0 = cpu_s(root)
+    time.sleep(wait)
+    return {"seconds": wait, "pct": 100 * (cpu_s(root) - c0) / wait}
+
+
+def idle_cpu(h: ModuleType, daemon: Daemon, seconds: float) -> dict[str, float]:
+    """CPU of the daemon (own process, and the whole tree) over `seconds` once it is at rest
+    (wait_rest); what it used while waiting for that is `early`."""
+    import psutil
+
+    out = daemon.output
+    early = wait_rest(h, daemon)
+    root = psutil.Process(daemon.proc.pid)
     pages = [out / "index.html", out / "status.json", out / "status" / "index.json"]
     stamps = [h.signature(p) for p in pages]
     before = tree_cpu(root)
