@@ -212,20 +212,30 @@ STEADY_AFTER = 65.0  # s after the daemon's start: its periodic check (check_eve
 # gone once through every chart, after which a check is a stat per file; before, it fingerprints them
 
 
-def idle_cpu(h: ModuleType, daemon: Daemon, seconds: float) -> dict[str, float]:
-    """CPU of the daemon (own process, and the whole tree) over `seconds` once its outputs rest
-    and it has run STEADY_AFTER seconds; what it used while waiting for that is `early_pct`."""
+def wait_rest(h: ModuleType, daemon: Daemon) -> dict[str, float] | None:
+    """Wait until the daemon is at rest: its outputs unchanged for 3 s and STEADY_AFTER seconds
+    from its start. Its own CPU while waiting for the latter (None when no wait was needed)."""
     import psutil
 
     out = daemon.output
     h.wait_quiet([out / "status.json", out / "status" / "index.json", out / "index.html"], 3.0, timeout=180)
     root = psutil.Process(daemon.proc.pid)
     wait = STEADY_AFTER - (time.time() - root.create_time())
-    early = None
-    if wait > 0:
-        c0 = cpu_s(root)
-        time.sleep(wait)
-        early = {"seconds": wait, "pct": 100 * (cpu_s(root) - c0) / wait}
+    if wait <= 0:
+        return None
+    c0 = cpu_s(root)
+    time.sleep(wait)
+    return {"seconds": wait, "pct": 100 * (cpu_s(root) - c0) / wait}
+
+
+def idle_cpu(h: ModuleType, daemon: Daemon, seconds: float) -> dict[str, float]:
+    """CPU of the daemon (own process, and the whole tree) over `seconds` once it is at rest
+    (wait_rest); what it used while waiting for that is `early`."""
+    import psutil
+
+    out = daemon.output
+    early = wait_rest(h, daemon)
+    root = psutil.Process(daemon.proc.pid)
     pages = [out / "index.html", out / "status.json", out / "status" / "index.json"]
     stamps = [h.signature(p) for p in pages]
     before = tree_cpu(root)
@@ -654,6 +664,40 @@ def board_refresh(root: Path) -> str:
     return m.group(1) if m else "default (10s)"
 
 
+def swaps_shown(page: Any, nginx: LoggingNginx, board: Path, offset: float, rng: random.Random, count: int,
+                warm: int, events: list[float] | None = None) -> tuple[list[float], list[float], list[float]]:
+    """Glass to glass on a 2-chart board (make_fleet(..., 2, groups=None)) open in `page` (with
+    OBSERVE_SWAPS) behind `nginx`: warm + count changes, the two charts' data renamed in by turns,
+    each followed by a random pause of 0-1 s (the next write lands anywhere in the poll cycle).
+    Of all but the first `warm`, in ms after the write (Python's clock just after os.replace): the
+    new image shown (the page's clock less `offset`), its PNG served by nginx, and the first of
+    `events` (time.time() of the events a raw /events client received) after the write."""
+    names = [chart_name(0), chart_name(1)]
+    samples: list[float] = []
+    served: list[float] = []
+    told: list[float] = []
+    for k in range(warm + count):
+        name = names[k % 2]
+        n_before = page.evaluate("(n) => __swaps.filter((e) => e.name === n).length", name)
+        log_at = nginx.offset()
+        write_input(input_of(board, k % 2, None), pattern(k + 1))
+        t_write = time.time()
+        entry = page.wait_for_function(
+            "([n, k]) => { const l = __swaps.filter((e) => e.name === n && e.frame);"
+            " return l.length > k ? l[l.length - 1] : null; }",
+            arg=[name, n_before], polling=20, timeout=30_000).json_value()
+        shown = (entry["frame"] or entry["inserted"]) / 1000 - offset
+        png = [e for e in nginx.entries(log_at) if e["path"] == f"/{name}.png"]
+        if k >= warm:
+            samples.append((shown - t_write) * 1000)
+            if png:
+                served.append((png[0]["t"] - t_write) * 1000)
+            if events is not None and (after := [t for t in events if t > t_write]):
+                told.append((after[0] - t_write) * 1000)
+        time.sleep(rng.uniform(0.0, 1.0))
+    return samples, served, told
+
+
 def glass_to_glass(run: Any, h: ModuleType) -> None:
     """Data written -> new image shown, on a 2-chart board with refresh = "1s", nginx + Chromium."""
     from playwright.sync_api import sync_playwright
@@ -662,7 +706,6 @@ def glass_to_glass(run: Any, h: ModuleType) -> None:
     idle_s = run.n(30, 10)
     root = run.folder("scale-g2g")
     board = make_fleet(root / "board", 2, groups=None, refresh="1s")
-    names = [chart_name(0), chart_name(1)]
     rng = random.Random(13)
     daemon = Daemon(board, env=h.env(), start_timeout=120)
     raw: dict[str, Any] = {}
@@ -691,26 +734,8 @@ def glass_to_glass(run: Any, h: ModuleType) -> None:
                 raw["idle_viewer"] = {**idle, "seconds": elapsed}
                 per_s = idle["sent"] / elapsed
 
-                samples, served = [], []
                 before2 = h.loadavg()
-                for k in range(warm + count):
-                    i = k % 2
-                    name = names[i]
-                    n_before = page.evaluate("(n) => __swaps.filter((e) => e.name === n).length", name)
-                    log_at = nginx.offset()
-                    write_input(input_of(board, i, None), pattern(k + 1))
-                    t_write = time.time()
-                    entry = page.wait_for_function(
-                        "([n, k]) => { const l = __swaps.filter((e) => e.name === n && e.frame);"
-                        " return l.length > k ? l[l.length - 1] : null; }",
-                        arg=[name, n_before], polling=20, timeout=30_000).json_value()
-                    shown = (entry["frame"] or entry["inserted"]) / 1000 - offset
-                    png = [e for e in nginx.entries(log_at) if e["path"] == f"/{name}.png"]
-                    if k >= warm:
-                        samples.append((shown - t_write) * 1000)
-                        if png:
-                            served.append((png[0]["t"] - t_write) * 1000)
-                    time.sleep(rng.uniform(0.0, 1.0))  # the next write lands anywhere in the poll cycle
+                samples, served, _ = swaps_shown(page, nginx, board, offset, rng, count, warm)
                 after2 = h.loadavg()
                 raw["samples_ms"] = samples
                 raw["image_served_ms"] = served

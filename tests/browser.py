@@ -71,6 +71,7 @@ SHOWN_IMAGES_LOADED = """() => [...document.images].every((i) => {
   return r.bottom < 0 || r.top > innerHeight || r.width === 0 || (i.complete && i.naturalWidth > 0);
 })"""
 POLL_URL = "/status/index.json"  # what an open page polls
+CARD_IMAGES_LOADED = "() => [...document.querySelectorAll('.card img')].every((i) => i.complete && i.naturalWidth > 0)"
 
 
 def missing_tool(path: str) -> str | None:
@@ -254,3 +255,15 @@ class PageLog:
 
     def problems(self) -> list[str]:
         return self.console_errors + self.page_errors + self.failed
+
+
+def open_page(ctx: Any, url: str, ready: str = CARD_IMAGES_LOADED, timeout: float = 10_000) -> tuple[Any, PageLog]:
+    """A new page of the browser context `ctx` at `url`, watching its images (WATCH_IMAGES) and
+    logged (PageLog), once its first poll is answered and then `ready` (a JS function) holds."""
+    page = ctx.new_page()
+    page.add_init_script(WATCH_IMAGES)
+    log = PageLog(page)
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(POLL_URL), timeout=10_000):
+        page.goto(url)
+    page.wait_for_function(ready, timeout=timeout)
+    return page, log

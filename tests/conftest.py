@@ -208,9 +208,13 @@ def chart(name: str, plot: str = "plots:line", inputs: str = "", extra: str = ""
     return text + extra + "\n"
 
 
-def fast_board(root: Path, *charts: str, timeout: str = "20s", plots: str = PLOTS) -> Board:
-    """A board of small, quick charts (FAST's settings) made of chart() tables."""
-    return Board(root).write(FAST.format(timeout=timeout) + "".join(charts), plots=plots)
+def fast_board(root: Path, *charts: str, timeout: str = "20s", plots: str = PLOTS, refresh: str = "") -> Board:
+    """A board of small, quick charts (FAST's settings; the page's `refresh` when given) made of
+    chart() tables."""
+    board = FAST.format(timeout=timeout) + "".join(charts)
+    if refresh:
+        board = board.replace("[board]\n", f'[board]\nrefresh = "{refresh}"\n', 1)
+    return Board(root).write(board, plots=plots)
 
 
 def write_data(path: Path, values: list[float]) -> None:

@@ -9,7 +9,7 @@ import json
 from typing import Any, Iterator
 
 import pytest
-from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, remove_tree, require_tool, served_dir, wait_for
+from browser import NGINX, Nginx, PageLog, open_page, remove_tree, require_tool, served_dir, wait_for
 from conftest import Board, chart, fast_board, write_data
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
 
@@ -20,9 +20,8 @@ def kept() -> Iterator[tuple[Board, Nginx, list[bytes]]]:
     require_tool(NGINX)
     root = served_dir()
     b = fast_board(root / "board", chart("cpu", inputs="data/cpu.txt", extra='history = 3\ntitle = "CPU"'),
-                   chart("mem", inputs="data/cpu.txt"))
-    b.file.write_text(b.file.read_text().replace("[defaults]", '[defaults]\nhidpi = true').replace(
-        "hidpi = false\n", "").replace('title = "Daemon board"', 'title = "Daemon board"\nrefresh = "1s"'))
+                   chart("mem", inputs="data/cpu.txt"), refresh="1s")
+    b.file.write_text(b.file.read_text().replace("[defaults]", '[defaults]\nhidpi = true').replace("hidpi = false\n", ""))
     b.data("data/cpu.txt", "1 2 3\n")
     images = []
     for i in range(5):
@@ -38,17 +37,6 @@ def kept() -> Iterator[tuple[Board, Nginx, list[bytes]]]:
         server.stop()
         LONG_LIVED.discard(server.proc.pid if server.proc else -1)
         remove_tree(root)
-
-
-def open_page(ctx: Any, url: str) -> tuple[Any, PageLog]:
-    page = ctx.new_page()
-    page.add_init_script(WATCH_IMAGES)
-    log = PageLog(page)
-    with page.expect_response(lambda r: r.url.split("?")[0].endswith(POLL_URL), timeout=10_000):
-        page.goto(url)
-    page.wait_for_function("() => [...document.querySelectorAll('.card img')].every((i) => i.complete && i.naturalWidth > 0)",
-                           timeout=10_000)
-    return page, log
 
 
 VIEW = """() => {

@@ -6,33 +6,13 @@ again once the daemon is back."""
 from __future__ import annotations
 
 import random
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import NGINX, POLL_URL, Nginx, PageLog, free_port, remove_tree, require_tool, served_dir, wait_for
-from conftest import Board, Daemon
+from conftest import Board, Daemon, chart, fast_board
 from test_page import browser, context, no_leaks  # noqa: F401 - the module's browser, its leak guard
-
-BOARD = """
-[board]
-title = "Pushed board"
-refresh = "2s"
-workers = 1
-render_timeout = "20s"
-
-[defaults]
-size = [4, 2]
-dpi = 50
-hidpi = false
-
-[[charts]]
-name = "live"
-title = "Live chart"
-plot = "plots:line"
-inputs = ["data/live.txt"]
-"""
 
 PUSHED = "() => document.getElementById('board').hasAttribute('data-pushed')"
 IMG = "() => document.querySelector('.card[data-name=live] .fig img').getAttribute('src')"
@@ -47,7 +27,7 @@ def pushed(tmp_path: Path) -> Iterator[tuple[Board, Daemon, int, Nginx]]:
     """A board whose daemon serves on a port that nginx proxies /events to."""
     require_tool(NGINX)
     root = served_dir()
-    board = Board(root / "board").write(BOARD)
+    board = fast_board(root / "board", chart("live", inputs="data/live.txt"), refresh="2s")
     board.data("data/live.txt", values())
     port = free_port()
     daemon = Daemon(board, "--serve", str(port))

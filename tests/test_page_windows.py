@@ -4,10 +4,10 @@ shows every window of a chart at once (issue 14)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
-from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, remove_tree, require_tool, served_dir
+from browser import NGINX, Nginx, open_page, remove_tree, require_tool, served_dir
 from conftest import Board, chart, fast_board
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
 
@@ -36,17 +36,6 @@ def windowed() -> Iterator[tuple[Board, Nginx]]:
         server.stop()
         LONG_LIVED.discard(pid)
         remove_tree(root)
-
-
-def open_page(ctx: Any, url: str) -> tuple[Any, PageLog]:
-    page = ctx.new_page()
-    page.add_init_script(WATCH_IMAGES)
-    log = PageLog(page)
-    with page.expect_response(lambda r: r.url.split("?")[0].endswith(POLL_URL), timeout=10_000):
-        page.goto(url)
-    page.wait_for_function("() => [...document.querySelectorAll('.card img')].every((i) => i.complete && i.naturalWidth > 0)",
-                           timeout=10_000)
-    return page, log
 
 
 IMG = "document.querySelector('.card[data-name=cpu] .fig img')"

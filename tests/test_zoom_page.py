@@ -13,7 +13,8 @@ import urllib.parse
 from typing import Any, Iterator
 
 import pytest
-from browser import NGINX, POLL_URL, WATCH_IMAGES, Nginx, PageLog, accepts, free_port, remove_tree, require_tool, served_dir, wait_for
+from browser import NGINX, Nginx, PageLog, accepts, free_port, remove_tree, require_tool, served_dir, wait_for
+from browser import open_page as open_watched
 from conftest import Board, chart, fast_board
 from daemon_helpers import Daemon
 from test_page import LONG_LIVED, browser, context, no_leaks  # noqa: F401 - the module's fixtures
@@ -50,9 +51,8 @@ def served() -> Iterator[Served]:
     root = served_dir()
     b = fast_board(root / "board",
                    chart("lat", "plots:z", "data/a.txt", 'windows = ["1h", "1d"]\nzoom = true\nsize = [6, 3]\ndpi = 80'),
-                   chart("plain", "plots:plain", "data/a.txt"), plots=PLOTS)
+                   chart("plain", "plots:plain", "data/a.txt"), plots=PLOTS, refresh="1s")
     b.data("data/a.txt", "1\n")
-    b.file.write_text(b.file.read_text().replace('title = "Daemon board"', 'title = "Daemon board"\nrefresh = "1s"'))
     port = free_port()
     d = Daemon(b, "--serve", str(port))
     LONG_LIVED.add(d.proc.pid)
@@ -67,13 +67,8 @@ def served() -> Iterator[Served]:
 
 
 def open_page(ctx: Any, url: str) -> tuple[Any, PageLog]:
-    page = ctx.new_page()
-    page.add_init_script(WATCH_IMAGES)
-    log = PageLog(page)
-    with page.expect_response(lambda r: r.url.split("?")[0].endswith(POLL_URL), timeout=10_000):
-        page.goto(url)
-    page.wait_for_function("() => document.getElementById('board').dataset.zoomProbe", timeout=60_000)
-    return page, log
+    """The page, once it has probed the daemon for zoom (data-zoom-probe on #board)."""
+    return open_watched(ctx, url, "() => document.getElementById('board').dataset.zoomProbe", 60_000)
 
 
 SHOWN = """() => {

@@ -80,6 +80,17 @@ def _slide(ax, window, now=None):
 # then draws the chart afresh.
 
 
+def _next(ax, window, names):
+    """`yield from` this for the next render: its times and columns, the window slid up to its
+    moment; None when the data changed shape (no rows, other columns): the plot then returns."""
+    inputs, params = yield
+    shape, (names, times, columns) = names, _read(inputs)
+    if names != shape or not times:
+        return None
+    _slide(ax, window)
+    return times, columns
+
+
 def cpu(fig, inputs, window=600):
     names, times, columns = _read(inputs)
     ax = _axes(fig, window, "CPU %")
@@ -91,11 +102,9 @@ def cpu(fig, inputs, window=600):
     ax.axhline(85, color="tab:red", linewidth=0.8, linestyle="--")
     legend = ax.legend(loc="upper left", ncol=len(names), **_LEGEND)
     while True:
-        inputs, params = yield
-        shape, (names, times, columns) = names, _read(inputs)
-        if names != shape or not times:
+        if (data := (yield from _next(ax, window, names))) is None:
             return
-        _slide(ax, window)
+        times, columns = data
         for line, text, name, values in zip(lines, legend.get_texts(), names, columns):
             line.set_data(times, values)
             text.set_text(f"{name} {values[-1]:.0f}%")
@@ -120,11 +129,9 @@ def latency(fig, inputs, window=600, slo_ms=300):
             line.set_data(times, values)
             text.set_text(f"{label} {values[-1]:.0f} ms")
         ax.set_ylim(0, max(slo_ms * 1.3, max(p99) * 1.1))
-        inputs, params = yield
-        shape, (names, times, columns) = names, _read(inputs)
-        if names != shape or not times:
+        if (data := (yield from _next(ax, window, names))) is None:
             return
-        _slide(ax, window)
+        times, columns = data
 
 
 def requests(fig, inputs, window=600):
@@ -138,11 +145,9 @@ def requests(fig, inputs, window=600):
         for text, name, values in zip(legend.get_texts(), names, columns):
             text.set_text(f"{name} {values[-1]:.0f}/s")
         ax.set_ylim(0, max(map(sum, zip(*columns))) * 1.45)  # room for the legend's two rows
-        inputs, params = yield
-        shape, (names, times, columns) = names, _read(inputs)
-        if names != shape or not times:
+        if (data := (yield from _next(ax, window, names))) is None:
             return
-        _slide(ax, window)
+        times, columns = data
         for layer in stack:
             layer.remove()
         ax.set_prop_cycle(None)  # the layers take the same colours again
@@ -166,11 +171,9 @@ def queue(fig, inputs, window=600, warn=200):
         line.set_data(times, depth)  # a step line "post" draws from its data as ax.step gave it
         legend.get_texts()[0].set_text(f"depth {depth[-1]:.0f}")
         ax.set_ylim(0, max(warn * 1.3, max(depth) * 1.15))
-        inputs, params = yield
-        shape, (names, times, columns) = names, _read(inputs)
-        if names != shape or not times:
+        if (data := (yield from _next(ax, window, names))) is None:
             return
-        _slide(ax, window)
+        times, columns = data
 
 
 def _disk_rows(inputs, window, now):
