@@ -36,7 +36,8 @@ def texts_figure(canvas: type, layout: str | None) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rc", [{}, {"font.sans-serif": ["STIXGeneral"], "font.size": 13},
-                                {"font.family": "serif", "font.serif": ["cmr10"]}])
+                                {"font.family": "serif", "font.serif": ["cmr10"],
+                                 "axes.formatter.use_mathtext": True}])
 @pytest.mark.parametrize("layout", [None, "constrained"])
 def test_the_same_pixels_as_matplotlib_s_own_text_metrics(rc, layout):
     fonts._metrics.clear()
