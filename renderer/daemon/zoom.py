@@ -2,8 +2,9 @@
 answered from the disk cache (renderer.daemon.zoom_cache) or drawn by the daemon's own workers.
 
 `GET /render/` itself answers 204 No Content at once: the page's probe for a daemon behind it
-(a static host answers 404). The server's threads only queue a request and wake the loop; everything else happens on the
-loop's thread, in `step`, after the scheduled renders were dispatched:
+(a static host answers 404). The server's threads only queue a request and wake the loop;
+everything else happens on the loop's thread, in `step`, after the scheduled renders were
+dispatched:
 
 - identical requests (same cache key) share one render (single flight);
 - an on-demand render starts only on a worker no scheduled render has taken (`idle`), so a
