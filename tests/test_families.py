@@ -481,3 +481,20 @@ def test_a_member_whose_name_is_too_long_for_its_files_fails_alone(tmp_path):
                               "name may have; make it at most 231 characters with window '1d'"), entry["error"]
     assert len(entry["name"]) <= 234 and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", entry["name"])
     assert {c["name"]: c["state"] for c in charts if c is not entry} == {"disk-sdb-2": "ok", "disk-sda1": "ok"}
+
+
+@pytest.mark.parametrize("root, pattern, expected", [
+    ("b", "data/*/*.csv", ["data/x/a.csv", "data/y/b.csv"]),
+    ("b", "data/../data/**/*.csv", ["data/x/a.csv", "data/y/b.csv"]),
+    ("b/data", "../data/x/*.csv", ["x/a.csv"]),
+    ("b/data", "../../other/*.csv", ["../../other/c.csv"]),
+    ("b", "*/x/a.csv", ["data/x/a.csv"])])
+def test_a_family_s_matches_are_named_relative_to_the_board_s_folder(tmp_path, root, pattern, expected):
+    """matches() names each file relative to the board's folder, below the folder and outside it
+    (a pattern may climb out with ..), as os.path.relpath does."""
+    from renderer.board.families import matches
+
+    for path in ("b/data/x/a.csv", "b/data/y/b.csv", "other/c.csv"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("1\n")
+    assert matches(tmp_path / root, pattern) == expected

@@ -98,7 +98,10 @@ def matches(root: Path, pattern: str, excluded: tuple[str, ...] | list[str] = ()
     folders (the output folder and the state folder). Raises TooManyInputs past the limits."""
     found = expand_patterns([os.path.normpath(os.path.join(root, pattern))], excluded, per="family",
                             shown=repr(pattern))
-    return sorted(os.path.relpath(p, root) for p in found)
+    # What os.path.relpath gives for a path below the root, at a fifth of its cost (most of a
+    # 10,000-file family's look every 5 s under `run` went to relpath).
+    below = os.path.join(os.path.normpath(root), "")
+    return sorted(p[len(below):] if p.startswith(below) else os.path.relpath(p, root) for p in found)
 
 
 def _strings(value: Any, where: str) -> list[tuple[str, str]]:
