@@ -50,6 +50,7 @@ from daemon_helpers import wait_for  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
 SOURCE = REPO  # where `python -m renderer` comes from; --src points it at another tree
+LAYOUT: str | None = None  # the reference boards' `layout` (--layout); None: plotboard's default
 PYCACHE = Path(tempfile.gettempdir()) / "plotboard-bench-pycache"
 PNG_END = b"IEND\xaeB`\x82"
 BENCHMARKS: dict[str, Callable[["Run"], None]] = {}
@@ -251,7 +252,8 @@ def make_board(root: Path, charts: int, hidpi: bool = False, workers: int = WORK
     for i in range(charts):
         (root / "data" / f"c{i:04d}.csv").write_text(reference.csv_text(i))
     parts = [f'[board]\ntitle = "bench"\noutput = "public"\nworkers = {workers}\nrender_timeout = "60s"\n',
-             f"[defaults]\nsize = [8, 4]\ndpi = 100\nhidpi = {'true' if hidpi else 'false'}\n"]
+             f"[defaults]\nsize = [8, 4]\ndpi = 100\nhidpi = {'true' if hidpi else 'false'}\n"
+             + (f'layout = "{LAYOUT}"\n' if LAYOUT else "")]
     for i in range(charts):
         parts.append(f'[[charts]]\nname = "c{i:04d}"\ntitle = "Chart {i}"\nplot = "reference:reference"\n'
                      f'inputs = ["data/c{i:04d}.csv"]\n')
@@ -751,7 +753,10 @@ def bench_page(run: Run) -> None:
     board = make_board(root, 20, hidpi=True)
     subprocess.run(plotboard("build", "-c", str(board)), env=env(), check=True, capture_output=True)
     out = root / "public"
-    files = [out / "index.html", *sorted((out / "static").glob("*.css")), *sorted((out / "static").glob("*.js"))]
+    # What index.html loads, as tests/test_page.py counts it: a feature's own script (history.js,
+    # zoom.js, ...) is named only on a board that uses the feature.
+    named = sorted(set(re.findall(r'(?:src|href)="(static/[^"?]+)\?v=', (out / "index.html").read_text())))
+    files = [out / "index.html", *(out / n for n in named if n.endswith((".css", ".js")))]
     sizes = {str(p.relative_to(out)): p.stat().st_size for p in files}
     total = sum(sizes.values())
     zipped = sum(len(gzip.compress(p.read_bytes(), 6)) for p in files)
@@ -759,7 +764,9 @@ def bench_page(run: Run) -> None:
     others = sorted(p.name for p in (out / "static").iterdir() if p.suffix not in (".css", ".js"))
     run.raw["page"] = {"sizes": sizes, "gzip_total": zipped, "status_json": status, "other_static": others}
     run.row("page", "page weight, 20-chart board: HTML + CSS + JS", {"median": total / 1000}, unit="kB",
-            target="<= 30 kB", met=total <= 30_000,
+            # The budget tests/test_page.py holds (30 KB until groups, the filter, kiosk rotation and
+            # time windows came): 45 KiB as written, 12 KiB gzipped, as nginx sends it.
+            target="<= 45 KiB, gzip <= 12 KiB", met=total <= 45 * 1024 and zipped <= 12 * 1024,
             note=f"{', '.join(f'{k} {v / 1000:.1f}' for k, v in sizes.items())}; gzip {zipped / 1000:.1f} kB; "
                  f"status.json {status / 1000:.1f} kB")
 
@@ -818,7 +825,12 @@ def main() -> int:
                     help="board sizes for `scale` (default 1000,3000,10000; --quick 1000)")
     ap.add_argument("--src", type=Path, metavar="DIR",
                     help="run plotboard from this source tree instead (to measure a change before it lands)")
+    ap.add_argument("--layout", choices=["constrained", "compressed", "tight", "none"],
+                    help="the reference boards' layout (default: plotboard's, constrained); the baselines keep theirs")
     args = ap.parse_args()
+    if args.layout:
+        global LAYOUT
+        LAYOUT = args.layout
     if args.src:
         global SOURCE
         SOURCE = args.src.resolve()
@@ -835,6 +847,8 @@ def main() -> int:
     info = machine()
     if SOURCE != REPO:
         print(f"plotboard from {SOURCE}")
+    if LAYOUT:
+        print(f"the reference boards' layout: {LAYOUT}")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     work = Path(tempfile.mkdtemp(prefix="plotboard-bench-"))
     work.chmod(0o755)
@@ -862,7 +876,8 @@ def main() -> int:
             print(f"scratch folder kept: {work}")
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-    result = {"started": stamp, "quick": args.quick, "source": str(SOURCE), "machine": info, "loads": run.loads,
+    result = {"started": stamp, "quick": args.quick, "source": str(SOURCE), "layout": LAYOUT, "machine": info,
+              "loads": run.loads,
               "rows": run.rows, "raw": run.raw}
     path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}{'-src' if SOURCE != REPO else ''}.json"
     path.write_text(json.dumps(result, indent=1))
