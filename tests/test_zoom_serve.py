@@ -181,11 +181,54 @@ def test_identical_requests_share_one_render_and_the_cache_follows_the_fingerpri
     assert len(cached) == 3 and all(p.stat().st_mode & 0o777 == 0o644 for p in cached), cached
 
 
+def chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The first `kind` chunk's data in a PNG, or None."""
+    pos = 8
+    while pos + 12 <= len(data):
+        length, found = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if found == kind:
+            return data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return None
+
+
+def test_scale_2_draws_the_charts_own_2x_image_and_is_cached_apart_from_scale_1(tmp_path, daemons):
+    """`scale=2`: the figure at twice the dpi, as NAME@2x.png (the plot ignores `end`, so the live
+    images of the first window are the same pictures), never the cached 1x image."""
+    b = zoom_board(tmp_path / "b", 'size = [2, 2]\nhidpi = true\n')
+    d, port = start(daemons, b)
+    live, live2x = complete_png(b.output / "lat.png"), complete_png(b.output / "lat@2x.png")
+    assert live and live2x and int.from_bytes(live2x[16:20], "big") == 160
+    end = 1700000010  # a whole number of pixels' worth of time (45 s at 1x, 22.5 s at 2x): one `end` for both
+    status, headers, one = get(port, f"/render/lat.png?window=1h&end={end}")
+    assert status == 200 and headers["x-plotboard-zoom"] == "miss" and one == live, (status, headers)
+    status, headers, two = get(port, f"/render/lat.png?window=1h&end={end}&scale=2")
+    assert status == 200 and headers["x-plotboard-zoom"] == "miss", (status, headers, two[:200])
+    assert (int.from_bytes(two[16:20], "big"), int.from_bytes(two[20:24], "big")) == (160, 160)
+    assert two == live2x  # the same pixels, and the same dpi metadata: 80 dpi
+    assert chunk(two, b"pHYs") == chunk(live2x, b"pHYs") == round(80 / 0.0254).to_bytes(4, "big") * 2 + b"\x01"
+    assert get(port, f"/render/lat.png?window=1h&end={end}&scale=2")[1]["x-plotboard-zoom"] == "hit"
+    status, headers, body = get(port, f"/render/lat.png?window=1h&end={end}&scale=1")
+    assert status == 200 and headers["x-plotboard-zoom"] == "hit" and body == one
+    status, _, body = get(port, f"/render/lat.png?window=1h&end={end}&width=100&scale=2")
+    assert status == 200 and int.from_bytes(body[16:20], "big") == 200
+    assert [(r["window"], r["width"]) for r in custom(b)] == [(3600.0, 80), (3600.0, 80), (3600.0, 100)]
+
+    for query, words in [("scale=3", b"scale '3' is not 1 or 2"), ("scale=x", b"scale 'x' is not 1 or 2"),
+                         ("scale=", b"scale '' is not 1 or 2"), ("scale=2.0", b"is not 1 or 2"),
+                         ("scale=1&scale=2", b"'scale' given twice"),
+                         ("width=4000&scale=2", b"8000 \xc3\x97 8000 pixels, over the limit")]:
+        status, _, body = get(port, f"/render/lat.png?window=1h&end=1&{query}")
+        assert status == 400 and words in body and body.count(b"\n") == 1, (query, status, body)
+    assert len(custom(b)) == 3 and d.alive()
+
+
 def test_the_cache_keeps_its_size_least_recently_used_out_across_restarts(tmp_path):
     from renderer.daemon.zoom_cache import ZoomCache, cache_key
 
     keys = [cache_key("lat", "fp", 3600.0, float(i), 100) for i in range(5)]
     assert len(set(keys)) == 5 and cache_key("lat", "fp", 3600.0, 0.0, 100) == keys[0]
+    assert cache_key("lat", "fp", 3600.0, 0.0, 100, 1) == keys[0] != cache_key("lat", "fp", 3600.0, 0.0, 100, 2)
     assert cache_key("lat", "a-b~1~c0.d", 3600.0, 0.0, 100) == cache_key("lat", "a-b.d", 3600.0, 0.0, 100)
     cache = ZoomCache(tmp_path, 10_000)
     for key in keys[:3]:

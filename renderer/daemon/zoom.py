@@ -140,7 +140,7 @@ class Zoom:
 
     def _ask(self, board: Board, ask: Ask, inputs: list[str], current: str, accel: str | None, reply: Reply) -> None:
         chart = ask.chart
-        key = cache_key(chart.name, current, ask.window, ask.end, ask.width)
+        key = cache_key(chart.name, current, ask.window, ask.end, ask.width, ask.scale)
         wanted = self.waiting.get(key) or self.rendering.get(key)
         if wanted is None:
             path = self.cache.get(key)
@@ -153,7 +153,8 @@ class Zoom:
                 return
             job = dataclasses.replace(
                 make_job(board, chart, inputs), size=(ask.width / chart.dpi, ask.height / chart.dpi),
-                hidpi=False, formats=("png",), aliases=(), window=ask.window, window_name="custom", end=ask.end)
+                hidpi=False, formats=("png",), aliases=(), window=ask.window, window_name="custom", end=ask.end,
+                scale=ask.scale)
             wanted = self.waiting[key] = Wanted(job)
         wanted.replies.append((reply, accel))
 

@@ -1,8 +1,9 @@
 """The disk cache of images drawn on demand (zoom): `STATE/zoom/KEY.png`, KEY a digest of the
 chart, its fingerprint (so new data or new code never finds an old picture), the window, `end`
-rounded to a pixel's worth of time, and the width; at most `[board] zoom_cache` bytes, the least
-recently used out. Files are 0644 under the usual umask, so a web server running as another user
-can send them itself (deploy/nginx.conf's X-Accel-Redirect). Used by the loop's thread only."""
+rounded to a pixel's worth of time, the width and the scale; at most `[board] zoom_cache` bytes,
+the least recently used out. Files are 0644 under the usual umask, so a web server running as
+another user can send them itself (deploy/nginx.conf's X-Accel-Redirect). Used by the loop's
+thread only."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ KEY_RE = re.compile(r"[0-9a-f]{40}\.png\Z")
 _RACY_PART = re.compile(r"~[0-9]+~[0-9a-f]+")
 
 
-def cache_key(chart: str, fingerprint: str, window: float, end: float, width: int) -> str:
-    """The name of the cached image of one request."""
-    what = json.dumps([chart, _RACY_PART.sub("", str(fingerprint)), repr(window), repr(end), width])
+def cache_key(chart: str, fingerprint: str, window: float, end: float, width: int, scale: int = 1) -> str:
+    """The name of the cached image of one request (a scale of 1 named as before scale came)."""
+    what = json.dumps([chart, _RACY_PART.sub("", str(fingerprint)), repr(window), repr(end), width,
+                       *([scale] if scale != 1 else [])])
     return hashlib.sha256(what.encode()).hexdigest()[:40]
 
 

@@ -123,7 +123,7 @@ def _finish(job: RenderJob, fig: Figure, before: set[int]) -> dict[str, bytes]:
     _fix_layout(fig)
     files: dict[str, bytes] = {}
     png = {"compress_level": job.png_compression}
-    files[f"{job.name}.png"] = _save(fig, "png", job.dpi, pil_kwargs=png)
+    files[f"{job.name}.png"] = _save(fig, "png", job.dpi * job.scale, pil_kwargs=png)
     if job.hidpi:
         files[f"{job.name}@2x.png"] = _save(fig, "png", job.dpi * 2, pil_kwargs=png)
     if "svg" in job.formats:

@@ -33,6 +33,7 @@ class RenderJob:
     layout: str = "constrained"  # the figure's layout engine: "constrained", "tight" or "none"
     zoom: bool = False  # the plot gets `end` too: this job's `end`, else the render's start (epoch seconds)
     end: float | None = None
+    scale: int = 1  # NAME.png drawn at scale × dpi, as NAME@2x.png is at 2 (a zoom's `scale=2`)
 
 
 @dataclass(frozen=True)

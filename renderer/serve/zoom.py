@@ -1,4 +1,4 @@
-"""What `GET /render/NAME.png?window=DURATION&end=EPOCH[&width=PX]` asks (DESIGN.md "Zoom on
+"""What `GET /render/NAME.png?window=DURATION&end=EPOCH[&width=PX][&scale=1|2]` asks (DESIGN.md "Zoom on
 demand and image history"): the request checked against the board, each mistake a one-line
 reason (400), an unknown or non-zoomable chart a 404. The daemon's side (queue, single flight,
 cache) is renderer.daemon.zoom."""
@@ -20,19 +20,22 @@ MAX_WINDOW = 10 * 365.25 * 86400  # seconds: ten years
 MAX_WIDTH = 4000  # pixels
 MIN_WIDTH = 10
 MAX_END = 1e11  # |end| in epoch seconds (year 5138): beyond it a float's pixel steps lose precision
-PARAMS = ("window", "end", "width")
+PARAMS = ("window", "end", "width", "scale")
+SCALES = {"1": 1, "2": 2}  # `scale`: the image at 1x, or at 2x as the chart's NAME@2x.png
 
 
 @dataclass(frozen=True)
 class Ask:
     """A checked request: the chart (its first window's), the window in seconds, `end` rounded
-    to one pixel's worth of time (window / width), and the image's size in pixels."""
+    to one pixel's worth of time of the image drawn (window / (width × scale)), the figure's
+    size in 1x pixels, and the scale (the image is scale × that size, drawn at scale × dpi)."""
 
     chart: Chart
     window: float
     end: float
     width: int
     height: int
+    scale: int = 1
 
 
 class Refused(Exception):
@@ -61,7 +64,7 @@ def parse(board: Board, path: str, query: str) -> Ask:
     values: dict[str, str] = {}
     for key, value in pairs:
         if key not in PARAMS:
-            raise Refused(HTTPStatus.BAD_REQUEST, f"unknown parameter {key[:40]!r} (expected window, end and width)")
+            raise Refused(HTTPStatus.BAD_REQUEST, f"unknown parameter {key[:40]!r} (expected window, end, width and scale)")
         if key in values:
             raise Refused(HTTPStatus.BAD_REQUEST, f"parameter {key!r} given twice")
         values[key] = value
@@ -76,11 +79,15 @@ def parse(board: Board, path: str, query: str) -> Ask:
     own_w, own_h = chart.pixels
     width = own_w if "width" not in values else _width(values["width"])
     height = max(MIN_WIDTH, round(width * own_h / own_w))
-    if width * height > PIXEL_LIMIT:
-        raise Refused(HTTPStatus.BAD_REQUEST, f"width {width} makes an image of {width} × {height} pixels, "
-                                              f"over the limit of {PIXEL_LIMIT:,}")
-    step = window / width  # one pixel's worth of time: ends this close give one picture
-    return Ask(chart, window, round(end / step) * step, width, height)
+    scale = SCALES.get(values.get("scale", "1"))
+    if scale is None:
+        raise Refused(HTTPStatus.BAD_REQUEST, f"scale {values['scale'][:40]!r} is not 1 or 2")
+    if width * scale * height * scale > PIXEL_LIMIT:
+        what = f"width {width}" + (f" at scale {scale}" if scale != 1 else "")
+        raise Refused(HTTPStatus.BAD_REQUEST, f"{what} makes an image of {width * scale} × {height * scale} "
+                                              f"pixels, over the limit of {PIXEL_LIMIT:,}")
+    step = window / (width * scale)  # one pixel's worth of time: ends this close give one picture
+    return Ask(chart, window, round(end / step) * step, width, height, scale)
 
 
 def _number(key: str, text: str) -> float:
