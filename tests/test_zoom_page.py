@@ -187,6 +187,29 @@ def test_presets_earlier_from_to_and_a_drag_show_images_drawn_on_demand_then_liv
     assert log.problems() == [] and page.evaluate("window.__broken") == []
 
 
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_a_hidpi_screen_asks_for_scale_2_and_shows_twice_the_pixels(served, context, ratio):
+    """At a device pixel ratio of 2 the image drawn on demand is as sharp as the live image's @2x:
+    twice the pixels in the same CSS box; at 1, no `scale` and the chart's own pixels."""
+    page, log = open_page(context(device_scale_factor=ratio), served.url)
+    box = "() => document.querySelector('#chart-lat .fig img').getBoundingClientRect().width"
+    live = page.evaluate(box)
+    assert shown(page)["w"] == WIDTH  # the live image: 1x (this chart has no @2x)
+    with page.expect_response(lambda r: "/render/lat.png?" in r.url, timeout=60_000) as answer:
+        page.click("#chart-lat [data-zoom] button:text-is('1h')")
+    r = answer.value
+    assert r.status == 200 and r.header_value("content-type") == "image/png", (r.url, r.status)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.url).query))
+    assert query.get("scale") == ("2" if ratio == 2 else None), r.url
+    wait_for(lambda: (s := shown(page))["zoomed"] and s["loaded"] and r.url.endswith(s["src"]),
+             60, "the image drawn on demand, in place")
+    natural = page.evaluate("() => { const i = document.querySelector('#chart-lat .fig img'); "
+                            "return [i.naturalWidth, i.naturalHeight]; }")
+    assert natural == [WIDTH * ratio, HEIGHT * ratio]  # at 2: twice the live image's, as its @2x would be
+    assert page.evaluate(box) == live  # in the live image's CSS box
+    assert log.problems() == []
+
+
 def test_a_static_host_shows_no_zoom_control(served, context):
     """The same folder served by nginx without the daemon behind it: no control, nothing broken."""
     require_tool(NGINX)

@@ -41,7 +41,9 @@
     const z = card._zoom, ask = ++z.ask;
     end = Math.round(Math.min(end, Date.now() / 1000 + 86400));
     window = Math.max(1, Math.round(window));
-    const url = base + "render/" + encodeURIComponent(card.dataset.name) + ".png?window=" + span(window) + "&end=" + end;
+    // scale=2 on a hi-DPI screen: twice the pixels, as the live image's @2x (srcset)
+    const url = base + "render/" + encodeURIComponent(card.dataset.name) + ".png?window=" + span(window) + "&end=" + end +
+      (devicePixelRatio >= 1.5 ? "&scale=2" : "");
     z.out.value = "drawing…";
     const img = new Image();
     img.src = url;
