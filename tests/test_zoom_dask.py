@@ -31,7 +31,7 @@ def test_zoom_renders_on_the_dask_cluster(tmp_path, cluster, daemons):  # noqa: 
     assert status == 200 and png_problem(body) is None, (status, headers, body[:300], d.log[-3000:])
     assert int.from_bytes(body[16:20], "big") == 150
     status, _, body = get(port, "/render/lat.png?window=2h&end=1700000000&width=150&scale=2")
-    assert status == 200 and int.from_bytes(body[16:20], "big") == 300, (status, body[:300])  # the job's scale went along
+    assert status == 200 and int.from_bytes(body[16:20], "big") == 300, (status, body[:300])  # scale went along
     status, _, body = get(port, "/render/lat.png?window=7777s&end=1700000000")
     assert status == 500 and body == b"ValueError: no data for this window\n", (status, body)
     assert d.state("lat")["state"] == "ok"

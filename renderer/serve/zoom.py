@@ -64,7 +64,8 @@ def parse(board: Board, path: str, query: str) -> Ask:
     values: dict[str, str] = {}
     for key, value in pairs:
         if key not in PARAMS:
-            raise Refused(HTTPStatus.BAD_REQUEST, f"unknown parameter {key[:40]!r} (expected window, end, width and scale)")
+            raise Refused(HTTPStatus.BAD_REQUEST,
+                          f"unknown parameter {key[:40]!r} (expected window, end, width and scale)")
         if key in values:
             raise Refused(HTTPStatus.BAD_REQUEST, f"parameter {key!r} given twice")
         values[key] = value
