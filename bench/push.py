@@ -149,6 +149,13 @@ def glass(run: Any, h: ModuleType, pushed: bool) -> dict[str, Any]:
 REST_PCT, REST_SLICE_S, REST_LIMIT_S = 0.5, 5.0, 180.0
 
 
+def cpu_pct(proc: Any, seconds: float) -> float:
+    """The process's own CPU over the next `seconds`, in % of a core."""
+    c0, t0 = cpu_s(proc), time.perf_counter()
+    time.sleep(seconds)
+    return 100 * (cpu_s(proc) - c0) / (time.perf_counter() - t0)
+
+
 def at_rest(h: ModuleType, daemon: Daemon, me: Any) -> dict[str, Any]:
     """Wait for the daemon to be at rest: its outputs still and its first checks done
     (fleet.wait_rest), then its own CPU over a REST_SLICE_S slice at most REST_PCT% of a core
@@ -157,9 +164,7 @@ def at_rest(h: ModuleType, daemon: Daemon, me: Any) -> dict[str, Any]:
     wait_rest(h, daemon)
     slices: list[float] = []
     while time.monotonic() - t0 < REST_LIMIT_S:
-        c0, s0 = cpu_s(me), time.perf_counter()
-        time.sleep(REST_SLICE_S)
-        slices.append(round(100 * (cpu_s(me) - c0) / (time.perf_counter() - s0), 2))
+        slices.append(round(cpu_pct(me, REST_SLICE_S), 2))
         if slices[-1] <= REST_PCT:
             break
     return {"waited_s": time.monotonic() - t0, "slices_pct": slices, "settled": slices[-1] <= REST_PCT}
@@ -174,12 +179,7 @@ def streams_cost(run: Any, h: ModuleType, daemon: Daemon, port: int) -> dict[str
     me = psutil.Process(daemon.proc.pid)
     rest = at_rest(h, daemon, me)
 
-    def over() -> float:
-        c0, t0 = cpu_s(me), time.perf_counter()
-        time.sleep(window)
-        return 100 * (cpu_s(me) - c0) / (time.perf_counter() - t0)
-
-    none = over()
+    none = cpu_pct(me, window)
     socks = []
     try:
         for _ in range(STREAMS):
@@ -190,7 +190,7 @@ def streams_cost(run: Any, h: ModuleType, daemon: Daemon, port: int) -> dict[str
             if not s.recv(64).startswith(b"HTTP/1.0 200"):
                 raise RuntimeError("an /events stream was refused")
         rss_before = me.memory_info().rss
-        opened = over()
+        opened = cpu_pct(me, window)
         rss = me.memory_info().rss
     finally:
         for s in socks:

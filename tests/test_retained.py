@@ -376,10 +376,10 @@ def test_an_on_demand_render_leaves_the_scheduled_renders_kept_figure_alone(tmp_
     """A zoom request draws in its own slot ("custom") on the worker that keeps the scheduled
     render's figure: the next scheduled render is still an update, and a pan (another `end`)
     updates the on-demand figure to the pixels of a fresh render."""
-    import http.client
     import os
 
     from conftest import chart, fast_board, free_port
+    from test_zoom_serve import get as zoom_get
 
     from renderer.board.config import load_board
     from renderer.store.workspace import make_job
@@ -396,14 +396,8 @@ def test_an_on_demand_render_leaves_the_scheduled_renders_kept_figure_alone(tmp_
         os.replace(c.root / "data/.m.tmp", c.root / "data/m.txt")
 
     def get(path: str) -> bytes:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            body = r.read()
-        finally:
-            conn.close()
-        assert r.status == 200 and r.getheader("Content-Type") == "image/png", (path, r.status, body[:200])
+        status, headers, body = zoom_get(port, path)
+        assert status == 200 and headers.get("content-type") == "image/png", (path, status, body[:200])
         return body
 
     write(SMALL)

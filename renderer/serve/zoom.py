@@ -1,5 +1,5 @@
-"""What `GET /render/NAME.png?window=DURATION&end=EPOCH[&width=PX][&scale=1|2]` asks (DESIGN.md "Zoom on
-demand and image history"): the request checked against the board, each mistake a one-line
+"""What `GET /render/NAME.png?window=DURATION&end=EPOCH[&width=PX][&scale=1|2]` asks (DESIGN.md
+"Zoom on demand and image history"): the request checked against the board, each mistake a one-line
 reason (400), an unknown or non-zoomable chart a 404. The daemon's side (queue, single flight,
 cache) is renderer.daemon.zoom."""
 
